@@ -1,0 +1,84 @@
+# kubectl-dc. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+PKG     := github.com/kubectl-dc/kubectl-dc
+LDFLAGS := -s -w -X $(PKG)/plugin.version=$(VERSION) -X $(PKG)/plugin.commit=$(COMMIT) -X $(PKG)/plugin.date=$(DATE)
+
+GOBIN_DIR        := $(CURDIR)/.cache/tools
+GOLANGCI_VERSION := v2.15.0
+CONTROLLER_GEN_VERSION := v0.23.0
+GOLANGCI         := $(GOBIN_DIR)/golangci-lint-$(GOLANGCI_VERSION)
+CONTROLLER_GEN   := $(GOBIN_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)
+
+# E2E packages each start their own control plane; two at a time fit 2 cores.
+E2E_PARALLEL ?= 2
+FUZZTIME     ?= 10s
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: build
+build: ## Build kubectl-dc, dc-webhook and dc-cluster into bin/.
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/kubectl-dc ./cmd/dc-webhook
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./test/cmd/dc-cluster
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD.
+	$(CONTROLLER_GEN) object paths=./policy/api/...
+	$(CONTROLLER_GEN) crd paths=./policy/api/... output:crd:artifacts:config=manifests/crd
+
+.PHONY: control-plane
+control-plane: ## Build (or reuse from .cache/) the local control-plane binaries.
+	@hack/build-control-plane.sh >/dev/null
+
+.PHONY: unit
+unit: ## Run unit tests and short fuzz runs (no cluster).
+	go test -count=1 $$(go list ./... | grep -v /test/)
+	hack/fuzz.sh $(FUZZTIME)
+
+.PHONY: e2e
+e2e: control-plane ## Run the e2e suites against local multi-datacenter control planes.
+	go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $$(go list ./test/... | grep -v -e /test/tools -e /test/cmd)
+
+.PHONY: test
+test: unit e2e ## Run every test: unit, fuzz and e2e.
+
+.PHONY: lint
+lint: $(GOLANGCI) ## Lint with golangci-lint.
+	$(GOLANGCI) run ./...
+
+.PHONY: bench
+bench: control-plane ## Run the benchmarks (handler, engine, status scale, drain, load).
+	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/)
+	go test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/...
+
+##@ Demo and release
+
+.PHONY: demo
+demo: control-plane build ## Bring up the MacStadium cluster, install the policy and webhook, show status and a denial.
+	hack/demo.sh
+
+.PHONY: dist
+dist: ## Build release archives, checksums and the krew manifest into dist/.
+	hack/dist.sh $(VERSION)
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the control-plane cache).
+	rm -rf bin dist
+
+$(GOLANGCI):
+	GOBIN=$(GOBIN_DIR) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv $(GOBIN_DIR)/golangci-lint $@
+
+$(CONTROLLER_GEN):
+	GOBIN=$(GOBIN_DIR) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(GOBIN_DIR)/controller-gen $@

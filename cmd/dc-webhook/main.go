@@ -1,0 +1,4 @@
+// Command dc-webhook is the PlacementPolicy admission webhook.
+package main
+
+func main() {}

@@ -1,0 +1,222 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// GroupVersion is the API group and version of PlacementPolicy.
+var GroupVersion = schema.GroupVersion{Group: "placement.kubectl-dc.io", Version: "v1alpha1"}
+
+// Resource is the plural resource name of PlacementPolicy.
+const Resource = "placementpolicies"
+
+// DefaultDatacenterLabel is the node label that names a node's datacenter
+// when a policy does not say otherwise.
+const DefaultDatacenterLabel = "topology.kubernetes.io/zone"
+
+// DefaultMaxPerNode is how many members of one spread rule a node may hold
+// when the rule does not say.
+const DefaultMaxPerNode = 1
+
+// Action says what happens to an object that breaks a rule.
+// +kubebuilder:validation:Enum=Deny;Warn;Audit
+type Action string
+
+const (
+	// ActionDeny rejects the request.
+	ActionDeny Action = "Deny"
+	// ActionWarn admits the request with an admission warning.
+	ActionWarn Action = "Warn"
+	// ActionAudit admits the request silently; the violation is only reported
+	// by `kubectl dc check` and the webhook's metrics.
+	ActionAudit Action = "Audit"
+)
+
+// PlacementPolicy binds workloads to datacenters and keeps quorum members
+// spread across them. Several policies may exist; all of them apply.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=pp
+// +kubebuilder:printcolumn:name="Label",type=string,JSONPath=`.spec.datacenterLabel`
+// +kubebuilder:printcolumn:name="Datacenters",type=string,JSONPath=`.spec.datacenters`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type PlacementPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec PlacementPolicySpec `json:"spec"`
+}
+
+// PlacementPolicySpec is the desired placement.
+type PlacementPolicySpec struct {
+	// DatacenterLabel is the node label whose value names a node's
+	// datacenter. Empty means topology.kubernetes.io/zone.
+	// +optional
+	// +kubebuilder:validation:MaxLength=317
+	DatacenterLabel string `json:"datacenterLabel,omitempty"`
+
+	// Datacenters lists the datacenters that exist. Empty means the values of
+	// DatacenterLabel found on Nodes.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	Datacenters []string `json:"datacenters,omitempty"`
+
+	// Pinned rules bind workloads to exactly one datacenter.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	Pinned []PinnedRule `json:"pinned,omitempty"`
+
+	// Spread rules keep quorum members apart so that losing one datacenter
+	// never loses quorum.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Spread []SpreadRule `json:"spread,omitempty"`
+}
+
+// PinnedRule says that every pod template of the objects it selects must
+// select exactly one known datacenter.
+type PinnedRule struct {
+	// Name identifies the rule in messages and metrics.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// NamespaceSelector selects the namespaces the rule applies in. Nil or
+	// empty means every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// Selector selects the objects, by their own labels, that the rule
+	// applies to. It is required: an empty selector matches every workload.
+	Selector metav1.LabelSelector `json:"selector"`
+
+	// DatacenterFromLabel names a label on the object whose value is the
+	// datacenter it must select. When it is set and the object carries the
+	// label, the mutating webhook injects the matching nodeSelector when it is
+	// missing, and a different selection is a violation.
+	// +optional
+	DatacenterFromLabel string `json:"datacenterFromLabel,omitempty"`
+
+	// Action is what happens on a violation. Empty means Deny.
+	// +optional
+	Action Action `json:"action,omitempty"`
+}
+
+// SpreadRule keeps the members of a quorum (etcd, say) spread over nodes and
+// datacenters. Exactly one of Pods and Nodes is set.
+// +kubebuilder:validation:XValidation:rule="has(self.pods) != has(self.nodes)",message="exactly one of pods and nodes must be set"
+type SpreadRule struct {
+	// Name identifies the rule in messages and metrics.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Pods selects members that are pods.
+	// +optional
+	Pods *PodMembers `json:"pods,omitempty"`
+
+	// Nodes selects members that are nodes, as for a stacked control plane
+	// whose etcd runs as static pods: the Node objects are the control point.
+	// +optional
+	Nodes *NodeMembers `json:"nodes,omitempty"`
+
+	// MaxPerNode is how many members one node may hold. 0 means 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxPerNode int32 `json:"maxPerNode,omitempty"`
+
+	// SurviveDatacenterLoss requires that no datacenter holds more than
+	// floor((N-1)/2) members, so that losing any one datacenter keeps a
+	// quorum. Nil means true.
+	// +optional
+	SurviveDatacenterLoss *bool `json:"surviveDatacenterLoss,omitempty"`
+
+	// ExpectedMembers is N, the number of voting members. 0 means the
+	// replicas of the owning StatefulSet, else the current members plus one.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ExpectedMembers int32 `json:"expectedMembers,omitempty"`
+
+	// Action is what happens on a violation. Empty means Deny.
+	// +optional
+	Action Action `json:"action,omitempty"`
+}
+
+// PodMembers selects member pods.
+type PodMembers struct {
+	// Namespaces the members live in. Empty means every namespace.
+	// +optional
+	// +listType=set
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// Selector selects the member pods by label. It is required: an empty
+	// selector would make every pod a member.
+	Selector metav1.LabelSelector `json:"selector"`
+}
+
+// NodeMembers selects member nodes.
+type NodeMembers struct {
+	// Selector selects the member nodes by label, for example
+	// node-role.kubernetes.io/control-plane.
+	Selector metav1.LabelSelector `json:"selector"`
+}
+
+// PlacementPolicyList is a list of PlacementPolicy.
+//
+// +kubebuilder:object:root=true
+type PlacementPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []PlacementPolicy `json:"items"`
+}
+
+// AddToScheme registers PlacementPolicy and PlacementPolicyList.
+func AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &PlacementPolicy{}, &PlacementPolicyList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}
+
+// Label returns the datacenter label, defaulted.
+func (s *PlacementPolicySpec) Label() string {
+	if s.DatacenterLabel == "" {
+		return DefaultDatacenterLabel
+	}
+	return s.DatacenterLabel
+}
+
+// EffectiveAction returns the action, defaulted to Deny.
+func (r *PinnedRule) EffectiveAction() Action { return defaultAction(r.Action) }
+
+// EffectiveAction returns the action, defaulted to Deny.
+func (r *SpreadRule) EffectiveAction() Action { return defaultAction(r.Action) }
+
+// EffectiveMaxPerNode returns MaxPerNode, defaulted.
+func (r *SpreadRule) EffectiveMaxPerNode() int {
+	if r.MaxPerNode <= 0 {
+		return DefaultMaxPerNode
+	}
+	return int(r.MaxPerNode)
+}
+
+// SurvivesDatacenterLoss returns SurviveDatacenterLoss, defaulted to true.
+func (r *SpreadRule) SurvivesDatacenterLoss() bool {
+	return r.SurviveDatacenterLoss == nil || *r.SurviveDatacenterLoss
+}
+
+func defaultAction(a Action) Action {
+	if a == "" {
+		return ActionDeny
+	}
+	return a
+}
