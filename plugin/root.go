@@ -31,6 +31,7 @@ offline or live, with the same rules as the dc-webhook admission webhook.`,
 		NewCmdDrain(config, streams),
 		NewCmdUncordon(config, streams),
 		NewCmdVersion(streams),
+		NewCmdCompletion(streams),
 	)
 	return cmd
 }
