@@ -1,16 +1,530 @@
 package plugin
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 )
 
-// NewCmdDrain is a placeholder until the drain verb lands.
-func NewCmdDrain(_ *genericclioptions.ConfigFlags, _ genericiooptions.IOStreams) *cobra.Command {
-	return &cobra.Command{Use: "drain", Hidden: true, RunE: func(*cobra.Command, []string) error {
-		return errors.New("drain is not implemented yet")
-	}}
+// Exit codes of `kubectl dc drain` above the shared ones.
+const (
+	// ExitDrainRefused means the drain refused before touching anything: it
+	// would lose quorum (without --allow-quorum-loss), or a blocker needs
+	// --force or --delete-emptydir-data. With --dry-run it means the drain
+	// would refuse.
+	ExitDrainRefused = 3
+)
+
+var drainOutputs = []string{outputTable, outputJSON, outputYAML}
+
+// DrainOptions holds the flags and argument of `kubectl dc drain`.
+type DrainOptions struct {
+	// Datacenter is the datacenter to drain.
+	Datacenter string
+	// Label is the node label naming datacenters; "" until Complete, which
+	// takes the live PlacementPolicy's label or the default.
+	Label              string
+	DryRun             bool
+	Force              bool
+	DeleteEmptyDirData bool
+	AllowQuorumLoss    bool
+	// Concurrency bounds eviction calls in flight across all nodes.
+	Concurrency int
+	// Timeout bounds the evictions and the wait for pods to go; 0 means no
+	// limit.
+	Timeout time.Duration
+	Output  string
+
+	config  *genericclioptions.ConfigFlags
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+	// who is written into the cordoned-by annotation: user@host.
+	who string
+	// now is the clock of the cordoned-at annotation and elapsed time.
+	now func() time.Time
+
+	genericiooptions.IOStreams
 }
+
+// NewDrainOptions returns DrainOptions with the flag defaults.
+func NewDrainOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *DrainOptions {
+	return &DrainOptions{
+		Concurrency: 20, Timeout: 5 * time.Minute, Output: outputTable,
+		config: config, IOStreams: streams, now: time.Now,
+	}
+}
+
+// NewCmdDrain returns `kubectl dc drain DC`.
+func NewCmdDrain(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewDrainOptions(config, streams)
+	cmd := &cobra.Command{
+		Use:   "drain DATACENTER",
+		Short: "Plan, then cordon and evict a whole datacenter in parallel",
+		Long: `Drain a datacenter for maintenance: plan first, then cordon every node and
+evict every evictable pod of the datacenter in parallel.
+
+The plan is always printed first. It lists the datacenter's nodes, the pods to
+evict, what is skipped (DaemonSet pods and mirror pods such as etcd keep
+running until the machines go down), blockers with their remedies (pods no
+controller recreates need --force, emptyDir data needs
+--delete-emptydir-data, a PodDisruptionBudget that can never be satisfied),
+workloads pinned to the datacenter (their pods go Pending; with a PDB they
+block), whether the other datacenters have the CPU, memory and pod slots for
+the evicted pods, and the quorum effect of powering the datacenter off: the
+etcd voters and API servers that go with it.
+
+If powering the datacenter off would lose etcd quorum or leave no API server,
+the drain refuses with the arithmetic unless --allow-quorum-loss is given.
+
+Then every node is cordoned (annotated drain.kubectl-dc.io/cordoned-by and
+drain.kubectl-dc.io/cordoned-at; nodes already cordoned are left as they
+are), and pods are evicted through the Eviction API with at most
+--concurrency calls in flight across all nodes. A refusal by a
+PodDisruptionBudget (429) is retried with backoff and reported per PDB on
+stderr; the drain waits for evicted pods to be gone by watching them, and
+stops at --timeout. Progress per node goes to stderr, a summary to stdout.
+Interrupting (Ctrl-C) is safe: running the same command again keeps the
+cordons and carries on with the pods that are left.
+
+With -o json or -o yaml, --dry-run prints the plan; a drain prints one
+document {"plan": ..., "summary": ...} at the end.
+
+Exit status:
+  0  the plan is acceptable (--dry-run), or every evictable pod is gone
+  1  the drain timed out or was interrupted with pods left (the summary says
+     which and why), or an API call failed
+  2  usage: a bad flag, or a datacenter that matches no node
+  3  refused before touching anything: quorum loss without
+     --allow-quorum-loss, or a blocker that needs --force or
+     --delete-emptydir-data (with --dry-run: the drain would refuse)`,
+		Example: `  # See what draining pod-1 would do, change nothing
+  kubectl dc drain pod-1 --dry-run
+
+  # The plan as JSON, for scripts
+  kubectl dc drain pod-1 --dry-run -o json
+
+  # Drain pod-2, evicting unmanaged pods and emptyDir data too, 10 minutes at most
+  kubectl dc drain pod-2 --force --delete-emptydir-data --timeout 10m
+
+  # Datacenters named by another node label
+  kubectl dc drain dc-east --datacenter-label example.com/datacenter
+
+  # Make pod-2's nodes schedulable again
+  kubectl dc uncordon pod-2`,
+		Args: cobra.ExactArgs(1),
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl dc drain",
+		},
+		ValidArgsFunction: completeDatacenters(config),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			cmd.SilenceUsage = true
+			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return o.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Label, "datacenter-label", o.Label, "Node label whose value names a node's datacenter. Default: the live PlacementPolicy's spec.datacenterLabel, else "+v1alpha1.DefaultDatacenterLabel+".")
+	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "Print the plan and stop; change nothing.")
+	f.BoolVar(&o.Force, "force", o.Force, "Evict pods that no controller recreates; they are gone for good.")
+	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", o.DeleteEmptyDirData, "Evict pods with emptyDir volumes; their data is deleted.")
+	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum or every API server.")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Most eviction calls in flight at once, across all nodes of the datacenter.")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long with the pods that are left (exit 1); 0 means no limit.")
+	addOutputFlag(cmd, &o.Output, drainOutputs...)
+	return cmd
+}
+
+// cmdContext returns the command's context, or Background when it was run
+// without one.
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// Complete takes the datacenter from args and builds the clients.
+func (o *DrainOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.Datacenter = args[0]
+	if o.client != nil {
+		return nil
+	}
+	rc, err := o.config.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	if o.client, err = kubernetes.NewForConfig(rc); err != nil {
+		return err
+	}
+	if o.dynamic, err = dynamic.NewForConfig(rc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// dynamicFor returns a dynamic client for config, used to read
+// PlacementPolicies without a typed client.
+func dynamicFor(config *genericclioptions.ConfigFlags) (dynamic.Interface, error) {
+	rc, err := config.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(rc)
+}
+
+// Validate checks the flags.
+func (o *DrainOptions) Validate() error {
+	var errs field.ErrorList
+	if strings.TrimSpace(o.Datacenter) == "" {
+		errs = append(errs, field.Required(field.NewPath("DATACENTER"), "name the datacenter to drain, e.g. kubectl dc drain pod-1"))
+	}
+	if o.Concurrency < 1 {
+		errs = append(errs, field.Invalid(field.NewPath("--concurrency"), o.Concurrency, "must be at least 1"))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("--timeout"), o.Timeout.String(), "must be 0 (no limit) or positive, e.g. 5m"))
+	}
+	if err := validateOutput(o.Output, drainOutputs...); err != nil {
+		errs = append(errs, field.NotSupported(field.NewPath("--output"), o.Output, drainOutputs))
+	}
+	return errs.ToAggregate()
+}
+
+// resolveLabel returns the --datacenter-label flag, else the label of the
+// live PlacementPolicies, else the default. A cluster without the CRD, or a
+// user who may not read policies, gets the default.
+func resolveLabel(ctx context.Context, dyn dynamic.Interface, flag string) (label, warning string) {
+	if flag != "" {
+		return flag, ""
+	}
+	if dyn == nil {
+		return v1alpha1.DefaultDatacenterLabel, ""
+	}
+	list, err := dyn.Resource(v1alpha1.GroupVersion.WithResource(v1alpha1.Resource)).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return v1alpha1.DefaultDatacenterLabel, ""
+	}
+	items := list.Items
+	sort.Slice(items, func(i, j int) bool { return items[i].GetName() < items[j].GetName() })
+	label = ""
+	from := ""
+	for i := range items {
+		l, _, _ := unstructured.NestedString(items[i].Object, "spec", "datacenterLabel")
+		if l == "" {
+			l = v1alpha1.DefaultDatacenterLabel
+		}
+		if label == "" {
+			label, from = l, items[i].GetName()
+		} else if l != label {
+			warning = fmt.Sprintf("PlacementPolicies disagree on the datacenter label (%s in %s, %s in %s): using %s; set --datacenter-label to choose", label, from, l, items[i].GetName(), label)
+		}
+	}
+	if label == "" {
+		label = v1alpha1.DefaultDatacenterLabel
+	}
+	return label, warning
+}
+
+// listInput lists what the plan needs and returns the pods' resourceVersion
+// for the watch.
+func listInput(ctx context.Context, c kubernetes.Interface, dc, label string) (DrainPlanInput, string, error) {
+	in := DrainPlanInput{Datacenter: dc, Label: label}
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return in, "", fmt.Errorf("list nodes: %w", err)
+	}
+	in.Nodes = nodes.Items
+	rv := ""
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		pods, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+		if err != nil {
+			return in, "", fmt.Errorf("list pods: %w", err)
+		}
+		if rv == "" {
+			rv = pods.ResourceVersion
+		}
+		in.Pods = append(in.Pods, pods.Items...)
+		if pods.Continue == "" {
+			break
+		}
+		opts.Continue = pods.Continue
+	}
+	pdbs, err := c.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return in, "", fmt.Errorf("list poddisruptionbudgets: %w", err)
+	}
+	in.PDBs = pdbs.Items
+	// ReplicaSets only name the Deployments of the datacenter's pods; list
+	// them in the namespaces that have such pods.
+	nsSet := map[string]bool{}
+	inDC := map[string]bool{}
+	for i := range in.Nodes {
+		if in.Nodes[i].Labels[label] == dc {
+			inDC[in.Nodes[i].Name] = true
+		}
+	}
+	for i := range in.Pods {
+		if inDC[in.Pods[i].Spec.NodeName] {
+			if ref := metav1.GetControllerOf(&in.Pods[i]); ref != nil && ref.Kind == "ReplicaSet" {
+				nsSet[in.Pods[i].Namespace] = true
+			}
+		}
+	}
+	for ns := range nsSet {
+		rss, err := c.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return in, "", fmt.Errorf("list replicasets in %s: %w", ns, err)
+		}
+		in.ReplicaSets = append(in.ReplicaSets, rss.Items...)
+	}
+	return in, rv, nil
+}
+
+// DrainSummary is the outcome of a drain.
+type DrainSummary struct {
+	Datacenter string `json:"datacenter"`
+	// Result is Done, TimedOut or Interrupted.
+	Result string `json:"result"`
+	// Cordoned are the nodes this run cordoned; AlreadyCordoned were
+	// unschedulable before it and were left alone.
+	Cordoned        []string `json:"cordoned"`
+	AlreadyCordoned []string `json:"alreadyCordoned"`
+	// Evicted is how many pods are gone.
+	Evicted int `json:"evicted"`
+	// Skipped is how many pods stay (DaemonSet, mirror, finished).
+	Skipped int `json:"skipped"`
+	// Blocked are the pods still in the datacenter, with why.
+	Blocked        []BlockedPod `json:"blocked"`
+	ElapsedSeconds float64      `json:"elapsedSeconds"`
+}
+
+// BlockedPod is a pod the drain could not get rid of.
+type BlockedPod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Node      string `json:"node"`
+	Reason    string `json:"reason"`
+}
+
+// Drain results.
+const (
+	resultDone        = "Done"
+	resultTimedOut    = "TimedOut"
+	resultInterrupted = "Interrupted"
+)
+
+// Run plans and, unless --dry-run or refused, drains.
+func (o *DrainOptions) Run(ctx context.Context) error {
+	start := o.now()
+	label, warning := resolveLabel(ctx, o.dynamic, o.Label)
+	if warning != "" {
+		fmt.Fprintf(o.ErrOut, "Warning: %s\n", warning)
+	}
+	o.Label = label
+	in, rv, err := listInput(ctx, o.client, o.Datacenter, o.Label)
+	if err != nil {
+		return err
+	}
+	in.Force, in.DeleteEmptyDirData, in.AllowQuorumLoss = o.Force, o.DeleteEmptyDirData, o.AllowQuorumLoss
+	plan, err := ComputeDrainPlan(in)
+	if err != nil {
+		var unknown *UnknownDatacenterError
+		if errors.As(err, &unknown) {
+			return usageError(err)
+		}
+		return err
+	}
+	structured := o.Output != outputTable
+	if !structured {
+		printPlan(o.Out, plan)
+	}
+	if o.DryRun {
+		if structured {
+			if err := printStructured(o.Out, o.Output, plan); err != nil {
+				return err
+			}
+		}
+		if plan.Refused {
+			return &ExitError{Code: ExitDrainRefused}
+		}
+		return nil
+	}
+	if plan.Refused {
+		if structured {
+			if err := printStructured(o.Out, o.Output, plan); err != nil {
+				return err
+			}
+		}
+		return &ExitError{Code: ExitDrainRefused, Err: fmt.Errorf("refusing to drain %s: %s", o.Datacenter, strings.Join(plan.Reasons, "; "))}
+	}
+
+	summary, err := o.execute(ctx, plan, rv)
+	if summary != nil {
+		summary.ElapsedSeconds = o.now().Sub(start).Seconds()
+		if structured {
+			if perr := printStructured(o.Out, o.Output, struct {
+				Plan    *DrainPlan    `json:"plan"`
+				Summary *DrainSummary `json:"summary"`
+			}{plan, summary}); perr != nil {
+				return perr
+			}
+		} else {
+			printSummary(o.Out, summary)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if summary.Result != resultDone {
+		return &ExitError{Code: ExitFindings}
+	}
+	return nil
+}
+
+// whoAmI names the user for the cordoned-by annotation: the API server's
+// view of the user (SelfSubjectReview), else the kubeconfig user, and the
+// local host name.
+func (o *DrainOptions) whoAmI(ctx context.Context) string {
+	if o.who != "" {
+		return o.who
+	}
+	user := ""
+	if r, err := o.client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
+		user = r.Status.UserInfo.Username
+	}
+	if user == "" && o.config != nil {
+		if raw, err := o.config.ToRawKubeConfigLoader().RawConfig(); err == nil {
+			if c, ok := raw.Contexts[raw.CurrentContext]; ok {
+				user = c.AuthInfo
+			}
+		}
+	}
+	if user == "" {
+		user = "unknown"
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "unknown"
+	}
+	o.who = user + "@" + host
+	return o.who
+}
+
+// cordon makes every node of the plan unschedulable, annotating the ones it
+// changes. Nodes already unschedulable keep their state and annotations.
+func cordon(ctx context.Context, c kubernetes.Interface, plan *DrainPlan, who string, at time.Time) (cordoned, already []string, err error) {
+	cordoned, already = []string{}, []string{}
+	var errs []error
+	for _, n := range plan.Nodes {
+		if n.Unschedulable {
+			already = append(already, n.Name)
+			continue
+		}
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"spec":{"unschedulable":true}}`,
+			AnnotationCordonedBy, who, AnnotationCordonedAt, at.UTC().Format(time.RFC3339))
+		if _, err := c.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("cordon node %s: %w", n.Name, err))
+			continue
+		}
+		cordoned = append(cordoned, n.Name)
+	}
+	return cordoned, already, errors.Join(errs...)
+}
+
+func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) (*DrainSummary, error) {
+	s := &DrainSummary{Datacenter: plan.Datacenter, Skipped: len(plan.Skipped), Blocked: []BlockedPod{}}
+	var err error
+	s.Cordoned, s.AlreadyCordoned, err = cordon(ctx, o.client, plan, o.whoAmI(ctx), o.now())
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Cordoned) > 0 {
+		fmt.Fprintf(o.ErrOut, "cordoned %d node(s): %s\n", len(s.Cordoned), strings.Join(s.Cordoned, ", "))
+	}
+	if len(s.AlreadyCordoned) > 0 {
+		fmt.Fprintf(o.ErrOut, "already cordoned, left as they are: %s\n", strings.Join(s.AlreadyCordoned, ", "))
+	}
+
+	runCtx := ctx
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+	}
+	runCtx, cancel := context.WithCancel(runCtx)
+	defer cancel()
+
+	targets := make([]evictTarget, 0, len(plan.Evict))
+	for _, p := range plan.Evict {
+		targets = append(targets, evictTarget{Namespace: p.Namespace, Name: p.Name, Node: p.Node, UID: p.uid, PDBs: plan.pdbsOf[p.Namespace+"/"+p.Name]})
+	}
+	prog := newProgress(o.ErrOut, plan)
+	prog.start(runCtx)
+	defer prog.stop()
+
+	ev := &evictor{
+		Client: o.client, Concurrency: o.Concurrency,
+		InitialBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second,
+		OnWait:    prog.pdbWait,
+		OnEvicted: func(t evictTarget) { prog.evicted(t.Node) },
+	}
+	gone := map[string]bool{}
+	waiter := &goneWaiter{Client: o.client, OnGone: func(t evictTarget) {
+		gone[t.key()] = true
+		prog.gone(t.Node)
+	}}
+	evictDone := make(chan map[string]string, 1)
+	go func() { evictDone <- ev.Run(runCtx, targets) }()
+	waitErr := waiter.Wait(runCtx, rv, targets)
+	cancel()
+	lastErr := <-evictDone
+	prog.stop()
+
+	s.Evicted = len(gone)
+	s.Result = resultDone
+	if waitErr != nil {
+		s.Result = resultTimedOut
+		if ctx.Err() != nil {
+			s.Result = resultInterrupted
+		}
+	}
+	for _, t := range targets {
+		if gone[t.key()] {
+			continue
+		}
+		reason := lastErr[t.key()]
+		if reason == "" {
+			reason = "eviction accepted; the pod has not gone yet"
+		}
+		s.Blocked = append(s.Blocked, BlockedPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Reason: reason})
+	}
+	return s, nil
+}
+

@@ -1,16 +1,159 @@
 package plugin
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 )
 
-// NewCmdUncordon is a placeholder until the uncordon verb lands.
-func NewCmdUncordon(_ *genericclioptions.ConfigFlags, _ genericiooptions.IOStreams) *cobra.Command {
-	return &cobra.Command{Use: "uncordon", Hidden: true, RunE: func(*cobra.Command, []string) error {
-		return errors.New("uncordon is not implemented yet")
-	}}
+// UncordonOptions holds the flags and argument of `kubectl dc uncordon`.
+type UncordonOptions struct {
+	// Datacenter whose nodes are made schedulable again.
+	Datacenter string
+	// Label is the node label naming datacenters; "" means the live
+	// PlacementPolicy's label, else the default.
+	Label string
+	// All uncordons every node of the datacenter, not only the ones
+	// `kubectl dc drain` cordoned.
+	All bool
+
+	config  *genericclioptions.ConfigFlags
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+
+	genericiooptions.IOStreams
+}
+
+// NewUncordonOptions returns UncordonOptions with the flag defaults.
+func NewUncordonOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *UncordonOptions {
+	return &UncordonOptions{config: config, IOStreams: streams}
+}
+
+// NewCmdUncordon returns `kubectl dc uncordon DC`.
+func NewCmdUncordon(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewUncordonOptions(config, streams)
+	cmd := &cobra.Command{
+		Use:   "uncordon DATACENTER",
+		Short: "Make the nodes that kubectl dc drain cordoned schedulable again",
+		Long: `Revert the cordons of "kubectl dc drain": every node of the datacenter that
+carries the drain.kubectl-dc.io/cordoned-by annotation is made schedulable
+and loses the drain.kubectl-dc.io/cordoned-by and cordoned-at annotations.
+Nodes cordoned by someone else stay cordoned unless --all is given.
+
+Exit status: 0 done (the nodes left cordoned are listed), 1 an API call
+failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
+		Example: `  # Undo what "kubectl dc drain pod-2" cordoned
+  kubectl dc uncordon pod-2
+
+  # Make every node of pod-2 schedulable, whoever cordoned it
+  kubectl dc uncordon pod-2 --all`,
+		Args: cobra.ExactArgs(1),
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl dc uncordon",
+		},
+		ValidArgsFunction: completeDatacenters(config),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			cmd.SilenceUsage = true
+			return o.Run(cmdContext(cmd))
+		},
+	}
+	cmd.Flags().StringVar(&o.Label, "datacenter-label", o.Label, "Node label whose value names a node's datacenter. Default: the live PlacementPolicy's spec.datacenterLabel, else topology.kubernetes.io/zone.")
+	cmd.Flags().BoolVar(&o.All, "all", o.All, "Uncordon every node of the datacenter, also those kubectl dc drain did not cordon.")
+	return cmd
+}
+
+// Complete takes the datacenter from args and builds the clients.
+func (o *UncordonOptions) Complete(args []string) error {
+	o.Datacenter = args[0]
+	if o.client != nil {
+		return nil
+	}
+	rc, err := o.config.ToRESTConfig()
+	if err != nil {
+		return err
+	}
+	if o.client, err = kubernetes.NewForConfig(rc); err != nil {
+		return err
+	}
+	o.dynamic, err = dynamic.NewForConfig(rc)
+	return err
+}
+
+// Validate checks the argument.
+func (o *UncordonOptions) Validate() error {
+	if strings.TrimSpace(o.Datacenter) == "" {
+		return field.ErrorList{field.Required(field.NewPath("DATACENTER"), "name the datacenter to uncordon, e.g. kubectl dc uncordon pod-1")}.ToAggregate()
+	}
+	return nil
+}
+
+// Run uncordons the nodes.
+func (o *UncordonOptions) Run(ctx context.Context) error {
+	label, warning := resolveLabel(ctx, o.dynamic, o.Label)
+	if warning != "" {
+		fmt.Fprintf(o.ErrOut, "Warning: %s\n", warning)
+	}
+	nodes, err := o.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	var errs []error
+	matched := 0
+	var uncordoned, others []string
+	items := nodes.Items
+	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+	for i := range items {
+		n := &items[i]
+		if n.Labels[label] != o.Datacenter {
+			continue
+		}
+		matched++
+		_, ours := n.Annotations[AnnotationCordonedBy]
+		if !ours && !(o.All && n.Spec.Unschedulable) {
+			if n.Spec.Unschedulable {
+				others = append(others, n.Name)
+			}
+			continue
+		}
+		// A merge patch with null removes the annotations; unschedulable
+		// false is the API default and clears the cordon.
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null,%q:null}},"spec":{"unschedulable":false}}`, AnnotationCordonedBy, AnnotationCordonedAt)
+		if _, err := o.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("uncordon node %s: %w", n.Name, err))
+			continue
+		}
+		if n.Spec.Unschedulable {
+			uncordoned = append(uncordoned, n.Name)
+		}
+	}
+	if matched == 0 {
+		return usageError(&UnknownDatacenterError{Datacenter: o.Datacenter, Label: label, Known: KnownDatacenters(nodes.Items, label)})
+	}
+	for _, name := range uncordoned {
+		fmt.Fprintf(o.Out, "node/%s uncordoned\n", name)
+	}
+	if len(uncordoned) == 0 {
+		fmt.Fprintf(o.Out, "no node of %s was cordoned by kubectl dc drain\n", o.Datacenter)
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(o.ErrOut, "left cordoned (not cordoned by kubectl dc drain; use --all): %s\n", strings.Join(others, ", "))
+	}
+	return errors.Join(errs...)
 }

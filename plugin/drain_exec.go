@@ -1,0 +1,375 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Annotations `kubectl dc drain` puts on the nodes it cordons, so that
+// `kubectl dc uncordon` reverts only its own cordons.
+const (
+	AnnotationCordonedBy = "drain.kubectl-dc.io/cordoned-by"
+	AnnotationCordonedAt = "drain.kubectl-dc.io/cordoned-at"
+)
+
+// evictTarget is one pod to evict.
+type evictTarget struct {
+	Namespace, Name, Node string
+	UID                   types.UID
+	// PDBs are "namespace/name" of the budgets that cover the pod.
+	PDBs []string
+}
+
+func (t evictTarget) key() string { return t.Namespace + "/" + t.Name }
+
+// evictor evicts pods through the policy/v1 Eviction API with at most
+// Concurrency calls in flight, backing off per PDB on 429 TooManyRequests.
+type evictor struct {
+	Client kubernetes.Interface
+	// Concurrency bounds eviction calls in flight across all nodes; a pod
+	// waiting out a backoff holds no slot.
+	Concurrency int
+	// InitialBackoff is the first wait after a 429; it doubles per refusal
+	// up to MaxBackoff and resets after a successful eviction.
+	InitialBackoff, MaxBackoff time.Duration
+	// Now and Sleep are the clock; tests replace them. Sleep returns the
+	// context's error when it ends first.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// OnWait is called on every 429 with the PDB that refused ("" when the
+	// API server throttled without naming one), the pod and the reason.
+	OnWait func(pdb, pod, message string)
+	// OnEvicted is called when the API server accepted an eviction, or the
+	// pod was already gone.
+	OnEvicted func(t evictTarget)
+
+	mu      sync.Mutex
+	backoff map[string]*backoffState
+	lastErr map[string]string
+}
+
+type backoffState struct {
+	failures int
+	next     time.Time
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (e *evictor) defaults() {
+	if e.Concurrency <= 0 {
+		e.Concurrency = 1
+	}
+	if e.InitialBackoff <= 0 {
+		e.InitialBackoff = time.Second
+	}
+	if e.MaxBackoff < e.InitialBackoff {
+		e.MaxBackoff = e.InitialBackoff
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.Sleep == nil {
+		e.Sleep = sleepCtx
+	}
+	if e.OnWait == nil {
+		e.OnWait = func(string, string, string) {}
+	}
+	if e.OnEvicted == nil {
+		e.OnEvicted = func(evictTarget) {}
+	}
+	e.backoff = map[string]*backoffState{}
+	e.lastErr = map[string]string{}
+}
+
+// Run evicts every target and returns when all evictions were accepted or
+// ctx ended. It returns the last error of every pod not evicted, by
+// "namespace/name".
+func (e *evictor) Run(ctx context.Context, targets []evictTarget) map[string]string {
+	e.defaults()
+	sem := make(chan struct{}, e.Concurrency)
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.evictOne(ctx, sem, t)
+		}()
+	}
+	wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.lastErr))
+	for k, v := range e.lastErr {
+		out[k] = v
+	}
+	return out
+}
+
+// pdbNameRE finds the budget named in the cause of a 429 from the eviction
+// API ("The disruption budget web needs 3 healthy pods ...").
+var pdbNameRE = regexp.MustCompile(`disruption budget ([a-z0-9]([-a-z0-9.]*[a-z0-9])?)`)
+
+// refusingPDB returns which PDB refused the eviction, preferring the one the
+// API server names.
+func refusingPDB(t evictTarget, err error) (pdb, message string) {
+	message = err.Error()
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Details != nil {
+		for _, c := range status.Status().Details.Causes {
+			if c.Type == policyv1.DisruptionBudgetCause {
+				message = c.Message
+				if m := pdbNameRE.FindStringSubmatch(c.Message); m != nil {
+					return t.Namespace + "/" + m[1], message
+				}
+			}
+		}
+	}
+	if len(t.PDBs) > 0 {
+		return t.PDBs[0], message
+	}
+	return "", message
+}
+
+func (e *evictor) setErr(t evictTarget, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if msg == "" {
+		delete(e.lastErr, t.key())
+		return
+	}
+	e.lastErr[t.key()] = msg
+}
+
+// wait returns how long a pod must wait before its next attempt on key, and
+// after a refusal (refused) moves key's next attempt out: all pods behind
+// one PDB share one schedule, so a round of refusals counts once.
+func (e *evictor) wait(key string, refused bool) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.backoff[key]
+	if s == nil {
+		s = &backoffState{}
+		e.backoff[key] = s
+	}
+	now := e.Now()
+	if refused && !now.Before(s.next) {
+		s.failures++
+		d := e.InitialBackoff << (s.failures - 1)
+		if d > e.MaxBackoff || d <= 0 {
+			d = e.MaxBackoff
+		}
+		s.next = now.Add(d)
+	}
+	return s.next.Sub(now)
+}
+
+func (e *evictor) reset(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.backoff, key)
+}
+
+func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget) {
+	// Pods behind a PDB share its schedule; others back off alone.
+	key := "pod:" + t.key()
+	if len(t.PDBs) > 0 {
+		key = "pdb:" + t.PDBs[0]
+	}
+	for {
+		if d := e.wait(key, false); d > 0 {
+			if e.Sleep(ctx, d) != nil {
+				return
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Name}}
+		if t.UID != "" {
+			ev.DeleteOptions = &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &t.UID}}
+		}
+		err := e.Client.PolicyV1().Evictions(t.Namespace).Evict(ctx, ev)
+		<-sem
+		switch {
+		case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err) && t.UID != "":
+			// Accepted, already gone, or replaced by a pod of the same name.
+			e.reset(key)
+			e.setErr(t, "")
+			e.OnEvicted(t)
+			return
+		case ctx.Err() != nil:
+			return
+		case apierrors.IsTooManyRequests(err):
+			pdb, msg := refusingPDB(t, err)
+			if pdb != "" {
+				e.setErr(t, fmt.Sprintf("PDB %s refuses: %s", pdb, msg))
+			} else {
+				e.setErr(t, msg)
+			}
+			e.OnWait(pdb, t.key(), msg)
+			if e.Sleep(ctx, e.wait(key, true)) != nil {
+				return
+			}
+		case apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
+			// Retrying cannot help: RBAC or an API server without evictions.
+			e.setErr(t, err.Error())
+			return
+		default:
+			e.setErr(t, err.Error())
+			if e.Sleep(ctx, e.wait("pod:"+t.key(), true)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// goneWaiter waits by watch for pods to disappear: deleted, or replaced by a
+// pod of the same name with another UID.
+type goneWaiter struct {
+	Client kubernetes.Interface
+	// OnGone is called once per target that disappeared.
+	OnGone func(t evictTarget)
+}
+
+// Wait returns nil when every target is gone, or ctx's error. rv is the
+// resourceVersion of the LIST the targets came from; "" lists first.
+func (w *goneWaiter) Wait(ctx context.Context, rv string, targets []evictTarget) error {
+	pending := make(map[string]evictTarget, len(targets))
+	for _, t := range targets {
+		pending[t.key()] = t
+	}
+	gone := func(k string) {
+		if t, ok := pending[k]; ok {
+			delete(pending, k)
+			if w.OnGone != nil {
+				w.OnGone(t)
+			}
+		}
+	}
+	for len(pending) > 0 {
+		if rv == "" {
+			var err error
+			if rv, err = w.relist(ctx, pending, gone); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if sleepCtx(ctx, time.Second) != nil {
+					return ctx.Err()
+				}
+				continue
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+		}
+		watcher, err := w.Client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rv = ""
+			continue
+		}
+		rv = w.consume(ctx, watcher, pending, gone)
+		watcher.Stop()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// consume reads events until the watch ends and returns the resourceVersion
+// to resume from, "" when a relist is needed.
+func (w *goneWaiter) consume(ctx context.Context, watcher watch.Interface, pending map[string]evictTarget, gone func(string)) string {
+	rv := ""
+	for len(pending) > 0 {
+		select {
+		case <-ctx.Done():
+			return rv
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				return rv
+			}
+			if ev.Type == watch.Error {
+				return ""
+			}
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			rv = pod.ResourceVersion
+			k := pod.Namespace + "/" + pod.Name
+			t, ok := pending[k]
+			if !ok {
+				continue
+			}
+			if ev.Type == watch.Deleted || (t.UID != "" && pod.UID != t.UID) {
+				gone(k)
+			}
+		}
+	}
+	return rv
+}
+
+func (w *goneWaiter) relist(ctx context.Context, pending map[string]evictTarget, gone func(string)) (string, error) {
+	present := map[string]types.UID{}
+	opts := metav1.ListOptions{Limit: 500}
+	rv := ""
+	for {
+		list, err := w.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		if rv == "" {
+			rv = list.ResourceVersion
+		}
+		for i := range list.Items {
+			p := &list.Items[i]
+			present[p.Namespace+"/"+p.Name] = p.UID
+		}
+		if list.Continue == "" {
+			break
+		}
+		opts.Continue = list.Continue
+	}
+	keys := make([]string, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		uid, ok := present[k]
+		if !ok || (pending[k].UID != "" && uid != pending[k].UID) {
+			gone(k)
+		}
+	}
+	return rv, nil
+}

@@ -1,0 +1,749 @@
+package plugin
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+)
+
+// Skip reasons: pods that stay where they are. They keep running until the
+// machines go down, and none of them blocks the drain.
+const (
+	skipDaemonSet = "DaemonSet"
+	skipMirror    = "MirrorPod"
+	skipFinished  = "Finished"
+)
+
+// Blocker kinds: why a pod cannot be evicted as asked.
+const (
+	blockUnmanaged = "Unmanaged"
+	blockEmptyDir  = "EmptyDirData"
+	blockPDB       = "PodDisruptionBudget"
+)
+
+// DrainPlanInput is everything the plan is computed from: the results of
+// LIST calls and the flags. ComputeDrainPlan never calls the API server.
+type DrainPlanInput struct {
+	// Datacenter is the datacenter to drain.
+	Datacenter string
+	// Label is the node label whose value names a node's datacenter.
+	Label string
+	// Nodes are all nodes of the cluster.
+	Nodes []corev1.Node
+	// Pods are all pods of the cluster.
+	Pods []corev1.Pod
+	// PDBs are all PodDisruptionBudgets of the cluster.
+	PDBs []policyv1.PodDisruptionBudget
+	// ReplicaSets resolve pods to their Deployment; missing ones leave the
+	// ReplicaSet as the workload.
+	ReplicaSets []appsv1.ReplicaSet
+	// Force evicts pods that no controller recreates.
+	Force bool
+	// DeleteEmptyDirData evicts pods whose emptyDir data is lost with them.
+	DeleteEmptyDirData bool
+	// AllowQuorumLoss drains even when powering the datacenter off would lose
+	// etcd quorum or every API server.
+	AllowQuorumLoss bool
+}
+
+// DrainPlan is what `kubectl dc drain` will do, computed before it touches
+// anything. It is printed as a table, or as JSON or YAML with -o.
+type DrainPlan struct {
+	Datacenter string      `json:"datacenter"`
+	Label      string      `json:"label"`
+	Nodes      []PlanNode  `json:"nodes"`
+	Evict      []PlanPod   `json:"evict"`
+	Skipped    []PlanPod   `json:"skipped"`
+	Blockers   []Blocker   `json:"blockers"`
+	Pinned     []PinnedSet `json:"pinned"`
+	Capacity   Capacity    `json:"capacity"`
+	Quorum     QuorumPlan  `json:"quorum"`
+	// Refused is true when the drain will not run: it would lose quorum
+	// without --allow-quorum-loss, or a blocker needs --force or
+	// --delete-emptydir-data. Reasons says why.
+	Refused bool     `json:"refused"`
+	Reasons []string `json:"reasons,omitempty"`
+
+	// pdbsOf maps "namespace/name" of a pod to evict to the "namespace/name"
+	// of the PDBs that cover it, for reporting 429s per PDB.
+	pdbsOf map[string][]string
+}
+
+// PlanNode is one node of the datacenter.
+type PlanNode struct {
+	Name          string `json:"name"`
+	Ready         bool   `json:"ready"`
+	Unschedulable bool   `json:"unschedulable"`
+	ControlPlane  bool   `json:"controlPlane"`
+	// Evict is how many pods the drain evicts from the node.
+	Evict int `json:"evict"`
+	// Skipped is how many pods stay (DaemonSet, mirror, finished).
+	Skipped int `json:"skipped"`
+}
+
+// PlanPod is one pod the plan evicts or skips.
+type PlanPod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Node      string `json:"node"`
+	// Owner is "Kind/name" of the workload, "" for an unmanaged pod.
+	Owner string `json:"owner,omitempty"`
+	// Reason says why a pod is skipped; empty for pods to evict.
+	Reason string `json:"reason,omitempty"`
+	// Pinned is true when the pod can only run in this datacenter.
+	Pinned bool `json:"pinned,omitempty"`
+	// Blocked is true when a blocker names this pod.
+	Blocked bool `json:"blocked,omitempty"`
+
+	uid types.UID
+}
+
+// Blocker is something that keeps pods from being evicted, with its remedy.
+type Blocker struct {
+	// Kind is Unmanaged, EmptyDirData or PodDisruptionBudget.
+	Kind string `json:"kind"`
+	// Object is "namespace/name" of the pod or the PDB.
+	Object string `json:"object"`
+	// Pods are "namespace/name" of the pods it blocks.
+	Pods    []string `json:"pods"`
+	Message string   `json:"message"`
+	Remedy  string   `json:"remedy"`
+	// Fatal is true when the drain refuses to start because of it; PDB
+	// blockers are not fatal: the drain evicts the rest and reports them.
+	Fatal bool `json:"fatal"`
+}
+
+// PinnedSet is a workload whose pods can only run in the drained
+// datacenter: evicted, they go Pending.
+type PinnedSet struct {
+	// Workload is "Kind/namespace/name".
+	Workload string `json:"workload"`
+	Pods     int    `json:"pods"`
+	// PDBs are "namespace/name" of the budgets covering its pods.
+	PDBs []string `json:"pdbs,omitempty"`
+	// BlocksForever is true when a PDB keeps the drain from ever evicting
+	// all of them.
+	BlocksForever bool   `json:"blocksForever"`
+	Message       string `json:"message"`
+}
+
+// Capacity compares what the evicted pods request with what the other
+// datacenters have free.
+type Capacity struct {
+	// CPU and Memory are the requests of the pods to evict that can run
+	// elsewhere (pinned pods excluded) against the free allocatable of Ready,
+	// schedulable, untainted nodes of the other datacenters.
+	CPU    ResourceFit `json:"cpu"`
+	Memory ResourceFit `json:"memory"`
+	// Pods is the number of pods to place against free pod slots.
+	Pods ResourceFit `json:"pods"`
+	Fits bool        `json:"fits"`
+	// Nodes is how many nodes elsewhere can take pods.
+	Nodes int `json:"nodes"`
+}
+
+// ResourceFit is one resource: needed against free.
+type ResourceFit struct {
+	Needed string `json:"needed"`
+	Free   string `json:"free"`
+	Fits   bool   `json:"fits"`
+}
+
+// QuorumPlan is the effect of powering the datacenter off.
+type QuorumPlan struct {
+	Etcd       QuorumCount `json:"etcd"`
+	APIServers QuorumCount `json:"apiServers"`
+	// Survives is false when powering the datacenter off loses etcd quorum
+	// or leaves no API server.
+	Survives bool     `json:"survives"`
+	Messages []string `json:"messages"`
+}
+
+// QuorumCount counts members of one kind inside and outside the datacenter.
+type QuorumCount struct {
+	// Source says where members were found: "pods" (etcd or kube-apiserver
+	// pods in kube-system), "nodes" (control-plane nodes) or "none".
+	Source string `json:"source"`
+	Total  int    `json:"total"`
+	// InDatacenter are the members that go down with the datacenter.
+	InDatacenter int `json:"inDatacenter"`
+	// Remaining are the healthy members outside it.
+	Remaining int `json:"remaining"`
+	// Quorum is how many etcd voters must agree; 0 for API servers.
+	Quorum int      `json:"quorum"`
+	Nodes  []string `json:"nodes,omitempty"`
+}
+
+// UnknownDatacenterError is returned when no node carries the datacenter.
+type UnknownDatacenterError struct {
+	Datacenter string
+	Label      string
+	Known      []string
+}
+
+func (e *UnknownDatacenterError) Error() string {
+	known := "none: no node carries the label"
+	if len(e.Known) > 0 {
+		known = strings.Join(e.Known, ", ")
+	}
+	return fmt.Sprintf("datacenter %q matches no node with label %s: known datacenters: %s (set --datacenter-label if the label differs)", e.Datacenter, e.Label, known)
+}
+
+// KnownDatacenters returns the sorted values of label over nodes.
+func KnownDatacenters(nodes []corev1.Node, label string) []string {
+	set := map[string]bool{}
+	for i := range nodes {
+		if dc := policy.DatacenterOf(&nodes[i], label); dc != "" {
+			set[dc] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for dc := range set {
+		out = append(out, dc)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
+
+// ComputeDrainPlan computes the plan of draining in.Datacenter. It returns an
+// *UnknownDatacenterError when no node carries the datacenter.
+func ComputeDrainPlan(in DrainPlanInput) (*DrainPlan, error) {
+	plan := &DrainPlan{
+		Datacenter: in.Datacenter, Label: in.Label,
+		Nodes: []PlanNode{}, Evict: []PlanPod{}, Skipped: []PlanPod{},
+		Blockers: []Blocker{}, Pinned: []PinnedSet{},
+		pdbsOf: map[string][]string{},
+	}
+	nodeDC := make(map[string]string, len(in.Nodes))
+	nodeIdx := map[string]int{}
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
+		dc := policy.DatacenterOf(n, in.Label)
+		nodeDC[n.Name] = dc
+		if dc != in.Datacenter {
+			continue
+		}
+		nodeIdx[n.Name] = len(plan.Nodes)
+		plan.Nodes = append(plan.Nodes, PlanNode{
+			Name: n.Name, Ready: policy.NodeReady(n), Unschedulable: n.Spec.Unschedulable,
+			ControlPlane: policy.IsControlPlane(n),
+		})
+	}
+	if len(plan.Nodes) == 0 {
+		return nil, &UnknownDatacenterError{Datacenter: in.Datacenter, Label: in.Label, Known: KnownDatacenters(in.Nodes, in.Label)}
+	}
+	sort.Slice(plan.Nodes, func(i, j int) bool { return plan.Nodes[i].Name < plan.Nodes[j].Name })
+	for i := range plan.Nodes {
+		nodeIdx[plan.Nodes[i].Name] = i
+	}
+
+	rsOwner := map[string]string{}
+	for i := range in.ReplicaSets {
+		rs := &in.ReplicaSets[i]
+		if ref := metav1.GetControllerOf(rs); ref != nil && ref.Kind == "Deployment" {
+			rsOwner[rs.Namespace+"/"+rs.Name] = "Deployment/" + ref.Name
+		}
+	}
+	workloadOf := func(p *corev1.Pod) string {
+		ref := metav1.GetControllerOf(p)
+		if ref == nil {
+			return ""
+		}
+		if ref.Kind == "ReplicaSet" {
+			if d, ok := rsOwner[p.Namespace+"/"+ref.Name]; ok {
+				return d
+			}
+		}
+		return ref.Kind + "/" + ref.Name
+	}
+
+	var unmanaged, emptyDir []string
+	var evictPods []*corev1.Pod
+	for i := range in.Pods {
+		p := &in.Pods[i]
+		idx, ok := nodeIdx[p.Spec.NodeName]
+		if !ok || p.Spec.NodeName == "" {
+			continue
+		}
+		pp := PlanPod{Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName, Owner: workloadOf(p), uid: p.UID}
+		switch {
+		case policy.IsMirrorPod(p):
+			pp.Reason = skipMirror
+		case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
+			pp.Reason = skipFinished
+		case strings.HasPrefix(pp.Owner, "DaemonSet/"):
+			pp.Reason = skipDaemonSet
+		}
+		if pp.Reason != "" {
+			plan.Skipped = append(plan.Skipped, pp)
+			plan.Nodes[idx].Skipped++
+			continue
+		}
+		if pp.Owner == "" && !in.Force {
+			unmanaged = append(unmanaged, podKey(p))
+			pp.Blocked = true
+		}
+		if hasEmptyDir(p) && !in.DeleteEmptyDirData {
+			emptyDir = append(emptyDir, podKey(p))
+			pp.Blocked = true
+		}
+		pp.Pinned = pinnedTo(p, in.Label) == in.Datacenter
+		plan.Evict = append(plan.Evict, pp)
+		evictPods = append(evictPods, p)
+		plan.Nodes[idx].Evict++
+	}
+	sortPlanPods(plan.Evict)
+	sortPlanPods(plan.Skipped)
+	if len(unmanaged) > 0 {
+		sort.Strings(unmanaged)
+		plan.Blockers = append(plan.Blockers, Blocker{
+			Kind: blockUnmanaged, Object: strings.Join(unmanaged, ", "), Pods: unmanaged, Fatal: true,
+			Message: fmt.Sprintf("%d pod(s) have no controller: evicted, they are gone for good", len(unmanaged)),
+			Remedy:  "pass --force to evict them anyway, or delete or re-create them under a controller",
+		})
+	}
+	if len(emptyDir) > 0 {
+		sort.Strings(emptyDir)
+		plan.Blockers = append(plan.Blockers, Blocker{
+			Kind: blockEmptyDir, Object: strings.Join(emptyDir, ", "), Pods: emptyDir, Fatal: true,
+			Message: fmt.Sprintf("%d pod(s) use emptyDir volumes whose data is deleted with the pod", len(emptyDir)),
+			Remedy:  "pass --delete-emptydir-data to evict them anyway",
+		})
+	}
+
+	plan.addPDBs(in, evictPods, workloadOf)
+	plan.Capacity = computeCapacity(in, nodeDC, plan)
+	plan.Quorum = computeQuorum(in, nodeDC)
+
+	for _, b := range plan.Blockers {
+		if b.Fatal {
+			plan.Refused = true
+			plan.Reasons = append(plan.Reasons, b.Message+": "+b.Remedy)
+		}
+	}
+	if !plan.Quorum.Survives && !in.AllowQuorumLoss {
+		plan.Refused = true
+		for _, m := range plan.Quorum.Messages {
+			plan.Reasons = append(plan.Reasons, m)
+		}
+		plan.Reasons = append(plan.Reasons, "pass --allow-quorum-loss to drain anyway")
+	}
+	return plan, nil
+}
+
+func sortPlanPods(ps []PlanPod) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Node != ps[j].Node {
+			return ps[i].Node < ps[j].Node
+		}
+		if ps[i].Namespace != ps[j].Namespace {
+			return ps[i].Namespace < ps[j].Namespace
+		}
+		return ps[i].Name < ps[j].Name
+	})
+}
+
+func hasEmptyDir(p *corev1.Pod) bool {
+	for i := range p.Spec.Volumes {
+		if p.Spec.Volumes[i].EmptyDir != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// pinnedTo returns the single datacenter the pod can run in, "" when it
+// can run in several: a nodeSelector on label, or required node affinity
+// whose every term pins label to the same single value.
+func pinnedTo(p *corev1.Pod, label string) string {
+	if v, ok := p.Spec.NodeSelector[label]; ok {
+		return v
+	}
+	a := p.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	dc := ""
+	for _, t := range terms {
+		v := ""
+		for _, e := range t.MatchExpressions {
+			if e.Key == label && e.Operator == corev1.NodeSelectorOpIn && len(e.Values) == 1 {
+				v = e.Values[0]
+			}
+		}
+		if v == "" || (dc != "" && v != dc) {
+			return ""
+		}
+		dc = v
+	}
+	return dc
+}
+
+// pdbBudget returns how many of the PDB's pods may be down at full health:
+// expected - desiredHealthy, computed from the spec over the pods it
+// selects (the status when the disruption controller knows more pods).
+func pdbBudget(pdb *policyv1.PodDisruptionBudget, matched int) (expected, desired int) {
+	expected = matched
+	if int(pdb.Status.ExpectedPods) > expected {
+		expected = int(pdb.Status.ExpectedPods)
+	}
+	switch {
+	case pdb.Spec.MinAvailable != nil:
+		v, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MinAvailable, expected, true)
+		if err == nil {
+			desired = v
+		}
+	case pdb.Spec.MaxUnavailable != nil:
+		v, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MaxUnavailable, expected, true)
+		if err == nil {
+			desired = expected - v
+		}
+	default:
+		desired = int(pdb.Status.DesiredHealthy)
+	}
+	if desired < 0 {
+		desired = 0
+	}
+	return expected, desired
+}
+
+func (plan *DrainPlan) addPDBs(in DrainPlanInput, evictPods []*corev1.Pod, workloadOf func(*corev1.Pod) string) {
+	type pinnedAgg struct {
+		pods  int
+		pdbs  map[string]bool
+		block bool
+		msgs  []string
+	}
+	pinned := map[string]*pinnedAgg{}
+	for _, p := range evictPods {
+		if pinnedTo(p, in.Label) != in.Datacenter {
+			continue
+		}
+		w := workloadOf(p)
+		if w == "" {
+			w = "Pod/" + p.Name
+		}
+		w = strings.Replace(w, "/", "/"+p.Namespace+"/", 1)
+		if pinned[w] == nil {
+			pinned[w] = &pinnedAgg{pdbs: map[string]bool{}}
+		}
+		pinned[w].pods++
+	}
+
+	blockedPods := map[string]bool{}
+	for i := range in.PDBs {
+		pdb := &in.PDBs[i]
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		matched := 0
+		for j := range in.Pods {
+			p := &in.Pods[j]
+			if p.Namespace == pdb.Namespace && !policy.PodTerminal(p) && sel.Matches(labels.Set(p.Labels)) {
+				matched++
+			}
+		}
+		var covered, coveredPinned []*corev1.Pod
+		for _, p := range evictPods {
+			if p.Namespace == pdb.Namespace && sel.Matches(labels.Set(p.Labels)) {
+				covered = append(covered, p)
+				if pinnedTo(p, in.Label) == in.Datacenter {
+					coveredPinned = append(coveredPinned, p)
+				}
+			}
+		}
+		if len(covered) == 0 {
+			continue
+		}
+		name := pdb.Namespace + "/" + pdb.Name
+		for _, p := range covered {
+			plan.pdbsOf[podKey(p)] = append(plan.pdbsOf[podKey(p)], name)
+		}
+		expected, desired := pdbBudget(pdb, matched)
+		budget := expected - desired
+		var blocked []*corev1.Pod
+		var msg string
+		switch {
+		case budget <= 0:
+			blocked = covered
+			msg = fmt.Sprintf("PDB %s needs %d healthy of %d pods: it never allows a disruption, so eviction of its %d pod(s) here blocks forever", name, desired, expected, len(covered))
+		case len(coveredPinned) > budget:
+			blocked = coveredPinned[budget:]
+			msg = fmt.Sprintf("PDB %s allows %d of %d pods down, but %d of them are pinned to %s and cannot come back elsewhere: %d eviction(s) block forever", name, budget, expected, len(coveredPinned), in.Datacenter, len(coveredPinned)-budget)
+		default:
+			continue
+		}
+		keys := make([]string, 0, len(blocked))
+		for _, p := range blocked {
+			keys = append(keys, podKey(p))
+			blockedPods[podKey(p)] = true
+		}
+		sort.Strings(keys)
+		plan.Blockers = append(plan.Blockers, Blocker{
+			Kind: blockPDB, Object: name, Pods: keys, Message: msg,
+			Remedy: fmt.Sprintf("relax PDB %s (lower minAvailable or raise maxUnavailable), or move the workload out of %s before draining; the drain evicts everything else and stops at --timeout", name, in.Datacenter),
+		})
+		for _, p := range coveredPinned {
+			w := workloadOf(p)
+			if w == "" {
+				w = "Pod/" + p.Name
+			}
+			w = strings.Replace(w, "/", "/"+p.Namespace+"/", 1)
+			agg := pinned[w]
+			agg.pdbs[name] = true
+			if len(blocked) > 0 {
+				agg.block = true
+			}
+		}
+	}
+	for i := range plan.Evict {
+		if blockedPods[plan.Evict[i].Namespace+"/"+plan.Evict[i].Name] {
+			plan.Evict[i].Blocked = true
+		}
+	}
+	for w, agg := range pinned {
+		ps := PinnedSet{Workload: w, Pods: agg.pods, BlocksForever: agg.block}
+		for n := range agg.pdbs {
+			ps.PDBs = append(ps.PDBs, n)
+		}
+		sort.Strings(ps.PDBs)
+		ps.Message = fmt.Sprintf("%s is pinned to %s: its %d pod(s) here go Pending when evicted", w, in.Datacenter, agg.pods)
+		if agg.block {
+			ps.Message += fmt.Sprintf(", and PDB %s blocks their eviction forever", strings.Join(ps.PDBs, ", "))
+		}
+		plan.Pinned = append(plan.Pinned, ps)
+	}
+	sort.Slice(plan.Pinned, func(i, j int) bool { return plan.Pinned[i].Workload < plan.Pinned[j].Workload })
+	sort.Slice(plan.Blockers, func(i, j int) bool {
+		if plan.Blockers[i].Kind != plan.Blockers[j].Kind {
+			return plan.Blockers[i].Kind < plan.Blockers[j].Kind
+		}
+		return plan.Blockers[i].Object < plan.Blockers[j].Object
+	})
+}
+
+// podRequests returns the effective requests of a pod: the sum over its
+// containers, at least the largest init container, plus overhead.
+func podRequests(p *corev1.Pod) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for _, c := range p.Spec.Containers {
+		for name, q := range c.Resources.Requests {
+			v := out[name]
+			v.Add(q)
+			out[name] = v
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		for name, q := range c.Resources.Requests {
+			if v, ok := out[name]; !ok || q.Cmp(v) > 0 {
+				out[name] = q.DeepCopy()
+			}
+		}
+	}
+	for name, q := range p.Spec.Overhead {
+		v := out[name]
+		v.Add(q)
+		out[name] = v
+	}
+	return out
+}
+
+func hasHardTaint(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
+			return true
+		}
+	}
+	return false
+}
+
+func computeCapacity(in DrainPlanInput, nodeDC map[string]string, plan *DrainPlan) Capacity {
+	free := map[string]bool{}
+	var cpuFree, memFree resource.Quantity
+	var podsFree int64
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
+		if nodeDC[n.Name] == in.Datacenter || !policy.NodeSchedulable(n) || hasHardTaint(n) {
+			continue
+		}
+		free[n.Name] = true
+		cpuFree.Add(*n.Status.Allocatable.Cpu())
+		memFree.Add(*n.Status.Allocatable.Memory())
+		podsFree += n.Status.Allocatable.Pods().Value()
+	}
+	toEvict := map[string]bool{}
+	pinned := map[string]bool{}
+	for _, pp := range plan.Evict {
+		toEvict[pp.Namespace+"/"+pp.Name] = true
+		if pp.Pinned {
+			pinned[pp.Namespace+"/"+pp.Name] = true
+		}
+	}
+	var cpuNeed, memNeed resource.Quantity
+	var podsNeed int64
+	for i := range in.Pods {
+		p := &in.Pods[i]
+		if policy.PodTerminal(p) {
+			continue
+		}
+		req := podRequests(p)
+		switch {
+		case free[p.Spec.NodeName]:
+			cpuFree.Sub(*req.Cpu())
+			memFree.Sub(*req.Memory())
+			podsFree--
+		case toEvict[podKey(p)] && !pinned[podKey(p)]:
+			cpuNeed.Add(*req.Cpu())
+			memNeed.Add(*req.Memory())
+			podsNeed++
+		}
+	}
+	fit := func(need, have resource.Quantity) ResourceFit {
+		if have.Sign() < 0 {
+			have = resource.Quantity{}
+		}
+		return ResourceFit{Needed: need.String(), Free: have.String(), Fits: need.Cmp(have) <= 0}
+	}
+	c := Capacity{
+		CPU: fit(cpuNeed, cpuFree), Memory: fit(memNeed, memFree),
+		Pods:  fit(*resource.NewQuantity(podsNeed, resource.DecimalSI), *resource.NewQuantity(podsFree, resource.DecimalSI)),
+		Nodes: len(free),
+	}
+	c.Fits = c.CPU.Fits && c.Memory.Fits && c.Pods.Fits
+	return c
+}
+
+func podReady(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
+	var voters []policy.Voter
+	var apiPods []*corev1.Pod
+	nodeReady := map[string]bool{}
+	for i := range in.Nodes {
+		nodeReady[in.Nodes[i].Name] = policy.NodeReady(&in.Nodes[i])
+	}
+	for i := range in.Pods {
+		p := &in.Pods[i]
+		if p.Namespace != "kube-system" || policy.PodTerminal(p) || p.Spec.NodeName == "" {
+			continue
+		}
+		_, annotated := p.Annotations[policy.AnnotationEtcdClientURLs]
+		switch {
+		case p.Labels["component"] == "etcd" || annotated:
+			voters = append(voters, policy.Voter{
+				Name: p.Name, Node: p.Spec.NodeName, Datacenter: nodeDC[p.Spec.NodeName],
+				Healthy: podReady(p) && nodeReady[p.Spec.NodeName], Learner: policy.IsLearner(p),
+			})
+		case p.Labels["component"] == "kube-apiserver":
+			apiPods = append(apiPods, p)
+		}
+	}
+	q := QuorumPlan{Survives: true, Messages: []string{}}
+	dc := in.Datacenter
+
+	q.Etcd.Source = "pods"
+	if len(voters) == 0 {
+		q.Etcd.Source = "none"
+	}
+	n := policy.VotingMembers(voters)
+	q.Etcd.Total = n
+	q.Etcd.Quorum = policy.Quorum(n)
+	for _, v := range voters {
+		if v.Learner {
+			continue
+		}
+		if v.Datacenter == dc {
+			q.Etcd.InDatacenter++
+			q.Etcd.Nodes = append(q.Etcd.Nodes, v.Node)
+		} else if v.Healthy {
+			q.Etcd.Remaining++
+		}
+	}
+	sort.Strings(q.Etcd.Nodes)
+	if n > 0 {
+		if !policy.SurvivesLoss(voters, dc) {
+			q.Survives = false
+			unhealthy := n - q.Etcd.InDatacenter - q.Etcd.Remaining
+			extra := ""
+			if unhealthy > 0 {
+				extra = fmt.Sprintf(" (%d more outside it are unhealthy)", unhealthy)
+			}
+			q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d etcd voters; without it %d remain%s, quorum is %d: powering it off loses etcd quorum",
+				dc, q.Etcd.InDatacenter, n, q.Etcd.Remaining, extra, q.Etcd.Quorum))
+		} else {
+			q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d etcd voters; without it %d remain, quorum is %d: etcd keeps quorum",
+				dc, q.Etcd.InDatacenter, n, q.Etcd.Remaining, q.Etcd.Quorum))
+		}
+	} else {
+		q.Messages = append(q.Messages, "no etcd pods found (component=etcd in kube-system): etcd quorum not checked")
+	}
+
+	// API servers: kube-apiserver pods when the cluster shows them, else one
+	// per control-plane node, as kubeadm runs them.
+	if len(apiPods) > 0 {
+		q.APIServers.Source = "pods"
+		for _, p := range apiPods {
+			q.APIServers.Total++
+			if nodeDC[p.Spec.NodeName] == dc {
+				q.APIServers.InDatacenter++
+				q.APIServers.Nodes = append(q.APIServers.Nodes, p.Spec.NodeName)
+			} else if podReady(p) && nodeReady[p.Spec.NodeName] {
+				q.APIServers.Remaining++
+			}
+		}
+	} else {
+		q.APIServers.Source = "nodes"
+		for i := range in.Nodes {
+			nd := &in.Nodes[i]
+			if !policy.IsControlPlane(nd) {
+				continue
+			}
+			q.APIServers.Total++
+			if nodeDC[nd.Name] == dc {
+				q.APIServers.InDatacenter++
+				q.APIServers.Nodes = append(q.APIServers.Nodes, nd.Name)
+			} else if policy.NodeReady(nd) {
+				q.APIServers.Remaining++
+			}
+		}
+		if q.APIServers.Total == 0 {
+			q.APIServers.Source = "none"
+		}
+	}
+	sort.Strings(q.APIServers.Nodes)
+	switch {
+	case q.APIServers.Total == 0:
+		q.Messages = append(q.Messages, "no API servers found (kube-apiserver pods or control-plane nodes): API server availability not checked")
+	case q.APIServers.Remaining == 0:
+		q.Survives = false
+		q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d API servers; without it none remain healthy: the cluster becomes unreachable", dc, q.APIServers.InDatacenter, q.APIServers.Total))
+	default:
+		q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d API servers; %d remain", dc, q.APIServers.InDatacenter, q.APIServers.Total, q.APIServers.Remaining))
+	}
+	return q
+}
