@@ -1,0 +1,293 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+)
+
+// Paths the handlers are served on.
+const (
+	PathValidate = "/validate"
+	PathMutate   = "/mutate"
+)
+
+// ServerConfig is what Serve needs; Options fills it from flags.
+type ServerConfig struct {
+	REST        *rest.Config
+	Port        int
+	CertDir     string
+	HealthAddr  string
+	MetricsAddr string
+	// AllowedLabelGroups may change a Node's datacenter label.
+	AllowedLabelGroups []string
+	// Rotator, when set, manages the serving certificate (self-managed
+	// certificates); its Secret lives in Rotator.SecretKey.Namespace.
+	Rotator *RotatorConfig
+}
+
+// RotatorConfig names what the certificate rotator manages.
+type RotatorConfig struct {
+	SecretKey types.NamespacedName
+	// DNSNames are the names the serving certificate is valid for; the first
+	// is its common name.
+	DNSNames []string
+	// WebhookConfiguration is the name of both the validating and the
+	// mutating webhook configuration whose caBundle is injected.
+	WebhookConfiguration string
+}
+
+// tlsOptions: TLS 1.2 at least, and HTTP/1.1 only, since HTTP/2 lets one
+// client open many streams cheaply (CVE-2023-44487) and the API server's
+// webhook client does not need it.
+func tlsOptions(c *tls.Config) {
+	c.MinVersion = tls.VersionTLS12
+	c.NextProtos = []string{"http/1.1"}
+}
+
+// Serve runs the webhook until ctx ends.
+func Serve(ctx context.Context, cfg ServerConfig) error {
+	log := ctrl.Log.WithName("dc-webhook")
+	mgr, err := ctrl.NewManager(cfg.REST, ctrl.Options{
+		Scheme:                 policy.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress: cfg.HealthAddr,
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Node{}:              {Transform: TransformNode},
+				&corev1.Namespace{}:         {Transform: TransformNamespace},
+				&appsv1.StatefulSet{}:       {Transform: TransformStatefulSet},
+				&v1alpha1.PlacementPolicy{}: {Transform: TransformPolicy},
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the controller manager: %w", err)
+	}
+	clientset, err := kubernetes.NewForConfig(cfg.REST)
+	if err != nil {
+		return fmt.Errorf("creating a client: %w", err)
+	}
+
+	informers := map[string]toolscache.SharedIndexInformer{}
+	for name, obj := range map[string]client.Object{
+		"nodes": &corev1.Node{}, "namespaces": &corev1.Namespace{},
+		"statefulsets": &appsv1.StatefulSet{}, "placementpolicies": &v1alpha1.PlacementPolicy{},
+	} {
+		inf, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("watching %s (is the PlacementPolicy CRD installed? kubectl apply -k manifests/): %w", name, err)
+		}
+		sii, ok := inf.(toolscache.SharedIndexInformer)
+		if !ok {
+			return fmt.Errorf("informer of %s is a %T, not a SharedIndexInformer", name, inf)
+		}
+		informers[name] = sii
+	}
+	state := NewCacheState(informers["nodes"].GetIndexer(), informers["statefulsets"].GetIndexer(), informers["namespaces"].GetIndexer(), clientset)
+	if _, err := informers["nodes"].AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { state.InvalidateNodes() },
+		UpdateFunc: func(any, any) { state.InvalidateNodes() },
+		DeleteFunc: func(any) { state.InvalidateNodes() },
+	}); err != nil {
+		return err
+	}
+
+	metrics := NewMetrics(crmetrics.Registry)
+	engines := &EngineStore{State: state, Metrics: metrics, Log: log}
+	policies := informers["placementpolicies"]
+	if _, err := policies.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { engines.Rebuild(ctx, policies.GetIndexer()) },
+		UpdateFunc: func(any, any) { engines.Rebuild(ctx, policies.GetIndexer()) },
+		DeleteFunc: func(any) { engines.Rebuild(ctx, policies.GetIndexer()) },
+	}); err != nil {
+		return err
+	}
+
+	h := &Handler{Engine: engines.Load, State: state, AllowedLabelGroups: sets.New(cfg.AllowedLabelGroups...), Metrics: metrics}
+	srv := ctrlwebhook.NewServer(ctrlwebhook.Options{
+		Port:    cfg.Port,
+		CertDir: cfg.CertDir,
+		TLSOpts: []func(*tls.Config){tlsOptions},
+	})
+	recoverPanic := true
+	srv.Register(PathValidate, &admission.Webhook{Handler: h.Validate(), RecoverPanic: &recoverPanic})
+	srv.Register(PathMutate, &admission.Webhook{Handler: h.Mutate(), RecoverPanic: &recoverPanic})
+	if err := mgr.Add(&certWaitingServer{Server: srv, certFile: filepath.Join(cfg.CertDir, "tls.crt")}); err != nil {
+		return err
+	}
+
+	var rotatorReady chan struct{}
+	if cfg.Rotator != nil {
+		rotatorReady = make(chan struct{})
+		r := cfg.Rotator
+		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
+			SecretKey:      r.SecretKey,
+			CertDir:        cfg.CertDir,
+			CAName:         "dc-webhook-ca",
+			CAOrganization: "kubectl-dc",
+			DNSName:        r.DNSNames[0],
+			ExtraDNSNames:  r.DNSNames[1:],
+			IsReady:        rotatorReady,
+			Webhooks: []rotator.WebhookInfo{
+				{Name: r.WebhookConfiguration, Type: rotator.Validating},
+				{Name: r.WebhookConfiguration, Type: rotator.Mutating},
+			},
+			FieldOwner: "dc-webhook",
+			// Renew the serving certificate 30 days before it expires,
+			// checking every hour; the CA lasts ten years.
+			ServerCertDuration:     365 * 24 * time.Hour,
+			LookaheadInterval:      30 * 24 * time.Hour,
+			RotationCheckFrequency: time.Hour,
+		}); err != nil {
+			return fmt.Errorf("setting up certificate rotation: %w", err)
+		}
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("caches", func(*http.Request) error {
+		for name, inf := range informers {
+			if !inf.HasSynced() {
+				return fmt.Errorf("%s not synced", name)
+			}
+		}
+		if engines.Load() == nil {
+			return errors.New("no engine built yet")
+		}
+		if ok, waiting := state.MembersSynced(); !ok {
+			return fmt.Errorf("member pods not synced: %s", waiting)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if rotatorReady != nil {
+		if err := mgr.AddReadyzCheck("certificates", func(*http.Request) error {
+			select {
+			case <-rotatorReady:
+				return nil
+			default:
+				return errors.New("certificates not yet issued and injected")
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return err
+	}
+
+	// Build the first engine as soon as policies are listed, even when
+	// there are none (no event fires then).
+	go func() {
+		if toolscache.WaitForCacheSync(ctx.Done(), policies.HasSynced) {
+			engines.Rebuild(ctx, policies.GetIndexer())
+		}
+	}()
+	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "selfManagedCerts", cfg.Rotator != nil)
+	return mgr.Start(ctx)
+}
+
+// certWaitingServer starts the webhook server once its certificate exists:
+// with self-managed certificates the Secret is filled, then mounted, after
+// the process starts.
+type certWaitingServer struct {
+	ctrlwebhook.Server
+	certFile string
+}
+
+// NeedLeaderElection is false: every replica serves.
+func (s *certWaitingServer) NeedLeaderElection() bool { return false }
+
+// Start waits for the certificate, then serves until ctx ends.
+func (s *certWaitingServer) Start(ctx context.Context) error {
+	for {
+		if _, err := os.Stat(s.certFile); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	return s.Server.Start(ctx)
+}
+
+// EngineStore holds the engine of the current policies and swaps it
+// atomically when they change.
+type EngineStore struct {
+	State   *CacheState
+	Metrics *Metrics
+	Log     interface {
+		Info(msg string, kv ...any)
+		Error(err error, msg string, kv ...any)
+	}
+	engine atomic.Pointer[policy.Engine]
+	mu     sync.Mutex // serialises Rebuild, so that an older build never wins
+}
+
+// Load returns the current engine, nil before the first build.
+func (s *EngineStore) Load() *policy.Engine { return s.engine.Load() }
+
+// Rebuild compiles the policies in store into a new engine. An invalid
+// policy (one that slipped past the webhook, say while it was down) is left
+// out and counted rather than disabling every other policy.
+func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var valid []v1alpha1.PlacementPolicy
+	for _, o := range store.List() {
+		p, ok := o.(*v1alpha1.PlacementPolicy)
+		if !ok {
+			continue
+		}
+		if errs := policy.ValidatePolicy(p); len(errs) > 0 {
+			if s.Metrics != nil {
+				s.Metrics.PolicyErrors.Inc()
+			}
+			s.Log.Error(errs.ToAggregate(), "ignoring invalid PlacementPolicy; fix it with kubectl edit placementpolicy", "name", p.Name)
+			continue
+		}
+		valid = append(valid, *p)
+	}
+	eng, err := policy.NewEngine(valid)
+	if err != nil {
+		s.Log.Error(err, "building the policy engine; keeping the previous one")
+		return
+	}
+	if s.State != nil && s.State.client != nil {
+		s.State.SetMembers(ctx, eng.MemberPodSelectors())
+	}
+	s.engine.Store(eng)
+	s.Log.Info("policy engine rebuilt", "policies", len(valid), "labels", eng.Labels())
+}
