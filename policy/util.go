@@ -24,4 +24,3 @@ func mirrorPodOf(req Request, state State) bool {
 	}
 	return false
 }
-

@@ -56,7 +56,9 @@ type PinnedBuilder struct{ r v1alpha1.PinnedRule }
 
 // PinnedRule starts a pinned rule with an empty selector and no action
 // (Deny).
-func PinnedRule(name string) *PinnedBuilder { return &PinnedBuilder{r: v1alpha1.PinnedRule{Name: name}} }
+func PinnedRule(name string) *PinnedBuilder {
+	return &PinnedBuilder{r: v1alpha1.PinnedRule{Name: name}}
+}
 
 // MatchLabels adds matchLabels to the selector.
 func (b *PinnedBuilder) MatchLabels(pairs ...string) *PinnedBuilder {
