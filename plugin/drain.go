@@ -527,4 +527,3 @@ func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) 
 	}
 	return s, nil
 }
-

@@ -366,31 +366,12 @@ func hasEmptyDir(p *corev1.Pod) bool {
 }
 
 // pinnedTo returns the single datacenter the pod can run in, "" when it
-// can run in several: a nodeSelector on label, or required node affinity
-// whose every term pins label to the same single value.
+// can run in several (policy.SelectedDatacenter).
 func pinnedTo(p *corev1.Pod, label string) string {
-	if v, ok := p.Spec.NodeSelector[label]; ok {
-		return v
+	if dc, ok := policy.SelectedDatacenter(&p.Spec, label); ok {
+		return dc
 	}
-	a := p.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return ""
-	}
-	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
-	dc := ""
-	for _, t := range terms {
-		v := ""
-		for _, e := range t.MatchExpressions {
-			if e.Key == label && e.Operator == corev1.NodeSelectorOpIn && len(e.Values) == 1 {
-				v = e.Values[0]
-			}
-		}
-		if v == "" || (dc != "" && v != dc) {
-			return ""
-		}
-		dc = v
-	}
-	return dc
+	return ""
 }
 
 // pdbBudget returns how many of the PDB's pods may be down at full health:
