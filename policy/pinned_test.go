@@ -1,0 +1,268 @@
+package policy_test
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
+)
+
+func workersPolicy() *testutil.PolicyBuilder {
+	return testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(testutil.PinnedRule("workers").In("app", "worker", "jupiter-brain"))
+}
+
+const (
+	nsPath    = ".nodeSelector[topology.kubernetes.io/zone]"
+	termsPath = ".affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+)
+
+// TestPinnedEveryKind runs the core pinned cases over all nine kinds, each
+// with its own template path.
+func TestPinnedEveryKind(t *testing.T) {
+	e := engine(t, workersPolicy())
+	state := policy.NewStaticState(threeDCs()...)
+	cases := []struct {
+		name  string
+		build func(*testutil.ObjectBuilder) *testutil.ObjectBuilder
+		want  func(path string) []want
+	}{
+		{"pinned by nodeSelector", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder { return b.InDC("pod-2") },
+			func(string) []want { return nil }},
+		{"pinned by affinity", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder {
+			return b.RequiredAffinity(testutil.Term(testutil.In(zone, "pod-3")))
+		}, func(string) []want { return nil }},
+		{"no selection", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder { return b },
+			func(p string) []want {
+				return []want{deny(p+nsPath, "pods must select exactly one datacenter: set nodeSelector[topology.kubernetes.io/zone] to one of: pod-1, pod-2, pod-3")}
+			}},
+		{"unknown datacenter", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder { return b.InDC("pod2") },
+			func(p string) []want {
+				return []want{{field: p + nsPath, action: v1alpha1.ActionDeny, exact: true,
+					msg: `unknown datacenter "pod2": did you mean pod-2? known datacenters: pod-1, pod-2, pod-3`}}
+			}},
+		{"ORed permissive term escapes", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder {
+			return b.RequiredAffinity(testutil.Term(testutil.In(zone, "pod-1")), testutil.Term(testutil.In("disk", "ssd")))
+		}, func(p string) []want {
+			return []want{deny(p+termsPath+"[1]", "terms are ORed and this term does not pin")}
+		}},
+		{"not a matching object", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder {
+			return b.ObjectLabels("app", "web")
+		}, func(string) []want { return nil }},
+	}
+	for _, tc := range cases {
+		for _, b := range testutil.Kinds("travis", "worker") {
+			kind := b.Kind()
+			t.Run(tc.name+"/"+kind, func(t *testing.T) {
+				obj := tc.build(b.Labels("app", "worker")).Obj()
+				path := policy.PodTemplates(obj)[0].Path.String()
+				got := e.Evaluate(create(obj, "travis"), state)
+				assertResults(t, got, tc.want(path))
+				for _, r := range got {
+					if r.Object.Kind != kind || r.Object.Name != "worker" || r.Object.Namespace != "travis" || r.Rule != "macstadium/workers" || r.Policy != "macstadium" {
+						t.Errorf("result names %+v rule %q policy %q", r.Object, r.Rule, r.Policy)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestPinnedSelections(t *testing.T) {
+	in := testutil.In
+	term := testutil.Term
+	cases := []struct {
+		name string
+		obj  runtime.Object
+		want []want
+	}{
+		{"two terms pinning the same datacenter", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(in(zone, "pod-1")), term(in(zone, "pod-1"), in("disk", "ssd"))).Obj(), nil},
+		{"In intersection pins one", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(in(zone, "pod-1", "pod-2"), in(zone, "pod-2", "pod-3"))).Obj(), nil},
+		{"In with two values is permissive", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(in(zone, "pod-1", "pod-2"))).Obj(),
+			[]want{deny("spec.template.spec"+termsPath+"[0]", "does not pin topology.kubernetes.io/zone")}},
+		{"NotIn is permissive", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(testutil.Expr(zone, corev1.NodeSelectorOpNotIn, "pod-1"))).Obj(),
+			[]want{deny("spec.template.spec"+termsPath+"[0]", "does not pin")}},
+		{"In excluded by NotIn is permissive", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(in(zone, "pod-1"), testutil.Expr(zone, corev1.NodeSelectorOpNotIn, "pod-1"))).Obj(),
+			[]want{deny("spec.template.spec"+termsPath+"[0]", "does not pin")}},
+		{"terms disagree", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(in(zone, "pod-1")), term(in(zone, "pod-2"))).Obj(),
+			[]want{deny("spec.template.spec"+termsPath+"[1]", "term 0 pins topology.kubernetes.io/zone to pod-1 but this term pins pod-2")}},
+		{"nodeSelector and affinity disagree", testutil.Deployment("travis", "worker").Labels("app", "worker").InDC("pod-1").
+			RequiredAffinity(term(in(zone, "pod-2"))).Obj(),
+			[]want{deny("spec.template.spec"+termsPath+"[0]", "nodeSelector[topology.kubernetes.io/zone] pins pod-1 but this required node affinity term pins pod-2")}},
+		{"nodeSelector with a permissive term is pinned", testutil.Deployment("travis", "worker").Labels("app", "worker").InDC("pod-1").
+			RequiredAffinity(term(in("disk", "ssd"))).Obj(), nil},
+		{"unknown datacenter in affinity", testutil.Deployment("travis", "worker").Labels("app", "worker").
+			RequiredAffinity(term(in("disk", "ssd"), in(zone, "POD-3"))).Obj(),
+			[]want{{field: "spec.template.spec" + termsPath + "[0].matchExpressions[1].values", action: v1alpha1.ActionDeny, exact: true,
+				msg: `unknown datacenter "POD-3": did you mean pod-3? known datacenters: pod-1, pod-2, pod-3`}}},
+		{"unknown datacenter far from every known one", testutil.Deployment("travis", "worker").Labels("app", "worker").InDC("frankfurt").Obj(),
+			[]want{{field: "spec.template.spec" + nsPath, action: v1alpha1.ActionDeny, exact: true,
+				msg: `unknown datacenter "frankfurt": known datacenters: pod-1, pod-2, pod-3`}}},
+		{"empty datacenter", testutil.Deployment("travis", "worker").Labels("app", "worker").InDC("").Obj(),
+			[]want{deny("spec.template.spec"+nsPath, "empty datacenter")}},
+	}
+	e := engine(t, workersPolicy())
+	state := policy.NewStaticState(threeDCs()...)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assertResults(t, e.Evaluate(create(tc.obj, "travis"), state), tc.want)
+		})
+	}
+}
+
+func TestSelectedDatacenter(t *testing.T) {
+	in := testutil.In
+	term := testutil.Term
+	for _, tc := range []struct {
+		name string
+		b    *testutil.ObjectBuilder
+		dc   string
+		ok   bool
+	}{
+		{"none", testutil.Pod("a", "b"), "", false},
+		{"nodeSelector", testutil.Pod("a", "b").InDC("pod-1"), "pod-1", true},
+		{"other label only", testutil.Pod("a", "b").NodeSelector("disk", "ssd"), "", false},
+		{"affinity", testutil.Pod("a", "b").RequiredAffinity(term(in(zone, "pod-2"))), "pod-2", true},
+		{"duplicate value", testutil.Pod("a", "b").RequiredAffinity(term(in(zone, "pod-2", "pod-2"))), "pod-2", true},
+		{"empty In", testutil.Pod("a", "b").RequiredAffinity(term(in(zone))), "", false},
+		{"Exists", testutil.Pod("a", "b").RequiredAffinity(term(testutil.Expr(zone, corev1.NodeSelectorOpExists))), "", false},
+		{"DoesNotExist with In", testutil.Pod("a", "b").RequiredAffinity(term(in(zone, "pod-1"), testutil.Expr(zone, corev1.NodeSelectorOpDoesNotExist))), "", false},
+		{"agreeing nodeSelector and affinity", testutil.Pod("a", "b").InDC("pod-1").RequiredAffinity(term(in(zone, "pod-1"))), "pod-1", true},
+		{"nodeSelector excluded by NotIn", testutil.Pod("a", "b").InDC("pod-1").RequiredAffinity(term(testutil.Expr(zone, corev1.NodeSelectorOpNotIn, "pod-1"))), "pod-1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dc, ok := policy.SelectedDatacenter(tc.b.Spec(), zone)
+			if ok != tc.ok || (ok && dc != tc.dc) {
+				t.Errorf("SelectedDatacenter = %q, %v; want %q, %v", dc, ok, tc.dc, tc.ok)
+			}
+		})
+	}
+}
+
+func TestPinnedFromLabelNodeNameAndScope(t *testing.T) {
+	p := testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").Pinned(
+		testutil.PinnedRule("workers").MatchLabels("app", "worker").FromLabel("placement.kubectl-dc.io/datacenter"),
+		testutil.PinnedRule("prod").MatchLabels("tier", "db").NamespaceSelector("env", "prod").Action(v1alpha1.ActionWarn),
+		testutil.PinnedRule("audit").MatchLabels("tier", "batch").Action(v1alpha1.ActionAudit),
+	)
+	e := engine(t, p)
+	state := policy.NewStaticState(append(threeDCs(), testutil.Namespace("shop", "env", "prod"), testutil.Namespace("dev"))...)
+	dcLabel := "placement.kubectl-dc.io/datacenter"
+	cases := []struct {
+		name string
+		req  policy.Request
+		want []want
+	}{
+		{"datacenterFromLabel agrees", create(testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-1").InDC("pod-1").Obj(), "travis"), nil},
+		{"datacenterFromLabel mismatch", create(testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-1").InDC("pod-2").Obj(), "travis"),
+			[]want{deny("spec.template.spec"+nsPath, `the object's label placement.kubectl-dc.io/datacenter=pod-1 says datacenter "pod-1" but the pods select "pod-2"`)}},
+		{"datacenterFromLabel missing selection names the value", create(testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-3").Obj(), "travis"),
+			[]want{deny("spec.template.spec"+nsPath, "set nodeSelector[topology.kubernetes.io/zone] to pod-3 (from label placement.kubectl-dc.io/datacenter")}},
+		{"nodeName in the selected datacenter", create(testutil.Pod("travis", "w").Labels("app", "worker").InDC("pod-1").NodeName("pod-1-2").Obj(), "travis"), nil},
+		{"nodeName in another datacenter", create(testutil.Pod("travis", "w").Labels("app", "worker").InDC("pod-1").NodeName("pod-2-1").Obj(), "travis"),
+			[]want{deny("spec.nodeName", `node pod-2-1 is in datacenter "pod-2" but the pod selects "pod-1"`)}},
+		{"nodeName on an unknown node is left to the kubelet", create(testutil.Pod("travis", "w").Labels("app", "worker").InDC("pod-1").NodeName("ghost").Obj(), "travis"), nil},
+		{"namespaceSelector matches", create(testutil.Deployment("shop", "db").Labels("tier", "db").Obj(), "shop"),
+			[]want{{field: "spec.template.spec" + nsPath, action: v1alpha1.ActionWarn, msg: "select exactly one datacenter"}}},
+		{"namespaceSelector does not match", create(testutil.Deployment("dev", "db").Labels("tier", "db").Obj(), "dev"), nil},
+		{"unknown namespace has no labels", create(testutil.Deployment("nowhere", "db").Labels("tier", "db").Obj(), "nowhere"), nil},
+		{"audit", create(testutil.Job("travis", "j").Labels("tier", "batch").Obj(), "travis"),
+			[]want{{field: "spec.template.spec" + nsPath, action: v1alpha1.ActionAudit, msg: "select exactly one datacenter"}}},
+		{"object being deleted is not judged", create(testutil.Deployment("travis", "w").Labels("app", "worker").Deleting().Obj(), "travis"), nil},
+		{"pod update is not judged (placement is immutable)", policy.Request{Operation: policy.OperationUpdate, Namespace: "travis",
+			Object: testutil.Pod("travis", "w").Labels("app", "worker").Obj(), OldObject: testutil.Pod("travis", "w").Labels("app", "worker").Obj()}, nil},
+		{"deployment update is judged", policy.Request{Operation: policy.OperationUpdate, Namespace: "travis",
+			Object: testutil.Deployment("travis", "w").Labels("app", "worker").Obj(), OldObject: testutil.Deployment("travis", "w").Labels("app", "worker").InDC("pod-1").Obj()},
+			[]want{deny("spec.template.spec"+nsPath, "select exactly one datacenter")}},
+		{"mirror pod is warned, never denied", create(testutil.Pod("travis", "static-w").Labels("app", "worker").Mirror().Obj(), "travis"),
+			[]want{{field: "spec" + nsPath, action: v1alpha1.ActionWarn, msg: "(not denied: this is the mirror of a static pod"}}},
+		{"other kinds are ignored", create(testutil.Namespace("travis", "app", "worker"), ""), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assertResults(t, e.Evaluate(tc.req, state), tc.want)
+		})
+	}
+}
+
+func TestPinnedKnownDatacentersFromNodes(t *testing.T) {
+	e := engine(t, testutil.Policy("p").Label("example.com/dc").Pinned(testutil.PinnedRule("all").MatchLabels("app", "worker")))
+	nodes := policy.NewStaticState(
+		testutil.Node("a").Label("example.com/dc", "east").Obj(),
+		testutil.Node("b").Label("example.com/dc", "west").Obj(),
+		testutil.Node("c").InDC("pod-1").Obj(), // another label: not a datacenter of this policy
+	)
+	pinned := func(dc string) runtime.Object {
+		return testutil.Deployment("ns", "w").Labels("app", "worker").NodeSelector("example.com/dc", dc).Obj()
+	}
+	assertResults(t, e.Evaluate(create(pinned("west"), "ns"), nodes), nil)
+	assertResults(t, e.Evaluate(create(pinned("wesst"), "ns"), nodes), []want{{
+		field: "spec.template.spec.nodeSelector[example.com/dc]", action: v1alpha1.ActionDeny, exact: true,
+		msg: `unknown datacenter "wesst": did you mean west? known datacenters: east, west`}})
+	assertResults(t, e.Evaluate(create(pinned("west"), "ns"), policy.NewStaticState()), []want{deny(
+		"spec.template.spec.nodeSelector[example.com/dc]", "no datacenters are known; list them in spec.datacenters of PlacementPolicy p or label the nodes with example.com/dc")})
+	if got := strings.Join(e.Datacenters(nodes), ","); got != "east,west" {
+		t.Errorf("Datacenters = %s, want east,west", got)
+	}
+}
+
+func TestMutate(t *testing.T) {
+	dcLabel := "placement.kubectl-dc.io/datacenter"
+	e := engine(t, testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(testutil.PinnedRule("workers").MatchLabels("app", "worker").FromLabel(dcLabel)))
+	state := policy.NewStaticState(threeDCs()...)
+	for _, b := range testutil.Kinds("travis", "worker") {
+		t.Run(b.Kind(), func(t *testing.T) {
+			obj := b.Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").Obj()
+			if !e.Mutate(obj, "travis", state) {
+				t.Fatal("Mutate reported no change")
+			}
+			if got := b.Spec().NodeSelector[zone]; got != "pod-2" {
+				t.Errorf("nodeSelector[%s] = %q, want pod-2", zone, got)
+			}
+			if e.Mutate(obj, "travis", state) {
+				t.Error("second Mutate changed the object: not idempotent")
+			}
+			assertResults(t, e.Evaluate(create(obj, "travis"), state), nil)
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		b    *testutil.ObjectBuilder
+	}{
+		{"mirror pod", testutil.Pod("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").Mirror()},
+		{"no datacenter label", testutil.Deployment("travis", "w").Labels("app", "worker")},
+		{"not matched", testutil.Deployment("travis", "w").Labels("app", "web").ObjectLabels(dcLabel, "pod-2")},
+		{"already selected (even another DC)", testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").InDC("pod-1")},
+		{"selected by affinity", testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").
+			RequiredAffinity(testutil.Term(testutil.In(zone, "pod-2")))},
+		{"being deleted", testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").Deleting()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.b.Spec().DeepCopy()
+			if e.Mutate(tc.b.Obj(), "travis", state) {
+				t.Error("Mutate changed the object")
+			}
+			if tc.b.Spec().NodeSelector[zone] != before.NodeSelector[zone] {
+				t.Error("nodeSelector changed")
+			}
+		})
+	}
+	// A permissive affinity gets the nodeSelector, which pins it.
+	b := testutil.Deployment("travis", "w").Labels("app", "worker").ObjectLabels(dcLabel, "pod-3").
+		RequiredAffinity(testutil.Term(testutil.In("disk", "ssd")))
+	if !e.Mutate(b.Obj(), "travis", state) || b.Spec().NodeSelector[zone] != "pod-3" {
+		t.Errorf("permissive affinity: nodeSelector = %v", b.Spec().NodeSelector)
+	}
+}
