@@ -19,7 +19,8 @@ const (
 	MutatingManifest   = "webhook-mutating.yaml"
 )
 
-// LocalConfigurations reads the webhook configurations of manifestsDir and
+// LocalConfigurations reads the webhook configurations of manifestsDir (or
+// of its base/ directory) and
 // points every webhook at baseURL (https://127.0.0.1:9443, say) plus the
 // path of its Service, trusting caBundle: the configurations the API server
 // needs to reach a dc-webhook running as a local process. Everything else
@@ -39,6 +40,12 @@ func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admiss
 		cc.Service = nil
 		cc.URL = &url
 		cc.CABundle = caBundle
+	}
+	if _, err := os.Stat(filepath.Join(manifestsDir, ValidatingManifest)); err != nil {
+		// manifests/ keeps the webhook in base/.
+		if _, berr := os.Stat(filepath.Join(manifestsDir, "base", ValidatingManifest)); berr == nil {
+			manifestsDir = filepath.Join(manifestsDir, "base")
+		}
 	}
 	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	if err := readManifest(filepath.Join(manifestsDir, ValidatingManifest), v); err != nil {
