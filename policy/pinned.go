@@ -37,11 +37,13 @@ func (r *pinnedRule) matches(objLabels map[string]string, namespace string, stat
 	return r.nsSel.Matches(nsLabels)
 }
 
+// namespaceOf returns the object's namespace, else the request's (objects
+// in a CREATE may leave it to the request).
 func namespaceOf(m metav1Object, fallback string) string {
-	if fallback != "" {
-		return fallback
+	if ns := m.GetNamespace(); ns != "" {
+		return ns
 	}
-	return m.GetNamespace()
+	return fallback
 }
 
 type metav1Object interface {

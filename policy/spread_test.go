@@ -1,0 +1,256 @@
+package policy_test
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
+)
+
+func etcdPolicy(rule *testutil.SpreadBuilder) *testutil.PolicyBuilder {
+	return testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").Spread(rule)
+}
+
+// member is an etcd pod, scheduled on node when node is not "".
+func member(name, node string) *testutil.ObjectBuilder {
+	return testutil.Pod("kube-system", name).Labels("component", "etcd").NodeName(node)
+}
+
+func objs(list ...any) []runtime.Object {
+	var out []runtime.Object
+	for _, x := range list {
+		switch v := x.(type) {
+		case runtime.Object:
+			out = append(out, v)
+		case []runtime.Object:
+			out = append(out, v...)
+		case *testutil.ObjectBuilder:
+			out = append(out, v.Obj())
+		}
+	}
+	return out
+}
+
+func bind(pod, node string) policy.Request {
+	return policy.Request{Operation: policy.OperationCreate, Object: testutil.Binding("kube-system", pod, node), Namespace: "kube-system"}
+}
+
+func TestSpreadPlacement(t *testing.T) {
+	const (
+		surviveMsg  = "datacenter pod-1 would hold 2 of N=3 voting members, more than floor((N-1)/2)=1: losing pod-1 would leave 1, below the quorum of 2; place it in another datacenter"
+		perNodeMsg  = "node pod-1-1 already holds 1 member(s), and maxPerNode is 1: place the member on another node"
+		balanceMsg  = "placing the member in datacenter pod-1 leaves the members unbalanced (pod-1=2, pod-2=1, pod-3=0; counts over datacenters with a Ready schedulable node may differ by at most one): place it in pod-3"
+		witnessText = "two datacenters can never survive the loss of either (3 members split 2+1, 5 split 3+2, 4 split 2+2 all fail): add a third (witness) datacenter holding at least one member"
+	)
+	exact := func(field, msg string) want {
+		return want{field: field, action: v1alpha1.ActionDeny, msg: msg, exact: true}
+	}
+	noSurvive := testutil.Etcd().Survive(false)
+	cases := []struct {
+		name  string
+		rule  *testutil.SpreadBuilder
+		state []runtime.Object
+		req   policy.Request
+		want  []want
+	}{
+		{"binding to the empty datacenter", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-3-1"), nil},
+		{"binding next to a member breaks every limit", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-1"),
+			[]want{exact("target.name", surviveMsg), exact("target.name", perNodeMsg), exact("target.name", balanceMsg)}},
+		{"binding to another node of a full datacenter", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-2"),
+			[]want{exact("target.name", surviveMsg), exact("target.name", balanceMsg)}},
+		{"maxPerNode 2 allows a second member on a node", testutil.Etcd().MaxPerNode(2).Survive(false),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-d", "")),
+			bind("etcd-d", "pod-1-1"), nil},
+		{"binding of a pod that is not a member", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), testutil.Pod("kube-system", "dns").Labels("k8s-app", "dns")),
+			bind("dns", "pod-1-1"), nil},
+		{"binding of an unknown pod", testutil.Etcd(), objs(threeDCs(), member("etcd-a", "pod-1-1")), bind("ghost", "pod-1-1"), nil},
+		{"binding to an unlabeled node", testutil.Etcd(),
+			objs(threeDCs(), testutil.Node("bare").Obj(), member("etcd-a", "")),
+			bind("etcd-a", "bare"),
+			[]want{deny("target.name", "node bare has no topology.kubernetes.io/zone label, so quorum safety cannot be judged")}},
+		{"two datacenters: the third member cannot survive, witness site named", testutil.Etcd(),
+			objs(testutil.Nodes(2, "pod-1", "pod-2"), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-2"),
+			[]want{deny("target.name", "losing pod-1 would leave 1, below the quorum of 2; "+witnessText)}},
+		{"first member with N = current+1 = 1 asks for expectedMembers", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "")),
+			bind("etcd-a", "pod-1-1"),
+			[]want{deny("target.name", "fewer than 3 voting members never survive the loss of one: set expectedMembers (spec.spread[0].expectedMembers)")}},
+		{"expectedMembers 5 allows two per datacenter", testutil.Etcd().Expected(5),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-d", "")),
+			bind("etcd-d", "pod-1-2"), nil},
+		{"expectedMembers 5 refuses a third in one datacenter", testutil.Etcd().Expected(5).Survive(true),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-1-2"), member("etcd-c", "pod-2-1"), member("etcd-d", "pod-3-1"), testutil.Node("pod-1-3").InDC("pod-1").Obj(), member("etcd-e", "")),
+			bind("etcd-e", "pod-1-3"),
+			[]want{exact("target.name", "datacenter pod-1 would hold 3 of N=5 voting members, more than floor((N-1)/2)=2: losing pod-1 would leave 2, below the quorum of 3; place it in another datacenter"),
+				deny("target.name", "leaves the members unbalanced (pod-1=3, pod-2=1, pod-3=1")}},
+		{"owning StatefulSet replicas give N", testutil.Etcd(),
+			objs(threeDCs(), testutil.StatefulSet("kube-system", "etcd").Replicas(5),
+				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "pod-3-1"), member("etcd-3", "").OwnedBy("StatefulSet", "etcd")),
+			bind("etcd-3", "pod-1-2"), nil},
+		{"owning StatefulSet of 3 refuses a second in one datacenter", testutil.Etcd(),
+			objs(threeDCs(), testutil.StatefulSet("kube-system", "etcd").Replicas(3),
+				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "").OwnedBy("StatefulSet", "etcd")),
+			bind("etcd-2", "pod-1-2"),
+			[]want{deny("target.name", "datacenter pod-1 would hold 2 of N=3 voting members"), exact("target.name", balanceMsg)}},
+		{"learners never count", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-l", "pod-1-1").Learner(), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
+			bind("etcd-a", "pod-1-1"), nil},
+		{"a learner is never judged", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-l", "").Learner()),
+			bind("etcd-l", "pod-1-1"), nil},
+		{"finished and deleting members do not count", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-x", "pod-1-1").Phase(corev1.PodFailed), member("etcd-y", "pod-1-2").Deleting(),
+				member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
+			bind("etcd-a", "pod-1-1"), nil},
+		{"members outside the rule's namespaces do not count", testutil.Etcd(),
+			objs(threeDCs(), testutil.Pod("other", "etcd-x").Labels("component", "etcd").NodeName("pod-1-1"),
+				member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
+			bind("etcd-a", "pod-1-1"), nil},
+		{"balance ignores a datacenter without a Ready schedulable node", noSurvive,
+			objs(testutil.Nodes(2, "pod-1", "pod-2"), testutil.Node("pod-3-1").InDC("pod-3").NotReady().Obj(), testutil.Node("pod-3-2").InDC("pod-3").Cordoned().Obj(),
+				member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-2"), nil},
+		{"balance counts a datacenter with a Ready schedulable node", noSurvive,
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-2"),
+			[]want{exact("target.name", balanceMsg)}},
+		{"placing into the least loaded datacenter repairs and is allowed", noSurvive,
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-1-2"), member("etcd-c", "")),
+			bind("etcd-c", "pod-2-1"), nil},
+		{"pod create with nodeName", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1")),
+			create(member("etcd-c", "pod-1-1").Obj(), "kube-system"),
+			[]want{exact("spec.nodeName", surviveMsg), exact("spec.nodeName", perNodeMsg), exact("spec.nodeName", balanceMsg)}},
+		{"pod create without nodeName waits for the binding", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1")),
+			create(member("etcd-c", "").Obj(), "kube-system"), nil},
+		{"pod update is not a placement", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1")),
+			policy.Request{Operation: policy.OperationUpdate, Object: member("etcd-c", "pod-1-1").Obj(), OldObject: member("etcd-c", "pod-1-1").Obj(), Namespace: "kube-system"}, nil},
+		{"mirror pod is warned, never denied", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-pod-1-2", "pod-1-2").Mirror(), member("etcd-pod-2-1", "pod-2-1").Mirror()),
+			create(member("etcd-pod-1-1", "pod-1-1").Mirror().Obj(), "kube-system"),
+			[]want{
+				{field: "spec.nodeName", action: v1alpha1.ActionWarn, msg: "would hold 2 of N=3 voting members"},
+				{field: "spec.nodeName", action: v1alpha1.ActionWarn, msg: "leaves the members unbalanced (pod-1=2, pod-2=1, pod-3=0"},
+			}},
+		{"check of an existing member does not count itself", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1")),
+			policy.Request{Operation: policy.OperationCheck, Object: member("etcd-a", "pod-1-1").Obj()}, nil},
+		{"Warn action", testutil.Etcd().Action(v1alpha1.ActionWarn),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "")),
+			bind("etcd-b", "pod-1-1"),
+			[]want{{field: "target.name", action: v1alpha1.ActionWarn, msg: "would hold 2 of N=2"},
+				{field: "target.name", action: v1alpha1.ActionWarn, msg: "already holds 1 member(s)"},
+				{field: "target.name", action: v1alpha1.ActionWarn, msg: "unbalanced"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engine(t, etcdPolicy(tc.rule))
+			assertResults(t, e.Evaluate(tc.req, policy.NewStaticState(tc.state...)), tc.want)
+		})
+	}
+}
+
+func TestSpreadTemplates(t *testing.T) {
+	sts := func() *testutil.ObjectBuilder {
+		return testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3)
+	}
+	spreadPath := "spec.template.spec.topologySpreadConstraints"
+	cases := []struct {
+		name  string
+		rule  *testutil.SpreadBuilder
+		nodes []runtime.Object
+		obj   runtime.Object
+		want  []want
+	}{
+		{"no spread constraint", testutil.Etcd(), threeDCs(), sts().Obj(),
+			[]want{deny(spreadPath, "quorum members must be spread over datacenters: add {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule")}},
+		{"DoNotSchedule constraint", testutil.Etcd(), threeDCs(), sts().TopologySpread(zone, corev1.DoNotSchedule).Obj(), nil},
+		{"required anti-affinity", testutil.Etcd(), threeDCs(), sts().PodAntiAffinity(zone).Obj(), nil},
+		{"ScheduleAnyway constraint", testutil.Etcd(), threeDCs(), sts().TopologySpread(zone, corev1.ScheduleAnyway).Obj(),
+			[]want{deny(spreadPath+"[0].whenUnsatisfiable", "ScheduleAnyway lets the scheduler stack quorum members in one datacenter: use DoNotSchedule")}},
+		{"constraint on the hostname only", testutil.Etcd(), threeDCs(), sts().TopologySpread("kubernetes.io/hostname", corev1.DoNotSchedule).Obj(),
+			[]want{deny(spreadPath, "quorum members must be spread")}},
+		{"constraint selecting other pods", testutil.Etcd(), threeDCs(),
+			testutil.StatefulSet("kube-system", "etcd").Labels("app", "other").TopologySpread(zone, corev1.DoNotSchedule).TemplateLabels("component", "etcd").Replicas(3).
+				Edit(func(s *corev1.PodSpec) { s.TopologySpreadConstraints[0].LabelSelector.MatchLabels = map[string]string{"app": "other", "x": "y"} }).Obj(),
+			[]want{deny(spreadPath, "quorum members must be spread")}},
+		{"Deployment and DaemonSet templates too", testutil.Etcd(), threeDCs(),
+			testutil.DaemonSet("kube-system", "etcd").Labels("component", "etcd").Obj(),
+			[]want{deny(spreadPath, "quorum members must be spread")}},
+		{"4 replicas over 3 datacenters", testutil.Etcd(), threeDCs(), sts().Replicas(4).TopologySpread(zone, corev1.DoNotSchedule).Obj(),
+			[]want{{field: "spec.replicas", action: v1alpha1.ActionDeny, exact: true,
+				msg: "4 voting members over 3 datacenter(s) put at least 2 in one, more than floor((N-1)/2)=1: losing it would lose quorum; use 5 members instead"}}},
+		{"3 replicas over 2 datacenters", testutil.Etcd(), testutil.Nodes(1, "pod-1", "pod-2"), sts().TopologySpread(zone, corev1.DoNotSchedule).Obj(),
+			[]want{deny("spec.replicas", "two datacenters can never survive the loss of either")}},
+		{"5 replicas over 3 datacenters", testutil.Etcd(), threeDCs(), sts().Replicas(5).PodAntiAffinity(zone).Obj(), nil},
+		{"expectedMembers overrides replicas", testutil.Etcd().Expected(4), threeDCs(), sts().Replicas(5).PodAntiAffinity(zone).Obj(),
+			[]want{deny("spec.spread[0].expectedMembers", "4 voting members over 3 datacenter(s)")}},
+		{"survive disabled", testutil.Etcd().Survive(false), testutil.Nodes(1, "pod-1", "pod-2"), sts().TopologySpread(zone, corev1.DoNotSchedule).Obj(), nil},
+		{"template outside the rule's namespaces", testutil.Etcd(), threeDCs(),
+			testutil.StatefulSet("db", "etcd").Labels("component", "etcd").Replicas(4).Obj(), nil},
+		{"template that is not a member", testutil.Etcd(), threeDCs(),
+			testutil.StatefulSet("kube-system", "x").Labels("component", "dns").Obj(), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engine(t, etcdPolicy(tc.rule))
+			assertResults(t, e.Evaluate(create(tc.obj, "kube-system"), policy.NewStaticState(tc.nodes...)), tc.want)
+		})
+	}
+	if _, ok := sts().Obj().(*appsv1.StatefulSet); !ok {
+		t.Fatal("fixture is not a StatefulSet")
+	}
+}
+
+func TestSpreadNodes(t *testing.T) {
+	cpRule := func() *testutil.SpreadBuilder {
+		return testutil.SpreadNodes("control-plane", "node-role.kubernetes.io/control-plane", "")
+	}
+	cp := func(name, dc string) *corev1.Node { return testutil.Node(name).InDC(dc).ControlPlane().Obj() }
+	state := objs(threeDCs(), cp("cp-1", "pod-1"), cp("cp-2", "pod-2"), cp("cp-3", "pod-3"))
+	labelPath := "metadata.labels[topology.kubernetes.io/zone]"
+	cases := []struct {
+		name string
+		rule *testutil.SpreadBuilder
+		req  policy.Request
+		want []want
+	}{
+		{"fourth control-plane node with N = current+1", cpRule(), create(cp("cp-4", "pod-1"), ""),
+			[]want{{field: labelPath, action: v1alpha1.ActionDeny, exact: true,
+				msg: "datacenter pod-1 would hold 2 of N=4 voting members, more than floor((N-1)/2)=1: losing pod-1 would leave 2, below the quorum of 3; place it in another datacenter"}}},
+		{"fourth and fifth allowed with expectedMembers 5", cpRule().Expected(5), create(cp("cp-4", "pod-1"), ""), nil},
+		{"label change moves a member into a full datacenter", cpRule(),
+			policy.Request{Operation: policy.OperationUpdate, Object: cp("cp-2", "pod-1"), OldObject: cp("cp-2", "pod-2")},
+			[]want{deny(labelPath, "datacenter pod-1 would hold 2 of N=3"), deny(labelPath, "unbalanced (pod-1=2, pod-2=0, pod-3=1")}},
+		{"update without label change", cpRule(),
+			policy.Request{Operation: policy.OperationUpdate, Object: cp("cp-2", "pod-2"), OldObject: cp("cp-2", "pod-2")}, nil},
+		{"node becoming a member is judged", cpRule(),
+			policy.Request{Operation: policy.OperationUpdate, Object: cp("pod-1-1", "pod-1"), OldObject: testutil.Node("pod-1-1").InDC("pod-1").Obj()},
+			[]want{deny(labelPath, "would hold 2 of N=4")}},
+		{"member node without a datacenter label", cpRule(), create(testutil.Node("cp-x").ControlPlane().Obj(), ""),
+			[]want{deny(labelPath, "member node cp-x has no datacenter label topology.kubernetes.io/zone")}},
+		{"worker node is not a member", cpRule(), create(testutil.Node("w").InDC("pod-1").Obj(), ""), nil},
+		{"node being deleted is not judged", cpRule(), create(testutil.Node("cp-4").InDC("pod-1").ControlPlane().Deleting().Obj(), ""), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engine(t, etcdPolicy(tc.rule))
+			assertResults(t, e.Evaluate(tc.req, policy.NewStaticState(state...)), tc.want)
+		})
+	}
+}
