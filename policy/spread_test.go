@@ -187,7 +187,9 @@ func TestSpreadTemplates(t *testing.T) {
 			[]want{deny(spreadPath, "quorum members must be spread")}},
 		{"constraint selecting other pods", testutil.Etcd(), threeDCs(),
 			testutil.StatefulSet("kube-system", "etcd").Labels("app", "other").TopologySpread(zone, corev1.DoNotSchedule).TemplateLabels("component", "etcd").Replicas(3).
-				Edit(func(s *corev1.PodSpec) { s.TopologySpreadConstraints[0].LabelSelector.MatchLabels = map[string]string{"app": "other", "x": "y"} }).Obj(),
+				Edit(func(s *corev1.PodSpec) {
+					s.TopologySpreadConstraints[0].LabelSelector.MatchLabels = map[string]string{"app": "other", "x": "y"}
+				}).Obj(),
 			[]want{deny(spreadPath, "quorum members must be spread")}},
 		{"Deployment and DaemonSet templates too", testutil.Etcd(), threeDCs(),
 			testutil.DaemonSet("kube-system", "etcd").Labels("component", "etcd").Obj(),

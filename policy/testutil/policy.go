@@ -45,6 +45,12 @@ func (b *PolicyBuilder) Spread(rules ...*SpreadBuilder) *PolicyBuilder {
 	return b
 }
 
+// Edit lets a test change the policy directly.
+func (b *PolicyBuilder) Edit(f func(*v1alpha1.PlacementPolicy)) *PolicyBuilder {
+	f(b.p)
+	return b
+}
+
 // Obj returns the policy.
 func (b *PolicyBuilder) Obj() *v1alpha1.PlacementPolicy { return b.p }
 
