@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -112,6 +113,29 @@ type evalContext struct {
 	ref     ObjectRef
 	refDone bool
 	results Results
+
+	// templates and meta are computed once per request, on first use.
+	templatesDone bool
+	templates     []PodTemplate
+	meta          metav1.Object
+}
+
+// podTemplates returns PodTemplates(req.Object), computed once.
+func (c *evalContext) podTemplates() []PodTemplate {
+	if !c.templatesDone {
+		c.templates, c.templatesDone = PodTemplates(c.req.Object), true
+	}
+	return c.templates
+}
+
+// objectMeta returns the request object's metadata, nil when it has none.
+func (c *evalContext) objectMeta() metav1.Object {
+	if c.meta == nil {
+		if m, err := meta.Accessor(c.req.Object); err == nil {
+			c.meta = m
+		}
+	}
+	return c.meta
 }
 
 func (c *evalContext) add(r *ruleMeta, err *field.Error) {

@@ -58,16 +58,16 @@ func (r *pinnedRule) evaluate(c *evalContext) {
 		// A pod's placement is immutable: it was judged at create.
 		return
 	}
-	templates := PodTemplates(obj)
-	if len(templates) == 0 {
-		return
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
+	m := c.objectMeta()
+	if m == nil {
 		return
 	}
 	objLabels := m.GetLabels()
 	if !r.matches(objLabels, namespaceOf(m, c.req.Namespace), c.state) {
+		return
+	}
+	templates := c.podTemplates()
+	if len(templates) == 0 {
 		return
 	}
 	label := r.cp.label

@@ -6,7 +6,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -246,12 +245,12 @@ func (r *spreadRule) survivalAdvice(n, d int) string {
 // count must be able to survive a datacenter loss.
 func (r *spreadRule) evaluateTemplates(c *evalContext) {
 	obj := c.req.Object
-	templates := PodTemplates(obj)
+	templates := c.podTemplates()
 	if len(templates) == 0 {
 		return
 	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
+	m := c.objectMeta()
+	if m == nil {
 		return
 	}
 	ns := namespaceOf(m, c.req.Namespace)
