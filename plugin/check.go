@@ -109,7 +109,11 @@ func NewCheckOptions(config *genericclioptions.ConfigFlags, streams genericioopt
 
 // NewCmdCheck returns `kubectl dc check`.
 func NewCmdCheck(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewCheckOptions(config, streams)
+	return newCmdCheck(NewCheckOptions(config, streams))
+}
+
+// newCmdCheck binds the flags of check to o, whose clients tests may set.
+func newCmdCheck(o *CheckOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "check (-f FILE|DIR ... | --cluster) [--policy FILE] [-o table|json|yaml]",
 		Short:   "Check workloads against PlacementPolicies, offline or live",
@@ -145,7 +149,7 @@ func NewCmdCheck(config *genericclioptions.ConfigFlags, streams genericiooptions
 }
 
 // Complete fills what the flags leave open: the namespace.
-func (o *CheckOptions) Complete(cmd *cobra.Command) error {
+func (o *CheckOptions) Complete(_ *cobra.Command) error {
 	nsFlag := ""
 	if o.config != nil && o.config.Namespace != nil {
 		nsFlag = *o.config.Namespace
@@ -164,7 +168,6 @@ func (o *CheckOptions) Complete(cmd *cobra.Command) error {
 			}
 		}
 	}
-	_ = cmd
 	return nil
 }
 
@@ -349,14 +352,15 @@ const judgedKinds = "Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, C
 // files, whose workloads are skipped with a note).
 func (o *CheckOptions) sortInputs(files []inputFile, in *checkInputs, judge bool) error {
 	for _, f := range files {
-		objs, issues, err := decodeFile(f)
+		objs, err := decodeFile(f)
 		if err != nil {
 			return err
 		}
-		for _, is := range issues {
-			fmt.Fprintf(o.ErrOut, "note: %s\n", is)
-		}
 		for _, d := range objs {
+			if d.obj == nil {
+				fmt.Fprintf(o.ErrOut, "note: %s: %s\n", d.where, d.skipped)
+				continue
+			}
 			if err := o.sortObject(d, in, judge); err != nil {
 				return err
 			}

@@ -46,16 +46,10 @@ type decodedObject struct {
 	// unknownFields lists the fields of the document that obj has no place
 	// for ("" when none): a note for workloads, an error for policies.
 	unknownFields string
+	// skipped, when obj is nil, says why the document was not decoded (a
+	// kind policy.Scheme does not know); it becomes a note on ErrOut.
+	skipped string
 }
-
-// decodeIssue is a document that does not stop decoding but is not decoded
-// either (a kind policy.Scheme does not know): it becomes a note on ErrOut.
-type decodeIssue struct {
-	where string
-	msg   string
-}
-
-func (i decodeIssue) String() string { return i.where + ": " + i.msg }
 
 // readInputs expands the -f arguments into files: a file is read as is, a
 // directory yields its .yaml, .yml and .json files (and those of its
@@ -101,7 +95,7 @@ func readInputs(paths []string, recursive bool, in io.Reader) ([]inputFile, erro
 		}
 		if len(found) == 0 {
 			hint := ""
-			if !recursive {
+			if !recursive && hasSubdirectory(p) {
 				hint = " (add -R to read its subdirectories)"
 			}
 			return nil, fmt.Errorf("-f %s: directory has no %s files%s", p, strings.Join(manifestExtensions, ", "), hint)
@@ -135,6 +129,16 @@ func readDir(dir string, recursive bool) ([]inputFile, error) {
 		return nil
 	})
 	return files, err
+}
+
+func hasSubdirectory(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 func hasManifestExtension(path string) bool {
@@ -260,30 +264,29 @@ var strictSerializer = serializerjson.NewSerializerWithOptions(serializerjson.De
 
 // decodeFile decodes every document of f into typed objects. Syntax errors,
 // documents without apiVersion or kind and values of the wrong type are
-// errors naming the file, document and line. Kinds policy.Scheme does not
-// know are returned as issues, unknown fields with their object; the caller
-// decides.
-func decodeFile(f inputFile) ([]decodedObject, []decodeIssue, error) {
+// errors naming the file, document and line. Documents of kinds
+// policy.Scheme does not know come back with a nil obj and skipped set,
+// unknown fields with their object; the caller decides. The order is the
+// order of the file.
+func decodeFile(f inputFile) ([]decodedObject, error) {
 	docs, err := splitDocuments(f.name, f.data)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var objs []decodedObject
-	var issues []decodeIssue
 	for _, d := range docs {
 		where := fmt.Sprintf("%s: document %d", f.name, d.index)
 		js, err := yaml.YAMLToJSON(d.data)
 		if err != nil {
-			return nil, nil, yamlError(where, d.line, err)
+			return nil, yamlError(where, d.line, err)
 		}
-		o, is, err := decodeJSON(js, where, d.line, "", schema.GroupVersionKind{})
+		o, err := decodeJSON(js, where, d.line, "", schema.GroupVersionKind{})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		objs = append(objs, o...)
-		issues = append(issues, is...)
 	}
-	return objs, issues, nil
+	return objs, nil
 }
 
 // yamlError names the file line of a YAML syntax error: the parser counts
@@ -308,14 +311,14 @@ type listHeader struct {
 // decodeJSON decodes one JSON object. Lists (v1 List and typed lists such
 // as DeploymentList) are expanded into their items; items of a typed list
 // may omit apiVersion and kind, which then come from the list (defaultGVK).
-func decodeJSON(js []byte, where string, line int, item string, defaultGVK schema.GroupVersionKind) ([]decodedObject, []decodeIssue, error) {
+func decodeJSON(js []byte, where string, line int, item string, defaultGVK schema.GroupVersionKind) ([]decodedObject, error) {
 	at := where + item
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	var h listHeader
 	if err := json.Unmarshal(js, &h); err != nil {
-		return nil, nil, fmt.Errorf("%s, line %d: not a Kubernetes object: %w", at, line, err)
+		return nil, fmt.Errorf("%s, line %d: not a Kubernetes object: %w", at, line, err)
 	}
 	if h.Kind == "" && defaultGVK.Kind != "" {
 		h.Kind = defaultGVK.Kind
@@ -324,18 +327,18 @@ func decodeJSON(js []byte, where string, line int, item string, defaultGVK schem
 		}
 		var err error
 		if js, err = setTypeMeta(js, h.APIVersion, h.Kind); err != nil {
-			return nil, nil, fmt.Errorf("%s, line %d: %w", at, line, err)
+			return nil, fmt.Errorf("%s, line %d: %w", at, line, err)
 		}
 	}
 	switch {
 	case h.Kind == "":
-		return nil, nil, fmt.Errorf("%s, line %d: object has no kind: set kind (and apiVersion), for example kind: Deployment", at, line)
+		return nil, fmt.Errorf("%s, line %d: object has no kind: set kind (and apiVersion), for example kind: Deployment", at, line)
 	case h.APIVersion == "":
-		return nil, nil, fmt.Errorf("%s, line %d: %s has no apiVersion: set apiVersion, for example apps/v1", at, line, h.Kind)
+		return nil, fmt.Errorf("%s, line %d: %s has no apiVersion: set apiVersion, for example apps/v1", at, line, h.Kind)
 	}
 	gv, err := schema.ParseGroupVersion(h.APIVersion)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s, line %d: apiVersion %q: %w", at, line, h.APIVersion, err)
+		return nil, fmt.Errorf("%s, line %d: apiVersion %q: %w", at, line, h.APIVersion, err)
 	}
 	if strings.HasSuffix(h.Kind, "List") && h.Items != nil {
 		itemGVK := schema.GroupVersionKind{}
@@ -343,30 +346,28 @@ func decodeJSON(js []byte, where string, line int, item string, defaultGVK schem
 			itemGVK = gv.WithKind(strings.TrimSuffix(h.Kind, "List"))
 		}
 		var objs []decodedObject
-		var issues []decodeIssue
 		for i, raw := range h.Items {
-			o, is, err := decodeJSON(raw, where, line, fmt.Sprintf("%s, item %d", item, i+1), itemGVK)
+			o, err := decodeJSON(raw, where, line, fmt.Sprintf("%s, item %d", item, i+1), itemGVK)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			objs = append(objs, o...)
-			issues = append(issues, is...)
 		}
-		return objs, issues, nil
+		return objs, nil
 	}
 	obj, _, err := strictSerializer.Decode(js, nil, nil)
 	unknown := ""
 	if err != nil {
 		switch {
 		case runtime.IsNotRegisteredError(err):
-			return nil, []decodeIssue{{where: at, msg: fmt.Sprintf("skipped %s %s%s: not a kind kubectl dc check judges", h.APIVersion, h.Kind, nameSuffix(js))}}, nil
+			return []decodedObject{{where: at, skipped: fmt.Sprintf("skipped %s %s%s: not a kind kubectl dc check judges", h.APIVersion, h.Kind, nameSuffix(js))}}, nil
 		case runtime.IsStrictDecodingError(err) && obj != nil:
 			unknown = strictMessage(err)
 		default:
-			return nil, nil, fmt.Errorf("%s, line %d: %s%s: %s", at, line, h.Kind, nameSuffix(js), decodeMessage(err))
+			return nil, fmt.Errorf("%s, line %d: %s%s: %s", at, line, h.Kind, nameSuffix(js), decodeMessage(err))
 		}
 	}
-	return []decodedObject{{obj: obj, where: at, unknownFields: unknown}}, nil, nil
+	return []decodedObject{{obj: obj, where: at, unknownFields: unknown}}, nil
 }
 
 // setTypeMeta sets apiVersion and kind on a JSON object.
