@@ -1,0 +1,87 @@
+package webhook
+
+import (
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// TestLocalConfigurations checks the rendered configurations and, through
+// them, the deployed manifests: what must hold so that the webhook can never
+// lock out recovery.
+func TestLocalConfigurations(t *testing.T) {
+	ca := []byte("-----BEGIN CERTIFICATE-----\nZZZ\n-----END CERTIFICATE-----\n")
+	v, m, err := LocalConfigurations("../manifests", "https://127.0.0.1:19443/", ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Name != "dc-webhook" || m.Name != "dc-webhook" {
+		t.Errorf("names = %q, %q, want dc-webhook (the certificate rotator injects by name)", v.Name, m.Name)
+	}
+	seen := sets.New[string]()
+	for _, w := range v.Webhooks {
+		seen.Insert(w.Name)
+		if w.ClientConfig.Service != nil || w.ClientConfig.URL == nil || *w.ClientConfig.URL != "https://127.0.0.1:19443/validate" {
+			t.Errorf("%s: clientConfig = %+v, want url https://127.0.0.1:19443/validate", w.Name, w.ClientConfig)
+		}
+		if string(w.ClientConfig.CABundle) != string(ca) {
+			t.Errorf("%s: caBundle not set", w.Name)
+		}
+		if w.TimeoutSeconds == nil || *w.TimeoutSeconds > 2 {
+			t.Errorf("%s: timeoutSeconds = %v, want at most 2", w.Name, w.TimeoutSeconds)
+		}
+		checkCommon(t, w.Name, w.SideEffects, w.FailurePolicy, w.NamespaceSelector, w.Rules)
+	}
+	for _, want := range []string{"workloads.placement.kubectl-dc.io", "kube-system.placement.kubectl-dc.io", "bindings.placement.kubectl-dc.io", "nodes.placement.kubectl-dc.io", "policies.placement.kubectl-dc.io"} {
+		if !seen.Has(want) {
+			t.Errorf("validating webhook %s missing", want)
+		}
+	}
+	if len(m.Webhooks) != 1 {
+		t.Fatalf("mutating webhooks = %d, want 1", len(m.Webhooks))
+	}
+	w := m.Webhooks[0]
+	if *w.ClientConfig.URL != "https://127.0.0.1:19443/mutate" {
+		t.Errorf("mutating url = %s", *w.ClientConfig.URL)
+	}
+	if w.TimeoutSeconds == nil || *w.TimeoutSeconds != 1 {
+		t.Errorf("mutating timeoutSeconds = %v, want 1", w.TimeoutSeconds)
+	}
+	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+		t.Errorf("reinvocationPolicy = %v, want IfNeeded", w.ReinvocationPolicy)
+	}
+	if *w.FailurePolicy != admissionregistrationv1.Ignore {
+		t.Errorf("mutating failurePolicy = %s, want Ignore", *w.FailurePolicy)
+	}
+	checkCommon(t, w.Name, w.SideEffects, w.FailurePolicy, w.NamespaceSelector, w.Rules)
+}
+
+func checkCommon(t *testing.T, name string, se *admissionregistrationv1.SideEffectClass, fp *admissionregistrationv1.FailurePolicyType,
+	nsSel interface{ String() string }, rules []admissionregistrationv1.RuleWithOperations) {
+	t.Helper()
+	if se == nil || *se != admissionregistrationv1.SideEffectClassNone {
+		t.Errorf("%s: sideEffects = %v, want None (dry-run gets the same answer)", name, se)
+	}
+	if fp == nil {
+		t.Errorf("%s: failurePolicy unset", name)
+	}
+	sel := nsSel.String()
+	for _, r := range rules {
+		for _, g := range r.APIGroups {
+			if g == "coordination.k8s.io" || g == "*" {
+				t.Errorf("%s: matches API group %q (leases must never be matched)", name, g)
+			}
+		}
+		for _, res := range r.Resources {
+			if strings.Contains(res, "*") {
+				t.Errorf("%s: wildcard resource %q", name, res)
+			}
+		}
+		if r.Scope != nil && *r.Scope == admissionregistrationv1.NamespacedScope &&
+			!strings.Contains(sel, "dc-system") && !strings.Contains(sel, "[kube-system]") {
+			t.Errorf("%s: namespaced rules do not exclude dc-system: %s", name, sel)
+		}
+	}
+}
