@@ -156,8 +156,12 @@ type document struct {
 	// index is the 1-based number of the document in its file, counting
 	// only documents with content.
 	index int
-	// line is the 1-based line of the file where the document starts.
+	// line is the 1-based line of the file where the document's content
+	// starts.
 	line int
+	// base is the file line of the first line of data: the YAML parser
+	// counts lines from there.
+	base int
 	data []byte
 }
 
@@ -171,10 +175,10 @@ func splitDocuments(name string, data []byte) ([]document, error) {
 	}
 	var docs []document
 	var cur bytes.Buffer
-	start, lineNo, content := 1, 0, false
+	start, first, lineNo, content := 1, 1, 0, false
 	flush := func() {
 		if content {
-			docs = append(docs, document{index: len(docs) + 1, line: start, data: append([]byte(nil), cur.Bytes()...)})
+			docs = append(docs, document{index: len(docs) + 1, line: first, base: start, data: append([]byte(nil), cur.Bytes()...)})
 		}
 		cur.Reset()
 		content = false
@@ -197,7 +201,7 @@ func splitDocuments(name string, data []byte) ([]document, error) {
 				cur.WriteString("\n")
 				continue
 			}
-			content = true
+			content, first = true, lineNo
 		}
 		cur.WriteString(line)
 		cur.WriteByte('\n')
@@ -242,7 +246,8 @@ func splitJSON(name string, data []byte) ([]document, error) {
 		for start < int64(len(data)) && strings.ContainsRune(" \t\r\n", rune(data[start])) {
 			start++
 		}
-		docs = append(docs, document{index: index, line: lineAt(data, start), data: raw})
+		l := lineAt(data, start)
+		docs = append(docs, document{index: index, line: l, base: l, data: raw})
 	}
 }
 
@@ -278,7 +283,7 @@ func decodeFile(f inputFile) ([]decodedObject, error) {
 		where := fmt.Sprintf("%s: document %d", f.name, d.index)
 		js, err := yaml.YAMLToJSON(d.data)
 		if err != nil {
-			return nil, yamlError(where, d.line, err)
+			return nil, yamlError(where, d.base, d.line, err)
 		}
 		o, err := decodeJSON(js, where, d.line, "", schema.GroupVersionKind{})
 		if err != nil {
@@ -290,15 +295,16 @@ func decodeFile(f inputFile) ([]decodedObject, error) {
 }
 
 // yamlError names the file line of a YAML syntax error: the parser counts
-// lines from the start of the document, which starts at docLine.
-func yamlError(where string, docLine int, err error) error {
+// lines from base; an error without a line is put on the document's first
+// line.
+func yamlError(where string, base, line int, err error) error {
 	msg := err.Error()
 	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return fmt.Errorf("%s, line %d: %s", where, docLine+n-1, m[2])
+		return fmt.Errorf("%s, line %d: %s", where, base+n-1, m[2])
 	}
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
-	return fmt.Errorf("%s, line %d: %s", where, docLine, msg)
+	return fmt.Errorf("%s, line %d: %s", where, line, msg)
 }
 
 // listHeader is what decoding needs to know of any document.
