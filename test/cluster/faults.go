@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// faultTimeout bounds the best-effort API updates fault injection makes
+// (mirror pod readiness, node conditions): with quorum gone they fail, and
+// that must not hold the test up.
+const faultTimeout = 3 * time.Second
+
+// StopMember kills the etcd member name, as a crash would, and marks its mirror pod not Ready,
+// as the kubelet would (best effort: without quorum the API cannot be
+// written).
+func (c *Cluster) StopMember(name string) error {
+	p, err := c.proc(etcdProc(name))
+	if err != nil {
+		return err
+	}
+	if err := p.stop(0); err != nil {
+		return err
+	}
+	c.setPodReady("etcd-"+c.memberNode(name), false)
+	return c.saveState()
+}
+
+// StartMember starts the stopped etcd member name again with its data and
+// waits until it listens.
+func (c *Cluster) StartMember(name string) error {
+	p, err := c.proc(etcdProc(name))
+	if err != nil {
+		return err
+	}
+	if err := p.start(c.Dir+"/logs", c.detach); err != nil {
+		return err
+	}
+	for _, m := range c.Etcd {
+		if m.Name == name {
+			if err := waitListen(strings.TrimPrefix(m.ClientURL, "http://"), p); err != nil {
+				return fmt.Errorf("etcd member %s: %w", name, err)
+			}
+		}
+	}
+	c.setPodReady("etcd-"+c.memberNode(name), true)
+	return c.saveState()
+}
+
+// StopAPIServer stops every kube-apiserver.
+func (c *Cluster) StopAPIServer() error {
+	for _, a := range c.APIServers {
+		if err := c.Procs[apiProc(a.Node)].stop(stopGrace); err != nil {
+			return err
+		}
+	}
+	return c.saveState()
+}
+
+// StartAPIServer starts every stopped kube-apiserver on its old port and
+// waits until each is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	for _, a := range c.APIServers {
+		if err := c.Procs[apiProc(a.Node)].start(c.Dir+"/logs", c.detach); err != nil {
+			return err
+		}
+	}
+	if err := c.waitAPIServers(ctx); err != nil {
+		return err
+	}
+	return c.saveState()
+}
+
+// DatacenterDown takes datacenter dc down as a power loss would: its kwok
+// dies (no more leases or pod updates), its etcd members and API servers
+// die, and its nodes are marked NotReady as the node lifecycle controller
+// would after its grace period.
+func (c *Cluster) DatacenterDown(ctx context.Context, dc string) error {
+	if !c.hasDatacenter(dc) {
+		return fmt.Errorf("no datacenter %q in the topology", dc)
+	}
+	if err := c.Procs[kwokProc(dc)].stop(0); err != nil {
+		return err
+	}
+	for _, m := range c.Etcd {
+		if m.Datacenter == dc {
+			if err := c.Procs[etcdProc(m.Name)].stop(0); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range c.APIServers {
+		if a.Datacenter == dc {
+			if err := c.Procs[apiProc(a.Node)].stop(0); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.writeKubeconfig(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.client = nil
+	c.mu.Unlock()
+	for _, m := range c.Etcd {
+		if m.Datacenter == dc {
+			c.setPodReady("etcd-"+m.Node, false)
+		}
+	}
+	for _, a := range c.APIServers {
+		if a.Datacenter == dc {
+			c.setPodReady("kube-apiserver-"+a.Node, false)
+		}
+	}
+	for _, name := range c.Nodes(dc) {
+		c.setNodeReady(ctx, name, corev1.ConditionUnknown)
+	}
+	return c.saveState()
+}
+
+// DatacenterUp brings datacenter dc back: etcd members, API servers and kwok
+// start again and its nodes become Ready.
+func (c *Cluster) DatacenterUp(ctx context.Context, dc string) error {
+	if !c.hasDatacenter(dc) {
+		return fmt.Errorf("no datacenter %q in the topology", dc)
+	}
+	for _, m := range c.Etcd {
+		if m.Datacenter == dc {
+			if err := c.StartMember(m.Name); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.StartAPIServer(ctx); err != nil {
+		return err
+	}
+	if err := c.writeKubeconfig(); err != nil {
+		return err
+	}
+	if err := c.Procs[kwokProc(dc)].start(c.Dir+"/logs", c.detach); err != nil {
+		return err
+	}
+	c.Client()
+	for _, a := range c.APIServers {
+		if a.Datacenter == dc {
+			c.setPodReady("kube-apiserver-"+a.Node, true)
+		}
+	}
+	if err := c.waitNodesReady(ctx, c.Nodes(dc)); err != nil {
+		return err
+	}
+	return c.saveState()
+}
+
+func (c *Cluster) hasDatacenter(dc string) bool {
+	for _, d := range c.Topo.Datacenters {
+		if d.Name == dc {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cluster) proc(name string) (*process, error) {
+	p := c.Procs[name]
+	if p == nil {
+		return nil, fmt.Errorf("no process %q in this cluster", name)
+	}
+	return p, nil
+}
+
+func (c *Cluster) memberNode(name string) string {
+	for _, m := range c.Etcd {
+		if m.Name == name {
+			return m.Node
+		}
+	}
+	return name
+}
+
+func (c *Cluster) setPodReady(name string, ready bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), faultTimeout)
+	defer cancel()
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	pods := c.Client().CoreV1().Pods(metav1.NamespaceSystem)
+	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return
+	}
+	now := metav1.Now()
+	for _, t := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+		found := false
+		for i := range pod.Status.Conditions {
+			if pod.Status.Conditions[i].Type == t {
+				pod.Status.Conditions[i].Status, pod.Status.Conditions[i].LastTransitionTime = status, now
+				found = true
+			}
+		}
+		if !found {
+			pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: t, Status: status, LastTransitionTime: now})
+		}
+	}
+	for i := range pod.Status.ContainerStatuses {
+		pod.Status.ContainerStatuses[i].Ready = ready
+	}
+	_, _ = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+}
+
+func (c *Cluster) setNodeReady(ctx context.Context, name string, status corev1.ConditionStatus) {
+	ctx, cancel := context.WithTimeout(ctx, faultTimeout)
+	defer cancel()
+	nodes := c.Client().CoreV1().Nodes()
+	n, err := nodes.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return
+	}
+	now := metav1.Now()
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			n.Status.Conditions[i] = corev1.NodeCondition{Type: corev1.NodeReady, Status: status, Reason: "NodeStatusUnknown",
+				Message: "Kubelet stopped posting node status: datacenter down (fault injection).", LastHeartbeatTime: n.Status.Conditions[i].LastHeartbeatTime, LastTransitionTime: now}
+		}
+	}
+	_, _ = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+}
+
+// waitListen waits until addr accepts TCP connections.
+func waitListen(addr string, p *process) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	return wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
+		if !p.running() {
+			return false, fmt.Errorf("%s exited; see its log", p.Name)
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false, nil
+		}
+		_ = conn.Close()
+		return true, nil
+	})
+}

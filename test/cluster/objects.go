@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Annotations and labels kubeadm puts on its static control-plane pods.
+const (
+	EtcdAdvertiseAnnotation      = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
+	APIServerAdvertiseAnnotation = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
+	MirrorAnnotation             = "kubernetes.io/config.mirror"
+	ControlPlaneLabel            = "node-role.kubernetes.io/control-plane"
+)
+
+// NodeObject returns a node as kwok manages it: in datacenter dc under
+// label, with a loopback InternalIP and the capacity of a large machine.
+// Control-plane nodes carry kubeadm's role label and NoSchedule taint.
+func NodeObject(name, label, dc, ip string, controlPlane bool) *corev1.Node {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name,
+			Labels: map[string]string{
+				label:                    dc,
+				KwokLabel:                "kwok",
+				"kubernetes.io/hostname": name,
+				"kubernetes.io/os":       "linux",
+				"kubernetes.io/arch":     "amd64",
+			},
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+		},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: capacity,
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: ip},
+				{Type: corev1.NodeHostName, Address: name},
+			},
+		},
+	}
+	if controlPlane {
+		n.Labels[ControlPlaneLabel] = ""
+		n.Spec.Taints = []corev1.Taint{{Key: ControlPlaneLabel, Effect: corev1.TaintEffectNoSchedule}}
+	}
+	return n
+}
+
+// staticPod returns the mirror pod of a kubeadm static pod on node.
+func staticPod(component, node string, annotations map[string]string, command []string) *corev1.Pod {
+	ann := map[string]string{
+		MirrorAnnotation:             randomToken()[:32],
+		"kubernetes.io/config.source": "file",
+	}
+	for k, v := range annotations {
+		ann[k] = v
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        component + "-" + node,
+			Namespace:   metav1.NamespaceSystem,
+			Labels:      map[string]string{"component": component, "tier": "control-plane"},
+			Annotations: ann,
+		},
+		Spec: corev1.PodSpec{
+			NodeName:          node,
+			HostNetwork:       true,
+			PriorityClassName: "system-node-critical",
+			Tolerations:       []corev1.Toleration{{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}},
+			Containers: []corev1.Container{{
+				Name:    component,
+				Image:   "registry.k8s.io/" + component,
+				Command: command,
+			}},
+		},
+	}
+}
+
+func etcdMirrorPod(m Member) *corev1.Pod {
+	return staticPod("etcd", m.Node, map[string]string{EtcdAdvertiseAnnotation: m.ClientURL},
+		[]string{"etcd", "--name=" + m.Name, "--advertise-client-urls=" + m.ClientURL, "--initial-advertise-peer-urls=" + m.PeerURL})
+}
+
+func apiserverMirrorPod(a APIServer) *corev1.Pod {
+	endpoint := strings.TrimPrefix(a.URL, "https://")
+	return staticPod("kube-apiserver", a.Node, map[string]string{APIServerAdvertiseAnnotation: endpoint},
+		[]string{"kube-apiserver", "--advertise-address=" + strings.Split(endpoint, ":")[0]})
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+var shared *Cluster
+
+// TestMain starts the package's shared cluster, runs the tests and stops
+// it. Use it as `func TestMain(m *testing.M) { os.Exit(cluster.TestMain(m, opts)) }`.
+// With -short the cluster is not started and tests that call Shared skip.
+// KEEP_CLUSTER=1 keeps a failed run's directory for its logs.
+func TestMain(m *testing.M, opts Options) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	c, err := Start(ctx, opts)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	shared = c
+	code := m.Run()
+	if code != 0 && os.Getenv("KEEP_CLUSTER") != "" {
+		c.ownsDir = false
+		fmt.Fprintf(os.Stderr, "cluster: kept %s for its logs\n", c.Dir)
+	}
+	if err := c.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster: stop:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// Shared returns the cluster TestMain started, or nil under -short.
+func Shared() *Cluster { return shared }
+
+// Require returns the shared cluster, skipping t when there is none (-short).
+func Require(t testing.TB) *Cluster {
+	t.Helper()
+	if shared == nil {
+		t.Skip("no local control plane (-short)")
+	}
+	return shared
+}
+
+var nsClean = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// Namespace creates a fresh namespace for t, waits until its default
+// ServiceAccount exists (pods need it), and deletes it when t ends.
+func Namespace(t testing.TB, c *Cluster) string {
+	t.Helper()
+	name := nsClean.ReplaceAllString(strings.ToLower(t.Name()), "-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	name = strings.Trim(name, "-") + "-" + randomToken()[:6]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs := c.Client()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client().CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("namespace %s: no default ServiceAccount: %v", name, err)
+	}
+	return name
+}
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+// BuildBinary builds a main package of this module (e.g. "./cmd/kubectl-dc")
+// into .cache/bin and returns the binary's path. Each test process builds a
+// package once; concurrent test packages do not clobber each other.
+func BuildBinary(pkg string) (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if path, ok := built[pkg]; ok {
+		return path, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, ".cache", "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	tmp, err := os.CreateTemp(dir, filepath.Base(pkg)+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	_ = tmp.Close()
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", err
+	}
+	built[pkg] = out
+	return out, nil
+}
