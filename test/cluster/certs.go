@@ -17,8 +17,9 @@ import (
 
 // writePKI writes into dir a CA (ca.crt, ca.key), a serving certificate for
 // loopback signed by it (serving.crt, serving.key) and the service-account
-// signing key pair (sa.key, sa.pub).
-func writePKI(dir string) error {
+// signing key pair (sa.key, sa.pub). The serving certificate also names
+// the extra addresses in serveOn.
+func writePKI(dir string, serveOn []net.IP) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -53,7 +54,7 @@ func writePKI(dir string) error {
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, net.ParseIP("10.96.0.1")},
+		IPAddresses:  append([]net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, net.ParseIP("10.96.0.1")}, serveOn...),
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
 	if err != nil {

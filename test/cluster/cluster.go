@@ -48,6 +48,10 @@ type Options struct {
 	// Detach lets the processes outlive the caller, for `dc-cluster up`.
 	// Load and Stop still manage them through Dir/state.json.
 	Detach bool
+	// ServeOn lists extra addresses the API servers listen on and their
+	// certificate names, such as the host side of veth pairs that reach
+	// network namespaces a test creates. Empty means loopback only.
+	ServeOn []net.IP
 }
 
 // Member is one etcd member, named after the control-plane node it runs on.
@@ -89,6 +93,7 @@ type state struct {
 	Etcd       []Member            `json:"members"`
 	APIServers []APIServer         `json:"apiServers"`
 	Procs      map[string]*process `json:"processes"`
+	ServeOn    []net.IP            `json:"serveOn,omitempty"`
 }
 
 const (
@@ -110,6 +115,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.log = io.Discard
 	}
 	c.Topo = opts.Topology
+	c.ServeOn = opts.ServeOn
 	c.Topo.Label = c.Topo.label()
 	c.Bin = opts.BinDir
 	if c.Bin == "" {
@@ -145,7 +151,7 @@ func (c *Cluster) logf(format string, args ...any) {
 
 func (c *Cluster) start(ctx context.Context) error {
 	began := time.Now()
-	if err := writePKI(filepath.Join(c.Dir, "pki")); err != nil {
+	if err := writePKI(filepath.Join(c.Dir, "pki"), c.ServeOn); err != nil {
 		return err
 	}
 	c.Token = randomToken()
@@ -263,9 +269,15 @@ func (c *Cluster) apiserverArgs(port int) []string {
 	for _, m := range c.Etcd {
 		servers = append(servers, m.ClientURL)
 	}
+	bind := "127.0.0.1"
+	if len(c.ServeOn) > 0 {
+		// kube-apiserver binds one address: all of them, then, with the
+		// certificate naming only loopback and ServeOn.
+		bind = "0.0.0.0"
+	}
 	return []string{
 		"--etcd-servers=" + strings.Join(servers, ","),
-		"--bind-address=127.0.0.1",
+		"--bind-address=" + bind,
 		"--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + filepath.Join(pki, "serving.crt"),
 		"--tls-private-key-file=" + filepath.Join(pki, "serving.key"),
