@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +65,7 @@ type report struct {
 // want is an expected violation: exact object, rule, action and field, and
 // a part of the message.
 type want struct {
-	kind, name, rule, action, field, message string
+	kind, namespace, name, rule, action, field, message string
 }
 
 func TestCheckCluster(t *testing.T) {
@@ -118,15 +117,31 @@ func TestCheckCluster(t *testing.T) {
 	// once, on its Deployment.
 	waitPods(ctx, t, c, ns, len(bad)+len(good))
 
+	// A would-be etcd member whose template does not spread over
+	// datacenters. No replicas: only its template is judged.
+	member := testutil.StatefulSet(metav1.NamespaceSystem, "etcd-extra").Labels("component", "etcd").Replicas(0).Obj().(*appsv1.StatefulSet)
+	if _, err := c.Client().AppsV1().StatefulSets(metav1.NamespaceSystem).Create(ctx, member, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create statefulset %s: %v", member.Name, err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client().AppsV1().StatefulSets(metav1.NamespaceSystem).Delete(context.Background(), member.Name, metav1.DeleteOptions{})
+	})
+
 	pinned := "macstadium/per-datacenter-services"
 	tmpl := "spec.template.spec."
-	wants := func(action string) []want {
-		return []want{
-			{"Deployment", "brain-escape", pinned, action, tmpl + "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[1]", "terms are ORed"},
-			{"Deployment", "worker-anywhere", pinned, action, tmpl + "nodeSelector[" + label + "]", "pods must select exactly one datacenter"},
-			{"Deployment", "worker-pod-9", pinned, action, tmpl + "nodeSelector[" + label + "]", `unknown datacenter "pod-9"`},
-			{"Deployment", "worker-wrong-dc", pinned, action, tmpl + "nodeSelector[" + label + "]", `says datacenter "pod-1" but the pods select "pod-2"`},
+	// wants are the violations in namespace order, then by name.
+	wants := func(action string, all bool) []want {
+		w := []want{
+			{"Deployment", ns, "brain-escape", pinned, action, tmpl + "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[1]", "terms are ORed"},
+			{"Deployment", ns, "worker-anywhere", pinned, action, tmpl + "nodeSelector[" + label + "]", "pods must select exactly one datacenter"},
+			{"Deployment", ns, "worker-pod-9", pinned, action, tmpl + "nodeSelector[" + label + "]", `unknown datacenter "pod-9"`},
+			{"Deployment", ns, "worker-wrong-dc", pinned, action, tmpl + "nodeSelector[" + label + "]", `says datacenter "pod-1" but the pods select "pod-2"`},
 		}
+		if all {
+			// kube-system sorts before the test namespace.
+			w = append([]want{{"StatefulSet", metav1.NamespaceSystem, "etcd-extra", "macstadium/etcd", action, tmpl + "topologySpreadConstraints", ""}}, w...)
+		}
+		return w
 	}
 
 	t.Run("Audit lists the violations and passes", func(t *testing.T) {
@@ -134,14 +149,15 @@ func TestCheckCluster(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit code = %d, want 0 (Audit never fails)", code)
 		}
-		assertResults(t, rep, ns, wants("Audit"))
-		if rep.Summary.Denied != 0 || rep.Summary.Audit != 4 {
-			t.Errorf("summary = %+v, want 4 audit, 0 denied", rep.Summary)
+		assertResults(t, rep, wants("Audit", true))
+		if rep.Summary.Denied != 0 || rep.Summary.Audit != 5 {
+			t.Errorf("summary = %+v, want 5 audit, 0 denied", rep.Summary)
 		}
 		// Nine kinds over every namespace: the 7 Deployments, their
-		// ReplicaSets and pods, and the etcd mirror pods at least.
-		if rep.Summary.Objects < 21 {
-			t.Errorf("only %d objects checked, want at least 21", rep.Summary.Objects)
+		// ReplicaSets and pods, the StatefulSet and the 3 etcd mirror pods
+		// at least.
+		if rep.Summary.Objects < 25 {
+			t.Errorf("only %d objects checked, want at least 25", rep.Summary.Objects)
 		}
 	})
 
@@ -150,7 +166,7 @@ func TestCheckCluster(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit code = %d, want 0", code)
 		}
-		assertResults(t, rep, ns, wants("Audit"))
+		assertResults(t, rep, wants("Audit", false))
 		if rep.Summary.Objects != 21 {
 			t.Errorf("%d objects checked in %s, want 21 (7 Deployments, 7 ReplicaSets, 7 pods)", rep.Summary.Objects, ns)
 		}
@@ -169,9 +185,9 @@ func TestCheckCluster(t *testing.T) {
 		if code != 1 {
 			t.Errorf("exit code = %d, want 1", code)
 		}
-		assertResults(t, rep, ns, wants("Deny"))
-		if rep.Summary.Denied != 4 {
-			t.Errorf("summary = %+v, want 4 denied", rep.Summary)
+		assertResults(t, rep, wants("Deny", true))
+		if rep.Summary.Denied != 5 {
+			t.Errorf("summary = %+v, want 5 denied", rep.Summary)
 		}
 	})
 
@@ -193,19 +209,18 @@ func TestCheckCluster(t *testing.T) {
 	})
 }
 
-// assertResults checks that the results are exactly wants (in ns) plus
-// nothing else anywhere in the cluster.
-func assertResults(t *testing.T, rep report, ns string, wants []want) {
+// assertResults checks that the results are exactly wants, in order: the
+// report is sorted by namespace, kind and name.
+func assertResults(t *testing.T, rep report, wants []want) {
 	t.Helper()
-	got := append([]result(nil), rep.Results...)
+	got := rep.Results
 	if len(got) != len(wants) {
 		t.Fatalf("%d results, want %d:\n%s", len(got), len(wants), dump(got))
 	}
-	sort.SliceStable(got, func(i, j int) bool { return got[i].Object.Name < got[j].Object.Name })
 	for i, w := range wants {
 		r := got[i]
-		if r.Object.Kind != w.kind || r.Object.Namespace != ns || r.Object.Name != w.name || r.Rule != w.rule || r.Action != w.action || r.Field != w.field || !strings.Contains(r.Message, w.message) {
-			t.Errorf("result %d:\n got %s\nwant %s %s/%s %s %s %s ...%s...", i, dump([]result{r}), w.kind, ns, w.name, w.rule, w.action, w.field, w.message)
+		if r.Object.Kind != w.kind || r.Object.Namespace != w.namespace || r.Object.Name != w.name || r.Rule != w.rule || r.Action != w.action || r.Field != w.field || !strings.Contains(r.Message, w.message) {
+			t.Errorf("result %d:\n got %s\nwant %s %s/%s %s %s %s ...%s...", i, dump([]result{r}), w.kind, w.namespace, w.name, w.rule, w.action, w.field, w.message)
 		}
 	}
 }
