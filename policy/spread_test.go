@@ -256,3 +256,109 @@ func TestSpreadNodes(t *testing.T) {
 		})
 	}
 }
+
+// FuzzEvaluateSpread places a member on a random node of a random cluster:
+// the engine never panics, and an admitted placement keeps the node under
+// maxPerNode and the datacenter under floor((N-1)/2) members.
+func FuzzEvaluateSpread(f *testing.F) {
+	f.Add([]byte{3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7})
+	f.Add([]byte{2, 1, 0, 0, 0, 1, 1, 2, 2})
+	f.Add([]byte{5, 0, 2, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0})
+	dcs := []string{"pod-1", "pod-2", "pod-3", "pod-4"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fb := fuzzBytes(data)
+		expected := int32(fb.next(8)) // 0: unset
+		maxPerNode := int32(fb.next(3))
+		rule := testutil.Etcd().Expected(expected).MaxPerNode(maxPerNode)
+		e := engine(t, testutil.Policy("p").Spread(rule))
+		var state []runtime.Object
+		var nodes []string
+		for i, n := 0, 1+fb.next(8); i < n; i++ {
+			b := testutil.Node("n" + string(rune('a'+i)))
+			if dc := fb.next(len(dcs) + 1); dc < len(dcs) {
+				b.InDC(dcs[dc])
+			}
+			switch fb.next(4) {
+			case 1:
+				b.NotReady()
+			case 2:
+				b.Cordoned()
+			}
+			state = append(state, b.Obj())
+			nodes = append(nodes, b.Obj().Name)
+		}
+		for i, n := 0, fb.next(7); i < n; i++ {
+			m := member("etcd-"+string(rune('a'+i)), nodes[fb.next(len(nodes))])
+			switch fb.next(5) {
+			case 1:
+				m.Learner()
+			case 2:
+				m.Mirror()
+			case 3:
+				m.Phase(corev1.PodFailed)
+			}
+			state = append(state, m.Obj())
+		}
+		state = append(state, member("etcd-new", "").Obj())
+		target := nodes[fb.next(len(nodes))]
+		st := policy.NewStaticState(state...)
+		rs := e.Evaluate(bind("etcd-new", target), st)
+		for _, r := range rs {
+			if r.Field() != "target.name" || r.Message() == "" {
+				t.Fatalf("malformed result %+v", r)
+			}
+		}
+		if rs.HasDeny() {
+			return
+		}
+		dc := policy.DatacenterOf(st.Node(target), zone)
+		if dc == "" {
+			t.Fatalf("admitted placement on unlabeled node %s", target)
+		}
+		perNode, perDC, total := 1, 1, 0
+		for _, p := range st.Pods("kube-system", nil) {
+			if p.Name == "etcd-new" || p.Spec.NodeName == "" || policy.IsLearner(p) || policy.PodTerminal(p) {
+				continue
+			}
+			total++
+			if p.Spec.NodeName == target {
+				perNode++
+			}
+			if policy.DatacenterOf(st.Node(p.Spec.NodeName), zone) == dc {
+				perDC++
+			}
+		}
+		limit := int(maxPerNode)
+		if limit == 0 {
+			limit = 1
+		}
+		if perNode > limit {
+			t.Fatalf("admitted %d members on node %s, maxPerNode %d", perNode, target, limit)
+		}
+		n := int(expected)
+		if n == 0 {
+			n = total + 1
+		}
+		if perDC > policy.MaxPerDatacenter(n) {
+			t.Fatalf("admitted %d members in %s with N=%d", perDC, dc, n)
+		}
+	})
+}
+
+func TestNilState(t *testing.T) {
+	e := engine(t, workersPolicy().Spread(testutil.Etcd(), testutil.SpreadNodes("cp", "node-role.kubernetes.io/control-plane", "")))
+	for _, req := range []policy.Request{
+		create(testutil.Deployment("travis", "w").Labels("app", "worker").InDC("pod-1").Obj(), "travis"),
+		create(testutil.Pod("travis", "w").Labels("app", "worker").InDC("pod-1").NodeName("x").Obj(), "travis"),
+		create(member("etcd-a", "x").Obj(), "kube-system"),
+		create(testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Obj(), "kube-system"),
+		create(testutil.Node("cp").ControlPlane().InDC("pod-1").Obj(), ""),
+		bind("etcd-a", "x"),
+	} {
+		_ = e.Evaluate(req, nil)
+		_ = e.Mutate(req.Object, "travis", nil)
+	}
+	if got := e.Datacenters(nil); len(got) != 3 {
+		t.Errorf("Datacenters(nil) = %v", got)
+	}
+}

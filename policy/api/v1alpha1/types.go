@@ -64,6 +64,7 @@ type PlacementPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
 	Datacenters []string `json:"datacenters,omitempty"`
 
 	// Pinned rules bind workloads to exactly one datacenter.
@@ -84,10 +85,12 @@ type PlacementPolicySpec struct {
 
 // PinnedRule says that every pod template of the objects it selects must
 // select exactly one known datacenter.
+// +kubebuilder:validation:XValidation:rule="(has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0) || (has(self.namespaceSelector) && ((has(self.namespaceSelector.matchLabels) && size(self.namespaceSelector.matchLabels) > 0) || (has(self.namespaceSelector.matchExpressions) && size(self.namespaceSelector.matchExpressions) > 0)))",message="an empty selector with no namespaceSelector pins every workload of the cluster: select the workloads by label or narrow the namespaces"
 type PinnedRule struct {
 	// Name identifies the rule in messages and metrics.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[^/]+$`
 	Name string `json:"name"`
 
 	// NamespaceSelector selects the namespaces the rule applies in. Nil or
@@ -118,6 +121,7 @@ type SpreadRule struct {
 	// Name identifies the rule in messages and metrics.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[^/]+$`
 	Name string `json:"name"`
 
 	// Pods selects members that are pods.
@@ -152,10 +156,13 @@ type SpreadRule struct {
 }
 
 // PodMembers selects member pods.
+// +kubebuilder:validation:XValidation:rule="(has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)",message="selector must not be empty: it would make every pod a member"
 type PodMembers struct {
 	// Namespaces the members live in. Empty means every namespace.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:items:MaxLength=63
 	Namespaces []string `json:"namespaces,omitempty"`
 
 	// Selector selects the member pods by label. It is required: an empty
@@ -164,6 +171,7 @@ type PodMembers struct {
 }
 
 // NodeMembers selects member nodes.
+// +kubebuilder:validation:XValidation:rule="(has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)",message="selector must not be empty: it would make every node a member"
 type NodeMembers struct {
 	// Selector selects the member nodes by label, for example
 	// node-role.kubernetes.io/control-plane.
