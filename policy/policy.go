@@ -3,6 +3,67 @@
 // It takes plain objects and returns decisions; it never prints, serves HTTP
 // or calls the API server, so "would this be admitted?" has one answer
 // offline and at admission.
+//
+// # Using it
+//
+// Build an Engine from the policies with NewEngine (it validates them with
+// ValidatePolicy and parses every selector once), then call Evaluate for
+// each object with a State (informer caches in the webhook, LIST results or
+// NewStaticState in the plugin). Results are ordered by field path, rule,
+// then message; Results.Denied gives the field.ErrorList for
+// apierrors.NewInvalid, Results.Warnings the admission warnings, and Audit
+// results are only returned. Mutate injects the nodeSelector of
+// datacenterFromLabel; call it on CREATE (and workload UPDATE), since a
+// pod's spec is immutable.
+//
+// # Pinned rules
+//
+// Every pod template of a matched Pod, Deployment, ReplicaSet, StatefulSet,
+// DaemonSet, Job, CronJob, ReplicationController or PodTemplate must select
+// exactly one datacenter (see SelectedDatacenter): nodeSelector[label], or
+// required node affinity in which every ORed term pins the label to the
+// same single value. A permissive term is reported at its own path
+// (...nodeSelectorTerms[i]). The value must be known (spec.datacenters,
+// else a value of the label on some Node); an unknown one gets a "did you
+// mean" hint by edit distance and the known list. The object's
+// datacenterFromLabel label, when present, must equal the selection, and a
+// Pod created with spec.nodeName must name a node of its datacenter. Pods
+// are judged on CREATE only; workloads on CREATE and UPDATE.
+//
+// # Spread rules
+//
+// Members are pods (namespaces and selector) or nodes (selector). A member
+// placed on node x in datacenter d (a pods/binding, a Pod created with
+// spec.nodeName, or a member Node created or relabeled into d) is allowed
+// iff:
+//
+//   - x holds fewer than maxPerNode members (pods only);
+//   - after placement the member counts over datacenters that have a Ready
+//     schedulable node differ by at most one, or d was a least-loaded
+//     datacenter before placement (placements that repair an unbalanced set
+//     are allowed, or a degraded cluster could never heal);
+//   - with surviveDatacenterLoss, d holds at most floor((N-1)/2) members,
+//     N being expectedMembers, else the replicas of the pod's controlling
+//     StatefulSet, else the current members plus one. With fewer than three
+//     datacenters the message says that two datacenters can never survive
+//     the loss of either and that a third (witness) site is needed.
+//
+// Member workload templates must carry a DoNotSchedule topology spread
+// constraint, or a required pod anti-affinity term, on the datacenter label
+// whose selector selects the template's pods; and N members must fit the
+// datacenters (4 over 3 cannot survive: use 5).
+//
+// Counting members, pods that are unscheduled, Succeeded, Failed or being
+// deleted hold no place, and learners never count: a member pod annotated
+// placement.kubectl-dc.io/learner=true (AnnotationLearner), as for an etcd
+// learner, is not a voter and is never judged.
+//
+// # Exceptions
+//
+// Objects being deleted are not judged. Mirror pods (static pods such as
+// kubeadm's etcd) are never denied: their Deny results become Warn with a
+// note, since rejecting a mirror pod does not stop the static pod, it only
+// hides it; and Mutate never touches them.
 package policy
 
 import (
