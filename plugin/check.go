@@ -120,9 +120,6 @@ func newCmdCheck(o *CheckOptions) *cobra.Command {
 		Long:    checkLong,
 		Example: checkExample,
 		Args:    cobra.NoArgs,
-		Annotations: map[string]string{
-			cobra.CommandDisplayNameAnnotation: "kubectl dc",
-		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Complete(cmd); err != nil {
 				return err
@@ -191,6 +188,15 @@ func (o *CheckOptions) Validate() error {
 	}
 	if o.AllNamespaces && o.Cluster && o.namespace != "" {
 		errs = append(errs, fmt.Errorf("-A and -n %s exclude each other: drop one", o.namespace))
+	}
+	stdin := 0
+	for _, f := range append(append([]string{o.NodesFile}, o.Filenames...), o.PolicyFiles...) {
+		if f == "-" {
+			stdin++
+		}
+	}
+	if stdin > 1 {
+		errs = append(errs, errors.New("standard input (-) can be read once: give - to only one of -f, --policy and --nodes"))
 	}
 	if err := validateOutput(o.Output, checkOutputs...); err != nil {
 		errs = append(errs, err)
@@ -296,7 +302,7 @@ func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
 	var ownerOf map[objectKey]objectKey
 	switch {
 	case o.Cluster:
-		cl, err := o.listCluster(ctx)
+		cl, err := o.listCluster(ctx, engine)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -595,6 +601,21 @@ func (o *CheckOptions) listLiveState(ctx context.Context, engine *policy.Engine,
 	for i := range nss {
 		state = append(state, &nss[i])
 	}
+	members, err := o.listMemberPods(ctx, engine)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range members {
+		state = append(state, p)
+	}
+	return state, nil
+}
+
+// listMemberPods lists the member pods of every pods spread rule, with one
+// label-selected LIST per rule and namespace.
+func (o *CheckOptions) listMemberPods(ctx context.Context, engine *policy.Engine) ([]*corev1.Pod, error) {
+	var out []*corev1.Pod
+	seen := map[string]bool{}
 	for _, ms := range engine.MemberPodSelectors() {
 		namespaces := ms.Namespaces
 		if len(namespaces) == 0 {
@@ -603,7 +624,7 @@ func (o *CheckOptions) listLiveState(ctx context.Context, engine *policy.Engine,
 		for _, ns := range namespaces {
 			pods, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Pod, string, error) {
 				opts.LabelSelector = ms.Selector.String()
-				l, err := cs.CoreV1().Pods(ns).List(ctx, opts)
+				l, err := o.clientset.CoreV1().Pods(ns).List(ctx, opts)
 				if err != nil {
 					return nil, "", err
 				}
@@ -613,11 +634,14 @@ func (o *CheckOptions) listLiveState(ctx context.Context, engine *policy.Engine,
 				return nil, fmt.Errorf("listing the member pods of %s: %w", ms.Rule, err)
 			}
 			for i := range pods {
-				state = append(state, &pods[i])
+				if key := pods[i].Namespace + "/" + pods[i].Name; !seen[key] {
+					seen[key] = true
+					out = append(out, &pods[i])
+				}
 			}
 		}
 	}
-	return state, nil
+	return out, nil
 }
 
 // objectKey identifies an object among those checked.
@@ -640,7 +664,7 @@ type clusterObjects struct {
 
 // listCluster lists the nine judged kinds in the namespace scope, and the
 // Nodes and Namespaces, one paginated LIST per kind.
-func (o *CheckOptions) listCluster(ctx context.Context) (*clusterObjects, error) {
+func (o *CheckOptions) listCluster(ctx context.Context, engine *policy.Engine) (*clusterObjects, error) {
 	cs, ns := o.clientset, o.namespace
 	var objs []runtime.Object
 	var state []runtime.Object
@@ -688,18 +712,12 @@ func (o *CheckOptions) listCluster(ctx context.Context) (*clusterObjects, error)
 	}
 	// Spread rules count members in every namespace: with -n, the member
 	// pods of other namespaces still matter.
-	if ns != "" && err == nil {
-		all, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Pod, string, error) {
-			l, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
-			if err != nil {
-				return nil, "", err
-			}
-			return l.Items, l.Continue, nil
-		})
-		add("pods", err)
-		for i := range all {
-			if all[i].Namespace != ns {
-				state = append(state, &all[i])
+	if ns != "" {
+		members, err := o.listMemberPods(ctx, engine)
+		add("member pods", err)
+		for _, p := range members {
+			if p.GetNamespace() != ns {
+				state = append(state, p)
 			}
 		}
 	}

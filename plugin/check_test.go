@@ -254,6 +254,12 @@ func TestCheckFiles(t *testing.T) {
 			errHas: []string{"-f and --cluster exclude each other"},
 		},
 		{
+			name:   "stdin read once",
+			args:   []string{"-f", "-", "--policy", "-"},
+			code:   ExitUsage,
+			errHas: []string{"error: standard input (-) can be read once: give - to only one of -f, --policy and --nodes"},
+		},
+		{
 			name:   "unknown output",
 			args:   []string{"-f", td + "deny.yaml", "-o", "wide"},
 			code:   ExitUsage,
@@ -374,6 +380,31 @@ func TestCheckCluster(t *testing.T) {
 		got := runCheck(t, "", liveCluster(t, nil, append(nodes, workload...)...), "--cluster", "--policy", td+"policy.yaml")
 		if got.code != ExitFindings || !strings.Contains(got.out, "2 denied") {
 			t.Errorf("exit code = %d, want 1 with 2 denied\n%s%s", got.code, got.out, got.errOut)
+		}
+	})
+
+	t.Run("-n lists the member pods of other namespaces by selector", func(t *testing.T) {
+		withEtcd := pol.DeepCopy()
+		withEtcd.Spec.Spread = append(withEtcd.Spec.Spread, testutil.Etcd().Rule())
+		var lists []string
+		setup := liveCluster(t, []*v1alpha1.PlacementPolicy{withEtcd}, append(nodes, workload...)...)
+		got := runCheck(t, "", func(o *CheckOptions) {
+			setup(o)
+			o.clientset.(*fake.Clientset).PrependReactor("list", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+				l := a.(clienttesting.ListActionImpl)
+				if l.ListOptions.Limit != listPageSize {
+					t.Errorf("LIST %s limit = %d, want %d", l.Resource.Resource, l.ListOptions.Limit, listPageSize)
+				}
+				lists = append(lists, l.Resource.Resource+" "+l.Namespace+" "+l.ListOptions.LabelSelector)
+				return false, nil, nil
+			})
+		}, "--cluster", "-n", "team-a")
+		if got.code != ExitOK {
+			t.Fatalf("exit code = %d\n%s", got.code, got.errOut)
+		}
+		want := "nodes  ,namespaces  ,pods team-a ,pods kube-system component=etcd,deployments team-a ,replicasets team-a ,statefulsets team-a ,daemonsets team-a ,jobs team-a ,cronjobs team-a ,replicationcontrollers team-a ,podtemplates team-a "
+		if strings.Join(lists, ",") != want {
+			t.Errorf("LIST calls:\n%s\nwant:\n%s", strings.Join(lists, ","), want)
 		}
 	})
 
