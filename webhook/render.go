@@ -17,13 +17,18 @@ import (
 const (
 	ValidatingManifest = "webhook-validating.yaml"
 	MutatingManifest   = "webhook-mutating.yaml"
+	// LocalSuffix ends the names of the configurations of a local webhook.
+	LocalSuffix = "-local"
 )
 
 // LocalConfigurations reads the webhook configurations of manifestsDir (or
 // of its base/ directory) and
 // points every webhook at baseURL (https://127.0.0.1:9443, say) plus the
 // path of its Service, trusting caBundle: the configurations the API server
-// needs to reach a dc-webhook running as a local process. Everything else
+// needs to reach a dc-webhook running as a local process. Their names get
+// the suffix LocalSuffix, so that they never merge with the deployed
+// configurations (kubectl apply -k manifests/ still works next to them).
+// Everything else
 // (rules, selectors, matchConditions, failure policies, timeouts) is kept
 // as deployed.
 func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration, error) {
@@ -51,6 +56,7 @@ func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admiss
 	if err := readManifest(filepath.Join(manifestsDir, ValidatingManifest), v); err != nil {
 		return nil, nil, err
 	}
+	v.Name += LocalSuffix
 	for i := range v.Webhooks {
 		local(&v.Webhooks[i].ClientConfig)
 	}
@@ -58,6 +64,7 @@ func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admiss
 	if err := readManifest(filepath.Join(manifestsDir, MutatingManifest), m); err != nil {
 		return nil, nil, err
 	}
+	m.Name += LocalSuffix
 	for i := range m.Webhooks {
 		local(&m.Webhooks[i].ClientConfig)
 	}

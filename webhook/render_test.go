@@ -17,8 +17,8 @@ func TestLocalConfigurations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Name != "dc-webhook" || m.Name != "dc-webhook" {
-		t.Errorf("names = %q, %q, want dc-webhook (the certificate rotator injects by name)", v.Name, m.Name)
+	if v.Name != "dc-webhook-local" || m.Name != "dc-webhook-local" {
+		t.Errorf("names = %q, %q, want dc-webhook-local", v.Name, m.Name)
 	}
 	seen := sets.New[string]()
 	for _, w := range v.Webhooks {

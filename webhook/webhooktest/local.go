@@ -58,9 +58,10 @@ type Local struct {
 	CABundle    []byte
 	LogFile     string
 
-	opts Options
-	cmd  *exec.Cmd
-	done chan struct{}
+	opts    Options
+	ownsDir bool
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Start writes a CA and serving certificate for 127.0.0.1, starts the
@@ -79,7 +80,7 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{Dir: dir, CABundle: ca, opts: o, done: make(chan struct{}), LogFile: filepath.Join(dir, "dc-webhook.log")}
+	l := &Local{Dir: dir, CABundle: ca, opts: o, ownsDir: o.Dir == "", done: make(chan struct{}), LogFile: filepath.Join(dir, "dc-webhook.log")}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -143,8 +144,12 @@ func (l *Local) LogTail() string {
 	return string(data)
 }
 
-// Stop ends the process (and its group).
+// Stop ends the process (and its group) and removes its directory unless
+// the caller chose it or KEEP_CLUSTER is set.
 func (l *Local) Stop() error {
+	if l.ownsDir && os.Getenv("KEEP_CLUSTER") == "" {
+		defer os.RemoveAll(l.Dir)
+	}
 	if l.cmd == nil || l.cmd.Process == nil {
 		return nil
 	}
@@ -191,8 +196,9 @@ func (l *Local) Uninstall(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err1 := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, "dc-webhook", metav1.DeleteOptions{})
-	err2 := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, "dc-webhook", metav1.DeleteOptions{})
+	name := "dc-webhook" + webhook.LocalSuffix
+	err1 := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
+	err2 := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
 	for _, err := range []error{err1, err2} {
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err

@@ -84,7 +84,7 @@ func TestDenyWarnAudit(t *testing.T) {
 		`dc_webhook_request_duration_seconds_count{kind="Deployment",webhook="mutate"}`,
 	} {
 		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %s", want)
+			t.Errorf("metrics lack %s; dc_webhook lines:\n%s", want, grepLines(metrics, "dc_webhook_"))
 		}
 	}
 }
@@ -113,10 +113,8 @@ func TestMutationInjectsSelector(t *testing.T) {
 		}
 		return true, nil
 	})
-	// An update that keeps the label keeps the selector (reinvocation-safe):
-	// a label-only change re-runs the mutation without adding a second one.
-	got.Labels["touched"] = "yes"
-	upd, err := cs.AppsV1().Deployments(ns).Update(ctx, got, metav1.UpdateOptions{})
+	// A label-only update re-runs the mutation, which adds nothing.
+	upd, err := cs.AppsV1().Deployments(ns).Patch(ctx, got.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"touched":"yes"}}}`), metav1.PatchOptions{})
 	if err != nil {
 		t.Fatalf("update: %v", err)
 	}
@@ -320,4 +318,14 @@ func TestTLS(t *testing.T) {
 	if p := conn.ConnectionState().NegotiatedProtocol; p == "h2" {
 		t.Error("HTTP/2 negotiated; it must be off")
 	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

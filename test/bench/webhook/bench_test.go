@@ -1,0 +1,189 @@
+// Package webhook_test measures what dc-webhook adds to pod creation through
+// the real API servers of the local control plane: the same load with and
+// without the webhook registered, in interleaved rounds of the same run.
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
+	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
+)
+
+var local *webhooktest.Local
+
+func TestMain(m *testing.M) {
+	code := cluster.TestMain(m, cluster.Options{Topology: cluster.MacStadium()})
+	if local != nil {
+		_ = local.Stop()
+	}
+	os.Exit(code)
+}
+
+// Tunables (environment): BENCH_ROUNDS rounds of each mode, BENCH_PODS pods
+// per round, created by BENCH_CONCURRENCY workers.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkPodCreate reports pod-create latency through the API server
+// without the webhook (base-*) and with it (webhook-*), and their ratios.
+// Run with -benchtime 1x: one run holds all the rounds.
+func BenchmarkPodCreate(b *testing.B) {
+	c := cluster.Require(b)
+	rounds, pods, conc := envInt("BENCH_ROUNDS", 4), envInt("BENCH_PODS", 200), envInt("BENCH_CONCURRENCY", 20)
+	ctx := context.Background()
+	root, err := cluster.ModuleRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	manifests := filepath.Join(root, "manifests")
+	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
+		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
+		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+		b.Fatal(err)
+	}
+	bin, err := cluster.BuildBinary("./cmd/dc-webhook")
+	if err != nil {
+		b.Fatal(err)
+	}
+	local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := rest.CopyConfig(c.RESTConfig())
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ns := cluster.Namespace(b, c)
+
+	// denied reports whether the API server currently calls the webhook.
+	denied := func(ctx context.Context) bool {
+		d := tu.Deployment(ns, "probe").Labels("app", "worker").Deployment()
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil
+	}
+	setMode := func(withWebhook bool) {
+		if withWebhook {
+			if err := local.Install(ctx, func(ctx context.Context) (bool, error) { return denied(ctx), nil }); err != nil {
+				b.Fatal(err)
+			}
+			return
+		}
+		if err := local.Uninstall(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) { return !denied(ctx), nil }); err != nil {
+			b.Fatal("webhook still called after uninstall")
+		}
+	}
+
+	lat := map[bool][]time.Duration{}
+	var errs [2]atomic.Int64
+	seq := 0
+	b.ResetTimer()
+	for r := 0; r < rounds; r++ {
+		// Alternate which mode goes first so that drift hits both alike.
+		order := []bool{false, true}
+		if r%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, withWebhook := range order {
+			b.StopTimer()
+			setMode(withWebhook)
+			b.StartTimer()
+			round := createPods(ctx, cs, ns, &seq, pods, conc, &errs[b2i(withWebhook)])
+			lat[withWebhook] = append(lat[withWebhook], round...)
+			b.StopTimer()
+			cleanup(ctx, b, cs, ns)
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	_ = local.Uninstall(ctx)
+
+	p := func(d []time.Duration, q float64) float64 {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return float64(d[int(float64(len(d)-1)*q)].Microseconds()) / 1000
+	}
+	b50, b99 := p(lat[false], 0.50), p(lat[false], 0.99)
+	w50, w99 := p(lat[true], 0.50), p(lat[true], 0.99)
+	b.ReportMetric(b50, "base-p50-ms")
+	b.ReportMetric(b99, "base-p99-ms")
+	b.ReportMetric(w50, "webhook-p50-ms")
+	b.ReportMetric(w99, "webhook-p99-ms")
+	b.ReportMetric(w50/b50, "p50-ratio")
+	b.ReportMetric(w99/b99, "p99-ratio")
+	b.ReportMetric(float64(errs[0].Load()), "base-errors")
+	b.ReportMetric(float64(errs[1].Load()), "webhook-errors")
+	b.Logf("%d rounds x %d pods at concurrency %d: base p50 %.1fms p99 %.1fms, webhook p50 %.1fms p99 %.1fms", rounds, pods, conc, b50, b99, w50, w99)
+}
+
+func b2i(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// createPods creates n worker pods (pinned to pod-1, so that the pinned rule
+// really runs) with conc workers and returns each create's latency.
+func createPods(ctx context.Context, cs kubernetes.Interface, ns string, seq *int, n, conc int, errs *atomic.Int64) []time.Duration {
+	out := make([]time.Duration, n)
+	var next atomic.Int64
+	base := *seq
+	*seq += n
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				pod := tu.Pod(ns, fmt.Sprintf("worker-%d", base+i)).Labels("app", "worker").InDC("pod-1").Pod()
+				start := time.Now()
+				_, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+				out[i] = time.Since(start)
+				if err != nil {
+					errs.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func cleanup(ctx context.Context, b *testing.B, cs kubernetes.Interface, ns string) {
+	zero := int64(0)
+	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) == 0, nil
+	})
+	if err != nil {
+		b.Fatalf("pods of %s not gone: %v", ns, err)
+	}
+}
