@@ -80,7 +80,7 @@ func TestDenyWarnAudit(t *testing.T) {
 		`dc_webhook_decisions_total{action="Audit",kind="Deployment",operation="CREATE",rule="` + auditRule + `"}`,
 		`dc_webhook_decisions_total{action="Warn",kind="Deployment",operation="CREATE",rule="` + warnRule + `"}`,
 		`dc_webhook_decisions_total{action="Deny",kind="Deployment",operation="CREATE",rule="` + denyRule + `"}`,
-		`dc_webhook_request_duration_seconds_bucket{kind="Deployment",le="0.001",webhook="validate"}`,
+		`dc_webhook_request_duration_seconds_bucket{kind="Deployment",webhook="validate",le="0.001"}`,
 		`dc_webhook_request_duration_seconds_count{kind="Deployment",webhook="mutate"}`,
 	} {
 		if !strings.Contains(metrics, want) {
