@@ -1,11 +1,17 @@
 package plugin
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 )
@@ -161,5 +167,61 @@ func TestUnknownFieldOfWorkloadIsAWarning(t *testing.T) {
 	}
 	if got.errOut != "warning: <stdin>: document 1: v1 Pod ns/p: unknown field \"spec.nodeSelectr\"\n" {
 		t.Errorf("stderr = %q", got.errOut)
+	}
+}
+
+// FuzzDecodeFile feeds arbitrary bytes to the decoder: it never panics, and
+// every error names the file.
+func FuzzDecodeFile(f *testing.F) {
+	for _, name := range []string{"deny.yaml", "malformed.yaml", "mixed.yaml", "list.json", "policy.yaml", "nodes.yaml"} {
+		data, err := os.ReadFile(td + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("{\"kind\":\"List\",\"apiVersion\":\"v1\",\"items\":[null,{}]}"))
+	f.Add([]byte("---\n---\nkind: DeploymentList\napiVersion: apps/v1\nitems: [{}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		objs, err := decodeFile(inputFile{name: "fuzz.yaml", data: data})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml: ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, d := range objs {
+			if d.obj == nil && d.skipped == "" {
+				t.Fatalf("%s: neither an object nor a note", d.where)
+			}
+		}
+	})
+}
+
+// BenchmarkCheckFiles checks 500 Deployments in one multi-document file
+// against the test policy, offline: decoding, evaluation and JSON output.
+func BenchmarkCheckFiles(b *testing.B) {
+	deny, err := os.ReadFile(td + "deny.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sb strings.Builder
+	for i := range 500 {
+		sb.WriteString(strings.Replace(string(deny), "name: worker\n", "name: worker-"+strconv.Itoa(i)+"\n", 1))
+		sb.WriteString("---\n")
+	}
+	path := filepath.Join(b.TempDir(), "many.yaml")
+	if err := os.WriteFile(path, []byte(sb.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		streams, _, _, _ := genericiooptions.NewTestIOStreams()
+		o := NewCheckOptions(nil, streams)
+		o.Filenames, o.PolicyFiles, o.Output, o.namespace = []string{path}, []string{td + "policy.yaml"}, outputJSON, "default"
+		var exit *ExitError
+		if err := o.Run(context.Background()); !errors.As(err, &exit) || exit.Code != ExitFindings {
+			b.Fatalf("Run = %v, want exit 1", err)
+		}
 	}
 }
