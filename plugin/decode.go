@@ -304,6 +304,7 @@ func yamlError(where string, base, line int, err error) error {
 		return fmt.Errorf("%s, line %d: %s", where, base+n-1, m[2])
 	}
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
 	return fmt.Errorf("%s, line %d: %s", where, line, msg)
 }
 
