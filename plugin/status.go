@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"sort"
@@ -258,6 +259,9 @@ func (o *StatusOptions) noKubeconfig() bool {
 func (o *StatusOptions) explainConfigError(err error) error {
 	if clientcmd.IsEmptyConfig(err) {
 		return fmt.Errorf("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (kubectl config view shows what kubectl uses); with the API server unreachable, --etcd-endpoints still reads etcd: %w", err)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("kubeconfig not found: check --kubeconfig and KUBECONFIG (kubectl config view shows what kubectl uses): %w", err)
 	}
 	if o.config.Context != nil && *o.config.Context != "" {
 		if raw, rerr := o.config.ToRawKubeConfigLoader().RawConfig(); rerr == nil {

@@ -104,9 +104,12 @@ type EtcdStatus struct {
 	// Size is the number of voting members (learners excluded).
 	Size int `json:"size"`
 	// Healthy is the number of healthy voting members.
-	Healthy        int  `json:"healthy"`
-	Learners       int  `json:"learners"`
-	Quorum         int  `json:"quorum"`
+	Healthy  int `json:"healthy"`
+	Learners int `json:"learners"`
+	Quorum   int `json:"quorum"`
+	// FaultTolerance is how many more voters may fail now while a quorum
+	// remains: healthy voters minus quorum (size minus quorum when all are
+	// healthy), never below 0.
 	FaultTolerance int  `json:"faultTolerance"`
 	HasQuorum      bool `json:"hasQuorum"`
 	// Leader is the leader's name, "" when unknown or none.
@@ -469,7 +472,9 @@ func buildEtcd(in *statusInput, nodes map[string]*corev1.Node, dcOfNode func(str
 		}
 	}
 	e.Quorum = policy.Quorum(e.Size)
-	e.FaultTolerance = policy.FaultTolerance(e.Size)
+	// Tolerance is what is left now: with every voter healthy it is
+	// policy.FaultTolerance(n); each failed voter uses one up.
+	e.FaultTolerance = max(0, min(e.Healthy-e.Quorum, policy.FaultTolerance(e.Size)))
 	e.HasQuorum = policy.SurvivesLoss(voters)
 	return e
 }
@@ -742,7 +747,7 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 		}
 		if e.Size%2 == 0 {
 			add(severityWarning,
-				fmt.Sprintf("etcd has an even number of voters (%d): quorum %d tolerates %d failures, no more than %d voters would", e.Size, e.Quorum, e.FaultTolerance, e.Size-1),
+				fmt.Sprintf("etcd has an even number of voters (%d): quorum %d tolerates %d failures, no more than %d voters would", e.Size, e.Quorum, policy.FaultTolerance(e.Size), e.Size-1),
 				fmt.Sprintf("add one voter (%d tolerate %d) or remove one", e.Size+1, policy.FaultTolerance(e.Size+1)))
 		}
 		if e.Size == 1 {
@@ -782,7 +787,7 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 	for _, a := range r.APIServers {
 		if !a.Mapped {
 			add(severityInfo,
-				fmt.Sprintf("API server address %s (EndpointSlice default/kubernetes) matches no node InternalIP: its datacenter is unknown", a.Address),
+				fmt.Sprintf("API server %s (EndpointSlice default/kubernetes) matches no node InternalIP: its datacenter is unknown", a.Address),
 				"check that control-plane nodes report their InternalIP and that the API servers advertise it (--advertise-address)")
 		}
 	}
