@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
@@ -66,5 +64,3 @@ func BenchmarkEvaluateBinding(b *testing.B) {
 		}
 	}
 }
-
-var _ = corev1.DoNotSchedule

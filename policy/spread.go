@@ -164,8 +164,8 @@ func (r *spreadRule) checkPlacement(c *evalContext, namespace, name string, n in
 		return
 	}
 	cs := r.podCensus(c.state, namespace, name)
-	if max := r.rule.EffectiveMaxPerNode(); cs.perNode[nodeName] >= max {
-		c.add(&r.ruleMeta, field.Invalid(path, nodeName, "node "+nodeName+" already holds "+strconv.Itoa(cs.perNode[nodeName])+" member(s), and maxPerNode is "+strconv.Itoa(max)+": place the member on another node"))
+	if limit := r.rule.EffectiveMaxPerNode(); cs.perNode[nodeName] >= limit {
+		c.add(&r.ruleMeta, field.Invalid(path, nodeName, "node "+nodeName+" already holds "+strconv.Itoa(cs.perNode[nodeName])+" member(s), and maxPerNode is "+strconv.Itoa(limit)+": place the member on another node"))
 	}
 	r.checkDatacenters(c, cs, n, dc, path, nodeName)
 }
