@@ -313,7 +313,7 @@ func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
 			if o.namespace != "" {
 				where = "namespace " + o.namespace
 			}
-			fmt.Fprintf(o.ErrOut, "note: %s has no %s to check\n", where, judgedKinds)
+			o.notef("note: %s has no %s to check\n", where, judgedKinds)
 		}
 	case live:
 		// -f against the live policies: the live cluster is the known
@@ -350,6 +350,12 @@ func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
 	return results, len(in.objects), nil
 }
 
+// notef writes a note or warning to ErrOut; a failed write to stderr has
+// nowhere to be reported.
+func (o *CheckOptions) notef(format string, args ...any) {
+	_, _ = fmt.Fprintf(o.ErrOut, format, args...)
+}
+
 // judgedKinds names the kinds check judges, for messages.
 const judgedKinds = "Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController or PodTemplate"
 
@@ -364,7 +370,7 @@ func (o *CheckOptions) sortInputs(files []inputFile, in *checkInputs, judge bool
 		}
 		for _, d := range objs {
 			if d.obj == nil {
-				fmt.Fprintf(o.ErrOut, "note: %s: %s\n", d.where, d.skipped)
+				o.notef("note: %s: %s\n", d.where, d.skipped)
 				continue
 			}
 			if err := o.sortObject(d, in, judge); err != nil {
@@ -394,7 +400,7 @@ func (o *CheckOptions) sortObject(d decodedObject, in *checkInputs, judge bool) 
 		return nil
 	}
 	if d.unknownFields != "" {
-		fmt.Fprintf(o.ErrOut, "warning: %s: %s%s: %s\n", d.where, kindName(d.obj), objectName(d.obj), d.unknownFields)
+		o.notef("warning: %s: %s%s: %s\n", d.where, kindName(d.obj), objectName(d.obj), d.unknownFields)
 	}
 	switch obj := d.obj.(type) {
 	case *corev1.Node:
@@ -407,11 +413,11 @@ func (o *CheckOptions) sortObject(d decodedObject, in *checkInputs, judge bool) 
 	}
 	obj := d.obj
 	if !judged(obj) {
-		fmt.Fprintf(o.ErrOut, "note: %s: skipped %s%s: not a kind kubectl dc check judges\n", d.where, kindName(obj), objectName(obj))
+		o.notef("note: %s: skipped %s%s: not a kind kubectl dc check judges\n", d.where, kindName(obj), objectName(obj))
 		return nil
 	}
 	if !judge {
-		fmt.Fprintf(o.ErrOut, "note: %s: skipped %s%s: workloads are checked from -f, not from this file\n", d.where, kindName(obj), objectName(obj))
+		o.notef("note: %s: skipped %s%s: workloads are checked from -f, not from this file\n", d.where, kindName(obj), objectName(obj))
 		return nil
 	}
 	if m, err := meta.Accessor(obj); err == nil && m.GetNamespace() == "" {
@@ -1016,9 +1022,10 @@ func (o *CheckOptions) print(rep checkReport) error {
 func printCheckTable(out io.Writer, rep checkReport) error {
 	if len(rep.Results) > 0 {
 		w := newTabWriter(out)
-		fmt.Fprintln(w, "OBJECT\tRULE\tACTION\tFIELD\tMESSAGE")
+		// The tab writer keeps the first write error and Flush returns it.
+		_, _ = fmt.Fprintln(w, "OBJECT\tRULE\tACTION\tFIELD\tMESSAGE")
 		for _, r := range rep.Results {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", refString(r.Object), r.Rule, r.Action, orDash(r.Field), oneLine(r.Message))
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", refString(r.Object), r.Rule, r.Action, orDash(r.Field), oneLine(r.Message))
 		}
 		if err := w.Flush(); err != nil {
 			return err
