@@ -47,11 +47,17 @@ type Options struct {
 	Dir string
 	// Args are extra flags for dc-webhook.
 	Args []string
+	// SelfManagedCerts runs the certificate rotator instead of writing a
+	// local CA: Start then returns without waiting for readiness, since the
+	// serving certificate only reaches CertDir when someone copies it out of
+	// the Secret (a kubelet, in a cluster).
+	SelfManagedCerts bool
 }
 
 // Local is a dc-webhook process.
 type Local struct {
 	Dir         string
+	CertDir     string
 	Port        int
 	HealthAddr  string
 	MetricsAddr string
@@ -76,11 +82,14 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		}
 	}
 	certDir := filepath.Join(dir, "certs")
-	ca, err := webhook.WriteLocalCerts(certDir, 24*time.Hour, "127.0.0.1", "localhost")
-	if err != nil {
-		return nil, err
+	var ca []byte
+	if !o.SelfManagedCerts {
+		var err error
+		if ca, err = webhook.WriteLocalCerts(certDir, 24*time.Hour, "127.0.0.1", "localhost"); err != nil {
+			return nil, err
+		}
 	}
-	l := &Local{Dir: dir, CABundle: ca, opts: o, ownsDir: o.Dir == "", done: make(chan struct{}), LogFile: filepath.Join(dir, "dc-webhook.log")}
+	l := &Local{Dir: dir, CertDir: certDir, CABundle: ca, opts: o, ownsDir: o.Dir == "", done: make(chan struct{}), LogFile: filepath.Join(dir, "dc-webhook.log")}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -98,7 +107,7 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		"--port", strconv.Itoa(l.Port),
 		"--health-addr", l.HealthAddr,
 		"--metrics-addr", l.MetricsAddr,
-		"--self-managed-certs=false",
+		"--self-managed-certs=" + strconv.FormatBool(o.SelfManagedCerts),
 	}, o.Args...)
 	l.cmd = exec.Command(o.Binary, args...)
 	l.cmd.Stdout, l.cmd.Stderr = logf, logf
@@ -112,7 +121,19 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		_ = logf.Close()
 		close(l.done)
 	}()
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	if o.SelfManagedCerts {
+		return l, nil
+	}
+	if err := l.WaitReady(ctx); err != nil {
+		_ = l.Stop()
+		return nil, err
+	}
+	return l, nil
+}
+
+// WaitReady waits until /readyz answers OK.
+func (l *Local) WaitReady(ctx context.Context) error {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-l.done:
 			return false, errors.New("dc-webhook exited")
@@ -126,10 +147,9 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		_ = l.Stop()
-		return nil, fmt.Errorf("dc-webhook not ready: %w\n%s", err, l.LogTail())
+		return fmt.Errorf("dc-webhook not ready: %w\n%s", err, l.LogTail())
 	}
-	return l, nil
+	return nil
 }
 
 // URL is the base URL the API server reaches the webhook at.
