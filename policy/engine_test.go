@@ -145,3 +145,29 @@ func TestResultsOrderAndFormats(t *testing.T) {
 		t.Error("empty results deny")
 	}
 }
+
+func TestPolicyWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    *testutil.PolicyBuilder
+		want []string
+	}{
+		{"good", testutil.Policy("p").Datacenters("pod-1", "pod-2", "pod-3").Spread(testutil.Etcd().Expected(5)), nil},
+		{"two datacenters", testutil.Policy("p").Datacenters("pod-1", "pod-2").Spread(testutil.Etcd()),
+			[]string{"spec.spread[0].surviveDatacenterLoss: two datacenters can never survive the loss of either (3 members split 2+1, 5 split 3+2, 4 split 2+2 all fail), so every placement beyond one member per datacenter will be refused: add a third (witness) datacenter to spec.datacenters, or set surviveDatacenterLoss: false"}},
+		{"two datacenters without survival", testutil.Policy("p").Datacenters("pod-1", "pod-2").Spread(testutil.Etcd().Survive(false)), nil},
+		{"even size", testutil.Policy("p").Spread(testutil.Etcd().Expected(4)),
+			[]string{"spec.spread[0].expectedMembers: an even size adds no fault tolerance (4 tolerates 1 failure(s), like 3): use 3 or 5"}},
+		{"too small", testutil.Policy("p").Spread(testutil.Etcd().Expected(1)),
+			[]string{"spec.spread[0].expectedMembers: 1 voting member(s) can never survive the loss of a datacenter: use at least 3"}},
+		{"node members on a kubelet-settable label", testutil.Policy("p").Spread(testutil.SpreadNodes("cp", "node-role.kubernetes.io/control-plane", "")),
+			[]string{"spec.spread[0].nodes: kubelets may set topology.kubernetes.io/zone on their own Node, so a compromised node can move itself between datacenters: use a label under node-restriction.kubernetes.io/ as spec.datacenterLabel, or guard changes to topology.kubernetes.io/zone"}},
+		{"node members on a restricted label", testutil.Policy("p").Label("node-restriction.kubernetes.io/datacenter").Spread(testutil.SpreadNodes("cp", "node-role.kubernetes.io/control-plane", "")), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := policy.PolicyWarnings(tc.p.Obj()); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("PolicyWarnings =\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}

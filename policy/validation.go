@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,3 +131,36 @@ func validateAction(a v1alpha1.Action, path *field.Path) field.ErrorList {
 	}
 	return field.ErrorList{field.NotSupported(path, a, knownActions)}
 }
+
+// PolicyWarnings returns advice on a valid policy that will not do what its
+// author likely wants, one line each, prefixed with the field path:
+// surviving a datacenter loss with fewer than three datacenters listed, an
+// even or too small expectedMembers, and a datacenter label that kubelets
+// may set on their own Node while node members depend on it.
+func PolicyWarnings(p *v1alpha1.PlacementPolicy) []string {
+	var out []string
+	spec := field.NewPath("spec")
+	label := p.Spec.Label()
+	for i := range p.Spec.Spread {
+		r := &p.Spec.Spread[i]
+		path := spec.Child("spread").Index(i)
+		survive := r.SurvivesDatacenterLoss()
+		if survive && len(p.Spec.Datacenters) > 0 && len(p.Spec.Datacenters) < 3 {
+			out = append(out, path.Child("surviveDatacenterLoss").String()+": two datacenters can never survive the loss of either (3 members split 2+1, 5 split 3+2, 4 split 2+2 all fail), so every placement beyond one member per datacenter will be refused: add a third (witness) datacenter to spec.datacenters, or set surviveDatacenterLoss: false")
+		}
+		if n := int(r.ExpectedMembers); n > 0 {
+			switch {
+			case survive && n < 3:
+				out = append(out, path.Child("expectedMembers").String()+": "+itoa(n)+" voting member(s) can never survive the loss of a datacenter: use at least 3")
+			case n%2 == 0:
+				out = append(out, path.Child("expectedMembers").String()+": an even size adds no fault tolerance ("+itoa(n)+" tolerates "+itoa(FaultTolerance(n))+" failure(s), like "+itoa(n-1)+"): use "+itoa(n-1)+" or "+itoa(n+1))
+			}
+		}
+		if r.Nodes != nil && !strings.HasPrefix(label, "node-restriction.kubernetes.io/") {
+			out = append(out, path.Child("nodes").String()+": kubelets may set "+label+" on their own Node, so a compromised node can move itself between datacenters: use a label under node-restriction.kubernetes.io/ as spec.datacenterLabel, or guard changes to "+label)
+		}
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
