@@ -160,7 +160,7 @@ func assembleView(members []etcdMemberInfo, statuses []endpointStatus) *etcdView
 		for i := range members {
 			if members[i].ID == s.MemberID {
 				found = true
-				if len(s.Errors) == 0 {
+				if memberErrors(s.Errors) == 0 {
 					members[i].Healthy = true
 				}
 				members[i].Learner = members[i].Learner || s.Learner
@@ -168,9 +168,9 @@ func assembleView(members []etcdMemberInfo, statuses []endpointStatus) *etcdView
 		}
 		if !found {
 			// An endpoint whose member list failed still counts itself.
-			members = append(members, etcdMemberInfo{ID: s.MemberID, Name: s.Endpoint, ClientURLs: []string{s.Endpoint}, Healthy: len(s.Errors) == 0, Learner: s.Learner})
+			members = append(members, etcdMemberInfo{ID: s.MemberID, Name: s.Endpoint, ClientURLs: []string{s.Endpoint}, Healthy: memberErrors(s.Errors) == 0, Learner: s.Learner})
 		}
-		if s.Leader != 0 && len(s.Errors) == 0 {
+		if s.Leader != 0 && memberErrors(s.Errors) == 0 {
 			votes[s.Leader]++
 		}
 	}
@@ -183,6 +183,20 @@ func assembleView(members []etcdMemberInfo, statuses []endpointStatus) *etcdView
 	}
 	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].Name < v.Members[j].Name })
 	return v
+}
+
+// memberErrors counts the status errors that make a member unhealthy
+// (alarms such as NOSPACE or CORRUPT). "no leader" is not one: a running
+// member of a cluster without quorum reports it, and quorum is judged from
+// the healthy count.
+func memberErrors(errs []string) int {
+	n := 0
+	for _, e := range errs {
+		if !strings.Contains(e, "no leader") {
+			n++
+		}
+	}
+	return n
 }
 
 // mergeMembers adds the members of b that a does not hold (by ID).
