@@ -1,0 +1,88 @@
+// Package status2dc runs `kubectl dc status` on a cluster spread over only
+// two datacenters, which can never survive the loss of either.
+package status2dc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin"
+	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.Topology{Datacenters: []cluster.Datacenter{
+		{Name: "pod-1", Workers: 1, ControlPlanes: 2, APIServers: 1},
+		{Name: "pod-2", Workers: 1, ControlPlanes: 1, APIServers: 1},
+	}}}))
+}
+
+func run(t *testing.T, c *cluster.Cluster, args ...string) (string, string, int) {
+	t.Helper()
+	bin, err := cluster.BuildBinary("./cmd/kubectl-dc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"status", "--kubeconfig", c.Kubeconfig(), "--cache-dir", t.TempDir()}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	code := 0
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("status did not finish within 15s: %s", errOut.String())
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestTwoDatacentersNeedAWitness(t *testing.T) {
+	c := cluster.Require(t)
+	stdout, stderr, code := run(t, c, "-o", "json", "--fail-on-risk")
+	if code != plugin.ExitRisk {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, plugin.ExitRisk, stdout, stderr)
+	}
+	var r plugin.StatusReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Etcd.Size != 3 || r.Etcd.Quorum != 2 || r.Etcd.FaultTolerance != 1 {
+		t.Errorf("etcd size %d quorum %d tolerance %d, want 3 2 1", r.Etcd.Size, r.Etcd.Quorum, r.Etcd.FaultTolerance)
+	}
+	verdicts := map[string]bool{}
+	for _, d := range r.Datacenters {
+		if d.SurvivesLoss != nil {
+			verdicts[d.Name] = *d.SurvivesLoss
+		}
+	}
+	if verdicts["pod-1"] || !verdicts["pod-2"] {
+		t.Errorf("survivesLoss = %v, want pod-1 false (2 of 3 voters), pod-2 true", verdicts)
+	}
+	var witness *plugin.Finding
+	for i, f := range r.Findings {
+		if strings.Contains(f.Message, "spans two datacenters (pod-1, pod-2)") {
+			witness = &r.Findings[i]
+		}
+	}
+	if witness == nil || witness.Severity != "critical" || !strings.Contains(witness.Remedy, "third, witness site") {
+		t.Fatalf("findings = %+v, want the witness finding", r.Findings)
+	}
+
+	table, _, code := run(t, c)
+	if code != 0 || !strings.Contains(table, "[critical] the cluster spans two datacenters (pod-1, pod-2)") || !strings.Contains(table, "fix: add a third, witness site") {
+		t.Errorf("exit %d, table:\n%s", code, table)
+	}
+}
