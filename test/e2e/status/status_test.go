@@ -49,7 +49,9 @@ func kubectlDC(t *testing.T, c *cluster.Cluster, cacheDir string, args ...string
 	cmd := exec.CommandContext(ctx, bin, full...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	began := time.Now()
 	err = cmd.Run()
+	t.Logf("kubectl dc status %s: %s", strings.Join(args, " "), time.Since(began).Round(time.Millisecond))
 	r := result{stdout: out.String(), stderr: errOut.String()}
 	var exit *exec.ExitError
 	switch {
