@@ -143,7 +143,7 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 			return invalid(gkPolicy, p.Name, errs)
 		}
 		h.Metrics.decision("", "Allow", kind, string(op))
-		return admission.Allowed("")
+		return admission.Allowed("").WithWarnings(mutationLabelWarnings(p)...)
 	}
 	if !judged(obj) {
 		return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kind))
@@ -196,6 +196,24 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 		h.rememberMember(eng, pod, namespace)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// MutationLabel is the only datacenterFromLabel the deployed mutating
+// webhook configuration forwards (its has-datacenter-label matchCondition).
+const MutationLabel = "placement.kubectl-dc.io/datacenter"
+
+// mutationLabelWarnings warns about pinned rules whose datacenterFromLabel
+// the deployed mutating webhook does not forward, so that their nodeSelector
+// would never be injected.
+func mutationLabelWarnings(p *v1alpha1.PlacementPolicy) []string {
+	var out []string
+	for i, r := range p.Spec.Pinned {
+		if r.DatacenterFromLabel != "" && r.DatacenterFromLabel != MutationLabel {
+			out = append(out, fmt.Sprintf("spec.pinned[%d].datacenterFromLabel: the mutating webhook of manifests/ only receives objects labelled %s; add %q to its has-datacenter-label matchCondition or the nodeSelector will not be injected",
+				i, MutationLabel, r.DatacenterFromLabel))
+		}
+	}
+	return out
 }
 
 // rememberMember keeps an admitted member pod in the state until the member

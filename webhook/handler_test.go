@@ -365,8 +365,14 @@ func TestValidatePolicy(t *testing.T) {
 	}
 	good := tu.Policy("good").Datacenters("pod-1", "pod-2", "pod-3").Spread(tu.Etcd()).Obj()
 	good.TypeMeta = bad.TypeMeta
-	if resp := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, good, nil, admin)); !resp.Allowed {
-		t.Errorf("valid policy denied: %+v", resp.Result)
+	if resp := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, good, nil, admin)); !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Errorf("valid policy denied or warned: %+v %q", resp.Result, resp.Warnings)
+	}
+	other := tu.Policy("other").Pinned(tu.PinnedRule("svc").In("app", "svc").FromLabel("example.com/dc")).Obj()
+	other.TypeMeta = bad.TypeMeta
+	resp = f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, other, nil, admin))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `add "example.com/dc" to its has-datacenter-label matchCondition`) {
+		t.Errorf("policy with another datacenterFromLabel: allowed=%v warnings=%q", resp.Allowed, resp.Warnings)
 	}
 }
 

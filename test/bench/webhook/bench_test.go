@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,6 +118,7 @@ func BenchmarkPodCreate(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	logAdmissionCost(ctx, b, cs)
 	_ = local.Uninstall(ctx)
 
 	p := func(d []time.Duration, q float64) float64 {
@@ -186,4 +188,63 @@ func cleanup(ctx context.Context, b *testing.B, cs kubernetes.Interface, ns stri
 	if err != nil {
 		b.Fatalf("pods of %s not gone: %v", ns, err)
 	}
+}
+
+// logAdmissionCost logs where webhook time went: the API server's view per
+// webhook (the call, network and TLS included) and the handler's own.
+func logAdmissionCost(ctx context.Context, b *testing.B, cs kubernetes.Interface) {
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		b.Logf("apiserver metrics: %v", err)
+		return
+	}
+	for _, w := range []string{"workloads.placement.kubectl-dc.io", "bindings.placement.kubectl-dc.io"} {
+		for _, typ := range []string{"validating", "admit"} {
+			sum, cnt := sumCount(string(raw), "apiserver_admission_webhook_admission_duration_seconds", `name="`+w+`"`, `type="`+typ+`"`)
+			if cnt > 0 {
+				b.Logf("apiserver: %s %s: %d calls, mean %.2fms", w, typ, int(cnt), 1000*sum/cnt)
+			}
+		}
+	}
+	m, err := local.Metrics()
+	if err != nil {
+		return
+	}
+	for _, hook := range []string{"validate", "mutate"} {
+		for _, kind := range []string{"Pod", "Binding"} {
+			sum, cnt := sumCount(m, "dc_webhook_request_duration_seconds", `webhook="`+hook+`"`, `kind="`+kind+`"`)
+			if cnt > 0 {
+				b.Logf("handler: %s %s: %d calls, mean %.3fms", hook, kind, int(cnt), 1000*sum/cnt)
+			}
+		}
+	}
+}
+
+// sumCount adds up the _sum and _count samples of a histogram whose labels
+// contain every one of want.
+func sumCount(text, name string, want ...string) (sum, count float64) {
+	for _, line := range strings.Split(text, "\n") {
+		var dst *float64
+		switch {
+		case strings.HasPrefix(line, name+"_sum{"):
+			dst = &sum
+		case strings.HasPrefix(line, name+"_count{"):
+			dst = &count
+		default:
+			continue
+		}
+		ok := true
+		for _, w := range want {
+			if !strings.Contains(line, w) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64); err == nil {
+			*dst += v
+		}
+	}
+	return sum, count
 }
