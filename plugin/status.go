@@ -366,6 +366,7 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		in.PolicyDatacenters = sets.List(dcs)
 		in.Nodes, in.EtcdPods, in.APIServerPods, in.APIAddresses = g.Nodes, g.EtcdPods, g.APIServerPods, g.APIAddresses
 		in.Pods, in.PDBs = g.Pods, g.PDBs
+		pinned := map[*statusWorkloadObj]string{}
 		for _, w := range g.Workloads {
 			sw := statusWorkload{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 			if sel, err := metav1.LabelSelectorAsSelector(w.Selector); err == nil && w.Selector != nil {
@@ -374,9 +375,17 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 			if w.Template != nil {
 				if dc, ok := policy.SelectedDatacenter(&w.Template.Spec, in.Label); ok {
 					sw.Pinned = dc
+					pinned[w] = dc
 				}
 			}
 			in.Workloads = append(in.Workloads, sw)
+		}
+		if len(g.Policies) > 0 {
+			v, err := policyViolations(g, in.Label, pinned)
+			if err != nil {
+				in.PolicyError = err.Error()
+			}
+			in.Violations = v
 		}
 	} else {
 		in.Label, in.LabelSource = o.DatacenterLabel, "flag"
@@ -572,7 +581,7 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 	fmt.Fprintln(out, verdictLine(r))
 	fmt.Fprintln(out)
 	w := newTabWriter(out)
-	header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\tETCD\tAPI SERVERS\tPINNED"
+	header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\tETCD\tAPI SERVERS\tPINNED\tVIOLATIONS"
 	if wide {
 		header += "\tMEMBERS\tNODE NAMES"
 	}
@@ -593,7 +602,11 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 		if d.Name == unlabeledDC {
 			survives = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d/%d/%d\t%d\t%s\t%d\t%d", name, survives, d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned, d.ControlPlane, etcd, d.APIServers, d.Pinned)
+		violations := "-"
+		if d.Violations != nil {
+			violations = fmt.Sprint(*d.Violations)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d/%d/%d\t%d\t%s\t%d\t%d\t%s", name, survives, d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned, d.ControlPlane, etcd, d.APIServers, d.Pinned, violations)
 		if wide {
 			fmt.Fprintf(w, "\t%s\t%s", dash(strings.Join(d.Members, ",")), dash(strings.Join(d.NodeNames, ",")))
 		}
@@ -602,7 +615,10 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nNODES is total/ready/cordoned; ETCD is healthy/total voters, * marks the leader, +NL learners.")
+	fmt.Fprintln(out, "\nNODES is total/ready/cordoned; ETCD is healthy/total voters, * marks the leader, +NL learners;\nVIOLATIONS counts PlacementPolicy results (kubectl dc check --cluster lists them), - without policies.")
+	if r.Violations != nil && *r.Violations > 0 {
+		fmt.Fprintf(out, "%d PlacementPolicy results in all, %d in no datacenter.\n", *r.Violations, *r.Violations-sumRows(r))
+	}
 	if len(r.APIServers) > 0 {
 		var unmapped []string
 		for _, a := range r.APIServers {
@@ -635,6 +651,16 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 		}
 	}
 	return nil
+}
+
+func sumRows(r *StatusReport) int {
+	n := 0
+	for _, d := range r.Datacenters {
+		if d.Violations != nil {
+			n += *d.Violations
+		}
+	}
+	return n
 }
 
 func dash(s string) string {

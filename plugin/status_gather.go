@@ -44,6 +44,7 @@ type gathered struct {
 	APIAddresses  []string
 	Policies      []v1alpha1.PlacementPolicy
 	Workloads     []*statusWorkloadObj
+	Namespaces    []*corev1.Namespace
 	Pods          []*corev1.Pod
 	PDBs          []*policyv1.PodDisruptionBudget
 }
@@ -53,6 +54,8 @@ type statusWorkloadObj struct {
 	Kind, Namespace, Name string
 	Selector              *metav1.LabelSelector
 	Template              *corev1.PodTemplateSpec
+	// Obj is the typed object, for the policy engine.
+	Obj runtime.Object
 }
 
 // statusListAll runs a paginated LIST through the client-go pager and calls each
@@ -68,8 +71,8 @@ func statusListAll(ctx context.Context, opts metav1.ListOptions, list func(conte
 
 // gatherObjects makes a fixed number of paginated LIST calls, in parallel:
 // nodes, control-plane pods of kube-system, the `kubernetes` EndpointSlices,
-// PlacementPolicies (absent CRD is fine), Deployments, StatefulSets and
-// DaemonSets, and with withPods every pod and PodDisruptionBudget. It never
+// PlacementPolicies (absent CRD is fine), Deployments, StatefulSets,
+// DaemonSets and Namespaces, and with withPods every pod and PodDisruptionBudget. It never
 // makes one call per node or pod. An error from the node list (the API is
 // unreachable) is returned; other optional lists are best effort.
 func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, withPods bool) (*gathered, error) {
@@ -134,9 +137,9 @@ func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic
 			return err
 		})
 	}
-	addWorkload := func(kind string, m *metav1.ObjectMeta, sel *metav1.LabelSelector, t *corev1.PodTemplateSpec) {
+	addWorkload := func(obj runtime.Object, kind string, m *metav1.ObjectMeta, sel *metav1.LabelSelector, t *corev1.PodTemplateSpec) {
 		mu.Lock()
-		g.Workloads = append(g.Workloads, &statusWorkloadObj{Kind: kind, Namespace: m.Namespace, Name: m.Name, Selector: sel, Template: t})
+		g.Workloads = append(g.Workloads, &statusWorkloadObj{Kind: kind, Namespace: m.Namespace, Name: m.Name, Selector: sel, Template: t, Obj: obj})
 		mu.Unlock()
 	}
 	run("deployments", func() error {
@@ -144,7 +147,7 @@ func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic
 			return client.AppsV1().Deployments("").List(ctx, o)
 		}, func(obj runtime.Object) {
 			d := obj.(*appsv1.Deployment)
-			addWorkload("Deployment", &d.ObjectMeta, d.Spec.Selector, &d.Spec.Template)
+			addWorkload(d, "Deployment", &d.ObjectMeta, d.Spec.Selector, &d.Spec.Template)
 		})
 	})
 	run("statefulsets", func() error {
@@ -152,7 +155,7 @@ func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic
 			return client.AppsV1().StatefulSets("").List(ctx, o)
 		}, func(obj runtime.Object) {
 			s := obj.(*appsv1.StatefulSet)
-			addWorkload("StatefulSet", &s.ObjectMeta, s.Spec.Selector, &s.Spec.Template)
+			addWorkload(s, "StatefulSet", &s.ObjectMeta, s.Spec.Selector, &s.Spec.Template)
 		})
 	})
 	run("daemonsets", func() error {
@@ -160,8 +163,13 @@ func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic
 			return client.AppsV1().DaemonSets("").List(ctx, o)
 		}, func(obj runtime.Object) {
 			s := obj.(*appsv1.DaemonSet)
-			addWorkload("DaemonSet", &s.ObjectMeta, s.Spec.Selector, &s.Spec.Template)
+			addWorkload(s, "DaemonSet", &s.ObjectMeta, s.Spec.Selector, &s.Spec.Template)
 		})
+	})
+	run("namespaces", func() error {
+		return statusListAll(ctx, metav1.ListOptions{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.CoreV1().Namespaces().List(ctx, o)
+		}, func(obj runtime.Object) { g.Namespaces = append(g.Namespaces, obj.(*corev1.Namespace)) })
 	})
 	if withPods {
 		run("pods", func() error {
@@ -181,7 +189,7 @@ func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic
 	if err := errs["nodes"]; err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"kube-system pods", "endpointslices", "placementpolicies", "deployments", "statefulsets", "daemonsets", "pods", "poddisruptionbudgets"} {
+	for _, name := range []string{"kube-system pods", "endpointslices", "placementpolicies", "deployments", "statefulsets", "daemonsets", "namespaces", "pods", "poddisruptionbudgets"} {
 		if err := errs[name]; err != nil {
 			return nil, fmt.Errorf("listing %s: %w", name, err)
 		}
@@ -285,4 +293,45 @@ type countingTransport struct {
 func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.n.Add(1)
 	return t.next.RoundTrip(r)
+}
+
+// policyViolations runs the policy engine over the listed workloads and etcd
+// pods, as `kubectl dc check --cluster` would, and counts the results per
+// datacenter: a workload's pinned datacenter, a member pod's node's
+// datacenter, else "" (unattributed).
+func policyViolations(g *gathered, label string, pinned map[*statusWorkloadObj]string) (map[string]int, error) {
+	engine, err := policy.NewEngine(g.Policies)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]runtime.Object, 0, len(g.Nodes)+len(g.EtcdPods)+len(g.Namespaces)+len(g.Workloads))
+	for _, n := range g.Nodes {
+		objs = append(objs, n)
+	}
+	for _, p := range g.EtcdPods {
+		objs = append(objs, p)
+	}
+	for _, ns := range g.Namespaces {
+		objs = append(objs, ns)
+	}
+	for _, w := range g.Workloads {
+		if w.Kind == "StatefulSet" {
+			objs = append(objs, w.Obj)
+		}
+	}
+	state := policy.NewStaticState(objs...)
+	nodeDC := map[string]string{}
+	for _, n := range g.Nodes {
+		nodeDC[n.Name] = policy.DatacenterOf(n, label)
+	}
+	out := map[string]int{}
+	for _, w := range g.Workloads {
+		rs := engine.Evaluate(policy.Request{Operation: policy.OperationCheck, Object: w.Obj, Namespace: w.Namespace}, state)
+		out[pinned[w]] += len(rs)
+	}
+	for _, p := range g.EtcdPods {
+		rs := engine.Evaluate(policy.Request{Operation: policy.OperationCheck, Object: p, Namespace: p.Namespace}, state)
+		out[nodeDC[p.Spec.NodeName]] += len(rs)
+	}
+	return out, nil
 }

@@ -62,6 +62,9 @@ type StatusReport struct {
 	Datacenters  []DatacenterStatus `json:"datacenters"`
 	Etcd         EtcdStatus         `json:"etcd"`
 	APIServers   []APIServerStatus  `json:"apiServers"`
+	// Violations counts every PlacementPolicy result on the listed
+	// workloads and etcd pods; null when no policy exists.
+	Violations *int `json:"violations"`
 	// WhatIf is set with --lose.
 	WhatIf   *WhatIfReport `json:"whatIf,omitempty"`
 	Findings []Finding     `json:"findings"`
@@ -85,6 +88,9 @@ type DatacenterStatus struct {
 	APIServers    int  `json:"apiServers"`
 	// Pinned counts workloads whose pod template selects this datacenter.
 	Pinned int `json:"pinned"`
+	// Violations counts PlacementPolicy results on workloads pinned here and
+	// on etcd pods here; null when no policy exists.
+	Violations *int `json:"violations"`
 	// NodeNames and Members are the details of -o wide.
 	NodeNames []string `json:"nodeNames,omitempty"`
 	Members   []string `json:"members,omitempty"`
@@ -224,6 +230,11 @@ type statusInput struct {
 	CachedDatacenters map[string]string
 	// Lose lists the what-if datacenters.
 	Lose []string
+	// Violations counts policy results per datacenter ("" unattributed);
+	// nil when no policy exists.
+	Violations map[string]int
+	// PolicyError says why the live policies could not be compiled.
+	PolicyError string
 }
 
 // etcdView is the member list read from etcd.
@@ -341,8 +352,10 @@ func buildReport(in *statusInput) *StatusReport {
 		}
 	}
 	for _, w := range in.Workloads {
-		if w.Pinned != "" {
-			row(w.Pinned).Pinned++
+		// A workload pinned to a datacenter no node or policy knows makes
+		// no row of its own (kubectl dc check reports it).
+		if rw := rows[w.Pinned]; rw != nil && w.Pinned != "" {
+			rw.Pinned++
 		}
 	}
 
@@ -373,7 +386,18 @@ func buildReport(in *statusInput) *StatusReport {
 			}
 			rw.SurvivesLoss = &v
 		}
+		if in.Violations != nil {
+			v := in.Violations[name]
+			rw.Violations = &v
+		}
 		r.Datacenters = append(r.Datacenters, *rw)
+	}
+	if in.Violations != nil {
+		total := 0
+		for _, v := range in.Violations {
+			total += v
+		}
+		r.Violations = &total
 	}
 	if r.Datacenters == nil {
 		r.Datacenters = []DatacenterStatus{}
@@ -810,6 +834,9 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 		add(severityWarning,
 			fmt.Sprintf("the datacenter label %s is one a kubelet may set on its own Node: a compromised or misconfigured node can move itself to another datacenter", in.Label),
 			"use a label under node-restriction.kubernetes.io/ (for example node-restriction.kubernetes.io/datacenter), which the NodeRestriction admission plugin keeps kubelets from setting, or guard changes with dc-webhook")
+	}
+	if in.PolicyError != "" {
+		add(severityWarning, "the live PlacementPolicies do not compile: "+in.PolicyError, "fix them (kubectl dc check --policy FILE shows the field errors) so that dc-webhook and status can apply them")
 	}
 	if !in.APIAvailable {
 		add(severityWarning,

@@ -515,6 +515,32 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		}
 	})
 
+	t.Run("policy violations per datacenter", func(t *testing.T) {
+		p := testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+			Pinned(testutil.PinnedRule("workers").MatchLabels("app", "worker")).Obj()
+		withLoose := append(append([]runtime.Object{}, objs...),
+			testutil.Deployment("ci", "loose").Labels("app", "worker").Obj(),
+			testutil.Deployment("ci", "typo").Labels("app", "worker").InDC("pod-9").Obj())
+		o, out, _ := newTestStatusOptions(t, withLoose, p)
+		o.Output = outputJSON
+		if err := o.Run(context.Background()); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var r StatusReport
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Violations == nil || *r.Violations != 2 {
+			t.Fatalf("violations = %v, want 2 (loose selects no datacenter, typo an unknown one)", r.Violations)
+		}
+		if findDC(&r, "pod-9") != nil {
+			t.Errorf("a typo made a datacenter row: %+v", r.Datacenters)
+		}
+		if v := findDC(&r, "pod-2").Violations; v == nil || *v != 0 {
+			t.Errorf("pod-2 violations = %v, want 0: worker is pinned correctly", v)
+		}
+	})
+
 	t.Run("unknown --lose value", func(t *testing.T) {
 		o, _, _ := newTestStatusOptions(t, objs)
 		o.Lose = []string{"pod-9"}
@@ -602,8 +628,8 @@ func TestGatherMakesFixedListCalls(t *testing.T) {
 			t.Errorf("unexpected %s %s", a.GetVerb(), a.GetResource().Resource)
 		}
 	}
-	if n := len(client.Actions()); n != 8 {
-		t.Errorf("%d API calls, want 8 (one LIST per kind)", n)
+	if n := len(client.Actions()); n != 9 {
+		t.Errorf("%d API calls, want 9 (one LIST per kind)", n)
 	}
 }
 
