@@ -20,7 +20,7 @@ import (
 // Fixture helpers for drain tests, on top of policy/testutil.
 
 // node builds a Ready node in dc with 4 CPU, 8Gi and 110 pods allocatable.
-func node(name, dc string) *testutil.NodeBuilder {
+func dNode(name, dc string) *testutil.NodeBuilder {
 	b := testutil.Node(name).InDC(dc)
 	b.Obj().Status.Allocatable = corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("4"),
@@ -31,15 +31,15 @@ func node(name, dc string) *testutil.NodeBuilder {
 }
 
 // cp builds a control-plane node in dc, tainted NoSchedule as kubeadm does.
-func cp(name, dc string) *testutil.NodeBuilder {
-	b := node(name, dc).ControlPlane()
+func dCP(name, dc string) *testutil.NodeBuilder {
+	b := dNode(name, dc).ControlPlane()
 	b.Obj().Spec.Taints = []corev1.Taint{{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}}
 	return b
 }
 
 // pod builds a Running, Ready pod of app on nodeName owned by the
 // ReplicaSet "<app>-rs", requesting cpu and memory.
-func pod(ns, name, nodeName, app string) *testutil.ObjectBuilder {
+func dPod(ns, name, nodeName, app string) *testutil.ObjectBuilder {
 	b := testutil.Pod(ns, name).NodeName(nodeName).Labels("app", app).OwnedBy("ReplicaSet", app+"-rs").Phase(corev1.PodRunning)
 	p := b.Pod()
 	p.UID = types.UID("uid-" + ns + "-" + name)
@@ -47,7 +47,7 @@ func pod(ns, name, nodeName, app string) *testutil.ObjectBuilder {
 	return b
 }
 
-func requests(b *testutil.ObjectBuilder, cpu, mem string) *testutil.ObjectBuilder {
+func dRequests(b *testutil.ObjectBuilder, cpu, mem string) *testutil.ObjectBuilder {
 	return b.Edit(func(s *corev1.PodSpec) {
 		s.Containers[0].Resources.Requests = corev1.ResourceList{
 			corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem),
@@ -56,18 +56,18 @@ func requests(b *testutil.ObjectBuilder, cpu, mem string) *testutil.ObjectBuilde
 }
 
 // etcdPod builds the mirror pod of the etcd member on nodeName.
-func etcdPod(nodeName string) *testutil.ObjectBuilder {
+func dEtcdPod(nodeName string) *testutil.ObjectBuilder {
 	b := testutil.Pod("kube-system", "etcd-"+nodeName).NodeName(nodeName).Labels("component", "etcd", "tier", "control-plane").Mirror().
 		Annotations("kubeadm.kubernetes.io/etcd.advertise-client-urls", "https://10.0.0.1:2379").Phase(corev1.PodRunning)
 	b.Pod().Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 	return b
 }
 
-func replicaSet(ns, app string) *testutil.ObjectBuilder {
+func dReplicaSet(ns, app string) *testutil.ObjectBuilder {
 	return testutil.ReplicaSet(ns, app+"-rs").OwnedBy("Deployment", app)
 }
 
-func pdbMinAvailable(ns, name, app string, n int) policyv1.PodDisruptionBudget {
+func dPDB(ns, name, app string, n int) policyv1.PodDisruptionBudget {
 	v := intstr.FromInt32(int32(n))
 	return policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -77,35 +77,35 @@ func pdbMinAvailable(ns, name, app string, n int) policyv1.PodDisruptionBudget {
 	}
 }
 
-// planInput assembles a DrainPlanInput for dc from builders.
-type planInput struct {
+// dPlanInput assembles a DrainPlanInput for dc from builders.
+type dPlanInput struct {
 	in DrainPlanInput
 }
 
-func newPlanInput(dc string) *planInput {
-	return &planInput{in: DrainPlanInput{Datacenter: dc, Label: testutil.Zone}}
+func newDPlanInput(dc string) *dPlanInput {
+	return &dPlanInput{in: DrainPlanInput{Datacenter: dc, Label: testutil.Zone}}
 }
 
-func (p *planInput) nodes(bs ...*testutil.NodeBuilder) *planInput {
+func (p *dPlanInput) nodes(bs ...*testutil.NodeBuilder) *dPlanInput {
 	for _, b := range bs {
 		p.in.Nodes = append(p.in.Nodes, *b.Obj())
 	}
 	return p
 }
 
-func (p *planInput) pods(bs ...*testutil.ObjectBuilder) *planInput {
+func (p *dPlanInput) pods(bs ...*testutil.ObjectBuilder) *dPlanInput {
 	for _, b := range bs {
 		p.in.Pods = append(p.in.Pods, *b.Pod())
 	}
 	return p
 }
 
-func (p *planInput) pdbs(pdbs ...policyv1.PodDisruptionBudget) *planInput {
+func (p *dPlanInput) pdbs(pdbs ...policyv1.PodDisruptionBudget) *dPlanInput {
 	p.in.PDBs = append(p.in.PDBs, pdbs...)
 	return p
 }
 
-func mustPlan(t *testing.T, in DrainPlanInput) *DrainPlan {
+func mustDPlan(t *testing.T, in DrainPlanInput) *DrainPlan {
 	t.Helper()
 	plan, err := ComputeDrainPlan(in)
 	if err != nil {
@@ -114,7 +114,7 @@ func mustPlan(t *testing.T, in DrainPlanInput) *DrainPlan {
 	return plan
 }
 
-func podNames(ps []PlanPod) []string {
+func dPodNames(ps []PlanPod) []string {
 	out := []string{}
 	for _, p := range ps {
 		s := p.Namespace + "/" + p.Name
@@ -128,16 +128,16 @@ func podNames(ps []PlanPod) []string {
 
 // threeDCs is a MacStadium-like cluster: one control plane (and etcd
 // member) per datacenter, two workers in pod-1 and pod-2, one in pod-3.
-func threeDCs() *planInput {
-	return newPlanInput("pod-2").nodes(
-		cp("pod-1-cp-1", "pod-1"), node("pod-1-worker-1", "pod-1"), node("pod-1-worker-2", "pod-1"),
-		cp("pod-2-cp-1", "pod-2"), node("pod-2-worker-1", "pod-2"), node("pod-2-worker-2", "pod-2"),
-		cp("pod-3-cp-1", "pod-3"), node("pod-3-worker-1", "pod-3"),
-	).pods(etcdPod("pod-1-cp-1"), etcdPod("pod-2-cp-1"), etcdPod("pod-3-cp-1"))
+func dThreeDCs() *dPlanInput {
+	return newDPlanInput("pod-2").nodes(
+		dCP("pod-1-cp-1", "pod-1"), dNode("pod-1-worker-1", "pod-1"), dNode("pod-1-worker-2", "pod-1"),
+		dCP("pod-2-cp-1", "pod-2"), dNode("pod-2-worker-1", "pod-2"), dNode("pod-2-worker-2", "pod-2"),
+		dCP("pod-3-cp-1", "pod-3"), dNode("pod-3-worker-1", "pod-3"),
+	).pods(dEtcdPod("pod-1-cp-1"), dEtcdPod("pod-2-cp-1"), dEtcdPod("pod-3-cp-1"))
 }
 
 func TestDrainPlanUnknownDatacenter(t *testing.T) {
-	in := threeDCs().in
+	in := dThreeDCs().in
 	in.Datacenter = "pod-9"
 	_, err := ComputeDrainPlan(in)
 	var unknown *UnknownDatacenterError
@@ -153,18 +153,18 @@ func TestDrainPlanUnknownDatacenter(t *testing.T) {
 }
 
 func TestDrainPlanEvictAndSkip(t *testing.T) {
-	p := threeDCs().pods(
-		pod("apps", "web-1", "pod-2-worker-1", "web"),
-		pod("apps", "web-2", "pod-2-worker-2", "web"),
-		pod("apps", "web-3", "pod-1-worker-1", "web"), // elsewhere: not in the plan
+	p := dThreeDCs().pods(
+		dPod("apps", "web-1", "pod-2-worker-1", "web"),
+		dPod("apps", "web-2", "pod-2-worker-2", "web"),
+		dPod("apps", "web-3", "pod-1-worker-1", "web"), // elsewhere: not in the plan
 		testutil.Pod("apps", "agent-x").NodeName("pod-2-worker-1").OwnedBy("DaemonSet", "agent").Phase(corev1.PodRunning),
 		testutil.Pod("apps", "job-done").NodeName("pod-2-worker-2").OwnedBy("Job", "once").Phase(corev1.PodSucceeded),
 		testutil.Pod("apps", "db-0").NodeName("pod-2-worker-2").OwnedBy("StatefulSet", "db").Phase(corev1.PodRunning),
 	)
-	p.in.ReplicaSets = append(p.in.ReplicaSets, *replicaSet("apps", "web").Obj().(*appsv1.ReplicaSet))
-	plan := mustPlan(t, p.in)
+	p.in.ReplicaSets = append(p.in.ReplicaSets, *dReplicaSet("apps", "web").Obj().(*appsv1.ReplicaSet))
+	plan := mustDPlan(t, p.in)
 
-	if got, want := podNames(plan.Evict), []string{"apps/web-1", "apps/db-0", "apps/web-2"}; !reflect.DeepEqual(got, want) {
+	if got, want := dPodNames(plan.Evict), []string{"apps/web-1", "apps/db-0", "apps/web-2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Evict = %v, want %v", got, want)
 	}
 	if got, want := plan.Evict[0].Owner, "Deployment/web"; got != want {
@@ -173,7 +173,7 @@ func TestDrainPlanEvictAndSkip(t *testing.T) {
 	if got, want := plan.Evict[1].Owner, "StatefulSet/db"; got != want {
 		t.Errorf("owner of db-0 = %q, want %q", got, want)
 	}
-	if got, want := podNames(plan.Skipped), []string{"kube-system/etcd-pod-2-cp-1:MirrorPod", "apps/agent-x:DaemonSet", "apps/job-done:Finished"}; !reflect.DeepEqual(got, want) {
+	if got, want := dPodNames(plan.Skipped), []string{"kube-system/etcd-pod-2-cp-1:MirrorPod", "apps/agent-x:DaemonSet", "apps/job-done:Finished"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Skipped = %v, want %v", got, want)
 	}
 	wantNodes := []PlanNode{
@@ -191,7 +191,7 @@ func TestDrainPlanEvictAndSkip(t *testing.T) {
 
 func TestDrainPlanBlockers(t *testing.T) {
 	unmanaged := testutil.Pod("apps", "debug").NodeName("pod-2-worker-1").Phase(corev1.PodRunning)
-	scratch := pod("apps", "cache-1", "pod-2-worker-1", "cache").Edit(func(s *corev1.PodSpec) {
+	scratch := dPod("apps", "cache-1", "pod-2-worker-1", "cache").Edit(func(s *corev1.PodSpec) {
 		s.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	})
 	tests := []struct {
@@ -209,9 +209,9 @@ func TestDrainPlanBlockers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := threeDCs().pods(unmanaged, scratch)
+			p := dThreeDCs().pods(unmanaged, scratch)
 			p.in.Force, p.in.DeleteEmptyDirData = tt.force, tt.data
-			plan := mustPlan(t, p.in)
+			plan := mustDPlan(t, p.in)
 			kinds, remedies := []string{}, []string{}
 			for _, b := range plan.Blockers {
 				kinds = append(kinds, b.Kind)
@@ -229,13 +229,13 @@ func TestDrainPlanBlockers(t *testing.T) {
 			if plan.Refused != tt.wantRefused {
 				t.Errorf("Refused = %v, want %v (reasons %q)", plan.Refused, tt.wantRefused, plan.Reasons)
 			}
-			if got := podNames(plan.Evict); !reflect.DeepEqual(got, []string{"apps/cache-1", "apps/debug"}) {
+			if got := dPodNames(plan.Evict); !reflect.DeepEqual(got, []string{"apps/cache-1", "apps/debug"}) {
 				t.Errorf("Evict = %v: blocked pods stay in the plan", got)
 			}
 		})
 	}
 	t.Run("blocker names the pods", func(t *testing.T) {
-		plan := mustPlan(t, threeDCs().pods(unmanaged).in)
+		plan := mustDPlan(t, dThreeDCs().pods(unmanaged).in)
 		b := plan.Blockers[0]
 		if b.Object != "apps/debug" || !reflect.DeepEqual(b.Pods, []string{"apps/debug"}) {
 			t.Errorf("blocker = %+v, want object and pods apps/debug", b)
@@ -246,17 +246,17 @@ func TestDrainPlanBlockers(t *testing.T) {
 	})
 }
 
-func pinnedPod(ns, name, nodeName, app, dc string) *testutil.ObjectBuilder {
-	return pod(ns, name, nodeName, app).InDC(dc)
+func dPinnedPod(ns, name, nodeName, app, dc string) *testutil.ObjectBuilder {
+	return dPod(ns, name, nodeName, app).InDC(dc)
 }
 
 func TestDrainPlanPDBAndPinned(t *testing.T) {
 	t.Run("minAvailable equals replicas never allows a disruption", func(t *testing.T) {
-		p := threeDCs().pods(
-			pod("apps", "api-1", "pod-2-worker-1", "api"),
-			pod("apps", "api-2", "pod-1-worker-1", "api"),
-		).pdbs(pdbMinAvailable("apps", "api-pdb", "api", 2))
-		plan := mustPlan(t, p.in)
+		p := dThreeDCs().pods(
+			dPod("apps", "api-1", "pod-2-worker-1", "api"),
+			dPod("apps", "api-2", "pod-1-worker-1", "api"),
+		).pdbs(dPDB("apps", "api-pdb", "api", 2))
+		plan := mustDPlan(t, p.in)
 		if len(plan.Blockers) != 1 {
 			t.Fatalf("Blockers = %+v, want one", plan.Blockers)
 		}
@@ -278,24 +278,24 @@ func TestDrainPlanPDBAndPinned(t *testing.T) {
 		}
 	})
 	t.Run("a PDB with room is no blocker", func(t *testing.T) {
-		p := threeDCs().pods(
-			pod("apps", "api-1", "pod-2-worker-1", "api"),
-			pod("apps", "api-2", "pod-1-worker-1", "api"),
-			pod("apps", "api-3", "pod-3-worker-1", "api"),
-		).pdbs(pdbMinAvailable("apps", "api-pdb", "api", 2))
-		plan := mustPlan(t, p.in)
+		p := dThreeDCs().pods(
+			dPod("apps", "api-1", "pod-2-worker-1", "api"),
+			dPod("apps", "api-2", "pod-1-worker-1", "api"),
+			dPod("apps", "api-3", "pod-3-worker-1", "api"),
+		).pdbs(dPDB("apps", "api-pdb", "api", 2))
+		plan := mustDPlan(t, p.in)
 		if len(plan.Blockers) != 0 || len(plan.Pinned) != 0 {
 			t.Errorf("Blockers = %+v, Pinned = %+v; want none", plan.Blockers, plan.Pinned)
 		}
 	})
 	t.Run("pinned with a PDB blocks forever", func(t *testing.T) {
-		p := threeDCs().pods(
-			pinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-2"),
-			pinnedPod("apps", "w-2", "pod-2-worker-2", "w", "pod-2"),
-			pinnedPod("apps", "w-3", "pod-2-worker-2", "w", "pod-2"),
-		).pdbs(pdbMinAvailable("apps", "w-pdb", "w", 2))
-		p.in.ReplicaSets = append(p.in.ReplicaSets, *replicaSet("apps", "w").Obj().(*appsv1.ReplicaSet))
-		plan := mustPlan(t, p.in)
+		p := dThreeDCs().pods(
+			dPinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-2"),
+			dPinnedPod("apps", "w-2", "pod-2-worker-2", "w", "pod-2"),
+			dPinnedPod("apps", "w-3", "pod-2-worker-2", "w", "pod-2"),
+		).pdbs(dPDB("apps", "w-pdb", "w", 2))
+		p.in.ReplicaSets = append(p.in.ReplicaSets, *dReplicaSet("apps", "w").Obj().(*appsv1.ReplicaSet))
+		plan := mustDPlan(t, p.in)
 		want := []PinnedSet{{
 			Workload: "Deployment/apps/w", Pods: 3, PDBs: []string{"apps/w-pdb"}, BlocksForever: true,
 			Message: "Deployment/apps/w is pinned to pod-2: its 3 pod(s) here go Pending when evicted, and PDB apps/w-pdb blocks their eviction forever",
@@ -311,8 +311,8 @@ func TestDrainPlanPDBAndPinned(t *testing.T) {
 		}
 	})
 	t.Run("pinned without a PDB goes Pending", func(t *testing.T) {
-		p := threeDCs().pods(pinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-2"))
-		plan := mustPlan(t, p.in)
+		p := dThreeDCs().pods(dPinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-2"))
+		plan := mustDPlan(t, p.in)
 		want := []PinnedSet{{Workload: "ReplicaSet/apps/w-rs", Pods: 1, Message: "ReplicaSet/apps/w-rs is pinned to pod-2: its 1 pod(s) here go Pending when evicted"}}
 		if !reflect.DeepEqual(plan.Pinned, want) {
 			t.Errorf("Pinned = %+v, want %+v", plan.Pinned, want)
@@ -322,8 +322,8 @@ func TestDrainPlanPDBAndPinned(t *testing.T) {
 		}
 	})
 	t.Run("pinned elsewhere is not pinned here", func(t *testing.T) {
-		p := threeDCs().pods(pinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-1"))
-		if plan := mustPlan(t, p.in); len(plan.Pinned) != 0 {
+		p := dThreeDCs().pods(dPinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-1"))
+		if plan := mustDPlan(t, p.in); len(plan.Pinned) != 0 {
 			t.Errorf("Pinned = %+v, want none", plan.Pinned)
 		}
 	})
@@ -342,31 +342,31 @@ func TestDrainPlanCapacity(t *testing.T) {
 		{
 			name: "fits",
 			pods: []*testutil.ObjectBuilder{
-				requests(pod("apps", "a-1", "pod-2-worker-1", "a"), "2", "4Gi"),
-				requests(pod("apps", "a-2", "pod-1-worker-1", "a"), "1", "1Gi"),
+				dRequests(dPod("apps", "a-1", "pod-2-worker-1", "a"), "2", "4Gi"),
+				dRequests(dPod("apps", "a-2", "pod-1-worker-1", "a"), "1", "1Gi"),
 			},
 			wantCPU: ResourceFit{Needed: "2", Free: "11", Fits: true}, wantMem: ResourceFit{Needed: "4Gi", Free: "23Gi", Fits: true}, wantFits: true,
 		},
 		{
 			name: "cpu short",
 			pods: []*testutil.ObjectBuilder{
-				requests(pod("apps", "a-1", "pod-2-worker-1", "a"), "8", "1Gi"),
-				requests(pod("apps", "a-2", "pod-2-worker-2", "a"), "3500m", "1Gi"),
-				requests(pod("apps", "a-3", "pod-3-worker-1", "a"), "1", "1Gi"),
+				dRequests(dPod("apps", "a-1", "pod-2-worker-1", "a"), "8", "1Gi"),
+				dRequests(dPod("apps", "a-2", "pod-2-worker-2", "a"), "3500m", "1Gi"),
+				dRequests(dPod("apps", "a-3", "pod-3-worker-1", "a"), "1", "1Gi"),
 			},
 			wantCPU: ResourceFit{Needed: "11500m", Free: "11", Fits: false}, wantMem: ResourceFit{Needed: "2Gi", Free: "23Gi", Fits: true},
 		},
 		{
 			name: "pinned pods need no room elsewhere",
 			pods: []*testutil.ObjectBuilder{
-				requests(pinnedPod("apps", "p-1", "pod-2-worker-1", "p", "pod-2"), "100", "100Gi"),
+				dRequests(dPinnedPod("apps", "p-1", "pod-2-worker-1", "p", "pod-2"), "100", "100Gi"),
 			},
 			wantCPU: ResourceFit{Needed: "0", Free: "12", Fits: true}, wantMem: ResourceFit{Needed: "0", Free: "24Gi", Fits: true}, wantFits: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := mustPlan(t, threeDCs().pods(tt.pods...).in)
+			plan := mustDPlan(t, dThreeDCs().pods(tt.pods...).in)
 			c := plan.Capacity
 			if c.CPU != tt.wantCPU || c.Memory != tt.wantMem || c.Fits != tt.wantFits {
 				t.Errorf("Capacity = %+v, want cpu %+v memory %+v fits %v", c, tt.wantCPU, tt.wantMem, tt.wantFits)
@@ -377,9 +377,9 @@ func TestDrainPlanCapacity(t *testing.T) {
 		})
 	}
 	t.Run("cordoned and NotReady nodes elsewhere do not count", func(t *testing.T) {
-		p := newPlanInput("pod-2").nodes(node("pod-2-worker-1", "pod-2"), node("pod-1-worker-1", "pod-1").Cordoned(), node("pod-1-worker-2", "pod-1").NotReady()).
-			pods(requests(pod("apps", "a-1", "pod-2-worker-1", "a"), "1", "1Gi"))
-		c := mustPlan(t, p.in).Capacity
+		p := newDPlanInput("pod-2").nodes(dNode("pod-2-worker-1", "pod-2"), dNode("pod-1-worker-1", "pod-1").Cordoned(), dNode("pod-1-worker-2", "pod-1").NotReady()).
+			pods(dRequests(dPod("apps", "a-1", "pod-2-worker-1", "a"), "1", "1Gi"))
+		c := mustDPlan(t, p.in).Capacity
 		if c.Fits || c.Nodes != 0 || c.CPU.Free != "0" || c.Pods.Needed != "1" || c.Pods.Free != "0" {
 			t.Errorf("Capacity = %+v, want nothing free", c)
 		}
@@ -387,14 +387,14 @@ func TestDrainPlanCapacity(t *testing.T) {
 }
 
 func TestDrainPlanQuorum(t *testing.T) {
-	twoDCs := func() *planInput {
-		return newPlanInput("pod-1").nodes(
-			cp("pod-1-cp-1", "pod-1"), cp("pod-1-cp-2", "pod-1"), node("pod-1-worker-1", "pod-1"),
-			cp("pod-2-cp-1", "pod-2"), node("pod-2-worker-1", "pod-2"),
-		).pods(etcdPod("pod-1-cp-1"), etcdPod("pod-1-cp-2"), etcdPod("pod-2-cp-1"))
+	twoDCs := func() *dPlanInput {
+		return newDPlanInput("pod-1").nodes(
+			dCP("pod-1-cp-1", "pod-1"), dCP("pod-1-cp-2", "pod-1"), dNode("pod-1-worker-1", "pod-1"),
+			dCP("pod-2-cp-1", "pod-2"), dNode("pod-2-worker-1", "pod-2"),
+		).pods(dEtcdPod("pod-1-cp-1"), dEtcdPod("pod-1-cp-2"), dEtcdPod("pod-2-cp-1"))
 	}
 	t.Run("two of three voters refused", func(t *testing.T) {
-		plan := mustPlan(t, twoDCs().in)
+		plan := mustDPlan(t, twoDCs().in)
 		if !plan.Refused || plan.Quorum.Survives {
 			t.Fatalf("Refused = %v, Survives = %v; want refused", plan.Refused, plan.Quorum.Survives)
 		}
@@ -414,7 +414,7 @@ func TestDrainPlanQuorum(t *testing.T) {
 	t.Run("allow-quorum-loss", func(t *testing.T) {
 		p := twoDCs()
 		p.in.AllowQuorumLoss = true
-		plan := mustPlan(t, p.in)
+		plan := mustDPlan(t, p.in)
 		if plan.Refused || plan.Quorum.Survives {
 			t.Errorf("Refused = %v, Survives = %v; want accepted, still not surviving", plan.Refused, plan.Quorum.Survives)
 		}
@@ -422,7 +422,7 @@ func TestDrainPlanQuorum(t *testing.T) {
 	t.Run("one of three voters survives", func(t *testing.T) {
 		p := twoDCs()
 		p.in.Datacenter = "pod-2"
-		plan := mustPlan(t, p.in)
+		plan := mustDPlan(t, p.in)
 		if plan.Refused || !plan.Quorum.Survives {
 			t.Errorf("Refused = %v, Survives = %v; reasons %q", plan.Refused, plan.Quorum.Survives, plan.Reasons)
 		}
@@ -431,17 +431,17 @@ func TestDrainPlanQuorum(t *testing.T) {
 		}
 	})
 	t.Run("an unhealthy voter elsewhere tips it", func(t *testing.T) {
-		plan := mustPlan(t, threeDCs().in)
+		plan := mustDPlan(t, dThreeDCs().in)
 		if !plan.Quorum.Survives {
 			t.Fatalf("healthy 1/1/1 must survive: %q", plan.Quorum.Messages)
 		}
-		p := threeDCs()
+		p := dThreeDCs()
 		for i := range p.in.Nodes {
 			if p.in.Nodes[i].Name == "pod-3-cp-1" {
 				p.in.Nodes[i].Status.Conditions[0].Status = corev1.ConditionFalse
 			}
 		}
-		plan = mustPlan(t, p.in)
+		plan = mustDPlan(t, p.in)
 		if plan.Quorum.Survives || !plan.Refused {
 			t.Errorf("Survives = %v, Refused = %v; want refused", plan.Quorum.Survives, plan.Refused)
 		}
@@ -450,16 +450,16 @@ func TestDrainPlanQuorum(t *testing.T) {
 		}
 	})
 	t.Run("learners do not vote", func(t *testing.T) {
-		p := newPlanInput("pod-2").nodes(cp("pod-1-cp-1", "pod-1"), cp("pod-2-cp-1", "pod-2"), cp("pod-2-cp-2", "pod-2")).
-			pods(etcdPod("pod-1-cp-1"), etcdPod("pod-2-cp-1").Learner(), etcdPod("pod-2-cp-2").Learner())
-		plan := mustPlan(t, p.in)
+		p := newDPlanInput("pod-2").nodes(dCP("pod-1-cp-1", "pod-1"), dCP("pod-2-cp-1", "pod-2"), dCP("pod-2-cp-2", "pod-2")).
+			pods(dEtcdPod("pod-1-cp-1"), dEtcdPod("pod-2-cp-1").Learner(), dEtcdPod("pod-2-cp-2").Learner())
+		plan := mustDPlan(t, p.in)
 		if plan.Quorum.Etcd.Total != 1 || plan.Quorum.Etcd.InDatacenter != 0 || !plan.Quorum.Survives {
 			t.Errorf("Etcd = %+v, Survives = %v; want 1 voter outside pod-2", plan.Quorum.Etcd, plan.Quorum.Survives)
 		}
 	})
 	t.Run("last API server", func(t *testing.T) {
-		p := newPlanInput("pod-1").nodes(cp("pod-1-cp-1", "pod-1"), node("pod-2-worker-1", "pod-2"))
-		plan := mustPlan(t, p.in)
+		p := newDPlanInput("pod-1").nodes(dCP("pod-1-cp-1", "pod-1"), dNode("pod-2-worker-1", "pod-2"))
+		plan := mustDPlan(t, p.in)
 		if plan.Quorum.Survives || !plan.Refused {
 			t.Errorf("Survives = %v, Refused = %v; want refused", plan.Quorum.Survives, plan.Refused)
 		}
@@ -476,7 +476,7 @@ func TestDrainPlanQuorum(t *testing.T) {
 		p.in.Datacenter = "pod-2"
 		api := testutil.Pod("kube-system", "kube-apiserver-pod-1-cp-1").NodeName("pod-1-cp-1").Labels("component", "kube-apiserver").Mirror().Phase(corev1.PodRunning)
 		api.Pod().Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-		plan := mustPlan(t, p.pods(api).in)
+		plan := mustDPlan(t, p.pods(api).in)
 		if want := (QuorumCount{Source: "pods", Total: 1, InDatacenter: 0, Remaining: 1}); !reflect.DeepEqual(plan.Quorum.APIServers, want) {
 			t.Errorf("APIServers = %+v, want %+v", plan.Quorum.APIServers, want)
 		}
