@@ -545,7 +545,7 @@ func verdictLine(r *StatusReport) string {
 		if e.Learners > 0 {
 			fmt.Fprintf(&b, " (+%d learners)", e.Learners)
 		}
-		fmt.Fprintf(&b, ", quorum %d, tolerates %d failures", e.Quorum, e.FaultTolerance)
+		fmt.Fprintf(&b, ", quorum %d, tolerates %d %s", e.Quorum, e.FaultTolerance, statusPlural(e.FaultTolerance, "failure", "failures"))
 	}
 	if e.Healthy < e.Size {
 		fmt.Fprintf(&b, ", %d healthy", e.Healthy)
@@ -606,16 +606,16 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 		if d.Violations != nil {
 			violations = fmt.Sprint(*d.Violations)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d/%d/%d\t%d\t%s\t%d\t%d\t%s", name, survives, d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned, d.ControlPlane, etcd, d.APIServers, d.Pinned, violations)
+		fmt.Fprintf(w, "%s\t%s\t%d/%d/%d\t%d\t%s\t%d/%d\t%d\t%s", name, survives, d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned, d.ControlPlane, etcd, d.APIServersUp, d.APIServers, d.Pinned, violations)
 		if wide {
-			fmt.Fprintf(w, "\t%s\t%s", dash(strings.Join(d.Members, ",")), dash(strings.Join(d.NodeNames, ",")))
+			fmt.Fprintf(w, "\t%s\t%s", dash(strings.Join(d.Members, ",")), dash(joinSome(d.NodeNames, 12)))
 		}
 		fmt.Fprintln(w)
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nNODES is total/ready/cordoned; ETCD is healthy/total voters, * marks the leader, +NL learners;\nVIOLATIONS counts PlacementPolicy results (kubectl dc check --cluster lists them), - without policies.")
+	fmt.Fprintln(out, "\nNODES is total/ready/cordoned; ETCD is healthy/total voters, * marks the leader, +NL learners;\nAPI SERVERS is ready/total; VIOLATIONS counts PlacementPolicy results (kubectl dc check --cluster lists them), - without policies.")
 	if r.Violations != nil && *r.Violations > 0 {
 		fmt.Fprintf(out, "%d PlacementPolicy results in all, %d in no datacenter.\n", *r.Violations, *r.Violations-sumRows(r))
 	}
@@ -661,6 +661,21 @@ func sumRows(r *StatusReport) int {
 		}
 	}
 	return n
+}
+
+func statusPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// joinSome joins the first n names and says how many more there are.
+func joinSome(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ",")
+	}
+	return strings.Join(names[:n], ",") + fmt.Sprintf(",... (%d more)", len(names)-n)
 }
 
 func dash(s string) string {

@@ -85,7 +85,10 @@ type DatacenterStatus struct {
 	HealthyVoters int  `json:"etcdHealthyVoters"`
 	Learners      int  `json:"etcdLearners"`
 	Leader        bool `json:"etcdLeader"`
-	APIServers    int  `json:"apiServers"`
+	// APIServers counts the API servers here; APIServersUp those whose pod
+	// is Ready (and whose datacenter is not lost in a what-if).
+	APIServers   int `json:"apiServers"`
+	APIServersUp int `json:"apiServersUp"`
 	// Pinned counts workloads whose pod template selects this datacenter.
 	Pinned int `json:"pinned"`
 	// Violations counts PlacementPolicy results on workloads pinned here and
@@ -347,8 +350,12 @@ func buildReport(in *statusInput) *StatusReport {
 
 	r.APIServers = mapAPIServers(in.APIAddresses, in.APIServerPods, in.Nodes, dcOfNode, lost)
 	for _, a := range r.APIServers {
-		if a.Datacenter != "" && a.Up {
-			row(a.Datacenter).APIServers++
+		if a.Datacenter != "" {
+			rw := row(a.Datacenter)
+			rw.APIServers++
+			if a.Up {
+				rw.APIServersUp++
+			}
 		}
 	}
 	for _, w := range in.Workloads {
