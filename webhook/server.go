@@ -174,7 +174,14 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	// Readiness gates the first sync only: after a policy change the new
+	// engine waits for its own member caches (EngineStore.Rebuild), and every
+	// replica turning unready at once would fail every Fail-policy request.
+	var synced atomic.Bool
 	if err := mgr.AddReadyzCheck("caches", func(*http.Request) error {
+		if synced.Load() {
+			return nil
+		}
 		for name, inf := range informers {
 			if !inf.HasSynced() {
 				return fmt.Errorf("%s not synced", name)
@@ -186,6 +193,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		if ok, waiting := state.MembersSynced(); !ok {
 			return fmt.Errorf("member pods not synced: %s", waiting)
 		}
+		synced.Store(true)
 		return nil
 	}); err != nil {
 		return err
@@ -243,6 +251,10 @@ func (s *certWaitingServer) Start(ctx context.Context) error {
 	return s.Server.Start(ctx)
 }
 
+// memberSyncTimeout bounds how long a policy change waits for the member
+// pods of new spread rules to be listed.
+const memberSyncTimeout = 30 * time.Second
+
 // EngineStore holds the engine of the current policies and swaps it
 // atomically when they change.
 type EngineStore struct {
@@ -286,7 +298,16 @@ func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
 		return
 	}
 	if s.State != nil && s.State.client != nil {
-		s.State.SetMembers(ctx, eng.MemberPodSelectors())
+		// Judge with the new rules only once their members are known: an
+		// engine over an empty member cache would admit any placement.
+		if started := s.State.SetMembers(ctx, eng.MemberPodSelectors()); len(started) > 0 {
+			wctx, cancel := context.WithTimeout(ctx, memberSyncTimeout)
+			synced := toolscache.WaitForCacheSync(wctx.Done(), started...)
+			cancel()
+			if !synced {
+				s.Log.Error(errors.New("member pod informers not synced"), "using the new policies anyway", "timeout", memberSyncTimeout)
+			}
+		}
 	}
 	s.engine.Store(eng)
 	s.Log.Info("policy engine rebuilt", "policies", len(valid), "labels", eng.Labels())

@@ -209,8 +209,9 @@ func (s *CacheState) RememberPod(pod *corev1.Pod) {
 
 // SetMembers makes the member informers match the member selectors of the
 // spread rules: it starts an informer per new (namespace, selector) pair and
-// stops those no rule needs any more. Informers run until ctx ends.
-func (s *CacheState) SetMembers(ctx context.Context, selectors []policy.MemberSelector) {
+// stops those no rule needs any more. Informers run until ctx ends. It
+// returns the HasSynced functions of the informers it started.
+func (s *CacheState) SetMembers(ctx context.Context, selectors []policy.MemberSelector) []toolscache.InformerSynced {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	want := map[string][2]string{} // key -> namespace, selector
@@ -240,14 +241,18 @@ func (s *CacheState) SetMembers(ctx context.Context, selectors []policy.MemberSe
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var started []toolscache.InformerSynced
 	for _, k := range keys {
 		if have[k] {
 			continue
 		}
 		ns, sel := want[k][0], want[k][1]
-		next = append(next, s.startMember(ctx, k, ns, sel))
+		m := s.startMember(ctx, k, ns, sel)
+		next = append(next, m)
+		started = append(started, m.informer.HasSynced)
 	}
 	s.members.Store(&next)
+	return started
 }
 
 func (s *CacheState) startMember(ctx context.Context, key, namespace, selector string) *memberInformer {

@@ -50,7 +50,7 @@ func envInt(name string, def int) int {
 // Run with -benchtime 1x: one run holds all the rounds.
 func BenchmarkPodCreate(b *testing.B) {
 	c := cluster.Require(b)
-	rounds, pods, conc := envInt("BENCH_ROUNDS", 4), envInt("BENCH_PODS", 200), envInt("BENCH_CONCURRENCY", 20)
+	rounds, pods, conc := envInt("BENCH_ROUNDS", 8), envInt("BENCH_PODS", 100), envInt("BENCH_CONCURRENCY", 20)
 	ctx := context.Background()
 	root, err := cluster.ModuleRoot()
 	if err != nil {
