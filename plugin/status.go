@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -190,14 +191,20 @@ func (o *StatusOptions) completeDatacenters(toComplete string) []string {
 	if err != nil {
 		return nil
 	}
+	return datacenterCompletions(nodes.Items, o.DatacenterLabel, toComplete)
+}
+
+// datacenterCompletions completes the last item of a comma-separated list
+// of datacenters with the label values of nodes not listed yet.
+func datacenterCompletions(nodes []corev1.Node, label, toComplete string) []string {
 	done := ""
 	if i := strings.LastIndex(toComplete, ","); i >= 0 {
 		done = toComplete[:i+1]
 	}
 	already := sets.New(strings.Split(done, ",")...)
 	dcs := sets.New[string]()
-	for i := range nodes.Items {
-		if dc := nodes.Items[i].Labels[o.DatacenterLabel]; dc != "" && !already.Has(dc) {
+	for i := range nodes {
+		if dc := nodes[i].Labels[label]; dc != "" && !already.Has(dc) {
 			dcs.Insert(done + dc)
 		}
 	}

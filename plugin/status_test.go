@@ -691,3 +691,19 @@ func TestAssembleViewNoLeaderIsNotUnhealthy(t *testing.T) {
 		t.Errorf("health = %v, leader %d", got, v.LeaderID)
 	}
 }
+
+func TestDatacenterCompletions(t *testing.T) {
+	var nodes []corev1.Node
+	for _, n := range []*corev1.Node{
+		testutil.Node("a").InDC("pod-1").Obj(), testutil.Node("b").InDC("pod-2").Obj(),
+		testutil.Node("c").InDC("pod-2").Obj(), testutil.Node("d").InDC("pod-3").Obj(),
+	} {
+		nodes = append(nodes, *n)
+	}
+	if got := datacenterCompletions(nodes, testutil.Zone, ""); !reflect.DeepEqual(got, []string{"pod-1", "pod-2", "pod-3"}) {
+		t.Errorf("completions = %v", got)
+	}
+	if got := datacenterCompletions(nodes, testutil.Zone, "pod-2,po"); !reflect.DeepEqual(got, []string{"pod-2,pod-1", "pod-2,pod-3"}) {
+		t.Errorf("completions after pod-2 = %v", got)
+	}
+}
