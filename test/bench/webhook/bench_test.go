@@ -6,8 +6,10 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"os"
 	"path/filepath"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +31,8 @@ import (
 var local *webhooktest.Local
 
 func TestMain(m *testing.M) {
+	// The suite's controller-runtime clients have nothing to log.
+	ctrllog.SetLogger(logr.Discard())
 	code := cluster.TestMain(m, cluster.Options{Topology: cluster.MacStadium()})
 	if local != nil {
 		_ = local.Stop()

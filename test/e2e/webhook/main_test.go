@@ -6,8 +6,10 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"os"
 	"path/filepath"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +29,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The suite's controller-runtime clients have nothing to log.
+	ctrllog.SetLogger(logr.Discard())
 	code := cluster.TestMain(m, cluster.Options{Topology: cluster.MacStadium()})
 	if local != nil {
 		_ = local.Stop()

@@ -81,7 +81,7 @@ func TestDenyWarnAudit(t *testing.T) {
 		`dc_webhook_decisions_total{action="Warn",kind="Deployment",operation="CREATE",rule="` + warnRule + `"}`,
 		`dc_webhook_decisions_total{action="Deny",kind="Deployment",operation="CREATE",rule="` + denyRule + `"}`,
 		`dc_webhook_request_duration_seconds_bucket{kind="Deployment",webhook="validate",le="0.001"}`,
-		`dc_webhook_request_duration_seconds_count{kind="Deployment",webhook="mutate"}`,
+		`dc_webhook_request_duration_seconds_count{kind="Deployment",webhook="validate"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s; dc_webhook lines:\n%s", want, grepLines(metrics, "dc_webhook_"))
@@ -101,6 +101,15 @@ func TestMutationInjectsSelector(t *testing.T) {
 	}
 	if sel := got.Spec.Template.Spec.NodeSelector["topology.kubernetes.io/zone"]; sel != "pod-2" {
 		t.Fatalf("nodeSelector = %v, want zone pod-2 injected", got.Spec.Template.Spec.NodeSelector)
+	}
+	metrics, err := local.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`dc_webhook_mutations_total{kind="Deployment"}`, `dc_webhook_request_duration_seconds_count{kind="Deployment",webhook="mutate"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s; dc_webhook lines:\n%s", want, grepLines(metrics, "dc_webhook_"))
+		}
 	}
 	// Its pods land in pod-2.
 	eventually(t, "worker pod scheduled in pod-2", func(ctx context.Context) (bool, error) {
