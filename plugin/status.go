@@ -377,7 +377,7 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		}
 		in.PolicyDatacenters = sets.List(dcs)
 		in.Nodes, in.EtcdPods, in.APIServerPods, in.APIAddresses = g.Nodes, g.EtcdPods, g.APIServerPods, g.APIAddresses
-		in.Pods, in.PDBs = g.Pods, g.PDBs
+		in.Pods, in.PDBs, in.Forbidden = g.Pods, g.PDBs, g.Forbidden
 		pinned := map[*statusWorkloadObj]string{}
 		for _, w := range g.Workloads {
 			sw := statusWorkload{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}

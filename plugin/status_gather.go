@@ -47,6 +47,8 @@ type gathered struct {
 	Namespaces    []*corev1.Namespace
 	Pods          []*corev1.Pod
 	PDBs          []*policyv1.PodDisruptionBudget
+	// Forbidden lists what RBAC did not let us list.
+	Forbidden []string
 }
 
 // statusWorkloadObj is a listed controller with its pod template.
@@ -190,6 +192,11 @@ func gatherObjects(ctx context.Context, client kubernetes.Interface, dyn dynamic
 		return nil, err
 	}
 	for _, name := range []string{"kube-system pods", "endpointslices", "placementpolicies", "deployments", "statefulsets", "daemonsets", "namespaces", "pods", "poddisruptionbudgets"} {
+		if err := errs[name]; apierrors.IsForbidden(err) {
+			// RBAC that hides a kind leaves a report without it, not none.
+			g.Forbidden = append(g.Forbidden, name)
+			continue
+		}
 		if err := errs[name]; err != nil {
 			return nil, fmt.Errorf("listing %s: %w", name, err)
 		}

@@ -238,6 +238,8 @@ type statusInput struct {
 	Violations map[string]int
 	// PolicyError says why the live policies could not be compiled.
 	PolicyError string
+	// Forbidden lists the kinds RBAC did not let status list.
+	Forbidden []string
 }
 
 // etcdView is the member list read from etcd.
@@ -841,6 +843,10 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 		add(severityWarning,
 			fmt.Sprintf("the datacenter label %s is one a kubelet may set on its own Node: a compromised or misconfigured node can move itself to another datacenter", in.Label),
 			"use a label under node-restriction.kubernetes.io/ (for example node-restriction.kubernetes.io/datacenter), which the NodeRestriction admission plugin keeps kubelets from setting, or guard changes with dc-webhook")
+	}
+	if len(in.Forbidden) > 0 {
+		add(severityWarning, "not allowed to list "+strings.Join(in.Forbidden, ", ")+": the report leaves them out",
+			"ask for list permission on them cluster-wide (kubectl auth can-i list pods -A)")
 	}
 	if in.PolicyError != "" {
 		add(severityWarning, "the live PlacementPolicies do not compile: "+in.PolicyError, "fix them (kubectl dc check --policy FILE shows the field errors) so that dc-webhook and status can apply them")

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
@@ -705,5 +707,23 @@ func TestDatacenterCompletions(t *testing.T) {
 	}
 	if got := datacenterCompletions(nodes, testutil.Zone, "pod-2,po"); !reflect.DeepEqual(got, []string{"pod-2,pod-1", "pod-2,pod-3"}) {
 		t.Errorf("completions after pod-2 = %v", got)
+	}
+}
+
+func TestGatherToleratesForbiddenKinds(t *testing.T) {
+	client := fake.NewClientset(testutil.Node("a").InDC("pod-1").Obj())
+	client.PrependReactor("list", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "", errors.New("rbac"))
+	})
+	g, err := gatherObjects(context.Background(), client, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g.Forbidden, []string{"deployments"}) || len(g.Nodes) != 1 {
+		t.Errorf("forbidden = %v, nodes %d", g.Forbidden, len(g.Nodes))
+	}
+	r := buildReport(&statusInput{Label: testutil.Zone, Nodes: g.Nodes, Forbidden: g.Forbidden, APIAvailable: true})
+	if findingWith(r, "not allowed to list deployments") == nil {
+		t.Errorf("findings = %+v", r.Findings)
 	}
 }
