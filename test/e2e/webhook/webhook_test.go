@@ -338,3 +338,27 @@ func grepLines(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestMirrorPodWarnedNotDenied creates the mirror of a static etcd pod on a
+// node of pod-1, which already holds a voter: the spread rule would deny a
+// regular pod, but rejecting a mirror only hides the static pod, so the
+// webhook admits it with a warning.
+func TestMirrorPodWarnedNotDenied(t *testing.T) {
+	c := env(t)
+	ctx := context.Background()
+	warnings := &recorder{}
+	cs := clientWithWarnings(c, warnings)
+	workers := c.Nodes("pod-1")
+	pod := tu.Pod("kube-system", "etcd-e2e-mirror").Labels("component", "etcd", "tier", "control-plane").NodeName(workers[len(workers)-1]).Mirror().Pod()
+	if _, err := cs.CoreV1().Pods("kube-system").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("mirror pod denied: %v", err)
+	}
+	t.Cleanup(func() {
+		zero := int64(0)
+		_ = c.Client().CoreV1().Pods("kube-system").Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	})
+	got := warnings.get()
+	if !contains(got, etcdRule) || !contains(got, "mirror of a static pod") {
+		t.Errorf("warnings = %q, want the spread rule's violation noted as a mirror pod", got)
+	}
+}
