@@ -20,6 +20,7 @@
 #   COMMIT, DATE    override the commit and build date stamped in the binary.
 #                   DATE defaults to the commit time, so that building the
 #                   same commit twice gives the same bytes.
+#   SOURCE_DATE_EPOCH  file times in the archives (default the commit time)
 #   GO              the go command (default go)
 set -euo pipefail
 
@@ -47,7 +48,7 @@ HELPERS="$ROOT/cmd/kubectl_complete-dc"
 
 if git rev-parse --git-dir >/dev/null 2>&1; then
   COMMIT="${COMMIT:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty)}"
-  EPOCH="$(git log -1 --format=%ct)"
+  EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
 else
   COMMIT="${COMMIT:-unknown}"
   EPOCH="${SOURCE_DATE_EPOCH:-0}"
