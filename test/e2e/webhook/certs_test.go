@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/webhook"
 	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
 )
 
@@ -128,11 +129,27 @@ func TestSelfManagedCertsWithManifestRBAC(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(secret.Data["ca.crt"])
-	conn, err := tls.Dial("tcp", "127.0.0.1:"+itoa(rotating.Port), &tls.Config{RootCAs: pool, ServerName: "dc-webhook.dc-system.svc", MinVersion: tls.VersionTLS12})
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(rotating.Port), &tls.Config{RootCAs: pool, ServerName: "dc-webhook.dc-system.svc", MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatalf("TLS with the injected CA: %v", err)
 	}
 	_ = conn.Close()
+
+	// --cert-dir is watched: new files are served without a restart.
+	newCA, err := webhook.WriteLocalCerts(rotating.CertDir, time.Hour, "dc-webhook.dc-system.svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPool := x509.NewCertPool()
+	newPool.AppendCertsFromPEM(newCA)
+	eventually(t, "the webhook serves the replaced certificate", func(context.Context) (bool, error) {
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(rotating.Port), &tls.Config{RootCAs: newPool, ServerName: "dc-webhook.dc-system.svc", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return false, nil
+		}
+		_ = conn.Close()
+		return true, nil
+	})
 }
 
 // serviceAccountKubeconfig writes the admin kubeconfig impersonating the
@@ -153,5 +170,3 @@ func serviceAccountKubeconfig(t *testing.T, c *cluster.Cluster) string {
 	}
 	return path
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
