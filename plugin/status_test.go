@@ -727,3 +727,37 @@ func TestGatherToleratesForbiddenKinds(t *testing.T) {
 		t.Errorf("findings = %+v", r.Findings)
 	}
 }
+
+func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
+	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	o := NewStatusOptions(genericclioptions.NewConfigFlags(false), streams)
+	o.cacheDir, o.server = t.TempDir(), "https://10.0.0.1:6443"
+	o.configErr = errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
+	o.Output = outputJSON
+	o.EtcdTimeout = 300 * time.Millisecond
+
+	if err := o.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("without cache or endpoints: Run = %v, want the API error", err)
+	}
+
+	writeStatusCache(o.cacheDir, &statusCache{Server: o.server, Label: testutil.Zone,
+		Endpoints: []string{"http://127.0.0.1:1"}, Datacenters: map[string]string{"cp-a": "pod-1"}})
+	err := o.Run(context.Background())
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != ExitQuorumLost {
+		t.Fatalf("Run = %v, want exit %d", err, ExitQuorumLost)
+	}
+	var r StatusReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r.APIAvailable || r.Etcd.Source != etcdSourceUnknown || r.LabelSource != "cache" {
+		t.Errorf("report = %+v", r)
+	}
+	if findingWith(&r, "no etcd endpoint answered (http://127.0.0.1:1)") == nil {
+		t.Errorf("findings = %+v", r.Findings)
+	}
+	if !strings.Contains(errOut.String(), "reporting from etcd directly") {
+		t.Errorf("stderr = %q", errOut)
+	}
+}
