@@ -67,6 +67,11 @@ bench: control-plane ## Run the benchmarks (handler, engine, status scale, drain
 demo: control-plane build ## Bring up the MacStadium cluster, install the policy and webhook, show status and a denial.
 	hack/demo.sh
 
+.PHONY: demo-down
+demo-down: ## Stop the demo cluster and its webhook.
+	-@[ -f .cache/demo/webhook.pid ] && kill $$(cat .cache/demo/webhook.pid) 2>/dev/null; rm -f .cache/demo/webhook.pid
+	-@[ -f .cache/demo/state.json ] && go run ./test/cmd/dc-cluster --dir .cache/demo down
+
 .PHONY: dist
 dist: ## Build release archives, checksums and the krew manifest into dist/.
 	hack/dist.sh $(VERSION)
