@@ -350,15 +350,26 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		}()
 	}
 
+	// With the endpoints of the last run cached, read etcd at them while
+	// the API is listed too: a dead API server then costs no extra time,
+	// and a live one usually advertises the same endpoints.
+	cache := readStatusCache(o.cacheDir, o.server)
+	var speculative chan etcdResult
+	if early == nil && cache != nil && len(cache.Endpoints) > 0 {
+		speculative = make(chan etcdResult, 1)
+		go func() {
+			v, err := readEtcdDirect(ctx, cache.Endpoints, o.EtcdTLS, o.EtcdTimeout)
+			speculative <- etcdResult{v, err}
+		}()
+	}
+
 	in := &statusInput{Lose: o.Lose}
 	var g *gathered
 	apiErr := o.configErr
 	if o.client != nil {
 		g, apiErr = gatherObjects(ctx, o.client, o.dynamic, len(o.Lose) > 0)
 	}
-	var cache *statusCache
 	if apiErr != nil {
-		cache = readStatusCache(o.cacheDir, o.server)
 		if early == nil && (cache == nil || len(cache.Endpoints) == 0) {
 			if o.configErr != nil {
 				return nil, o.configErr
@@ -423,7 +434,8 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 			in.Etcd = res.view
 		}
 	case g == nil:
-		v, err := readEtcdDirect(ctx, cache.Endpoints, o.EtcdTLS, o.EtcdTimeout)
+		res := <-speculative
+		v, err := res.view, res.err
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("reading etcd at the cached endpoints failed: %v", err))
 			in.Etcd = &etcdView{Source: etcdSourceUnknown, Endpoints: cache.Endpoints, Notes: notes}
@@ -432,7 +444,17 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		}
 	default:
 		if eps := etcdEndpointsFromPods(g.EtcdPods); len(eps) > 0 {
-			v, err := readEtcdDirect(ctx, eps, o.EtcdTLS, o.EtcdTimeout)
+			var v *etcdView
+			var err error
+			if speculative != nil && sameEndpointSet(eps, cache.Endpoints) {
+				res := <-speculative
+				v, err = res.view, res.err
+				if v != nil {
+					v.Endpoints = eps
+				}
+			} else {
+				v, err = readEtcdDirect(ctx, eps, o.EtcdTLS, o.EtcdTimeout)
+			}
 			if err == nil {
 				in.Etcd = v
 				break
@@ -459,6 +481,18 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		writeStatusCache(o.cacheDir, cacheFromReport(o.server, report))
 	}
 	return report, nil
+}
+
+// sameEndpointSet reports whether a and b hold the same URLs.
+func sameEndpointSet(a, b []string) bool {
+	norm := func(l []string) sets.Set[string] {
+		out := sets.New[string]()
+		for _, u := range l {
+			out.Insert(strings.TrimRight(u, "/"))
+		}
+		return out
+	}
+	return norm(a).Equal(norm(b))
 }
 
 // checkLose rejects --lose values that name no known datacenter.
