@@ -12,6 +12,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,9 +46,10 @@ type Handler struct {
 	AllowedLabelGroups sets.Set[string]
 	// Metrics may be nil.
 	Metrics *Metrics
-
-	decoder runtime.Decoder
 }
+
+// decoder turns admission objects into the typed objects the engine judges.
+var decoder = policy.Codecs.UniversalDeserializer()
 
 // podRememberer is implemented by states that can hold a member pod admitted
 // moments ago (CacheState).
@@ -70,17 +72,14 @@ var (
 	gkPolicy = v1alpha1.GroupVersion.WithKind("PlacementPolicy").GroupKind()
 )
 
-func (h *Handler) decode(raw runtime.RawExtension) (runtime.Object, error) {
-	if h.decoder == nil {
-		h.decoder = policy.Codecs.UniversalDeserializer()
-	}
+func decode(raw runtime.RawExtension) (runtime.Object, error) {
 	if len(raw.Raw) == 0 {
 		if raw.Object != nil {
 			return raw.Object, nil
 		}
 		return nil, fmt.Errorf("request carries no object")
 	}
-	obj, _, err := h.decoder.Decode(raw.Raw, nil, nil)
+	obj, _, err := decoder.Decode(raw.Raw, nil, nil)
 	return obj, err
 }
 
@@ -132,7 +131,7 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 	if !ok {
 		return admission.Allowed(fmt.Sprintf("operation %s is not judged", req.Operation))
 	}
-	obj, err := h.decode(req.Object)
+	obj, err := decode(req.Object)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s %s/%s: %w", kind, req.Namespace, req.Name, err))
 	}
@@ -149,10 +148,17 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 		return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kind))
 	}
 
+	var oldObj runtime.Object
+	if op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
+		if oldObj, err = decode(req.OldObject); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode the old %s %s/%s: %w", kind, req.Namespace, req.Name, err))
+		}
+	}
 	eng := h.Engine()
 	var guard field.ErrorList
 	if n, ok := obj.(*corev1.Node); ok && eng != nil {
-		guard = h.labelGuard(eng.Labels(), n, req)
+		old, _ := oldObj.(*corev1.Node)
+		guard = h.labelGuard(eng.Labels(), n, old, req.UserInfo)
 		for range guard {
 			h.Metrics.decision(RuleLabelGuard, string(v1alpha1.ActionDeny), kind, string(op))
 		}
@@ -171,12 +177,7 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 			return admission.Allowed("not a member pod")
 		}
 	}
-	preq := policy.Request{Operation: op, Object: obj, Namespace: namespace, UserInfo: req.UserInfo}
-	if op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
-		if preq.OldObject, err = h.decode(req.OldObject); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode the old %s %s/%s: %w", kind, req.Namespace, req.Name, err))
-		}
-	}
+	preq := policy.Request{Operation: op, Object: obj, OldObject: oldObj, Namespace: namespace, UserInfo: req.UserInfo}
 	results := eng.Evaluate(preq, h.State)
 	for i := range results {
 		h.Metrics.decision(results[i].Rule, string(results[i].Action), kind, string(op))
@@ -268,16 +269,10 @@ func objectName(obj runtime.Object, req admission.Request) string {
 // Node unless the requester belongs to an allowed group: a kubelet
 // (system:node:<name>, group system:nodes) may edit its own Node, and must
 // not be able to move it into another datacenter.
-func (h *Handler) labelGuard(dcLabels []string, n *corev1.Node, req admission.Request) field.ErrorList {
-	for _, g := range req.UserInfo.Groups {
+func (h *Handler) labelGuard(dcLabels []string, n, old *corev1.Node, user authenticationv1.UserInfo) field.ErrorList {
+	for _, g := range user.Groups {
 		if h.AllowedLabelGroups.Has(g) {
 			return nil
-		}
-	}
-	var old *corev1.Node
-	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		if o, err := h.decode(req.OldObject); err == nil {
-			old, _ = o.(*corev1.Node)
 		}
 	}
 	var errs field.ErrorList
@@ -300,7 +295,7 @@ func (h *Handler) labelGuard(dcLabels []string, n *corev1.Node, req admission.Re
 		}
 		errs = append(errs, field.Forbidden(field.NewPath("metadata", "labels").Key(l),
 			fmt.Sprintf("%s: %s may not %s %q on node %s: the datacenter label decides where quorum members may run, so only members of %v may set it; ask a cluster administrator to label the node",
-				RuleLabelGuard, req.UserInfo.Username, verb, nv, n.Name, sets.List(h.AllowedLabelGroups))))
+				RuleLabelGuard, user.Username, verb, nv, n.Name, sets.List(h.AllowedLabelGroups))))
 	}
 	return errs
 }
@@ -318,7 +313,7 @@ func (h *Handler) mutate(_ context.Context, req admission.Request) (resp admissi
 	if eng == nil {
 		return admission.Allowed("no PlacementPolicy is loaded")
 	}
-	obj, err := h.decode(req.Object)
+	obj, err := decode(req.Object)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s %s/%s: %w", kind, req.Namespace, req.Name, err))
 	}

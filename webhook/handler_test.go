@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -443,4 +444,33 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestHandlerConcurrent runs requests in parallel (run it with -race).
+func TestHandlerConcurrent(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	reqs := []admission.Request{
+		request(t, admissionv1.Create, tu.Deployment("apps", "worker").Labels("app", "worker").Obj(), nil, admin),
+		request(t, admissionv1.Create, tu.Binding("kube-system", "etcd-new", "pod-3-1"), nil, admin),
+		request(t, admissionv1.Update, tu.Node("pod-1-1").InDC("pod-2").Obj(), tu.Node("pod-1-1").InDC("pod-1").Obj(), kubelet),
+	}
+	want := []bool{false, true, false}
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 50; i++ {
+				k := (g + i) % len(reqs)
+				if got := f.h.Validate().Handle(context.Background(), reqs[k]).Allowed; got != want[k] {
+					done <- fmt.Errorf("request %d: allowed = %v, want %v", k, got, want[k])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }
