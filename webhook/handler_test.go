@@ -474,3 +474,23 @@ func TestHandlerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateNodeMembers(t *testing.T) {
+	p := tu.Policy("cp").Datacenters("pod-1", "pod-2", "pod-3").Spread(tu.SpreadNodes("control-plane", "node-role.kubernetes.io/control-plane", "")).Value()
+	f := newFixture(t, p)
+	f.h.State = policy.NewStaticState(append(tu.Nodes(1, "pod-1", "pod-2", "pod-3"),
+		tu.Node("pod-1-cp-1").InDC("pod-1").ControlPlane().Obj(),
+		tu.Node("pod-2-cp-1").InDC("pod-2").ControlPlane().Obj())...)
+	second := tu.Node("pod-1-cp-2").InDC("pod-1").ControlPlane().Obj()
+	resp := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, second, nil, admin))
+	if resp.Allowed {
+		t.Fatal("a second control-plane node in pod-1 admitted")
+	}
+	if !strings.Contains(resp.Result.Message, "cp/control-plane") {
+		t.Errorf("message %q does not name the rule", resp.Result.Message)
+	}
+	third := tu.Node("pod-3-cp-1").InDC("pod-3").ControlPlane().Obj()
+	if resp := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, third, nil, admin)); !resp.Allowed {
+		t.Errorf("the witness control plane in pod-3 denied: %+v", resp.Result)
+	}
+}
