@@ -645,7 +645,8 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 			etcd += fmt.Sprintf(" +%dL", d.Learners)
 		}
 		survives := yesNo(d.SurvivesLoss)
-		if d.Name == unlabeledDC {
+		if d.Name == unlabeledDC || d.Lost {
+			// Already gone in the what-if: there is nothing left to lose.
 			survives = "-"
 		}
 		violations := "-"

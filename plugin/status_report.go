@@ -864,7 +864,7 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 		for _, l := range w.LostWorkloads {
 			add(severityWarning,
 				fmt.Sprintf("%s %s/%s loses every replica%s", l.Kind, l.Namespace, l.Name, what),
-				"spread it over more datacenters, or accept the outage for a statusWorkload pinned to one")
+				"spread it over more datacenters, or accept the outage for a workload pinned to one")
 		}
 		for _, p := range w.ViolatedPDBs {
 			add(severityWarning,
