@@ -5,8 +5,11 @@ FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
-COPY . .
-ARG VERSION=dev
+# Only what dc-webhook is built from: the build context may hold the
+# control-plane cache and other binaries.
+COPY policy/ policy/
+COPY webhook/ webhook/
+COPY cmd/dc-webhook/ cmd/dc-webhook/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w" -o /out/dc-webhook ./cmd/dc-webhook
 
