@@ -141,8 +141,9 @@ func TestUpdateRemovingSelectorDenied(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	d.Spec.Template.Spec.NodeSelector = nil
-	_, err = cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+	// A patch, not an Update: the deployment controller keeps writing status.
+	remove := []byte(`[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]`)
+	_, err = cs.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.JSONPatchType, remove, metav1.PatchOptions{})
 	wantInvalid(t, err, "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]", denyRule)
 }
 
