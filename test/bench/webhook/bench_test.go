@@ -5,6 +5,7 @@ package webhook_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,12 @@ var local *webhooktest.Local
 func TestMain(m *testing.M) {
 	// The suite's controller-runtime clients have nothing to log.
 	ctrllog.SetLogger(logr.Discard())
+	// Only benchmarks live here: without -bench (make e2e, go test ./...)
+	// there is nothing to start a control plane for.
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run())
+	}
 	code := cluster.TestMain(m, cluster.Options{Topology: cluster.MacStadium()})
 	if local != nil {
 		_ = local.Stop()
