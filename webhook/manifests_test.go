@@ -1,0 +1,150 @@
+package webhook
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+func build(t *testing.T, dir string) resmap.ResMap {
+	t.Helper()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	return m
+}
+
+func get[T any](t *testing.T, m resmap.ResMap, kind, name string) *T {
+	t.Helper()
+	for _, r := range m.Resources() {
+		if r.GetKind() == kind && r.GetName() == name {
+			data, err := r.AsYAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := new(T)
+			if err := yaml.UnmarshalStrict(data, out); err != nil {
+				t.Fatalf("%s/%s: %v", kind, name, err)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// TestManifests checks the deployed shape that the issue asks for.
+func TestManifests(t *testing.T) {
+	m := build(t, "../manifests")
+	if get[map[string]any](t, m, "CustomResourceDefinition", "placementpolicies.placement.kubectl-dc.io") == nil {
+		t.Error("the CRD is not part of manifests/")
+	}
+	d := get[appsv1.Deployment](t, m, "Deployment", "dc-webhook")
+	if d == nil {
+		t.Fatal("no Deployment dc-webhook")
+	}
+	if *d.Spec.Replicas != 3 {
+		t.Errorf("replicas = %d, want 3", *d.Spec.Replicas)
+	}
+	ps := d.Spec.Template.Spec
+	if ps.PriorityClassName != "system-cluster-critical" {
+		t.Errorf("priorityClassName = %q", ps.PriorityClassName)
+	}
+	zone := false
+	for _, c := range ps.TopologySpreadConstraints {
+		zone = zone || (c.TopologyKey == "topology.kubernetes.io/zone" && c.WhenUnsatisfiable == corev1.DoNotSchedule)
+	}
+	if !zone {
+		t.Error("no DoNotSchedule topology spread over topology.kubernetes.io/zone")
+	}
+	if ps.SecurityContext == nil || ps.SecurityContext.RunAsNonRoot == nil || !*ps.SecurityContext.RunAsNonRoot ||
+		ps.SecurityContext.SeccompProfile == nil || ps.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext = %+v, want runAsNonRoot and seccomp RuntimeDefault", ps.SecurityContext)
+	}
+	c := ps.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("container securityContext = %+v", sc)
+	}
+	if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Error("probes missing")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Error("resources missing")
+	}
+	if !strings.Contains(strings.Join(c.Args, " "), "--self-managed-certs") {
+		t.Errorf("args %v do not enable self-managed certificates", c.Args)
+	}
+	pdb := get[policyv1.PodDisruptionBudget](t, m, "PodDisruptionBudget", "dc-webhook")
+	if pdb == nil || pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 {
+		t.Errorf("PDB = %+v, want minAvailable 2", pdb)
+	}
+	if get[corev1.Service](t, m, "Service", "dc-webhook") == nil {
+		t.Error("no Service")
+	}
+
+	cr := get[rbacv1.ClusterRole](t, m, "ClusterRole", "dc-webhook")
+	role := get[rbacv1.Role](t, m, "Role", "dc-webhook")
+	if cr == nil || role == nil {
+		t.Fatal("RBAC missing")
+	}
+	for _, r := range append(append([]rbacv1.PolicyRule{}, cr.Rules...), role.Rules...) {
+		for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs, r.ResourceNames} {
+			for _, v := range list {
+				if v == "*" {
+					t.Errorf("wildcard in %+v", r)
+				}
+			}
+		}
+		for _, v := range r.Verbs {
+			if v != "get" && v != "list" && v != "watch" && len(r.ResourceNames) == 0 {
+				t.Errorf("write verb %q without resourceNames in %+v", v, r)
+			}
+			if v == "create" || v == "delete" {
+				t.Errorf("verb %q granted in %+v", v, r)
+			}
+		}
+	}
+}
+
+func TestCertManagerOverlay(t *testing.T) {
+	m := build(t, "../manifests/overlays/cert-manager")
+	if s := get[corev1.Secret](t, m, "Secret", "dc-webhook-certs"); s != nil {
+		t.Error("the overlay ships the empty Secret cert-manager owns")
+	}
+	if get[map[string]any](t, m, "Certificate", "dc-webhook") == nil {
+		t.Error("no serving Certificate")
+	}
+	d := get[appsv1.Deployment](t, m, "Deployment", "dc-webhook")
+	if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--self-managed-certs=false") {
+		t.Errorf("args = %s", args)
+	}
+	for _, kind := range []string{"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
+		w := get[map[string]any](t, m, kind, "dc-webhook")
+		meta, _ := (*w)["metadata"].(map[string]any)
+		ann, _ := meta["annotations"].(map[string]any)
+		if ann["cert-manager.io/inject-ca-from"] != "dc-system/dc-webhook" {
+			t.Errorf("%s annotations = %v", kind, ann)
+		}
+	}
+	if get[rbacv1.Role](t, m, "Role", "dc-webhook") != nil {
+		t.Error("the overlay keeps the Secret-writing Role")
+	}
+	cr := get[rbacv1.ClusterRole](t, m, "ClusterRole", "dc-webhook")
+	for _, r := range cr.Rules {
+		for _, g := range r.APIGroups {
+			if g == "admissionregistration.k8s.io" {
+				t.Errorf("the overlay keeps webhook-configuration access: %+v", r)
+			}
+		}
+	}
+}
