@@ -50,8 +50,9 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   COMMIT="${COMMIT:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty)}"
   EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
 else
+  # Not a git checkout (a source tarball): nothing to pin the time to.
   COMMIT="${COMMIT:-unknown}"
-  EPOCH="${SOURCE_DATE_EPOCH:-0}"
+  EPOCH="${SOURCE_DATE_EPOCH:-$(date +%s)}"
 fi
 DATE="${DATE:-$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)}"
 

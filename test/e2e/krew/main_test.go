@@ -34,6 +34,8 @@ type release struct {
 	version string
 	// platforms are the GOOS/GOARCH pairs built; a real release has all five.
 	platforms []string
+	// built is true when TestMain built the release from the checkout.
+	built bool
 }
 
 // rel is the release every test checks, built or found by TestMain.
@@ -88,6 +90,7 @@ func setup(m *testing.M) (int, error) {
 	rel.distDir = filepath.Join(tmp, "dist")
 	rel.manifest = filepath.Join(tmp, "krew", "dc.yaml")
 	rel.version = testVersion
+	rel.built = true
 	rel.platforms = defaultPlatforms()
 	if env := os.Getenv("DIST_PLATFORMS"); env != "" {
 		rel.platforms = strings.Fields(env)
