@@ -49,6 +49,14 @@ done
 curl -sf http://127.0.0.1:19444/readyz >/dev/null || { echo "dc-webhook did not become ready; see $dir/webhook.log" >&2; exit 1; }
 dc-webhook render-local --manifests manifests --url "https://127.0.0.1:$whport" --ca-file "$whdir/ca.crt" | kubectl apply -f -
 
+# Every API server loads the new configurations on its own; wait until a
+# server-side dry run of a deployment without a datacenter is denied.
+probe='{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"probe","namespace":"default","labels":{"app":"worker"}},"spec":{"selector":{"matchLabels":{"app":"worker"}},"template":{"metadata":{"labels":{"app":"worker"}},"spec":{"containers":[{"name":"w","image":"w"}]}}}}'
+for _ in $(seq 1 60); do
+	if ! echo "$probe" | kubectl apply --dry-run=server -f - >/dev/null 2>&1; then break; fi
+	sleep 0.5
+done
+
 step "Per-datacenter worker and jupiter-brain deployments (the webhook injects each one's nodeSelector)"
 kubectl create namespace travis-ci --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 for dc in pod-1 pod-2; do
