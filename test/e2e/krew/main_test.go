@@ -105,7 +105,7 @@ func setup(m *testing.M) (int, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("hack/dist.sh %s: %v\n%s", testVersion, err, out.String())
+		return 0, fmt.Errorf("hack/dist.sh %s: %w\n%s", testVersion, err, out.String())
 	}
 	return m.Run(), nil
 }
