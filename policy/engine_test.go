@@ -146,7 +146,7 @@ func TestResultsOrderAndFormats(t *testing.T) {
 	}
 }
 
-func TestPolicyWarnings(t *testing.T) {
+func TestAdvice(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		p    *testutil.PolicyBuilder
@@ -165,8 +165,8 @@ func TestPolicyWarnings(t *testing.T) {
 		{"node members on a restricted label", testutil.Policy("p").Label("node-restriction.kubernetes.io/datacenter").Spread(testutil.SpreadNodes("cp", "node-role.kubernetes.io/control-plane", "")), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := policy.PolicyWarnings(tc.p.Obj()); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("PolicyWarnings =\n%q\nwant\n%q", got, tc.want)
+			if got := policy.Advice(tc.p.Obj()); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Advice =\n%q\nwant\n%q", got, tc.want)
 			}
 		})
 	}

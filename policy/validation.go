@@ -132,12 +132,12 @@ func validateAction(a v1alpha1.Action, path *field.Path) field.ErrorList {
 	return field.ErrorList{field.NotSupported(path, a, knownActions)}
 }
 
-// PolicyWarnings returns advice on a valid policy that will not do what its
+// Advice returns advice on a valid policy that will not do what its
 // author likely wants, one line each, prefixed with the field path:
 // surviving a datacenter loss with fewer than three datacenters listed, an
 // even or too small expectedMembers, and a datacenter label that kubelets
 // may set on their own Node while node members depend on it.
-func PolicyWarnings(p *v1alpha1.PlacementPolicy) []string {
+func Advice(p *v1alpha1.PlacementPolicy) []string {
 	var out []string
 	spec := field.NewPath("spec")
 	label := p.Spec.Label()

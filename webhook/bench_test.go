@@ -10,10 +10,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // BenchmarkHandler measures the in-process handler, decoding included, over

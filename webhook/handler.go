@@ -68,7 +68,6 @@ func (h *Handler) Mutate() admission.Handler {
 }
 
 var (
-	gkNode   = schema.GroupKind{Kind: "Node"}
 	gkPolicy = v1alpha1.GroupVersion.WithKind("PlacementPolicy").GroupKind()
 )
 
@@ -142,7 +141,7 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 			return invalid(gkPolicy, p.Name, errs)
 		}
 		h.Metrics.decision("", "Allow", kind, string(op))
-		return admission.Allowed("").WithWarnings(mutationLabelWarnings(p)...)
+		return admission.Allowed("").WithWarnings(append(policy.Advice(p), mutationLabelWarnings(p)...)...)
 	}
 	if !judged(obj) {
 		return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kind))

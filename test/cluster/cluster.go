@@ -447,7 +447,7 @@ func (c *Cluster) Stop() error {
 // Kubeconfig returns the path of the admin kubeconfig (system:masters).
 func (c *Cluster) Kubeconfig() string { return filepath.Join(c.Dir, kubeconfigName) }
 
-// Dir returns the directory holding the cluster's data, logs and kubeconfig.
+// DataDir returns the directory holding the cluster's data, logs and kubeconfig.
 func (c *Cluster) DataDir() string { return c.Dir }
 
 // BinDir returns the directory of the control-plane binaries.
@@ -671,7 +671,7 @@ func Load(dir string) (*Cluster, error) {
 
 func etcdProc(name string) string { return "etcd-" + name }
 func apiProc(node string) string  { return "kube-apiserver-" + node }
-func kwokProc(dc string) string    { return "kwok-" + dc }
+func kwokProc(dc string) string   { return "kwok-" + dc }
 
 func etcdProcs(ms []Member) []string {
 	var out []string
@@ -687,7 +687,7 @@ func freePort() int {
 	if err != nil {
 		return 0
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 

@@ -58,7 +58,7 @@ func NodeObject(name, label, dc, ip string, controlPlane bool) *corev1.Node {
 // staticPod returns the mirror pod of a kubeadm static pod on node.
 func staticPod(component, node string, annotations map[string]string, command []string) *corev1.Pod {
 	ann := map[string]string{
-		MirrorAnnotation:             randomToken()[:32],
+		MirrorAnnotation:              randomToken()[:32],
 		"kubernetes.io/config.source": "file",
 	}
 	for k, v := range annotations {

@@ -168,7 +168,7 @@ func (l *Local) LogTail() string {
 // the caller chose it or KEEP_CLUSTER is set.
 func (l *Local) Stop() error {
 	if l.ownsDir && os.Getenv("KEEP_CLUSTER") == "" {
-		defer os.RemoveAll(l.Dir)
+		defer func() { _ = os.RemoveAll(l.Dir) }()
 	}
 	if l.cmd == nil || l.cmd.Process == nil {
 		return nil
@@ -233,7 +233,7 @@ func (l *Local) Metrics() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	return string(data), err
 }
@@ -289,7 +289,7 @@ func ApplyFiles(ctx context.Context, cfg *rest.Config, files ...string) error {
 				return true, nil
 			})
 			if err != nil {
-				return fmt.Errorf("applying %s from %s: %w (last error: %v)", obj.GetName(), f, err, lastErr)
+				return fmt.Errorf("applying %s from %s: %w (last error: %w)", obj.GetName(), f, err, lastErr)
 			}
 		}
 	}
