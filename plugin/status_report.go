@@ -469,7 +469,7 @@ func buildEtcd(in *statusInput, nodes map[string]*corev1.Node, dcOfNode func(str
 			}
 			e.Members = append(e.Members, EtcdMember{
 				Name: name, Node: p.Spec.NodeName, Datacenter: dcOfNode(p.Spec.NodeName),
-				Healthy: statusPodReady(p), Learner: policy.IsLearner(p),
+				Healthy: policy.PodReady(p), Learner: policy.IsLearner(p),
 				ClientURLs: splitURLList(p.Annotations[policy.AnnotationEtcdClientURLs]),
 			})
 		}
@@ -573,7 +573,7 @@ func mapAPIServers(addrs []string, pods []*corev1.Pod, nodes []*corev1.Node, dcO
 		}
 		covered[addr] = true
 		covered[p.Status.PodIP] = true
-		s := APIServerStatus{Address: addr, Node: p.Spec.NodeName, Up: statusPodReady(p)}
+		s := APIServerStatus{Address: addr, Node: p.Spec.NodeName, Up: policy.PodReady(p)}
 		if s.Node != "" {
 			s.Datacenter, s.Mapped = dcOfNode(s.Node), true
 			s.Up = s.Up && !lost[s.Datacenter]
@@ -682,7 +682,7 @@ func pdbViolated(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod, podLost 
 		switch {
 		case podLost(p):
 			lostAny = true
-		case statusPodReady(p):
+		case policy.PodReady(p):
 			healthyLeft++
 		}
 	}
@@ -910,18 +910,6 @@ func kubeletCanSet(label string) bool {
 		}
 	}
 	return true
-}
-
-func statusPodReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func statusNodeHasIP(n *corev1.Node, ip string) bool {

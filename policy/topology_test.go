@@ -48,6 +48,21 @@ func TestTopology(t *testing.T) {
 	if !policy.IsLearner(testutil.Pod("kube-system", "etcd-a").Learner().Pod()) {
 		t.Error("IsLearner(learner) = false")
 	}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want bool
+	}{
+		{"pending", testutil.Pod("ns", "a").Pod(), false},
+		{"running, ready", testutil.Pod("ns", "a").Ready(true).Pod(), true},
+		{"running, not ready", testutil.Pod("ns", "a").Ready(false).Pod(), false},
+		{"running, no condition", testutil.Pod("ns", "a").Phase(corev1.PodRunning).Pod(), false},
+		{"ready but failed", testutil.Pod("ns", "a").Ready(true).Phase(corev1.PodFailed).Pod(), false},
+	} {
+		if got := policy.PodReady(tc.pod); got != tc.want {
+			t.Errorf("PodReady(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
 
 func TestPodTemplatesAndRefs(t *testing.T) {

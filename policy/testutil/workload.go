@@ -248,6 +248,19 @@ func (b *ObjectBuilder) Phase(p corev1.PodPhase) *ObjectBuilder {
 	return b
 }
 
+// Ready makes a Pod Running with its Ready condition set to ready.
+func (b *ObjectBuilder) Ready(ready bool) *ObjectBuilder {
+	if pod, ok := b.obj.(*corev1.Pod); ok {
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}
+	}
+	return b
+}
+
 // Deleting sets a deletion timestamp on the object.
 func (b *ObjectBuilder) Deleting() *ObjectBuilder {
 	now := metav1.Now()
