@@ -131,9 +131,6 @@ Exit status:
   # Make pod-2's nodes schedulable again
   kubectl dc uncordon pod-2`,
 		Args: cobra.ExactArgs(1),
-		Annotations: map[string]string{
-			cobra.CommandDisplayNameAnnotation: "kubectl dc drain",
-		},
 		ValidArgsFunction: completeDatacenters(config),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
