@@ -218,8 +218,11 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 		err := e.Client.PolicyV1().Evictions(t.Namespace).Evict(ctx, ev)
 		<-sem
 		switch {
-		case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err) && t.UID != "":
-			// Accepted, already gone, or replaced by a pod of the same name.
+		case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err) && t.UID != "",
+			apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+			// Accepted, already gone, replaced by a pod of the same name, or
+			// in a namespace being deleted, whose controller removes the pod
+			// (the API refuses evictions there): the watch waits for it.
 			e.reset(key)
 			e.setErr(t, "")
 			e.OnEvicted(t)

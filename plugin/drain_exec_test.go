@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"regexp"
 	"sort"
@@ -267,6 +268,7 @@ func TestEvictorOutcomes(t *testing.T) {
 		{name: "already gone", err: apierrors.NewNotFound(dPodsGVR.GroupResource(), "w-1"), wantEvicted: true},
 		{name: "replaced by a pod of the same name", err: apierrors.NewConflict(dPodsGVR.GroupResource(), "w-1", nil), wantEvicted: true},
 		{name: "forbidden is final", err: apierrors.NewForbidden(dPodsGVR.GroupResource(), "w-1", nil), wantErr: `pods "w-1" is forbidden: <nil>`},
+		{name: "namespace terminating: its controller deletes the pod", err: terminatingNamespace("apps"), wantEvicted: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -606,4 +608,14 @@ func TestUncordon(t *testing.T) {
 			t.Fatalf("Run = %v, want exit %d", err, ExitUsage)
 		}
 	})
+}
+
+// terminatingNamespace is the API's answer to an eviction in a namespace
+// being deleted.
+func terminatingNamespace(ns string) error {
+	err := apierrors.NewForbidden(dPodsGVR.GroupResource(), "w-1", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type: corev1.NamespaceTerminatingCause, Message: "namespace " + ns + " is being terminated", Field: "metadata.namespace",
+	})
+	return err
 }
