@@ -130,7 +130,7 @@ Exit status:
 
   # Make pod-2's nodes schedulable again
   kubectl dc uncordon pod-2`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeDatacenters(config),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {

@@ -58,7 +58,7 @@ failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
 
   # Make every node of pod-2 schedulable, whoever cordoned it
   kubectl dc uncordon pod-2 --all`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeDatacenters(config),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
