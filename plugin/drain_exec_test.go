@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -478,7 +479,8 @@ func TestDrainRunTimesOutOnBlockedPods(t *testing.T) {
 	o, out, errOut := newDTestDrain(cs)
 	o.Timeout = 2 * time.Second
 	err := o.Run(context.Background())
-	exit, ok := err.(*ExitError)
+	var exit *ExitError
+	ok := errors.As(err, &exit)
 	if !ok || exit.Code != ExitFindings {
 		t.Fatalf("Run = %v, want exit %d", err, ExitFindings)
 	}
@@ -508,7 +510,8 @@ func TestDrainRunRefuses(t *testing.T) {
 			o, out, _ := newDTestDrain(cs)
 			o.DryRun = tt.dryRun
 			err := o.Run(context.Background())
-			exit, ok := err.(*ExitError)
+			var exit *ExitError
+			ok := errors.As(err, &exit)
 			if !ok || exit.Code != ExitDrainRefused {
 				t.Fatalf("Run = %v, want exit %d", err, ExitDrainRefused)
 			}
@@ -536,7 +539,8 @@ func TestDrainRunUnknownDatacenter(t *testing.T) {
 	o, _, _ := newDTestDrain(cs)
 	o.Datacenter = "pod-9"
 	err := o.Run(context.Background())
-	exit, ok := err.(*ExitError)
+	var exit *ExitError
+	ok := errors.As(err, &exit)
 	if !ok || exit.Code != ExitUsage {
 		t.Fatalf("Run = %v, want exit %d", err, ExitUsage)
 	}
@@ -604,7 +608,7 @@ func TestUncordon(t *testing.T) {
 		o := NewUncordonOptions(nil, streams)
 		o.client, o.Datacenter = cs, "pod-9"
 		err := o.Run(context.Background())
-		if exit, ok := err.(*ExitError); !ok || exit.Code != ExitUsage {
+		if exit := (*ExitError)(nil); !errors.As(err, &exit) || exit.Code != ExitUsage {
 			t.Fatalf("Run = %v, want exit %d", err, ExitUsage)
 		}
 	})

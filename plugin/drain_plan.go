@@ -336,9 +336,7 @@ func ComputeDrainPlan(in DrainPlanInput) (*DrainPlan, error) {
 	}
 	if !plan.Quorum.Survives && !in.AllowQuorumLoss {
 		plan.Refused = true
-		for _, m := range plan.Quorum.Messages {
-			plan.Reasons = append(plan.Reasons, m)
-		}
+		plan.Reasons = append(plan.Reasons, plan.Quorum.Messages...)
 		plan.Reasons = append(plan.Reasons, "pass --allow-quorum-loss to drain anyway")
 	}
 	return plan, nil
@@ -407,7 +405,6 @@ func (plan *DrainPlan) addPDBs(in DrainPlanInput, evictPods []*corev1.Pod, workl
 		pods  int
 		pdbs  map[string]bool
 		block bool
-		msgs  []string
 	}
 	pinned := map[string]*pinnedAgg{}
 	for _, p := range evictPods {
@@ -609,18 +606,6 @@ func computeCapacity(in DrainPlanInput, nodeDC map[string]string, plan *DrainPla
 	return c
 }
 
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 	var voters []policy.Voter
 	var apiPods []*corev1.Pod
@@ -638,7 +623,7 @@ func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 		case p.Labels["component"] == "etcd" || annotated:
 			voters = append(voters, policy.Voter{
 				Name: p.Name, Node: p.Spec.NodeName, Datacenter: nodeDC[p.Spec.NodeName],
-				Healthy: podReady(p) && nodeReady[p.Spec.NodeName], Learner: policy.IsLearner(p),
+				Healthy: policy.PodReady(p) && nodeReady[p.Spec.NodeName], Learner: policy.IsLearner(p),
 			})
 		case p.Labels["component"] == "kube-apiserver":
 			apiPods = append(apiPods, p)
@@ -693,7 +678,7 @@ func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 			if nodeDC[p.Spec.NodeName] == dc {
 				q.APIServers.InDatacenter++
 				q.APIServers.Nodes = append(q.APIServers.Nodes, p.Spec.NodeName)
-			} else if podReady(p) && nodeReady[p.Spec.NodeName] {
+			} else if policy.PodReady(p) && nodeReady[p.Spec.NodeName] {
 				q.APIServers.Remaining++
 			}
 		}

@@ -123,7 +123,8 @@ func (o *UncordonOptions) Run(ctx context.Context) error {
 		}
 		matched++
 		_, ours := n.Annotations[AnnotationCordonedBy]
-		if !ours && !(o.All && n.Spec.Unschedulable) {
+		// Ours to revert: cordoned by this tool, or by anyone with --all.
+		if !ours && (!o.All || !n.Spec.Unschedulable) {
 			if n.Spec.Unschedulable {
 				others = append(others, n.Name)
 			}
