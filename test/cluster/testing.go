@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -136,4 +138,31 @@ func BuildBinary(pkg string) (string, error) {
 	}
 	built[pkg] = out
 	return out, nil
+}
+
+// KubectlDC runs the kubectl-dc binary of this checkout (built once per test
+// process) against c with args, and returns its stdout, stderr and exit
+// code. It fails t when the command cannot run or outlives timeout.
+func KubectlDC(t testing.TB, c *Cluster, timeout time.Duration, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	bin, err := BuildBinary("./cmd/kubectl-dc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("kubectl dc %s did not finish within %s: %s", strings.Join(args, " "), timeout, errOut.String())
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("kubectl dc %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errOut.String(), code
 }

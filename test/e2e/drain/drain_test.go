@@ -50,21 +50,7 @@ func binary(t *testing.T) string {
 // run runs kubectl-dc and returns stdout, stderr and the exit code.
 func run(t *testing.T, c *cluster.Cluster, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errOut.String(), 0
-	case errors.As(err, &exit):
-		return out.String(), errOut.String(), exit.ExitCode()
-	}
-	t.Fatalf("kubectl dc %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-	return "", "", 0
+	return cluster.KubectlDC(t, c, 3*time.Minute, args...)
 }
 
 func labels(app string) map[string]string { return map[string]string{"app": app} }

@@ -4,12 +4,8 @@
 package drain2dc
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,28 +23,12 @@ func TestMain(m *testing.M) {
 
 func drain(t *testing.T, c *cluster.Cluster, args ...string) (plugin.DrainPlan, string, int) {
 	t.Helper()
-	bin, err := cluster.BuildBinary("./cmd/kubectl-dc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig(), "drain"}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	code := 0
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		code = exit.ExitCode()
-	}
+	out, errOut, code := cluster.KubectlDC(t, c, 2*time.Minute, append([]string{"drain"}, args...)...)
 	var plan plugin.DrainPlan
-	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
-		t.Fatalf("drain %v: plan JSON: %v\n%s\n%s", args, err, out.String(), errOut.String())
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("drain %v: plan JSON: %v\n%s\n%s", args, err, out, errOut)
 	}
-	return plan, errOut.String(), code
+	return plan, errOut, code
 }
 
 func TestQuorumLossIsRefused(t *testing.T) {

@@ -3,12 +3,8 @@
 package status2dc
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -26,27 +22,7 @@ func TestMain(m *testing.M) {
 
 func run(t *testing.T, c *cluster.Cluster, args ...string) (string, string, int) {
 	t.Helper()
-	bin, err := cluster.BuildBinary("./cmd/kubectl-dc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"status", "--kubeconfig", c.Kubeconfig(), "--cache-dir", t.TempDir()}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	var exit *exec.ExitError
-	code := 0
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("status did not finish within 15s: %s", errOut.String())
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return cluster.KubectlDC(t, c, 15*time.Second, append([]string{"status", "--cache-dir", t.TempDir()}, args...)...)
 }
 
 func TestTwoDatacentersNeedAWitness(t *testing.T) {
