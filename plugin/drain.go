@@ -172,17 +172,24 @@ func (o *DrainOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.client != nil {
 		return nil
 	}
-	rc, err := o.config.ToRESTConfig()
+	var err error
+	o.client, o.dynamic, err = nodeClients(o.config)
+	return err
+}
+
+// nodeClients returns the typed client that drain and uncordon work with
+// and the dynamic one they read PlacementPolicies with.
+func nodeClients(config *genericclioptions.ConfigFlags) (kubernetes.Interface, dynamic.Interface, error) {
+	rc, err := config.ToRESTConfig()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if o.client, err = kubernetes.NewForConfig(rc); err != nil {
-		return err
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, err
 	}
-	if o.dynamic, err = dynamic.NewForConfig(rc); err != nil {
-		return err
-	}
-	return nil
+	dyn, err := dynamic.NewForConfig(rc)
+	return cs, dyn, err
 }
 
 // dynamicFor returns a dynamic client for config, used to read

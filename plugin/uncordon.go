@@ -82,14 +82,8 @@ func (o *UncordonOptions) Complete(args []string) error {
 	if o.client != nil {
 		return nil
 	}
-	rc, err := o.config.ToRESTConfig()
-	if err != nil {
-		return err
-	}
-	if o.client, err = kubernetes.NewForConfig(rc); err != nil {
-		return err
-	}
-	o.dynamic, err = dynamic.NewForConfig(rc)
+	var err error
+	o.client, o.dynamic, err = nodeClients(o.config)
 	return err
 }
 
