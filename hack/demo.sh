@@ -40,7 +40,7 @@ mkdir -p "$whdir"
 dc-webhook local-certs --dir "$whdir" >/dev/null
 dc-webhook --kubeconfig "$KUBECONFIG" --cert-dir "$whdir" --port "$whport" \
 	--health-addr 127.0.0.1:19444 --metrics-addr 127.0.0.1:19445 \
-	--self-managed-certs=false >"$dir/webhook.log" 2>&1 &
+	--self-managed-certs=false --shutdown-delay=0s >"$dir/webhook.log" 2>&1 &
 echo $! >"$dir/webhook.pid"
 for _ in $(seq 1 120); do
 	if curl -sf http://127.0.0.1:19444/readyz >/dev/null 2>&1; then break; fi

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,6 +46,8 @@ type Options struct {
 	// QPS and Burst of the client that lists and watches.
 	QPS   float32
 	Burst int
+	// ShutdownDelay: see ServerConfig.ShutdownDelay.
+	ShutdownDelay time.Duration
 
 	log *textlogger.Config
 }
@@ -67,6 +70,7 @@ func NewOptions() *Options {
 		WebhookConfiguration: "dc-webhook",
 		QPS:                  50,
 		Burst:                100,
+		ShutdownDelay:        5 * time.Second,
 		log:                  textlogger.NewConfig(),
 	}
 }
@@ -112,6 +116,7 @@ the API server on the admission path.`,
 	f.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "Name of the validating and mutating webhook configurations that receive the CA.")
 	f.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the client that lists and watches.")
 	f.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the client that lists and watches.")
+	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "How long to keep answering after SIGTERM, with /readyz failing, so that the Service stops sending requests first; keep it below terminationGracePeriodSeconds.")
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	o.log.AddFlags(logFlags)
 	f.AddGoFlagSet(logFlags)
@@ -139,6 +144,9 @@ func (o *Options) Validate() error {
 	if o.CertDir == "" {
 		return fmt.Errorf("--cert-dir is empty: name the directory that holds (or will hold) tls.crt and tls.key")
 	}
+	if o.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay %s is negative: use 0 to stop at once", o.ShutdownDelay)
+	}
 	if len(o.AllowedLabelGroups) == 0 {
 		return fmt.Errorf("--allowed-label-groups is empty: nobody could ever label a node; keep system:masters at least")
 	}
@@ -164,6 +172,7 @@ func (o *Options) Run(ctx context.Context) error {
 		HealthAddr:         o.HealthAddr,
 		MetricsAddr:        o.MetricsAddr,
 		AllowedLabelGroups: o.AllowedLabelGroups,
+		ShutdownDelay:      o.ShutdownDelay,
 	}
 	if o.SelfManagedCerts {
 		svc := o.Service + "." + o.Namespace + ".svc"

@@ -51,6 +51,13 @@ type ServerConfig struct {
 	// Rotator, when set, manages the serving certificate (self-managed
 	// certificates); its Secret lives in Rotator.SecretKey.Namespace.
 	Rotator *RotatorConfig
+	// ShutdownDelay is how long the webhook keeps answering after it is
+	// told to stop (ctx ends), with /readyz failing, so that the endpoint
+	// controllers take it out of the Service before it closes its port. 0
+	// stops at once. Without it the API server keeps sending requests to a
+	// terminating replica until its EndpointSlice changes, and every one
+	// of them fails: the API server does not retry admission calls.
+	ShutdownDelay time.Duration
 }
 
 // RotatorConfig names what the certificate rotator manages.
@@ -72,9 +79,13 @@ func tlsOptions(c *tls.Config) {
 	c.NextProtos = []string{"http/1.1"}
 }
 
-// Serve runs the webhook until ctx ends.
+// Serve runs the webhook until ctx ends, then for cfg.ShutdownDelay more.
 func Serve(ctx context.Context, cfg ServerConfig) error {
 	log := ctrl.Log.WithName("dc-webhook")
+	stopping := ctx
+	ctx = delayedCancel(ctx, cfg.ShutdownDelay, func() {
+		log.Info("shutting down: not ready, still answering", "for", cfg.ShutdownDelay)
+	})
 	mgr, err := ctrl.NewManager(cfg.REST, ctrl.Options{
 		Scheme:                 policy.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
@@ -213,6 +224,14 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
 		return err
 	}
+	if err := mgr.AddReadyzCheck("shutdown", func(*http.Request) error {
+		if stopping.Err() != nil {
+			return errors.New("shutting down")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 
 	// Build the first engine as soon as policies are listed, even when
 	// there are none (no event fires then).
@@ -223,6 +242,22 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	}()
 	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "selfManagedCerts", cfg.Rotator != nil)
 	return mgr.Start(ctx)
+}
+
+// delayedCancel returns a context that ends delay after parent ends (at
+// once for delay 0), calling onStop when parent ends.
+func delayedCancel(parent context.Context, delay time.Duration, onStop func()) context.Context {
+	if delay <= 0 {
+		return parent
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	go func() {
+		<-parent.Done()
+		onStop()
+		time.Sleep(delay)
+		cancel()
+	}()
+	return ctx
 }
 
 // certWaitingServer starts the webhook server once its certificate exists:

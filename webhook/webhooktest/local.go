@@ -108,6 +108,8 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		"--health-addr", l.HealthAddr,
 		"--metrics-addr", l.MetricsAddr,
 		"--self-managed-certs=" + strconv.FormatBool(o.SelfManagedCerts),
+		// One process, no Service to leave first: stop at once.
+		"--shutdown-delay=0s",
 	}, o.Args...)
 	l.cmd = exec.Command(o.Binary, args...)
 	l.cmd.Stdout, l.cmd.Stderr = logf, logf
