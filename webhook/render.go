@@ -21,6 +21,16 @@ const (
 	LocalSuffix = "-local"
 )
 
+// Configurations reads the webhook configurations of manifestsDir (or of
+// its base/ directory) as deployed, Service references kept, trusting
+// caBundle: what a cluster gets from `kubectl apply -k manifests/` once the
+// CA is injected.
+func Configurations(manifestsDir string, caBundle []byte) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	return readConfigurations(manifestsDir, "", func(cc *admissionregistrationv1.WebhookClientConfig) {
+		cc.CABundle = caBundle
+	})
+}
+
 // LocalConfigurations reads the webhook configurations of manifestsDir (or
 // of its base/ directory) and
 // points every webhook at baseURL (https://127.0.0.1:9443, say) plus the
@@ -36,7 +46,7 @@ func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admiss
 	if !strings.HasPrefix(baseURL, "https://") {
 		return nil, nil, fmt.Errorf("webhook URL %q must start with https://", baseURL)
 	}
-	local := func(cc *admissionregistrationv1.WebhookClientConfig) {
+	return readConfigurations(manifestsDir, LocalSuffix, func(cc *admissionregistrationv1.WebhookClientConfig) {
 		path := ""
 		if cc.Service != nil && cc.Service.Path != nil {
 			path = *cc.Service.Path
@@ -45,7 +55,12 @@ func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admiss
 		cc.Service = nil
 		cc.URL = &url
 		cc.CABundle = caBundle
-	}
+	})
+}
+
+// readConfigurations reads both configurations, appends suffix to their
+// names and passes every webhook's client configuration to edit.
+func readConfigurations(manifestsDir, suffix string, edit func(*admissionregistrationv1.WebhookClientConfig)) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration, error) {
 	if _, err := os.Stat(filepath.Join(manifestsDir, ValidatingManifest)); err != nil {
 		// manifests/ keeps the webhook in base/.
 		if _, berr := os.Stat(filepath.Join(manifestsDir, "base", ValidatingManifest)); berr == nil {
@@ -56,17 +71,17 @@ func LocalConfigurations(manifestsDir, baseURL string, caBundle []byte) (*admiss
 	if err := readManifest(filepath.Join(manifestsDir, ValidatingManifest), v); err != nil {
 		return nil, nil, err
 	}
-	v.Name += LocalSuffix
+	v.Name += suffix
 	for i := range v.Webhooks {
-		local(&v.Webhooks[i].ClientConfig)
+		edit(&v.Webhooks[i].ClientConfig)
 	}
 	m := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	if err := readManifest(filepath.Join(manifestsDir, MutatingManifest), m); err != nil {
 		return nil, nil, err
 	}
-	m.Name += LocalSuffix
+	m.Name += suffix
 	for i := range m.Webhooks {
-		local(&m.Webhooks[i].ClientConfig)
+		edit(&m.Webhooks[i].ClientConfig)
 	}
 	return v, m, nil
 }

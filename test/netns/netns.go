@@ -49,11 +49,8 @@ func Create(name string, index int) (*Host, error) {
 	if index < 0 || index > 255 {
 		return nil, fmt.Errorf("netns index %d out of range 0-255", index)
 	}
-	h := &Host{
-		Name:   name,
-		RootIP: net.IPv4(10, 213, byte(index), 1).To4(),
-		IP:     net.IPv4(10, 213, byte(index), 2).To4(),
-	}
+	root, host := Addresses(index)
+	h := &Host{Name: name, RootIP: root, IP: host}
 	_ = h.Delete()
 	steps := [][]string{
 		{"netns", "add", name},
@@ -72,6 +69,13 @@ func Create(name string, index int) (*Host, error) {
 		}
 	}
 	return h, nil
+}
+
+// Addresses returns the root-side and host addresses Create gives the host
+// of index, so that servers in the root namespace can be told before the
+// host exists which addresses to serve on.
+func Addresses(index int) (root, host net.IP) {
+	return net.IPv4(10, 213, byte(index), 1).To4(), net.IPv4(10, 213, byte(index), 2).To4()
 }
 
 // Command returns a command that runs inside the host.
