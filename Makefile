@@ -22,7 +22,7 @@ FUZZTIME     ?= 10s
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
 
@@ -57,9 +57,13 @@ lint: $(GOLANGCI) ## Lint with golangci-lint.
 	$(GOLANGCI) run ./...
 
 .PHONY: bench
-bench: control-plane ## Run the benchmarks (handler, engine, status scale, drain, load).
+bench: control-plane ## Run every benchmark (handler, engine, status scale, drain, pod create, the load run).
 	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/)
 	go test -count=1 -timeout 60m -run '^$$' -bench . -benchtime 1x ./test/...
+
+.PHONY: bench-load
+bench-load: control-plane ## Run only the load benchmark (200 clients, a minute without and a minute with the webhook) and print its table.
+	go test -count=1 -timeout 30m -run '^$$' -bench BenchmarkAdmissionLoad -benchtime 1x ./test/bench/load
 
 ##@ Demo and release
 

@@ -40,7 +40,13 @@ func TestMain(m *testing.M) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		os.Exit(m.Run())
 	}
-	code := cluster.TestMain(m, cluster.Options{Topology: cluster.MacStadium()})
+	topo := cluster.MacStadium()
+	// BENCH_ONE_APISERVER=1 runs one API server instead of three: fewer
+	// processes competing for the cores, the same load.
+	if os.Getenv("BENCH_ONE_APISERVER") != "" {
+		topo.Datacenters[1].APIServers, topo.Datacenters[2].APIServers = 0, 0
+	}
+	code := cluster.TestMain(m, cluster.Options{Topology: topo})
 	if local != nil {
 		_ = local.Stop()
 	}
