@@ -3,6 +3,7 @@ package webhook
 import (
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -83,6 +84,24 @@ func TestManifests(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(c.Args, " "), "--self-managed-certs") {
 		t.Errorf("args %v do not enable self-managed certificates", c.Args)
+	}
+	// A terminating replica must answer through its whole shutdown delay,
+	// or requests the Service still routes to it fail.
+	delay := time.Duration(0)
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--shutdown-delay="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("--shutdown-delay: %v", err)
+			}
+			delay = d
+		}
+	}
+	if delay <= 0 {
+		t.Errorf("args %v: no --shutdown-delay, so a terminating replica closes its port while the Service still lists it", c.Args)
+	}
+	if ps.TerminationGracePeriodSeconds == nil || time.Duration(*ps.TerminationGracePeriodSeconds)*time.Second <= delay {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed --shutdown-delay %s", ps.TerminationGracePeriodSeconds, delay)
 	}
 	pdb := get[policyv1.PodDisruptionBudget](t, m, "PodDisruptionBudget", "dc-webhook")
 	if pdb == nil || pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 {
