@@ -509,9 +509,9 @@ func (o *CheckOptions) completeClients() error {
 	if o.config == nil {
 		return errors.New("no kubeconfig: pass --policy FILE to check offline")
 	}
-	cfg, err := o.config.ToRESTConfig()
+	cfg, err := restConfigFor(o.config)
 	if err != nil {
-		return fmt.Errorf("reading the kubeconfig: %w (pass --policy FILE to check offline)", err)
+		return fmt.Errorf("%w; to check offline instead, pass --policy FILE", err)
 	}
 	if o.clientset == nil {
 		if o.clientset, err = kubernetes.NewForConfig(cfg); err != nil {

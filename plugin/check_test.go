@@ -239,7 +239,7 @@ func TestCheckFiles(t *testing.T) {
 			name:   "no policy and no cluster",
 			args:   []string{"-f", td + "deny.yaml"},
 			code:   ExitUsage,
-			errHas: []string{"error: reading the kubeconfig: ", "pass --policy FILE to check offline"},
+			errHas: []string{"error: kubeconfig not found: ", "no-kubeconfig", "to check offline instead, pass --policy FILE"},
 		},
 		{
 			name:   "nothing to check is usage",

@@ -134,7 +134,7 @@ Exit status:
 		ValidArgsFunction: completeDatacenters(config),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
-				return err
+				return kubeconfigFailure(cmd, err)
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -180,7 +180,7 @@ func (o *DrainOptions) Complete(cmd *cobra.Command, args []string) error {
 // nodeClients returns the typed client that drain and uncordon work with
 // and the dynamic one they read PlacementPolicies with.
 func nodeClients(config *genericclioptions.ConfigFlags) (kubernetes.Interface, dynamic.Interface, error) {
-	rc, err := config.ToRESTConfig()
+	rc, err := restConfigFor(config)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,7 +195,7 @@ func nodeClients(config *genericclioptions.ConfigFlags) (kubernetes.Interface, d
 // dynamicFor returns a dynamic client for config, used to read
 // PlacementPolicies without a typed client.
 func dynamicFor(config *genericclioptions.ConfigFlags) (dynamic.Interface, error) {
-	rc, err := config.ToRESTConfig()
+	rc, err := restConfigFor(config)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,7 +20,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 )
@@ -218,14 +215,12 @@ func (o *StatusOptions) Complete() error {
 	if o.config.CacheDir != nil {
 		o.cacheDir = *o.config.CacheDir
 	}
-	cfg, err := o.config.ToRESTConfig()
-	if err == nil && o.noKubeconfig() {
-		// client-go would fall back to http://localhost:8080 and fail with a
-		// confusing connection error.
-		err = clientcmd.ErrEmptyConfig
+	cfg, err := restConfigFor(o.config)
+	if errors.Is(err, errNoKubeconfig) {
+		err = fmt.Errorf("%w; with the API server unreachable, --etcd-endpoints still reads etcd", err)
 	}
 	if err != nil {
-		o.configErr = o.explainConfigError(err)
+		o.configErr = err
 		return nil
 	}
 	cfg = rest.CopyConfig(cfg)
@@ -252,45 +247,6 @@ func (o *StatusOptions) Complete() error {
 	}
 	o.podExec = newPodExec(cfg, o.client)
 	return nil
-}
-
-// noKubeconfig reports whether there is no kubeconfig, no --server and no
-// in-cluster service account to talk to.
-func (o *StatusOptions) noKubeconfig() bool {
-	if o.config.APIServer != nil && *o.config.APIServer != "" {
-		return false
-	}
-	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		return false
-	}
-	raw, err := o.config.ToRawKubeConfigLoader().RawConfig()
-	return err == nil && len(raw.Clusters) == 0
-}
-
-// explainConfigError turns kubeconfig errors into what to do.
-func (o *StatusOptions) explainConfigError(err error) error {
-	if clientcmd.IsEmptyConfig(err) {
-		return fmt.Errorf("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (kubectl config view shows what kubectl uses); with the API server unreachable, --etcd-endpoints still reads etcd: %w", err)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("kubeconfig not found: check --kubeconfig and KUBECONFIG (kubectl config view shows what kubectl uses): %w", err)
-	}
-	if o.config.Context != nil && *o.config.Context != "" {
-		if raw, rerr := o.config.ToRawKubeConfigLoader().RawConfig(); rerr == nil {
-			if _, ok := raw.Contexts[*o.config.Context]; !ok {
-				names := make([]string, 0, len(raw.Contexts))
-				for n := range raw.Contexts {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				if len(names) == 0 {
-					return fmt.Errorf("context %q is not in the kubeconfig, which has no contexts: set KUBECONFIG or pass --kubeconfig", *o.config.Context)
-				}
-				return fmt.Errorf("context %q is not in the kubeconfig: use one of %s (kubectl config get-contexts)", *o.config.Context, strings.Join(names, ", "))
-			}
-		}
-	}
-	return fmt.Errorf("loading the kubeconfig: %w", err)
 }
 
 // Validate checks the flags.

@@ -62,7 +62,7 @@ failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
 		ValidArgsFunction: completeDatacenters(config),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
-				return err
+				return kubeconfigFailure(cmd, err)
 			}
 			if err := o.Validate(); err != nil {
 				return err
