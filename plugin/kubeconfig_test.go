@@ -94,8 +94,11 @@ func TestVerbsWithoutKubeconfig(t *testing.T) {
 		{[]string{"status"}, ExitFindings},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 			cmd := NewCmdDC(streams)
+			// Capture what cobra would print to the terminal.
+			cmd.SetOut(out)
+			cmd.SetErr(errOut)
 			cmd.SetArgs(tc.args)
 			code := Execute(cmd, streams)
 			if code != tc.code {
@@ -104,8 +107,8 @@ func TestVerbsWithoutKubeconfig(t *testing.T) {
 			if !strings.Contains(errOut.String(), "error: no kubeconfig found: set KUBECONFIG or pass --kubeconfig") {
 				t.Errorf("stderr does not say how to point at a cluster:\n%s", errOut)
 			}
-			if strings.Contains(errOut.String(), "Usage:") {
-				t.Errorf("usage printed for a missing kubeconfig:\n%s", errOut)
+			if strings.Contains(out.String()+errOut.String(), "Usage:") {
+				t.Errorf("usage printed for a missing kubeconfig:\n%s%s", out, errOut)
 			}
 		})
 	}
