@@ -39,23 +39,39 @@ func TestLocalConfigurations(t *testing.T) {
 			t.Errorf("validating webhook %s missing", want)
 		}
 	}
-	if len(m.Webhooks) != 1 {
-		t.Fatalf("mutating webhooks = %d, want 1", len(m.Webhooks))
+	// Mutation fails closed where validation does (a skipped mutation
+	// would be a misleading denial there) and open in kube-system.
+	wantPolicy := map[string]admissionregistrationv1.FailurePolicyType{
+		"workloads.placement.kubectl-dc.io":   admissionregistrationv1.Fail,
+		"kube-system.placement.kubectl-dc.io": admissionregistrationv1.Ignore,
 	}
-	w := m.Webhooks[0]
-	if *w.ClientConfig.URL != "https://127.0.0.1:19443/mutate" {
-		t.Errorf("mutating url = %s", *w.ClientConfig.URL)
+	if len(m.Webhooks) != len(wantPolicy) {
+		t.Fatalf("mutating webhooks = %d, want %d", len(m.Webhooks), len(wantPolicy))
 	}
-	if w.TimeoutSeconds == nil || *w.TimeoutSeconds != 1 {
-		t.Errorf("mutating timeoutSeconds = %v, want 1", w.TimeoutSeconds)
+	for _, w := range m.Webhooks {
+		want, ok := wantPolicy[w.Name]
+		if !ok {
+			t.Errorf("unexpected mutating webhook %s", w.Name)
+			continue
+		}
+		if *w.ClientConfig.URL != "https://127.0.0.1:19443/mutate" {
+			t.Errorf("%s: url = %s", w.Name, *w.ClientConfig.URL)
+		}
+		if w.TimeoutSeconds == nil || *w.TimeoutSeconds != 1 {
+			t.Errorf("%s: timeoutSeconds = %v, want 1", w.Name, w.TimeoutSeconds)
+		}
+		if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+			t.Errorf("%s: reinvocationPolicy = %v, want IfNeeded", w.Name, w.ReinvocationPolicy)
+		}
+		if *w.FailurePolicy != want {
+			t.Errorf("%s: failurePolicy = %s, want %s", w.Name, *w.FailurePolicy, want)
+		}
+		sel := w.NamespaceSelector.String()
+		if want == admissionregistrationv1.Fail && !strings.Contains(sel, "kube-system") {
+			t.Errorf("%s: a Fail mutation must not reach kube-system: %s", w.Name, sel)
+		}
+		checkCommon(t, w.Name, w.SideEffects, w.FailurePolicy, w.NamespaceSelector, w.Rules)
 	}
-	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
-		t.Errorf("reinvocationPolicy = %v, want IfNeeded", w.ReinvocationPolicy)
-	}
-	if *w.FailurePolicy != admissionregistrationv1.Ignore {
-		t.Errorf("mutating failurePolicy = %s, want Ignore", *w.FailurePolicy)
-	}
-	checkCommon(t, w.Name, w.SideEffects, w.FailurePolicy, w.NamespaceSelector, w.Rules)
 }
 
 func checkCommon(t *testing.T, name string, se *admissionregistrationv1.SideEffectClass, fp *admissionregistrationv1.FailurePolicyType,
