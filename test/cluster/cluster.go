@@ -727,3 +727,12 @@ func ModuleRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// ManifestsDir returns the repository's manifests/ directory.
+func ManifestsDir() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "manifests"), nil
+}

@@ -251,6 +251,15 @@ func (l *Local) TLSVersionAccepted(v uint16) bool {
 	return true
 }
 
+// InstallExample applies the PlacementPolicy CRD and the MacStadium example
+// policy of manifestsDir (the repository's manifests/) with the admin
+// configuration: what every webhook suite and benchmark starts from.
+func InstallExample(ctx context.Context, cfg *rest.Config, manifestsDir string) error {
+	return ApplyFiles(ctx, cfg,
+		filepath.Join(manifestsDir, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
+		filepath.Join(manifestsDir, "examples", "macstadium-policy.yaml"))
+}
+
 // ApplyFiles creates or updates the objects of YAML files (single documents
 // or `---` streams) with the admin configuration: the CRD, policies. It
 // retries while the API server does not yet serve a just-created CRD.

@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,14 +78,11 @@ func BenchmarkAdmissionLoad(b *testing.B) {
 	}
 	clients, duration, rounds := envInt("LOAD_CLIENTS", 200), envDuration("LOAD_DURATION", 60*time.Second), envInt("LOAD_ROUNDS", 1)
 	ctx := context.Background()
-	root, err := cluster.ModuleRoot()
+	manifests, err := cluster.ManifestsDir()
 	if err != nil {
 		b.Fatal(err)
 	}
-	manifests := filepath.Join(root, "manifests")
-	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
-		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
-		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
 		b.Fatal(err)
 	}
 	bin, err := cluster.BuildBinary("./cmd/dc-webhook")

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,14 +68,11 @@ func BenchmarkPodCreate(b *testing.B) {
 	c := cluster.Require(b)
 	rounds, pods, conc := envInt("BENCH_ROUNDS", 8), envInt("BENCH_PODS", 100), envInt("BENCH_CONCURRENCY", 20)
 	ctx := context.Background()
-	root, err := cluster.ModuleRoot()
+	manifests, err := cluster.ManifestsDir()
 	if err != nil {
 		b.Fatal(err)
 	}
-	manifests := filepath.Join(root, "manifests")
-	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
-		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
-		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
 		b.Fatal(err)
 	}
 	if local == nil {

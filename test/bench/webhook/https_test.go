@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,14 +28,11 @@ import (
 func BenchmarkWebhookHTTPS(b *testing.B) {
 	c := cluster.Require(b)
 	ctx := context.Background()
-	root, err := cluster.ModuleRoot()
+	manifests, err := cluster.ManifestsDir()
 	if err != nil {
 		b.Fatal(err)
 	}
-	manifests := filepath.Join(root, "manifests")
-	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
-		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
-		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
 		b.Fatal(err)
 	}
 	if local == nil {

@@ -77,9 +77,7 @@ func setup(c *cluster.Cluster) error {
 		return err
 	}
 	manifests := filepath.Join(root, "manifests")
-	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
-		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
-		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
 		return err
 	}
 	cl, err := client.New(c.RESTConfig(), client.Options{Scheme: policy.Scheme})

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -85,14 +84,11 @@ func env(t *testing.T) (*cluster.Cluster, *ha.Fleet) {
 func setup(c *cluster.Cluster) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	root, err := cluster.ModuleRoot()
+	manifests, err := cluster.ManifestsDir()
 	if err != nil {
 		return err
 	}
-	manifests := filepath.Join(root, "manifests")
-	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
-		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
-		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
 		return err
 	}
 	bin, err := cluster.BuildBinary("./cmd/dc-webhook")
