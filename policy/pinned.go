@@ -54,17 +54,22 @@ type metav1Object interface {
 func (r *pinnedRule) evaluate(c *evalContext) {
 	obj := c.req.Object
 	pod, isPod := obj.(*corev1.Pod)
-	if isPod && c.req.Operation == OperationUpdate {
-		// A pod's placement is immutable: it was judged at create.
-		return
-	}
 	m := c.objectMeta()
 	if m == nil {
 		return
 	}
 	objLabels := m.GetLabels()
-	if !r.matches(objLabels, namespaceOf(m, c.req.Namespace), c.state) {
+	ns := namespaceOf(m, c.req.Namespace)
+	if !r.matches(objLabels, ns, c.state) {
 		return
+	}
+	if isPod && c.req.Operation == OperationUpdate {
+		// A pod's placement is immutable and was judged at create. Only a
+		// pod relabelled into the rule is new to it: judged now as if
+		// created, or it would become a worker wherever it happens to run.
+		if old, ok := c.req.OldObject.(*corev1.Pod); !ok || r.matches(old.Labels, ns, c.state) {
+			return
+		}
 	}
 	templates := c.podTemplates()
 	if len(templates) == 0 {

@@ -39,7 +39,7 @@ func (r *spreadRule) evaluate(c *evalContext) {
 		}
 		r.checkPlacement(c, pod.Namespace, pod.Name, r.expectedForPod(c.state, pod), o.Target.Name, pathBindingTarget)
 	case *corev1.Pod:
-		if r.podSel == nil || c.req.Operation == OperationUpdate || o.Spec.NodeName == "" || c.state == nil {
+		if r.podSel == nil || o.Spec.NodeName == "" || c.state == nil {
 			return
 		}
 		ns := o.Namespace
@@ -48,6 +48,13 @@ func (r *spreadRule) evaluate(c *evalContext) {
 		}
 		if !r.isMemberPod(ns, o.Labels) || IsLearner(o) {
 			return
+		}
+		if c.req.Operation == OperationUpdate {
+			// Placement is immutable; only a pod relabelled into the
+			// members joins them now.
+			if old, ok := c.req.OldObject.(*corev1.Pod); !ok || r.isMemberPod(ns, old.Labels) {
+				return
+			}
 		}
 		r.checkPlacement(c, ns, o.Name, r.expectedForPod(c.state, o), o.Spec.NodeName, pathNodeName)
 	case *corev1.Node:

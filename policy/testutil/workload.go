@@ -291,3 +291,20 @@ func (b *ObjectBuilder) StatefulSet() *appsv1.StatefulSet { return b.obj.(*appsv
 
 // Spec returns the pod spec of the object.
 func (b *ObjectBuilder) Spec() *corev1.PodSpec { return b.spec }
+
+// OwnedByNode adds the controller owner reference a kubelet puts on the
+// mirror of a static pod: the Node name with its uid (NodeRestriction
+// checks both).
+func (b *ObjectBuilder) OwnedByNode(name string, uid types.UID) *ObjectBuilder {
+	t := true
+	b.meta.OwnerReferences = append(b.meta.OwnerReferences, metav1.OwnerReference{
+		APIVersion: "v1", Kind: "Node", Name: name, UID: uid, Controller: &t,
+	})
+	return b
+}
+
+// Finalizers adds finalizers to the object.
+func (b *ObjectBuilder) Finalizers(finalizers ...string) *ObjectBuilder {
+	b.meta.Finalizers = append(b.meta.Finalizers, finalizers...)
+	return b
+}
