@@ -1,0 +1,564 @@
+package rbac
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
+	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
+)
+
+// The roles of manifests/rbac.
+const (
+	statusRole   = "kubectl-dc-status"
+	checkRole    = "kubectl-dc-check"
+	drainRole    = "kubectl-dc-drain"
+	etcdExecRole = "kubectl-dc-etcd-exec"
+)
+
+// call is one API call of a kubectl dc command, read from plugin/.
+type call struct {
+	group, resource, verb string
+	// namespace is where the call goes; "" for a cluster-scoped resource or
+	// every namespace.
+	namespace string
+	// role is the role of manifests/rbac that grants it; "" when the
+	// default system:basic-user ClusterRole grants it to every
+	// authenticated user.
+	role string
+	// when says which command makes the call, and when.
+	when string
+}
+
+// pluginCalls is every API call of every kubectl dc command that talks to
+// the cluster. version and completion make none.
+var pluginCalls = []call{
+	// status (status_gather.go gatherObjects, status.go, etcd.go).
+	{"", "nodes", "list", "", statusRole, "status: datacenters, readiness, cordons, control planes; the only list status cannot do without"},
+	{"", "pods", "list", "kube-system", statusRole, "status: etcd and kube-apiserver pods (component in (etcd,kube-apiserver)): members, advertised client URLs, API servers"},
+	{"", "pods", "list", "", statusRole, "status --lose: every pod, for the workloads that lose every replica and the PDBs that would be violated"},
+	{"discovery.k8s.io", "endpointslices", "list", "default", statusRole, "status: the kubernetes Service's EndpointSlices, the API server addresses"},
+	{v1alpha1.GroupVersion.Group, v1alpha1.Resource, "list", "", statusRole, "status: the datacenter label, known datacenters and violations per datacenter"},
+	{"apps", "deployments", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
+	{"apps", "statefulsets", "list", "", statusRole, "status: pinned workloads, violations, the N of spread rules"},
+	{"apps", "daemonsets", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
+	{"", "namespaces", "list", "", statusRole, "status: the namespaceSelectors of the policies' rules"},
+	{"policy", "poddisruptionbudgets", "list", "", statusRole, "status --lose: the PDBs the loss would violate"},
+	{"", "pods/exec", "create", "kube-system", etcdExecRole, "status: etcdctl member list and endpoint status inside an etcd pod, only when the advertised etcd client URLs cannot be dialled (--etcd-exec, default on)"},
+	// check --cluster, and check -f against the live policies (check.go).
+	{v1alpha1.GroupVersion.Group, v1alpha1.Resource, "list", "", checkRole, "check: the live policies, unless --policy files are given"},
+	{"", "nodes", "list", "", checkRole, "check: the known datacenters, nodes spread rules"},
+	{"", "namespaces", "list", "", checkRole, "check: the rules' namespaceSelectors"},
+	{"", "pods", "list", "", checkRole, "check --cluster: judged; check -f: the members of pods spread rules"},
+	{"apps", "deployments", "list", "", checkRole, "check --cluster: judged"},
+	{"apps", "replicasets", "list", "", checkRole, "check --cluster: judged"},
+	{"apps", "statefulsets", "list", "", checkRole, "check --cluster: judged, and the N of spread rules"},
+	{"apps", "daemonsets", "list", "", checkRole, "check --cluster: judged"},
+	{"batch", "jobs", "list", "", checkRole, "check --cluster: judged"},
+	{"batch", "cronjobs", "list", "", checkRole, "check --cluster: judged"},
+	{"", "replicationcontrollers", "list", "", checkRole, "check --cluster: judged"},
+	{"", "podtemplates", "list", "", checkRole, "check --cluster: judged"},
+	// drain and uncordon (drain.go, drain_exec.go, uncordon.go).
+	{v1alpha1.GroupVersion.Group, v1alpha1.Resource, "list", "", drainRole, "drain, uncordon: the datacenter label, unless --datacenter-label"},
+	{"", "nodes", "list", "", drainRole, "drain, uncordon: the datacenter's nodes"},
+	{"", "pods", "list", "", drainRole, "drain: the plan; the waiter's relist"},
+	{"policy", "poddisruptionbudgets", "list", "", drainRole, "drain: the plan's PDBs"},
+	{"apps", "replicasets", "list", "", drainRole, "drain: the Deployments behind the datacenter's ReplicaSet pods, in their namespaces"},
+	{"authentication.k8s.io", "selfsubjectreviews", "create", "", "", "drain: the user name of the cordoned-by annotation"},
+	{"", "nodes", "patch", "", drainRole, "drain: cordon and annotate; uncordon"},
+	{"", "pods/eviction", "create", "", drainRole, "drain: evict through the Eviction API"},
+	{"", "pods", "watch", "", drainRole, "drain: wait for the evicted pods to be gone"},
+}
+
+// pluginWriteExceptions are the writes of manifests/rbac that cannot name
+// their objects.
+var pluginWriteExceptions = map[key]string{
+	{group: "", resource: "nodes", verb: "patch"}:          "drain cordons every node of a datacenter: the names are the cluster's",
+	{group: "", resource: "pods/eviction", verb: "create"}: "drain evicts any pod on the datacenter's nodes",
+	{group: "", resource: "pods/exec", verb: "create"}:     "etcd pods are named after their nodes (etcd-<node>): docs/rbac.md shows how to add resourceNames",
+}
+
+// TestPluginRolesAreExact reads manifests/rbac as kustomize builds it: no
+// wildcards, writes only where they cannot name their objects, every verb
+// of every role is a call of pluginCalls assigned to it and every call is
+// granted by its role. docs/rbac.md names every role.
+func TestPluginRolesAreExact(t *testing.T) {
+	crs, rs := shippedRoles(t)
+	want := map[string]map[key]string{}
+	for _, c := range pluginCalls {
+		if c.role == "" {
+			continue
+		}
+		if want[c.role] == nil {
+			want[c.role] = map[key]string{}
+		}
+		ns := ""
+		if c.role == etcdExecRole {
+			ns = c.namespace
+		}
+		want[c.role][key{group: c.group, resource: c.resource, namespace: ns, verb: c.verb}] = c.when
+	}
+	got := map[string][]key{}
+	for name, r := range crs {
+		checkRuleHygiene(t, "ClusterRole "+name, r.Rules, pluginWriteExceptions)
+		got[name] = ruleKeys(r.Rules, "")
+	}
+	for name, r := range rs {
+		checkRuleHygiene(t, "Role "+r.Namespace+"/"+name, r.Rules, pluginWriteExceptions)
+		got[name] = ruleKeys(r.Rules, r.Namespace)
+	}
+	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "rbac.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ks := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("manifests/rbac ships %s, which no call of pluginCalls belongs to", name)
+			continue
+		}
+		if !strings.Contains(string(doc), name) {
+			t.Errorf("docs/rbac.md does not document %s", name)
+		}
+		for _, k := range ks {
+			if _, ok := want[name][k]; !ok {
+				t.Errorf("%s grants %s, which no kubectl dc command needs", name, k)
+			}
+		}
+	}
+	for name, calls := range want {
+		ks, ok := got[name]
+		if !ok {
+			t.Errorf("manifests/rbac has no role %s", name)
+			continue
+		}
+		for k, why := range calls {
+			if !slices.Contains(ks, k) {
+				t.Errorf("%s does not grant %s (%s)", name, k, why)
+			}
+		}
+	}
+}
+
+// kubectlDC runs the built kubectl-dc as s (impersonated from the admin
+// kubeconfig: --as), with args.
+func kubectlDC(t *testing.T, c *cluster.Cluster, s subject, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	full := []string{"--as", s.user}
+	for _, g := range s.groups {
+		full = append(full, "--as-group", g)
+	}
+	return cluster.KubectlDC(t, c, 3*time.Minute, append(full, args...)...)
+}
+
+// status runs `kubectl dc status -o json` as s with a fresh cache, so that
+// no earlier run's etcd endpoints help, and decodes the report.
+func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*plugin.StatusReport, string, int) {
+	t.Helper()
+	out, errOut, code := kubectlDC(t, c, s, append([]string{"status", "-o", "json", "--cache-dir", t.TempDir()}, args...)...)
+	if code != 0 && code != plugin.ExitRisk {
+		return nil, errOut, code
+	}
+	var r plugin.StatusReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("status %v: exit %d, not a JSON report: %v\n%s\n%s", args, code, err, out, errOut)
+	}
+	return &r, errOut, code
+}
+
+// notAllowed returns the report's findings about lists RBAC refused.
+func notAllowed(r *plugin.StatusReport) []string {
+	var out []string
+	for _, f := range r.Findings {
+		if strings.Contains(f.Message, "not allowed to list") {
+			out = append(out, f.Message)
+		}
+	}
+	return out
+}
+
+// TestStatusRole runs `kubectl dc status` as ServiceAccounts bound to
+// kubectl-dc-status, with and without the etcd exec Role, and without one
+// of its lists. In the local cluster etcd is read directly at the client
+// URLs advertised on the etcd pods (source "direct"); the exec path is
+// forced by a direct read that cannot start (a missing --etcd-cacert).
+func TestStatusRole(t *testing.T) {
+	c := cluster.Require(t)
+	ns := cluster.Namespace(t, c)
+	crs, rs := shippedRoles(t)
+
+	t.Run("enough", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "status", roleNamed(t, crs, statusRole, ns+"-status"), true)
+		r, errOut, code := status(t, c, s)
+		if code != 0 {
+			t.Fatalf("status as %s: exit %d\n%s", s.user, code, errOut)
+		}
+		if !r.APIAvailable || r.Etcd.Source != "direct" || r.Etcd.Size != 3 || r.Etcd.Healthy != 3 || len(r.APIServers) != 3 {
+			t.Errorf("status as %s: apiAvailable %v, etcd source %q size %d healthy %d, %d API servers; want true, direct 3 3, 3",
+				s.user, r.APIAvailable, r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, len(r.APIServers))
+		}
+		if f := notAllowed(r); len(f) > 0 {
+			t.Errorf("status as %s: %v", s.user, f)
+		}
+		r, errOut, code = status(t, c, s, "--lose", "pod-3")
+		if code != 0 || r.WhatIf == nil {
+			t.Fatalf("status --lose pod-3 as %s: exit %d, what-if %v\n%s", s.user, code, r != nil && r.WhatIf != nil, errOut)
+		}
+		if f := notAllowed(r); len(f) > 0 {
+			t.Errorf("status --lose pod-3 as %s: %v", s.user, f)
+		}
+	})
+
+	t.Run("etcd by exec", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "status-exec", roleNamed(t, crs, statusRole, ns+"-status-exec"), true)
+		noCA := []string{"--etcd-cacert", filepath.Join(t.TempDir(), "missing-ca.crt")}
+		r, errOut, code := status(t, c, s, noCA...)
+		if code != 0 {
+			t.Fatalf("status as %s: exit %d\n%s", s.user, code, errOut)
+		}
+		if !anyNote(r, func(n string) bool { return forbidden(n, "create", "pods/exec") }) {
+			t.Errorf("without %s, the exec notes name no forbidden pods/exec: %q", etcdExecRole, r.Etcd.Notes)
+		}
+		if r.Etcd.Source != "pods" {
+			t.Errorf("etcd source = %q, want pods (readiness of the etcd pods)", r.Etcd.Source)
+		}
+
+		exec, ok := rs[etcdExecRole]
+		if !ok {
+			t.Fatalf("manifests/rbac has no Role %s", etcdExecRole)
+		}
+		exec = exec.DeepCopy()
+		exec.ObjectMeta = metav1.ObjectMeta{Namespace: exec.Namespace, Name: ns + "-etcd-exec"}
+		bindRole(t, c, ns, "status-exec", exec)
+		r, errOut, code = status(t, c, s, noCA...)
+		if code != 0 {
+			t.Fatalf("status as %s: exit %d\n%s", s.user, code, errOut)
+		}
+		// The local nodes have no kubelet to exec in: the API server lets
+		// the call through and it fails further on, never as forbidden.
+		if anyNote(r, func(n string) bool { return strings.Contains(n, "forbidden") }) || !anyNote(r, func(n string) bool { return strings.Contains(n, "etcdctl by exec failed") }) {
+			t.Errorf("with %s, exec notes = %q; want an exec failure that is not forbidden", etcdExecRole, r.Etcd.Notes)
+		}
+	})
+
+	t.Run("without list nodes", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "status-no-nodes", without(t, crs[statusRole], ns+"-status-no-nodes", "", "nodes", "list"), true)
+		_, errOut, code := status(t, c, s)
+		if code != 1 || !forbidden(errOut, "list", "nodes") {
+			t.Errorf("status without list nodes: exit %d, want 1 and a forbidden list of nodes:\n%s", code, errOut)
+		}
+	})
+
+	t.Run("without list pods", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "status-no-pods", without(t, crs[statusRole], ns+"-status-no-pods", "", "pods", "list"), true)
+		r, errOut, code := status(t, c, s)
+		if code != 0 {
+			t.Fatalf("status without list pods: exit %d\n%s", code, errOut)
+		}
+		if f := notAllowed(r); len(f) != 1 || !strings.Contains(f[0], "kube-system pods") {
+			t.Errorf("status without list pods: findings %v, want one naming the kube-system pods", f)
+		}
+		if r.Etcd.Size != 0 || r.Etcd.Source == "direct" {
+			t.Errorf("status without list pods: etcd source %q size %d; want no members (no pods, no advertised URLs)", r.Etcd.Source, r.Etcd.Size)
+		}
+	})
+}
+
+func anyNote(r *plugin.StatusReport, f func(string) bool) bool {
+	return slices.ContainsFunc(r.Etcd.Notes, f)
+}
+
+// checkReport is the part of `check -o json` the tests compare.
+type checkReport struct {
+	Results []struct {
+		Object struct {
+			Kind      string `json:"kind"`
+			Namespace string `json:"namespace"`
+			Name      string `json:"name"`
+		} `json:"object"`
+		Rule   string `json:"rule"`
+		Action string `json:"action"`
+	} `json:"results"`
+	Summary struct {
+		Objects int `json:"objects"`
+		Denied  int `json:"denied"`
+	} `json:"summary"`
+}
+
+// TestCheckRole runs `kubectl dc check --cluster` against the MacStadium
+// example policy as a ServiceAccount bound to kubectl-dc-check: it must see
+// what the admin sees. Without list on ReplicaSets, or on the policies, it
+// must stop with the forbidden list named.
+func TestCheckRole(t *testing.T) {
+	c := cluster.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	manifests := filepath.Join(repoRoot(t), "manifests")
+	if err := webhooktest.ApplyFiles(ctx, c.RESTConfig(),
+		filepath.Join(manifests, "crd", "placement.kubectl-dc.io_placementpolicies.yaml"),
+		filepath.Join(manifests, "examples", "macstadium-policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	ns := cluster.Namespace(t, c)
+	// A worker that selects no datacenter: one Deny violation, on the
+	// Deployment (its ReplicaSet and pod are reported through it).
+	d := tu.Deployment(ns, "worker-anywhere").Labels("app", "worker").Deployment()
+	if _, err := c.Client().AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPods(ctx, t, c, ns, 1)
+
+	check := func(s *subject) (checkReport, string, int) {
+		t.Helper()
+		var out, errOut string
+		var code int
+		if s == nil {
+			out, errOut, code = cluster.KubectlDC(t, c, 3*time.Minute, "check", "--cluster", "-o", "json")
+		} else {
+			out, errOut, code = kubectlDC(t, c, *s, "check", "--cluster", "-o", "json")
+		}
+		var r checkReport
+		if code <= 1 {
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("check --cluster: exit %d, not a JSON report: %v\n%s\n%s", code, err, out, errOut)
+			}
+		}
+		return r, errOut, code
+	}
+
+	crs, _ := shippedRoles(t)
+	t.Run("enough", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "check", roleNamed(t, crs, checkRole, ns+"-check"), true)
+		admin, _, adminCode := check(nil)
+		got, errOut, code := check(&s)
+		if code != 1 || adminCode != 1 {
+			t.Fatalf("check --cluster: exit %d as %s, %d as admin; want 1 (the Deny violation)\n%s", code, s.user, adminCode, errOut)
+		}
+		a, _ := json.Marshal(admin)
+		g, _ := json.Marshal(got)
+		if string(a) != string(g) {
+			t.Errorf("check --cluster as %s differs from the admin's:\n got %s\nwant %s", s.user, g, a)
+		}
+		if got.Summary.Denied != 1 || got.Results[0].Object.Name != "worker-anywhere" {
+			t.Errorf("check --cluster as %s: %s, want one Deny on worker-anywhere", s.user, g)
+		}
+	})
+
+	for _, lack := range []struct{ group, resource string }{{"apps", "replicasets"}, {v1alpha1.GroupVersion.Group, v1alpha1.Resource}} {
+		t.Run("without list "+lack.resource, func(t *testing.T) {
+			name := "check-no-" + lack.resource
+			s := bindClusterRole(t, c, ns, name, without(t, crs[checkRole], ns+"-"+name, lack.group, lack.resource, "list"), true)
+			_, errOut, code := check(&s)
+			if code != plugin.ExitUsage || !forbidden(errOut, "list", lack.resource) {
+				t.Errorf("check --cluster without list %s: exit %d, want 2 and the forbidden list named:\n%s", lack.resource, code, errOut)
+			}
+		})
+	}
+}
+
+// waitPods waits until ns holds n running pods.
+func waitPods(ctx context.Context, t *testing.T, c *cluster.Cluster, ns string, n int) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				running++
+			}
+		}
+		return running >= n, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %d running pods in %s: %v", n, ns, err)
+	}
+}
+
+// podsIn returns the names of the pods of ns on the nodes of dc that are
+// not being deleted.
+func podsIn(t *testing.T, c *cluster.Cluster, ns, dc string) []string {
+	t.Helper()
+	list, err := c.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range list.Items {
+		if slices.Contains(c.Nodes(dc), p.Spec.NodeName) && p.DeletionTimestamp == nil {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// cordoned returns the cordoned nodes of dc with their cordoned-by
+// annotation.
+func cordoned(t *testing.T, c *cluster.Cluster, dc string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, name := range c.Nodes(dc) {
+		n, err := c.Client().CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Spec.Unschedulable {
+			out[name] = n.Annotations[plugin.AnnotationCordonedBy]
+		}
+	}
+	return out
+}
+
+// drainOutput is `kubectl dc drain -o json` without --dry-run.
+type drainOutput struct {
+	Plan    plugin.DrainPlan    `json:"plan"`
+	Summary plugin.DrainSummary `json:"summary"`
+}
+
+// TestDrainRole drains pod-3 (one worker, one control plane) with pods of
+// a Deployment pinned there, as ServiceAccounts bound to kubectl-dc-drain
+// or to copies lacking one write: the dry run needs no write, the drain
+// stops at the first forbidden cordon, evictions refused by RBAC leave the
+// pods, uncordon needs patch; with the whole role the drain and uncordon
+// succeed and the cordon names the ServiceAccount.
+func TestDrainRole(t *testing.T) {
+	c := cluster.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const dc = "pod-3"
+	ns := cluster.Namespace(t, c)
+	t.Cleanup(func() {
+		_, _, _ = cluster.KubectlDC(t, c, time.Minute, "uncordon", dc, "--all")
+	})
+	const replicas = 4
+	zero := int64(0)
+	d := tu.Deployment(ns, "batch").Labels("app", "batch").InDC(dc).Replicas(replicas).
+		Edit(func(s *corev1.PodSpec) { s.TerminationGracePeriodSeconds = &zero }).Obj().(*appsv1.Deployment)
+	if _, err := c.Client().AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPods(ctx, t, c, ns, replicas)
+	crs, _ := shippedRoles(t)
+	full := crs[drainRole]
+
+	t.Run("dry run without writes", func(t *testing.T) {
+		ro := without(t, without(t, full, "x", "", "nodes", "patch"), ns+"-drain-read-only", "", "pods/eviction", "create")
+		s := bindClusterRole(t, c, ns, "drain-read-only", ro, true)
+		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--dry-run", "-o", "json")
+		var plan plugin.DrainPlan
+		if code != 0 || json.Unmarshal([]byte(out), &plan) != nil {
+			t.Fatalf("drain --dry-run as %s: exit %d\n%s\n%s", s.user, code, out, errOut)
+		}
+		// Other tests' pods may run in pod-3 too: count this test's.
+		mine := 0
+		for _, p := range plan.Evict {
+			if p.Namespace == ns {
+				mine++
+			}
+		}
+		if mine != replicas {
+			t.Errorf("drain --dry-run as %s plans %d evictions in %s, want %d", s.user, mine, ns, replicas)
+		}
+	})
+
+	t.Run("without patch nodes", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "drain-no-patch", without(t, full, ns+"-drain-no-patch", "", "nodes", "patch"), true)
+		_, errOut, code := kubectlDC(t, c, s, "drain", dc)
+		if code != 1 || !forbidden(errOut, "patch", "nodes") {
+			t.Errorf("drain without patch nodes: exit %d, want 1 and the forbidden patch named:\n%s", code, errOut)
+		}
+		if got := cordoned(t, c, dc); len(got) > 0 {
+			t.Errorf("drain without patch nodes cordoned %v", got)
+		}
+	})
+
+	t.Run("without create pods/eviction", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "drain-no-evict", without(t, full, ns+"-drain-no-evict", "", "pods/eviction", "create"), true)
+		// Evictions refused by RBAC are not retried, but the drain waits
+		// for the pods until --timeout.
+		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--timeout", "10s", "-o", "json")
+		var got drainOutput
+		if code != 1 || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("drain without evictions: exit %d, want 1 with a summary\n%s\n%s", code, out, errOut)
+		}
+		mine := 0
+		for _, b := range got.Summary.Blocked {
+			if b.Namespace == ns {
+				mine++
+			}
+		}
+		if mine != replicas {
+			t.Errorf("drain without evictions: %d pods of %s blocked, want %d", mine, ns, replicas)
+		}
+		for _, b := range got.Summary.Blocked {
+			if !forbidden(b.Reason, "create", "pods/eviction") {
+				t.Errorf("blocked pod %s/%s: reason %q does not name the forbidden eviction", b.Namespace, b.Name, b.Reason)
+			}
+		}
+		waitPods(ctx, t, c, ns, replicas)
+	})
+
+	t.Run("uncordon without patch nodes", func(t *testing.T) {
+		if len(cordoned(t, c, dc)) == 0 {
+			t.Skip("nothing cordoned: the subtest before failed")
+		}
+		s := bindClusterRole(t, c, ns, "uncordon-no-patch", without(t, full, ns+"-uncordon-no-patch", "", "nodes", "patch"), true)
+		_, errOut, code := kubectlDC(t, c, s, "uncordon", dc)
+		if code != 1 || !forbidden(errOut, "patch", "nodes") {
+			t.Errorf("uncordon without patch nodes: exit %d, want 1 and the forbidden patch named:\n%s", code, errOut)
+		}
+	})
+
+	t.Run("enough", func(t *testing.T) {
+		s := bindClusterRole(t, c, ns, "drain", roleNamed(t, crs, drainRole, ns+"-drain"), true)
+		if _, errOut, code := kubectlDC(t, c, s, "uncordon", dc, "--all"); code != 0 {
+			t.Fatalf("uncordon --all as %s: exit %d\n%s", s.user, code, errOut)
+		}
+		if got := cordoned(t, c, dc); len(got) > 0 {
+			t.Fatalf("after uncordon --all, %v still cordoned", got)
+		}
+		waitPods(ctx, t, c, ns, replicas)
+
+		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "-o", "json")
+		var got drainOutput
+		if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("drain %s as %s: exit %d\n%s\n%s", dc, s.user, code, out, errOut)
+		}
+		if got.Summary.Result != "Done" || got.Summary.Evicted < replicas || len(got.Summary.Blocked) > 0 || !slices.Equal(got.Summary.Cordoned, c.Nodes(dc)) {
+			t.Errorf("drain as %s: result %s, %d evicted, blocked %v, cordoned %v; want Done, at least %d, none, %v",
+				s.user, got.Summary.Result, got.Summary.Evicted, got.Summary.Blocked, got.Summary.Cordoned, replicas, c.Nodes(dc))
+		}
+		if left := podsIn(t, c, ns, dc); len(left) > 0 {
+			t.Errorf("after the drain, pods of %s still run in %s: %v", ns, dc, left)
+		}
+		// The cordoned-by annotation comes from a SelfSubjectReview, which
+		// the role does not grant: every authenticated user may.
+		for node, by := range cordoned(t, c, dc) {
+			if !strings.HasPrefix(by, s.user+"@") {
+				t.Errorf("node %s cordoned by %q, want %s@<host>", node, by, s.user)
+			}
+		}
+		out, errOut, code = kubectlDC(t, c, s, "uncordon", dc)
+		if code != 0 || strings.Count(out, "uncordoned") != len(c.Nodes(dc)) {
+			t.Errorf("uncordon as %s: exit %d\n%s\n%s", s.user, code, out, errOut)
+		}
+		if got := cordoned(t, c, dc); len(got) > 0 {
+			t.Errorf("after uncordon, %v still cordoned", got)
+		}
+	})
+}
