@@ -314,7 +314,8 @@ func listInput(ctx context.Context, c kubernetes.Interface, dc, label string) (D
 // DrainSummary is the outcome of a drain.
 type DrainSummary struct {
 	Datacenter string `json:"datacenter"`
-	// Result is Done, TimedOut or Interrupted.
+	// Result is Done, TimedOut, Interrupted, Blocked (every pod left was
+	// refused for good) or Failed (the pods could not be followed).
 	Result string `json:"result"`
 	// Cordoned are the nodes this run cordoned; AlreadyCordoned were
 	// unschedulable before it and were left alone.
@@ -342,6 +343,12 @@ const (
 	resultDone        = "Done"
 	resultTimedOut    = "TimedOut"
 	resultInterrupted = "Interrupted"
+	// resultBlocked: every pod left was refused for good (RBAC, an API
+	// server without evictions); waiting longer could not help.
+	resultBlocked = "Blocked"
+	// resultFailed: the drain could not follow the pods (watching them is
+	// forbidden, say).
+	resultFailed = "Failed"
 )
 
 // Run plans and, unless --dry-run or refused, drains.
@@ -493,14 +500,17 @@ func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) 
 	prog.start(runCtx)
 	defer prog.stop()
 
+	// Pods whose eviction is refused for good are not waited for.
+	abandoned := make(chan string, len(targets))
 	ev := &evictor{
 		Client: o.client, Concurrency: o.Concurrency,
 		InitialBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second,
 		OnWait:    prog.pdbWait,
 		OnEvicted: func(t evictTarget) { prog.evicted(t.Node) },
+		OnGiveUp:  func(t evictTarget) { abandoned <- t.key() },
 	}
 	gone := map[string]bool{}
-	waiter := &goneWaiter{Client: o.client, OnGone: func(t evictTarget) {
+	waiter := &goneWaiter{Client: o.client, Abandoned: abandoned, OnGone: func(t evictTarget) {
 		gone[t.key()] = true
 		prog.gone(t.Node)
 	}}
@@ -513,11 +523,17 @@ func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) 
 
 	s.Evicted = len(gone)
 	s.Result = resultDone
-	if waitErr != nil {
+	switch {
+	case waitErr == nil && len(gone) < len(targets):
+		s.Result = resultBlocked
+	case waitErr == nil:
+	case ctx.Err() != nil:
+		s.Result = resultInterrupted
+	case runCtx.Err() != nil && !errors.Is(waitErr, errWaitFailed):
 		s.Result = resultTimedOut
-		if ctx.Err() != nil {
-			s.Result = resultInterrupted
-		}
+	default:
+		s.Result = resultFailed
+		fmt.Fprintf(o.ErrOut, "error: %v\n", waitErr)
 	}
 	for _, t := range targets {
 		if gone[t.key()] {

@@ -52,6 +52,9 @@ type evictor struct {
 	// OnWait is called on every 429 with the PDB that refused ("" when the
 	// API server throttled without naming one), the pod and the reason.
 	OnWait func(pdb, pod, message string)
+	// OnGiveUp is called when a pod's eviction is refused for good (RBAC,
+	// an API server without the Eviction API): nothing will evict it.
+	OnGiveUp func(t evictTarget)
 	// OnEvicted is called when the API server accepted an eviction, or the
 	// pod was already gone.
 	OnEvicted func(t evictTarget)
@@ -101,6 +104,9 @@ func (e *evictor) defaults() {
 	}
 	if e.OnEvicted == nil {
 		e.OnEvicted = func(evictTarget) {}
+	}
+	if e.OnGiveUp == nil {
+		e.OnGiveUp = func(evictTarget) {}
 	}
 	e.backoff = map[string]*backoffState{}
 	e.lastErr = map[string]string{}
@@ -243,6 +249,7 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 		case apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
 			// Retrying cannot help: RBAC or an API server without evictions.
 			e.setErr(t, err.Error())
+			e.OnGiveUp(t)
 			return
 		default:
 			e.setErr(t, err.Error())
@@ -259,7 +266,14 @@ type goneWaiter struct {
 	Client kubernetes.Interface
 	// OnGone is called once per target that disappeared.
 	OnGone func(t evictTarget)
+	// Abandoned delivers the keys of targets nobody will evict: the wait
+	// stops waiting for them. nil means none.
+	Abandoned <-chan string
 }
+
+// errWaitFailed marks a wait that cannot go on: following the pods is
+// forbidden.
+var errWaitFailed = errors.New("cannot follow the evicted pods")
 
 // Wait returns nil when every target is gone, or ctx's error. rv is the
 // resourceVersion of the LIST the targets came from; "" lists first.
@@ -276,25 +290,46 @@ func (w *goneWaiter) Wait(ctx context.Context, rv string, targets []evictTarget)
 			}
 		}
 	}
-	for len(pending) > 0 {
+	drain := func() {
+		for {
+			select {
+			case k := <-w.Abandoned:
+				delete(pending, k)
+			default:
+				return
+			}
+		}
+	}
+	for drain(); len(pending) > 0; drain() {
 		if rv == "" {
 			var err error
 			if rv, err = w.relist(ctx, pending, gone); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if apierrors.IsForbidden(err) {
+					return fmt.Errorf("%w: listing pods: %w (drain needs list and watch on pods, see docs/rbac.md)", errWaitFailed, err)
+				}
 				if sleepCtx(ctx, time.Second) != nil {
 					return ctx.Err()
 				}
 				continue
 			}
-			if len(pending) == 0 {
+			if drain(); len(pending) == 0 {
 				return nil
 			}
 		}
 		watcher, err := w.Client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
 			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if apierrors.IsForbidden(err) {
+				return fmt.Errorf("%w: watching pods: %w (drain needs list and watch on pods, see docs/rbac.md)", errWaitFailed, err)
+			}
+			// Relist after a pause, not at once: a failing watch must not
+			// turn into a hot loop against the API server.
+			if sleepCtx(ctx, time.Second) != nil {
 				return ctx.Err()
 			}
 			rv = ""
@@ -317,6 +352,8 @@ func (w *goneWaiter) consume(ctx context.Context, watcher watch.Interface, pendi
 		select {
 		case <-ctx.Done():
 			return rv
+		case k := <-w.Abandoned:
+			delete(pending, k)
 		case ev, ok := <-watcher.ResultChan():
 			if !ok {
 				return rv

@@ -495,6 +495,59 @@ func TestDrainRunTimesOutOnBlockedPods(t *testing.T) {
 	}
 }
 
+// TestDrainRunForbiddenEvictions: evictions RBAC refuses are final, so the
+// drain ends Blocked as soon as the others are gone, not at --timeout.
+func TestDrainRunForbiddenEvictions(t *testing.T) {
+	cs, watching := dWatchedClientset(dFixture()...)
+	dEvictWhenWatched(cs, watching, nil)
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" || a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction).Name != "web-1" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods/eviction"}, "web-1", errors.New("RBAC: not allowed"))
+	})
+	o, out, errOut := newDTestDrain(cs)
+	o.Timeout = time.Hour // a run that waited for web-1 would never end
+	done := make(chan error, 1)
+	go func() { done <- o.Run(context.Background()) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("drain still waiting for a pod whose eviction is forbidden\nstderr:\n%s", errOut)
+	}
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != ExitFindings {
+		t.Fatalf("Run = %v, want exit %d", err, ExitFindings)
+	}
+	if !strings.Contains(out.String(), "Drain of pod-2: Blocked") || !strings.Contains(out.String(), "1 evicted, 2 skipped, 1 blocked") {
+		t.Errorf("summary:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "pods/eviction") {
+		t.Errorf("summary does not say the eviction of web-1 is forbidden:\n%s", out)
+	}
+}
+
+// TestGoneWaiterForbiddenWatch: a forbidden watch ends the wait with an
+// error that names the permission, instead of retrying until the timeout.
+func TestGoneWaiterForbiddenWatch(t *testing.T) {
+	cs := fake.NewClientset(dPod("apps", "a", "n1", "x").Obj())
+	var watches atomic.Int32
+	cs.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		watches.Add(1)
+		return true, nil, apierrors.NewForbidden(dPodsGVR.GroupResource(), "", errors.New("RBAC: not allowed"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := (&goneWaiter{Client: cs}).Wait(ctx, "", []evictTarget{{Namespace: "apps", Name: "a", UID: "uid-apps-a"}})
+	if !errors.Is(err, errWaitFailed) || !strings.Contains(err.Error(), "list and watch on pods") {
+		t.Fatalf("Wait = %v, want a failure naming the permission", err)
+	}
+	if n := watches.Load(); n != 1 {
+		t.Errorf("%d watches: a forbidden watch must not be retried", n)
+	}
+}
+
 func TestDrainRunRefuses(t *testing.T) {
 	tests := []struct {
 		name    string

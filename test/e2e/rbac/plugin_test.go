@@ -489,12 +489,15 @@ func TestDrainRole(t *testing.T) {
 
 	t.Run("without create pods/eviction", func(t *testing.T) {
 		s := bindClusterRole(t, c, ns, "drain-no-evict", without(t, full, ns+"-drain-no-evict", "", "pods/eviction", "create"), true)
-		// Evictions refused by RBAC are not retried, but the drain waits
-		// for the pods until --timeout.
-		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--timeout", "10s", "-o", "json")
+		// Evictions refused by RBAC are final: the drain ends Blocked
+		// without waiting out --timeout (an hour here).
+		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--timeout", "1h", "-o", "json")
 		var got drainOutput
 		if code != 1 || json.Unmarshal([]byte(out), &got) != nil {
 			t.Fatalf("drain without evictions: exit %d, want 1 with a summary\n%s\n%s", code, out, errOut)
+		}
+		if got.Summary.Result != "Blocked" {
+			t.Errorf("drain without evictions: result %q, want Blocked", got.Summary.Result)
 		}
 		mine := 0
 		for _, b := range got.Summary.Blocked {
