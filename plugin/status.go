@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -324,6 +325,11 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 	apiErr := o.configErr
 	if o.client != nil {
 		g, apiErr = gatherObjects(ctx, o.client, o.dynamic, len(o.Lose) > 0)
+	}
+	if apiErr != nil && (apierrors.IsForbidden(apiErr) || apierrors.IsUnauthorized(apiErr)) {
+		// The API server answers: reading etcd around it would hide that
+		// this user may not see the cluster.
+		return nil, fmt.Errorf("the API server at %s refuses: %w; kubectl dc status needs the permissions of manifests/rbac/status.yaml (docs/rbac.md)", o.server, apiErr)
 	}
 	if apiErr != nil {
 		if early == nil && (cache == nil || len(cache.Endpoints) == 0) {

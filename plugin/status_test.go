@@ -761,3 +761,26 @@ func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
 		t.Errorf("stderr = %q", errOut)
 	}
 }
+
+// TestStatusForbidden: a user the API server refuses is told which
+// permissions status needs, not to try etcd, and status does not go around
+// the refusal by reading etcd.
+func TestStatusForbidden(t *testing.T) {
+	o, out, _ := newTestStatusOptions(t, nil)
+	o.client.(*fake.Clientset).PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, "", errors.New("RBAC: not allowed"))
+	})
+	o.server = "https://api.example:6443"
+	err := o.Run(context.Background())
+	if err == nil {
+		t.Fatalf("Run succeeded without permission to list nodes:\n%s", out)
+	}
+	for _, want := range []string{"refuses", "nodes", "manifests/rbac/status.yaml"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "--etcd-endpoints") {
+		t.Errorf("error %q sends a refused user to etcd", err)
+	}
+}
