@@ -3,12 +3,16 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
+	jsonpatch5 "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -71,26 +75,85 @@ var (
 	gkPolicy = v1alpha1.GroupVersion.WithKind("PlacementPolicy").GroupKind()
 )
 
-func decode(raw runtime.RawExtension) (runtime.Object, error) {
-	if len(raw.Raw) == 0 {
-		if raw.Object != nil {
-			return raw.Object, nil
+// judgedKinds maps the group and kind of every object the webhook judges or
+// mutates to the one version it understands, the version the webhook
+// configurations ask for (matchPolicy Equivalent converts the others).
+var judgedKinds = func() map[schema.GroupKind]schema.GroupVersionKind {
+	m := map[schema.GroupKind]schema.GroupVersionKind{}
+	for _, o := range []runtime.Object{
+		&corev1.Pod{}, &appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
+		&batchv1.Job{}, &batchv1.CronJob{}, &corev1.ReplicationController{}, &corev1.PodTemplate{},
+		&corev1.Node{}, &corev1.Binding{}, &v1alpha1.PlacementPolicy{},
+	} {
+		gvks, _, err := policy.Scheme.ObjectKinds(o)
+		if err != nil {
+			panic(err)
 		}
-		return nil, fmt.Errorf("request carries no object")
+		m[gvks[0].GroupKind()] = gvks[0]
 	}
-	obj, _, err := decoder.Decode(raw.Raw, nil, nil)
-	return obj, err
+	return m
+}()
+
+// decode returns the typed object of raw, or a nil object and a nil error
+// when its kind is not one the webhook judges: such objects are admitted
+// unchanged whether or not Scheme knows their kind. A judged kind in
+// another version is an error rather than an object waved through.
+func decode(raw runtime.RawExtension) (runtime.Object, schema.GroupVersionKind, error) {
+	obj, gvk, err := decodeAny(raw)
+	if err != nil && !runtime.IsNotRegisteredError(err) {
+		return nil, gvk, err
+	}
+	want, ok := judgedKinds[gvk.GroupKind()]
+	switch {
+	case !ok:
+		return nil, gvk, nil
+	case gvk != want:
+		return nil, gvk, fmt.Errorf("%s is judged as %s only, not %s", gvk.Kind, want.GroupVersion(), gvk.GroupVersion())
+	}
+	return obj, gvk, err
 }
 
-// judged reports whether the engine judges objects of this type.
-func judged(obj runtime.Object) bool {
-	switch obj.(type) {
-	case *corev1.Pod, *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet,
-		*batchv1.Job, *batchv1.CronJob, *corev1.ReplicationController, *corev1.PodTemplate,
-		*corev1.Node, *corev1.Binding:
-		return true
+// decodeAny decodes raw and reports the kind it names, also when Scheme
+// does not know that kind (the error is then a NotRegisteredError).
+func decodeAny(raw runtime.RawExtension) (runtime.Object, schema.GroupVersionKind, error) {
+	switch {
+	case len(raw.Raw) > 0:
+		obj, gvk, err := decoder.Decode(raw.Raw, nil, nil)
+		if gvk == nil {
+			return obj, schema.GroupVersionKind{}, err
+		}
+		return obj, *gvk, err
+	case raw.Object != nil:
+		gvks, _, err := policy.Scheme.ObjectKinds(raw.Object)
+		if err != nil {
+			return nil, schema.GroupVersionKind{}, err
+		}
+		return raw.Object, gvks[0], nil
 	}
-	return false
+	return nil, schema.GroupVersionKind{}, errors.New("request carries no object")
+}
+
+// kindName names gvk in messages: "Widget.example.com", "ConfigMap".
+func kindName(gvk schema.GroupVersionKind) string {
+	if gvk.Kind == "" {
+		return "an object without a kind"
+	}
+	return gvk.GroupKind().String()
+}
+
+// subject names the object of req in messages: "Deployment apps/worker".
+func subject(req admission.Request) string {
+	s := req.Kind.Kind
+	if s == "" {
+		s = "object"
+	}
+	switch {
+	case req.Namespace != "" && req.Name != "":
+		s += " " + req.Namespace + "/" + req.Name
+	case req.Name != "":
+		s += " " + req.Name
+	}
+	return s
 }
 
 // recovered turns a panic into an admitted response with a warning: a bug
@@ -128,11 +191,14 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 
 	op, ok := operation(req.Operation)
 	if !ok {
-		return admission.Allowed(fmt.Sprintf("operation %s is not judged", req.Operation))
+		return admission.Allowed(fmt.Sprintf("operation %q is not judged", req.Operation))
 	}
-	obj, err := decode(req.Object)
+	obj, gvk, err := decode(req.Object)
 	if err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s %s/%s: %w", kind, req.Namespace, req.Name, err))
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
+	}
+	if obj == nil {
+		return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kindName(gvk)))
 	}
 
 	if p, ok := obj.(*v1alpha1.PlacementPolicy); ok {
@@ -143,14 +209,11 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 		h.Metrics.decision("", "Allow", kind, string(op))
 		return admission.Allowed("").WithWarnings(append(policy.Advice(p), mutationLabelWarnings(p)...)...)
 	}
-	if !judged(obj) {
-		return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kind))
-	}
 
 	var oldObj runtime.Object
 	if op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
-		if oldObj, err = decode(req.OldObject); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode the old %s %s/%s: %w", kind, req.Namespace, req.Name, err))
+		if oldObj, _, err = decode(req.OldObject); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode the old %s: %w", subject(req), err))
 		}
 	}
 	eng := h.Engine()
@@ -306,49 +369,83 @@ func (h *Handler) mutate(_ context.Context, req admission.Request) (resp admissi
 	defer h.recovered(&req, &resp)
 
 	if _, ok := operation(req.Operation); !ok {
-		return admission.Allowed(fmt.Sprintf("operation %s is not mutated", req.Operation))
+		return admission.Allowed(fmt.Sprintf("operation %q is not mutated", req.Operation))
 	}
 	eng := h.Engine()
 	if eng == nil {
 		return admission.Allowed("no PlacementPolicy is loaded")
 	}
-	obj, err := decode(req.Object)
+	obj, gvk, err := decode(req.Object)
 	if err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s %s/%s: %w", kind, req.Namespace, req.Name, err))
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
 	}
-	if len(policy.PodTemplates(obj)) == 0 {
-		return admission.Allowed(fmt.Sprintf("%s has no pod template", kind))
+	templates := policy.PodTemplates(obj)
+	if len(templates) == 0 {
+		return admission.Allowed(fmt.Sprintf("%s has no pod template", kindName(gvk)))
+	}
+	before := make([]map[string]string, len(templates))
+	for i := range templates {
+		before[i] = maps.Clone(templates[i].Spec.NodeSelector)
 	}
 	if !eng.Mutate(obj, req.Namespace, h.State) {
 		return admission.Allowed("")
 	}
-	out, err := json.Marshal(obj)
+	patches, err := mutationPatch(req.Object.Raw, templates, before)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("dc-webhook cannot encode the mutated %s: %w", kind, err))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("dc-webhook cannot patch %s: %w", subject(req), err))
 	}
-	resp = admission.PatchResponseFromRaw(req.Object.Raw, out)
-	resp.Patches = slices.DeleteFunc(resp.Patches, func(p jsonpatch.JsonPatchOperation) bool { return spurious(p.Operation, p.Value) })
-	if len(resp.Patches) == 0 {
+	if len(patches) == 0 {
 		return admission.Allowed("")
 	}
 	if h.Metrics != nil {
 		h.Metrics.Mutations.WithLabelValues(kind).Inc()
 	}
-	return resp
+	return admission.Patched("", patches...)
 }
 
-// spurious reports whether a patch operation only adds what re-encoding a
-// typed object adds by itself (creationTimestamp: null, status: {}), which
-// the mutation never means to change.
-func spurious(op string, value any) bool {
-	if op != "add" {
-		return false
+// ensureParents lets a patch add a nodeSelector to an object that lacks
+// the maps above it.
+var ensureParents = func() *jsonpatch5.ApplyOptions {
+	o := jsonpatch5.NewApplyOptions()
+	o.EnsurePathExistsOnAdd = true
+	return o
+}()
+
+// pointerEscaper escapes a JSON pointer segment.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+// mutationPatch returns the JSON patch that adds to raw, the object as the
+// API server sent it, the nodeSelector entries the mutation set in
+// templates (before holds their nodeSelectors from before it). It patches
+// raw rather than diffing raw against the re-encoded typed object, which
+// would also remove every field this build's API types do not know (fields
+// of a newer API server) and rewrite values they normalise ("1000m" to "1").
+func mutationPatch(raw []byte, templates []policy.PodTemplate, before []map[string]string) ([]jsonpatch.JsonPatchOperation, error) {
+	var set []jsonpatch.JsonPatchOperation
+	for i, t := range templates {
+		at := "/" + strings.ReplaceAll(t.Path.String(), ".", "/") + "/nodeSelector/"
+		for k, v := range t.Spec.NodeSelector {
+			if old, ok := before[i][k]; !ok || old != v {
+				set = append(set, jsonpatch.NewOperation("add", at+pointerEscaper.Replace(k), v))
+			}
+		}
 	}
-	switch v := value.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(v) == 0
+	if len(set) == 0 {
+		return nil, nil
 	}
-	return false
+	// raw may lack the nodeSelector or the maps above it, or hold null
+	// there: apply creating them, then diff, for a patch that applies as is.
+	ops, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch5.DecodePatch(ops)
+	if err != nil {
+		return nil, err
+	}
+	patched, err := p.ApplyWithOptions(raw, ensureParents)
+	if err != nil {
+		return nil, err
+	}
+	return jsonpatch.CreatePatch(raw, patched)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -426,6 +427,51 @@ func TestMutate(t *testing.T) {
 	if v := f.h.Validate().Handle(context.Background(), req); !v.Allowed {
 		t.Errorf("mutated object denied: %+v", v.Result)
 	}
+}
+
+// TestMutatePatchesOnlyTheNodeSelector sends objects as a newer API server
+// would (fields this build does not know, values the types normalise) and
+// degenerate ones: the patch must add the nodeSelector and leave the rest
+// as sent.
+func TestMutatePatchesOnlyTheNodeSelector(t *testing.T) {
+	const meta = `"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"worker","namespace":"apps","labels":{"app":"worker","placement.kubectl-dc.io/datacenter":"pod-2"}}`
+	const selector = `{"topology.kubernetes.io/zone":"pod-2"}`
+	tests := []struct {
+		name, spec, want string // the object's spec, before and after the patch
+	}{
+		{"unknown fields and a quantity kept as written",
+			`{"futureField":{"a":1},"template":{"spec":{"futurePodField":true,"containers":[{"name":"main","image":"i","resources":{"limits":{"cpu":"1000m"}}}]}}}`,
+			`{"futureField":{"a":1},"template":{"spec":{"futurePodField":true,"containers":[{"name":"main","image":"i","resources":{"limits":{"cpu":"1000m"}}}],"nodeSelector":` + selector + `}}}`},
+		{"other selector entries kept",
+			`{"template":{"spec":{"nodeSelector":{"disk":"ssd"}}}}`,
+			`{"template":{"spec":{"nodeSelector":{"disk":"ssd","topology.kubernetes.io/zone":"pod-2"}}}}`},
+		{"null nodeSelector", `{"template":{"spec":{"nodeSelector":null}}}`, `{"template":{"spec":{"nodeSelector":` + selector + `}}}`},
+		{"no template", `{}`, `{"template":{"spec":{"nodeSelector":` + selector + `}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+			req := request(t, admissionv1.Create, tu.Deployment("apps", "worker").Obj(), nil, admin)
+			req.Object.Raw = []byte(`{` + meta + `,"spec":` + tt.spec + `}`)
+			resp := f.h.Mutate().Handle(context.Background(), req)
+			if !resp.Allowed || len(resp.Patches) == 0 {
+				t.Fatalf("allowed=%v patches=%+v, want a patch", resp.Allowed, resp.Patches)
+			}
+			got, want := jsonOf(t, applyPatch(t, req, resp)), jsonOf(t, []byte(`{`+meta+`,"spec":`+tt.want+`}`))
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("patch %+v makes\n%v\nwant\n%v", resp.Patches, got, want)
+			}
+		})
+	}
+}
+
+func jsonOf(t *testing.T, data []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	return v
 }
 
 func TestMutateNeverTouchesMirrorPods(t *testing.T) {

@@ -148,9 +148,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		CertDir: cfg.CertDir,
 		TLSOpts: []func(*tls.Config){tlsOptions},
 	})
-	recoverPanic := true
-	srv.Register(PathValidate, &admission.Webhook{Handler: h.Validate(), RecoverPanic: &recoverPanic})
-	srv.Register(PathMutate, &admission.Webhook{Handler: h.Mutate(), RecoverPanic: &recoverPanic})
+	h.Register(srv)
 	if err := mgr.Add(&certWaitingServer{Server: srv, certFile: filepath.Join(cfg.CertDir, "tls.crt")}); err != nil {
 		return err
 	}
@@ -242,6 +240,15 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	}()
 	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "selfManagedCerts", cfg.Rotator != nil)
 	return mgr.Start(ctx)
+}
+
+// Register mounts Validate on PathValidate and Mutate on PathMutate of srv,
+// wrapped in controller-runtime's AdmissionReview decoding. Tests mount the
+// handlers with it too, so that they exercise what the server serves.
+func (h *Handler) Register(srv ctrlwebhook.Server) {
+	recoverPanic := true
+	srv.Register(PathValidate, &admission.Webhook{Handler: h.Validate(), RecoverPanic: &recoverPanic})
+	srv.Register(PathMutate, &admission.Webhook{Handler: h.Mutate(), RecoverPanic: &recoverPanic})
 }
 
 // delayedCancel returns a context that ends delay after parent ends (at
