@@ -413,6 +413,12 @@ func (o *CheckOptions) sortObject(d decodedObject, in *checkInputs, judge bool) 
 	}
 	obj := d.obj
 	if !judged(obj) {
+		if want, ok := judgedVersion(obj); ok {
+			// dc-webhook denies these too: an old version of a judged
+			// kind is not waved through.
+			return fmt.Errorf("%s: %s%s: %s is judged as %s only: update the manifest's apiVersion", d.where, kindName(obj), objectName(obj),
+				obj.GetObjectKind().GroupVersionKind().Kind, want)
+		}
 		o.notef("note: %s: skipped %s%s: not a kind kubectl dc check judges\n", d.where, kindName(obj), objectName(obj))
 		return nil
 	}
@@ -906,6 +912,25 @@ func judged(obj runtime.Object) bool {
 		return true
 	}
 	return false
+}
+
+// judgedVersion returns the group/version a kind is judged in when obj is
+// that kind in another version (apps/v1beta1 Deployment: apps/v1).
+func judgedVersion(obj runtime.Object) (string, bool) {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	if gvk.Empty() {
+		if gvks, _, err := policy.Scheme.ObjectKinds(obj); err == nil && len(gvks) > 0 {
+			gvk = gvks[0]
+		}
+	}
+	for _, j := range []runtime.Object{&corev1.Pod{}, &appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
+		&batchv1.Job{}, &batchv1.CronJob{}, &corev1.ReplicationController{}, &corev1.PodTemplate{}} {
+		gvks, _, err := policy.Scheme.ObjectKinds(j)
+		if err == nil && len(gvks) > 0 && gvks[0].GroupKind() == gvk.GroupKind() && gvks[0].Version != gvk.Version {
+			return gvks[0].GroupVersion().String(), true
+		}
+	}
+	return "", false
 }
 
 // kindName returns "apiVersion Kind" of a decoded object.

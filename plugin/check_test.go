@@ -493,3 +493,20 @@ func TestCheckNodesFileKinds(t *testing.T) {
 		t.Errorf("exit code = %d\n%s", got.code, got.errOut)
 	}
 }
+
+// TestCheckOldVersionOfJudgedKind: a judged kind in a version the engine
+// does not judge is bad input, as dc-webhook denies it, not a skipped object.
+func TestCheckOldVersionOfJudgedKind(t *testing.T) {
+	old := `apiVersion: apps/v1beta2
+kind: Deployment
+metadata: {name: worker, namespace: ci}
+spec:
+  template:
+    metadata: {labels: {app: worker}}
+    spec: {containers: [{name: w, image: x}]}
+`
+	got := runCheck(t, old, nil, "-f", "-", "--policy", td+"policy.yaml")
+	if got.code != ExitUsage || !strings.Contains(got.errOut, "apps/v1beta2 Deployment ci/worker: Deployment is judged as apps/v1 only: update the manifest's apiVersion") {
+		t.Errorf("exit %d, stderr:\n%s", got.code, got.errOut)
+	}
+}
