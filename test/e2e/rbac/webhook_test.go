@@ -416,19 +416,7 @@ func TestWebhookRunsOnItsNeedsAlone(t *testing.T) {
 
 	// Webhook configurations named as deployed, matching nothing: the
 	// Service behind them does not exist here.
-	v, m := neverCalledConfigurations(o.Namespace, o.WebhookConfiguration)
-	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, v, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), v.Name, metav1.DeleteOptions{})
-	})
-	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, m, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), m.Name, metav1.DeleteOptions{})
-	})
+	v, m := webhooktest.CreateNeverCalled(ctx, t, cs, o.Namespace, o.WebhookConfiguration)
 
 	// A ServiceAccount of its own, so that rbac.yaml (which another test
 	// applies) does not help: only the needs are bound to it.
@@ -489,30 +477,6 @@ func TestWebhookRunsOnItsNeedsAlone(t *testing.T) {
 			t.Errorf("dc-webhook made a request its needs do not allow: %s", line)
 		}
 	}
-}
-
-// neverCalledConfigurations returns a validating and a mutating webhook
-// configuration called name, each with one webhook that no request
-// matches: its namespaceSelector selects no namespace.
-func neverCalledConfigurations(namespace, name string) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration) {
-	none := admissionregistrationv1.SideEffectClassNone
-	ignore := admissionregistrationv1.Ignore
-	path := webhook.PathValidate
-	cc := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: namespace, Name: "dc-webhook", Path: &path}}
-	rules := []admissionregistrationv1.RuleWithOperations{{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
-	}}
-	never := &metav1.LabelSelector{MatchLabels: map[string]string{"rbac-e2e-never": "true"}}
-	v := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}, Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-		Name: "never.placement.kubectl-dc.io", ClientConfig: cc, Rules: rules, NamespaceSelector: never,
-		SideEffects: &none, FailurePolicy: &ignore, AdmissionReviewVersions: []string{"v1"},
-	}}}
-	m := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}, Webhooks: []admissionregistrationv1.MutatingWebhook{{
-		Name: "never.placement.kubectl-dc.io", ClientConfig: cc, Rules: rules, NamespaceSelector: never,
-		SideEffects: &none, FailurePolicy: &ignore, AdmissionReviewVersions: []string{"v1"},
-	}}}
-	return v, m
 }
 
 func injected(hooks []admissionregistrationv1.ValidatingWebhook, ca []byte) bool {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -44,33 +43,7 @@ func TestSelfManagedCertsWithManifestRBAC(t *testing.T) {
 
 	// Webhook configurations named as deployed, but matching nothing: the
 	// Service behind them does not exist here.
-	none := admissionregistrationv1.SideEffectClassNone
-	ignore := admissionregistrationv1.Ignore
-	path := "/validate"
-	hook := func() (admissionregistrationv1.WebhookClientConfig, []admissionregistrationv1.RuleWithOperations, *metav1.LabelSelector) {
-		return admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: "dc-system", Name: "dc-webhook", Path: &path}},
-			[]admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}}}},
-			&metav1.LabelSelector{MatchLabels: map[string]string{"e2e-never": "true"}}
-	}
-	cc, rules, sel := hook()
-	v := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "dc-webhook"}, Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-		Name: "never.placement.kubectl-dc.io", ClientConfig: cc, Rules: rules, NamespaceSelector: sel, SideEffects: &none, FailurePolicy: &ignore, AdmissionReviewVersions: []string{"v1"},
-	}}}
-	m := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "dc-webhook"}, Webhooks: []admissionregistrationv1.MutatingWebhook{{
-		Name: "never.placement.kubectl-dc.io", ClientConfig: cc, Rules: rules, NamespaceSelector: sel, SideEffects: &none, FailurePolicy: &ignore, AdmissionReviewVersions: []string{"v1"},
-	}}}
-	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, v, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), v.Name, metav1.DeleteOptions{})
-	})
-	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, m, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), m.Name, metav1.DeleteOptions{})
-	})
+	v, m := webhooktest.CreateNeverCalled(ctx, t, cs, "dc-system", "dc-webhook")
 
 	bin, err := cluster.BuildBinary("./cmd/dc-webhook")
 	if err != nil {
