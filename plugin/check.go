@@ -923,11 +923,9 @@ func judgedVersion(obj runtime.Object) (string, bool) {
 			gvk = gvks[0]
 		}
 	}
-	for _, j := range []runtime.Object{&corev1.Pod{}, &appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
-		&batchv1.Job{}, &batchv1.CronJob{}, &corev1.ReplicationController{}, &corev1.PodTemplate{}} {
-		gvks, _, err := policy.Scheme.ObjectKinds(j)
-		if err == nil && len(gvks) > 0 && gvks[0].GroupKind() == gvk.GroupKind() && gvks[0].Version != gvk.Version {
-			return gvks[0].GroupVersion().String(), true
+	for _, j := range policy.WorkloadKinds {
+		if j.GroupKind() == gvk.GroupKind() && j.Version != gvk.Version {
+			return j.GroupVersion().String(), true
 		}
 	}
 	return "", false

@@ -15,9 +15,7 @@ import (
 	jsonpatch5 "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -80,11 +78,10 @@ var (
 // configurations ask for (matchPolicy Equivalent converts the others).
 var judgedKinds = func() map[schema.GroupKind]schema.GroupVersionKind {
 	m := map[schema.GroupKind]schema.GroupVersionKind{}
-	for _, o := range []runtime.Object{
-		&corev1.Pod{}, &appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
-		&batchv1.Job{}, &batchv1.CronJob{}, &corev1.ReplicationController{}, &corev1.PodTemplate{},
-		&corev1.Node{}, &corev1.Binding{}, &v1alpha1.PlacementPolicy{},
-	} {
+	for _, gvk := range policy.WorkloadKinds {
+		m[gvk.GroupKind()] = gvk
+	}
+	for _, o := range []runtime.Object{&corev1.Node{}, &corev1.Binding{}, &v1alpha1.PlacementPolicy{}} {
 		gvks, _, err := policy.Scheme.ObjectKinds(o)
 		if err != nil {
 			panic(err)
