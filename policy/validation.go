@@ -156,7 +156,7 @@ func Advice(p *v1alpha1.PlacementPolicy) []string {
 				out = append(out, path.Child("expectedMembers").String()+": an even size adds no fault tolerance ("+itoa(n)+" tolerates "+itoa(FaultTolerance(n))+" failure(s), like "+itoa(n-1)+"): use "+itoa(n-1)+" or "+itoa(n+1))
 			}
 		}
-		if r.Nodes != nil && !strings.HasPrefix(label, "node-restriction.kubernetes.io/") {
+		if r.Nodes != nil && KubeletMaySetLabel(label) {
 			out = append(out, path.Child("nodes").String()+": kubelets may set "+label+" on their own Node, so a compromised node can move itself between datacenters: use a label under node-restriction.kubernetes.io/ as spec.datacenterLabel, or guard changes to "+label)
 		}
 	}
