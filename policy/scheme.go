@@ -1,9 +1,6 @@
 package policy
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -27,20 +24,13 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-// WorkloadKinds are the pod and pod-template kinds the pinned and spread
-// rules judge, each in the one version the engine takes. kubectl dc check
-// and dc-webhook both read this list, so that they judge the same kinds.
-var WorkloadKinds = kindsOf(
-	&corev1.Pod{}, &appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
-	&batchv1.Job{}, &batchv1.CronJob{}, &corev1.ReplicationController{}, &corev1.PodTemplate{},
-)
-
-func kindsOf(objs ...runtime.Object) []schema.GroupVersionKind {
-	out := make([]schema.GroupVersionKind, 0, len(objs))
-	for _, o := range objs {
-		gvks, _, err := Scheme.ObjectKinds(o)
-		utilruntime.Must(err)
-		out = append(out, gvks[0])
+// WorkloadKinds are the group, version and kind of every judged kind
+// (JudgedKinds), in its order. kubectl dc check and dc-webhook both read
+// this list, so that they judge the same kinds.
+var WorkloadKinds = func() []schema.GroupVersionKind {
+	out := make([]schema.GroupVersionKind, 0, len(judgedKinds))
+	for _, k := range judgedKinds {
+		out = append(out, k.GVK())
 	}
 	return out
-}
+}()

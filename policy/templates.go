@@ -1,8 +1,8 @@
 package policy
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
+	"reflect"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,48 +25,21 @@ type PodTemplate struct {
 
 // Field paths are immutable once built, so they are built once.
 var (
-	pathPodSpec         = field.NewPath("spec")
-	pathTemplateSpec    = field.NewPath("spec", "template", "spec")
-	pathCronJobSpec     = field.NewPath("spec", "jobTemplate", "spec", "template", "spec")
-	pathPodTemplateSpec = field.NewPath("template", "spec")
-	pathNodeName        = field.NewPath("spec", "nodeName")
-	pathReplicas        = field.NewPath("spec", "replicas")
-	pathMetadataLabels  = field.NewPath("metadata", "labels")
-	pathBindingTarget   = field.NewPath("target", "name")
+	pathNodeName       = field.NewPath("spec", "nodeName")
+	pathReplicas       = field.NewPath("spec", "replicas")
+	pathMetadataLabels = field.NewPath("metadata", "labels")
+	pathBindingTarget  = field.NewPath("target", "name")
 )
 
-// PodTemplates returns every pod template of a Pod, Deployment, ReplicaSet,
-// StatefulSet, DaemonSet, Job, CronJob, ReplicationController or
-// PodTemplate, and nil for any other object.
+// PodTemplates returns every pod template of an object of a judged kind
+// (JudgedKinds: Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+// CronJob, ReplicationController, PodTemplate), and nil for any other
+// object.
 func PodTemplates(obj runtime.Object) []PodTemplate {
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return []PodTemplate{{Path: pathPodSpec, Meta: &o.ObjectMeta, Spec: &o.Spec}}
-	case *appsv1.Deployment:
-		return tmpl(pathTemplateSpec, &o.Spec.Template)
-	case *appsv1.ReplicaSet:
-		return tmpl(pathTemplateSpec, &o.Spec.Template)
-	case *appsv1.StatefulSet:
-		return tmpl(pathTemplateSpec, &o.Spec.Template)
-	case *appsv1.DaemonSet:
-		return tmpl(pathTemplateSpec, &o.Spec.Template)
-	case *batchv1.Job:
-		return tmpl(pathTemplateSpec, &o.Spec.Template)
-	case *batchv1.CronJob:
-		return tmpl(pathCronJobSpec, &o.Spec.JobTemplate.Spec.Template)
-	case *corev1.ReplicationController:
-		if o.Spec.Template == nil {
-			return nil
-		}
-		return tmpl(pathTemplateSpec, o.Spec.Template)
-	case *corev1.PodTemplate:
-		return tmpl(pathPodTemplateSpec, &o.Template)
+	if k := judgedByType[reflect.TypeOf(obj)]; k != nil {
+		return k.templates(obj)
 	}
 	return nil
-}
-
-func tmpl(p *field.Path, t *corev1.PodTemplateSpec) []PodTemplate {
-	return []PodTemplate{{Path: p, Meta: &t.ObjectMeta, Spec: &t.Spec}}
 }
 
 // ObjectRefOf names obj for results. The kind comes from the Go type for the
@@ -85,25 +58,10 @@ func ObjectRefOf(obj runtime.Object) ObjectRef {
 }
 
 func kindOf(obj runtime.Object) string {
+	if k := judgedByType[reflect.TypeOf(obj)]; k != nil {
+		return k.Kind
+	}
 	switch obj.(type) {
-	case *corev1.Pod:
-		return "Pod"
-	case *appsv1.Deployment:
-		return "Deployment"
-	case *appsv1.ReplicaSet:
-		return "ReplicaSet"
-	case *appsv1.StatefulSet:
-		return "StatefulSet"
-	case *appsv1.DaemonSet:
-		return "DaemonSet"
-	case *batchv1.Job:
-		return "Job"
-	case *batchv1.CronJob:
-		return "CronJob"
-	case *corev1.ReplicationController:
-		return "ReplicationController"
-	case *corev1.PodTemplate:
-		return "PodTemplate"
 	case *corev1.Node:
 		return "Node"
 	case *corev1.Binding:
