@@ -1,9 +1,12 @@
 package policy
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -118,6 +121,79 @@ type evalContext struct {
 	templatesDone bool
 	templates     []PodTemplate
 	meta          metav1.Object
+
+	// changes is what an UPDATE of a workload changes, computed once.
+	changesDone bool
+	changes     updateChanges
+}
+
+// updateChanges is what an UPDATE changes of what the rules judge. A rule
+// judges an UPDATE only on what it changes, as a create of that: an update
+// that changes none of it (a scale-down, a status report, a new image) is
+// admitted whatever the policy says, so that no rule can freeze a
+// controller that was admitted before the rule applied.
+type updateChanges struct {
+	// update is false for CREATE and CHECK: everything is judged.
+	update bool
+	// templates: the placement of some pod template changed (labels, the
+	// learner annotation, nodeSelector, affinity, topology spread
+	// constraints, nodeName), or the number of templates.
+	templates bool
+	// labels: the object's own labels changed.
+	labels bool
+	// replicasUp: the member count grew. A decrease is never judged.
+	replicasUp bool
+}
+
+// updateChanges returns what the request changes; for anything but an
+// UPDATE with an old object of the same kind, everything counts as changed.
+func (c *evalContext) updateChanges() updateChanges {
+	if c.changesDone {
+		return c.changes
+	}
+	c.changesDone = true
+	all := updateChanges{templates: true, labels: true, replicasUp: true}
+	if c.req.Operation != OperationUpdate || c.req.OldObject == nil || kindOf(c.req.OldObject) != kindOf(c.req.Object) {
+		c.changes = all
+		return all
+	}
+	oldMeta, err1 := meta.Accessor(c.req.OldObject)
+	m := c.objectMeta()
+	if err1 != nil || m == nil {
+		c.changes = all
+		return all
+	}
+	ch := updateChanges{update: true}
+	ch.labels = !maps.Equal(oldMeta.GetLabels(), m.GetLabels())
+	oldT, newT := PodTemplates(c.req.OldObject), c.podTemplates()
+	if len(oldT) != len(newT) {
+		ch.templates = true
+	} else {
+		for i := range newT {
+			if !samePlacement(&oldT[i], &newT[i]) {
+				ch.templates = true
+				break
+			}
+		}
+	}
+	oldN, ok1 := replicasOf(c.req.OldObject)
+	newN, ok2 := replicasOf(c.req.Object)
+	ch.replicasUp = ok1 && ok2 && newN > oldN
+	c.changes = ch
+	return ch
+}
+
+// samePlacement reports whether two pod templates place their pods alike:
+// the same labels and learner annotation, nodeSelector, affinity, topology
+// spread constraints and nodeName. Images, resources, env and the rest do
+// not matter to any rule.
+func samePlacement(a, b *PodTemplate) bool {
+	return maps.Equal(a.Meta.Labels, b.Meta.Labels) &&
+		a.Meta.Annotations[AnnotationLearner] == b.Meta.Annotations[AnnotationLearner] &&
+		a.Spec.NodeName == b.Spec.NodeName &&
+		maps.Equal(a.Spec.NodeSelector, b.Spec.NodeSelector) &&
+		equality.Semantic.DeepEqual(a.Spec.Affinity, b.Spec.Affinity) &&
+		equality.Semantic.DeepEqual(a.Spec.TopologySpreadConstraints, b.Spec.TopologySpreadConstraints)
 }
 
 // podTemplates returns PodTemplates(req.Object), computed once.
@@ -227,15 +303,29 @@ func isEmptySelector(s *metav1.LabelSelector) bool {
 // Mirror pods are never denied: their Deny results become Warn with a note,
 // since rejecting a mirror pod only hides the static pod.
 func (e *Engine) Evaluate(req Request, state State) Results {
+	rs, _ := e.EvaluateContext(context.Background(), req, state)
+	return rs
+}
+
+// EvaluateContext is Evaluate that gives up when ctx ends: it checks ctx
+// between rules and returns ctx's error, with no results, so that a caller
+// never mistakes an evaluation cut short for an admission.
+func (e *Engine) EvaluateContext(ctx context.Context, req Request, state State) (Results, error) {
 	if req.Object == nil || beingDeleted(req.Object) {
-		return nil
+		return nil, ctx.Err()
 	}
 	c := evalContext{req: req, state: state}
 	for _, r := range e.rules {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		r.evaluate(&c)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if len(c.results) == 0 {
-		return nil
+		return nil, nil
 	}
 	if mirror := mirrorPodOf(req, state); mirror {
 		for i := range c.results {
@@ -248,7 +338,7 @@ func (e *Engine) Evaluate(req Request, state State) Results {
 		}
 	}
 	c.results.sort()
-	return c.results
+	return c.results, nil
 }
 
 // Mutate injects nodeSelector[label]=value into every pod template of obj

@@ -22,19 +22,50 @@ type pinnedRule struct {
 }
 
 // matches reports whether the rule applies to an object with these labels
-// in namespace. An unknown namespace has no labels.
-func (r *pinnedRule) matches(objLabels map[string]string, namespace string, state State) bool {
+// in namespace. A namespace the state does not know (not yet in the
+// webhook's cache) cannot be judged by the namespaceSelector: the rule is
+// taken to apply, never skipped, and unknownNS says so.
+func (r *pinnedRule) matches(objLabels map[string]string, namespace string, state State) (ok, unknownNS bool) {
 	if !r.sel.Matches(labels.Set(objLabels)) {
-		return false
+		return false, false
 	}
 	if r.nsSel == nil {
+		return true, false
+	}
+	if state == nil {
+		return r.nsSel.Matches(labels.Set(nil)), false
+	}
+	nsLabels, known := state.NamespaceLabels(namespace)
+	if !known {
+		return true, true
+	}
+	return r.nsSel.Matches(nsLabels), false
+}
+
+// judgesUpdate reports whether an UPDATE changes anything the rule judges:
+// an object relabelled into the rule, a new datacenterFromLabel value, or,
+// for workloads, the placement of a pod template. Pods are judged on
+// labels only, since their placement cannot change after create.
+func (r *pinnedRule) judgesUpdate(c *evalContext, objLabels map[string]string, ns string) bool {
+	m, err := meta.Accessor(c.req.OldObject)
+	if c.req.OldObject == nil || err != nil {
 		return true
 	}
-	var nsLabels labels.Set
-	if state != nil {
-		nsLabels, _ = state.NamespaceLabels(namespace)
+	oldLabels := m.GetLabels()
+	if was, _ := r.matches(oldLabels, ns, c.state); !was {
+		return true
 	}
-	return r.nsSel.Matches(nsLabels)
+	if l := r.rule.DatacenterFromLabel; l != "" {
+		ov, oldHas := oldLabels[l]
+		nv, newHas := objLabels[l]
+		if oldHas != newHas || ov != nv {
+			return true
+		}
+	}
+	if _, isPod := c.req.Object.(*corev1.Pod); isPod {
+		return false
+	}
+	return c.updateChanges().templates
 }
 
 // namespaceOf returns the object's namespace, else the request's (objects
@@ -60,16 +91,26 @@ func (r *pinnedRule) evaluate(c *evalContext) {
 	}
 	objLabels := m.GetLabels()
 	ns := namespaceOf(m, c.req.Namespace)
-	if !r.matches(objLabels, ns, c.state) {
+	match, unknownNS := r.matches(objLabels, ns, c.state)
+	if !match {
 		return
 	}
-	if isPod && c.req.Operation == OperationUpdate {
-		// A pod's placement is immutable and was judged at create. Only a
-		// pod relabelled into the rule is new to it: judged now as if
-		// created, or it would become a worker wherever it happens to run.
-		if old, ok := c.req.OldObject.(*corev1.Pod); !ok || r.matches(old.Labels, ns, c.state) {
-			return
-		}
+	// An UPDATE is judged on what it changes, as a create of that. A pod's
+	// placement is immutable and was judged at create: only a pod
+	// relabelled into the rule, or given another datacenterFromLabel
+	// value, is new to it, or it would serve the other datacenter.
+	if c.req.Operation == OperationUpdate && !r.judgesUpdate(c, objLabels, ns) {
+		return
+	}
+	if unknownNS {
+		start := len(c.results)
+		defer func() {
+			for i := start; i < len(c.results); i++ {
+				e := *c.results[i].Error
+				e.Detail += " (namespace " + ns + " is not known yet, so the rule's namespaceSelector could not be evaluated and the rule was applied)"
+				c.results[i].Error = &e
+			}
+		}()
 	}
 	templates := c.podTemplates()
 	if len(templates) == 0 {
@@ -83,6 +124,10 @@ func (r *pinnedRule) evaluate(c *evalContext) {
 	for i := range templates {
 		t := &templates[i]
 		s := selectionOf(t.Spec, label)
+		if e := limitError(&s, t.Path, label); e != nil {
+			c.add(&r.ruleMeta, e)
+			continue
+		}
 		switch s.problem {
 		case selNone:
 			detail := "pods must select exactly one datacenter: set nodeSelector[" + label + "] to "
@@ -153,7 +198,10 @@ func (r *pinnedRule) mutate(obj runtime.Object, namespace string, state State) b
 		return false
 	}
 	want := m.GetLabels()[r.rule.DatacenterFromLabel]
-	if want == "" || !r.matches(m.GetLabels(), namespaceOf(m, namespace), state) {
+	if want == "" {
+		return false
+	}
+	if match, _ := r.matches(m.GetLabels(), namespaceOf(m, namespace), state); !match {
 		return false
 	}
 	changed := false

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -176,7 +177,9 @@ func TestPinnedFromLabelNodeNameAndScope(t *testing.T) {
 		{"namespaceSelector matches", create(testutil.Deployment("shop", "db").Labels("tier", "db").Obj(), "shop"),
 			[]want{{field: "spec.template.spec" + nsPath, action: v1alpha1.ActionWarn, msg: "select exactly one datacenter"}}},
 		{"namespaceSelector does not match", create(testutil.Deployment("dev", "db").Labels("tier", "db").Obj(), "dev"), nil},
-		{"unknown namespace has no labels", create(testutil.Deployment("nowhere", "db").Labels("tier", "db").Obj(), "nowhere"), nil},
+		{"a namespace not yet known is judged, never skipped", create(testutil.Deployment("nowhere", "db").Labels("tier", "db").Obj(), "nowhere"),
+			[]want{{field: "spec.template.spec" + nsPath, action: v1alpha1.ActionWarn, msg: "(namespace nowhere is not known yet, so the rule's namespaceSelector could not be evaluated and the rule was applied)"}}},
+		{"a namespace not yet known passes what complies", create(testutil.Deployment("nowhere", "db").Labels("tier", "db").InDC("pod-1").Obj(), "nowhere"), nil},
 		{"audit", create(testutil.Job("travis", "j").Labels("tier", "batch").Obj(), "travis"),
 			[]want{{field: "spec.template.spec" + nsPath, action: v1alpha1.ActionAudit, msg: "select exactly one datacenter"}}},
 		{"object being deleted is not judged", create(testutil.Deployment("travis", "w").Labels("app", "worker").Deleting().Obj(), "travis"), nil},
@@ -187,6 +190,13 @@ func TestPinnedFromLabelNodeNameAndScope(t *testing.T) {
 			[]want{deny("spec"+nsPath, "select exactly one datacenter")}},
 		{"pod relabelled into the rule that already selects one datacenter", policy.Request{Operation: policy.OperationUpdate, Namespace: "travis",
 			Object: testutil.Pod("travis", "w").Labels("app", "worker").InDC("pod-2").Obj(), OldObject: testutil.Pod("travis", "w").Labels("app", "decoy").InDC("pod-2").Obj()}, nil},
+		{"pod relabelled to another datacenterFromLabel value is judged", policy.Request{Operation: policy.OperationUpdate, Namespace: "travis",
+			Object:    testutil.Pod("travis", "w").Labels("app", "worker", dcLabel, "pod-2").InDC("pod-1").NodeName("pod-1-1").Obj(),
+			OldObject: testutil.Pod("travis", "w").Labels("app", "worker", dcLabel, "pod-1").InDC("pod-1").NodeName("pod-1-1").Obj()},
+			[]want{deny("spec"+nsPath, `the object's label placement.kubectl-dc.io/datacenter=pod-2 says datacenter "pod-2" but the pods select "pod-1"`)}},
+		{"pod relabel that keeps the datacenterFromLabel value is not judged", policy.Request{Operation: policy.OperationUpdate, Namespace: "travis",
+			Object:    testutil.Pod("travis", "w").Labels("app", "worker", dcLabel, "pod-1", "v", "2").Obj(),
+			OldObject: testutil.Pod("travis", "w").Labels("app", "worker", dcLabel, "pod-1").Obj()}, nil},
 		{"deployment update is judged", policy.Request{Operation: policy.OperationUpdate, Namespace: "travis",
 			Object: testutil.Deployment("travis", "w").Labels("app", "worker").Obj(), OldObject: testutil.Deployment("travis", "w").Labels("app", "worker").InDC("pod-1").Obj()},
 			[]want{deny("spec.template.spec"+nsPath, "select exactly one datacenter")}},
@@ -270,4 +280,103 @@ func TestMutate(t *testing.T) {
 	if !e.Mutate(b.Obj(), "travis", state) || b.Spec().NodeSelector[zone] != "pod-3" {
 		t.Errorf("permissive affinity: nodeSelector = %v", b.Spec().NodeSelector)
 	}
+}
+
+// TestUpdatesJudgedOnWhatTheyChange: an UPDATE that leaves the placement of
+// the pod templates, the datacenter label and the member count alone is
+// admitted whatever the policy says, so that a workload admitted before a
+// rule applied can still be scaled down and rolled forward.
+func TestUpdatesJudgedOnWhatTheyChange(t *testing.T) {
+	dcLabel := "placement.kubectl-dc.io/datacenter"
+	e := engine(t, testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(testutil.PinnedRule("workers").MatchLabels("app", "worker").FromLabel(dcLabel)).
+		Spread(testutil.Etcd()))
+	// One datacenter down: pod-3's nodes are NotReady.
+	state := policy.NewStaticState(append(testutil.Nodes(2, "pod-1", "pod-2"),
+		testutil.Node("pod-3-1").InDC("pod-3").NotReady().Obj(), testutil.Node("pod-3-2").InDC("pod-3").NotReady().Obj())...)
+	rs := func() *testutil.ObjectBuilder {
+		return testutil.ReplicaSet("travis", "w").Labels("app", "worker").Replicas(3)
+	}
+	etcd := func() *testutil.ObjectBuilder {
+		return testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3).TopologySpread(zone, corev1.DoNotSchedule)
+	}
+	update := func(obj, old *testutil.ObjectBuilder) policy.Request {
+		m := obj.Obj().(interface{ GetNamespace() string })
+		return policy.Request{Operation: policy.OperationUpdate, Object: obj.Obj(), OldObject: old.Obj(), Namespace: m.GetNamespace()}
+	}
+	image := func(s *corev1.PodSpec) { s.Containers[0].Image = "registry.example/app:2" }
+	cases := []struct {
+		name string
+		req  policy.Request
+		want []want
+	}{
+		{"scale-down of a ReplicaSet admitted before the rule", update(rs().Replicas(0), rs()), nil},
+		{"status-only update of it", update(rs(), rs()), nil},
+		{"image-only update of it", update(rs().Edit(image), rs()), nil},
+		{"a change of its placement is judged as a create", update(rs().NodeSelector("disk", "ssd"), rs()),
+			[]want{deny("spec.template.spec"+nsPath, "select exactly one datacenter")}},
+		{"relabelled into the rule is judged", update(rs(), testutil.ReplicaSet("travis", "w").Labels("app", "decoy").TemplateLabels("app", "worker").Replicas(3)),
+			[]want{deny("spec.template.spec"+nsPath, "select exactly one datacenter")}},
+		{"a new datacenterFromLabel value is judged", update(rs().InDC("pod-1").ObjectLabels(dcLabel, "pod-2"), rs().InDC("pod-1").ObjectLabels(dcLabel, "pod-1")),
+			[]want{deny("spec.template.spec"+nsPath, `says datacenter "pod-2" but the pods select "pod-1"`)}},
+		{"image-only update of a 3-member StatefulSet with a datacenter down", update(etcd().Edit(image), etcd()), nil},
+		{"scale-down of that StatefulSet", update(etcd().Replicas(1), etcd()), nil},
+		{"scale-up of that StatefulSet is judged", update(etcd().Replicas(5), etcd()),
+			[]want{deny("spec.replicas", "5 voting members over 2 datacenter(s)")}},
+		{"a member template losing its spread constraint is judged", update(testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3), etcd()),
+			[]want{deny("spec.replicas", "3 voting members over 2 datacenter(s)"), deny("spec.template.spec.topologySpreadConstraints", "quorum members must be spread")}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assertResults(t, e.Evaluate(tc.req, state), tc.want)
+		})
+	}
+}
+
+// hugeValues returns n distinct datacenter names, the worst case of an In
+// list.
+func hugeValues(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "dc-" + strconv.Itoa(i)
+	}
+	return out
+}
+
+// TestSelectionLimits: evaluation is bounded; a spec beyond the limits is
+// refused by the rule, naming the field, instead of being evaluated.
+func TestSelectionLimits(t *testing.T) {
+	e := engine(t, workersPolicy().Spread(testutil.Etcd()))
+	state := policy.NewStaticState(threeDCs()...)
+	terms := "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+	many := make([]corev1.NodeSelectorTerm, policy.MaxNodeSelectorTerms+1)
+	for i := range many {
+		many[i] = testutil.Term(testutil.In(zone, "pod-1"))
+	}
+	atLimit := append(hugeValues(policy.MaxDatacenterValues/2-1), "pod-1")
+	cases := []struct {
+		name string
+		obj  *testutil.ObjectBuilder
+		want []want
+	}{
+		{"two In lists of 60k values on the datacenter key", testutil.Pod("travis", "w").Labels("app", "worker").
+			RequiredAffinity(testutil.Term(testutil.In(zone, hugeValues(60000)...), testutil.In(zone, hugeValues(60000)...))),
+			[]want{{field: terms + "[0].matchExpressions", action: v1alpha1.ActionDeny, msg: "list more than 64 values on topology.kubernetes.io/zone"}}},
+		{"too many terms", testutil.Pod("travis", "w").Labels("app", "worker").RequiredAffinity(many...),
+			[]want{{field: terms, action: v1alpha1.ActionDeny, msg: "more than 64 required node affinity terms"}}},
+		{"a member pod beyond the limits", member("etcd-x", "").RequiredAffinity(many...),
+			nil}, // a pod is judged on its placement, not its template
+		{"at the limit, two lists intersecting in one value", testutil.Pod("travis", "w").Labels("app", "worker").
+			RequiredAffinity(testutil.Term(testutil.In(zone, atLimit...), testutil.In(zone, append([]string{"pod-1"}, hugeValues(policy.MaxDatacenterValues/2-1)...)...))),
+			// dc-0 … dc-30 are common to both lists too: the term does not pin.
+			[]want{{field: terms + "[0]", action: v1alpha1.ActionDeny, msg: "does not pin"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assertResults(t, e.Evaluate(create(tc.obj.Obj(), tc.obj.Pod().Namespace), state), tc.want)
+		})
+	}
+	sts := testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3).TopologySpread(zone, corev1.DoNotSchedule).RequiredAffinity(many...)
+	assertResults(t, e.Evaluate(create(sts.Obj(), "kube-system"), state),
+		[]want{{field: "spec.template." + terms, action: v1alpha1.ActionDeny, msg: "more than 64 required node affinity terms"}})
 }

@@ -1,8 +1,23 @@
 package policy
 
 import (
+	"strconv"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Limits on what the engine reads of a pod spec, so that evaluation stays
+// bounded and linear in the size of the object whatever it holds. Specs
+// beyond them are refused by the rules that select them, naming the field.
+const (
+	// MaxNodeSelectorTerms is the most required node affinity terms a pod
+	// spec may carry.
+	MaxNodeSelectorTerms = 64
+	// MaxDatacenterValues is the most values the expressions of one node
+	// selector term may list on the datacenter label; a handful of
+	// datacenters never needs more.
+	MaxDatacenterValues = 64
 )
 
 // SelectedDatacenter returns the one datacenter spec pins its pods to on
@@ -29,6 +44,11 @@ const (
 	selTermsDisagree
 	// selConflict: nodeSelector says dc, affinity term badTerm says otherDC.
 	selConflict
+	// selTooManyTerms: more than MaxNodeSelectorTerms terms.
+	selTooManyTerms
+	// selTooManyValues: term badTerm lists more than MaxDatacenterValues
+	// values on label.
+	selTooManyValues
 )
 
 // selection is how a pod spec selects a datacenter, and what is wrong.
@@ -51,9 +71,46 @@ func requiredTerms(spec *corev1.PodSpec) []corev1.NodeSelectorTerm {
 	return spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
 }
 
+// checkLimits returns the selection problem of a spec beyond the limits,
+// selOK when it is within them.
+func checkLimits(terms []corev1.NodeSelectorTerm, label string) selection {
+	if len(terms) > MaxNodeSelectorTerms {
+		return selection{problem: selTooManyTerms}
+	}
+	for i := range terms {
+		n := 0
+		for j := range terms[i].MatchExpressions {
+			if e := &terms[i].MatchExpressions[j]; e.Key == label {
+				n += len(e.Values)
+			}
+		}
+		if n > MaxDatacenterValues {
+			return selection{problem: selTooManyValues, badTerm: i}
+		}
+	}
+	return selection{}
+}
+
+// limitError is the field error of a selection beyond the limits, nil when
+// s is within them.
+func limitError(s *selection, tp *field.Path, label string) *field.Error {
+	switch s.problem {
+	case selTooManyTerms:
+		return &field.Error{Type: field.ErrorTypeTooMany, Field: termsPath(tp).String(), BadValue: field.OmitValueType{},
+			Detail: "more than " + strconv.Itoa(MaxNodeSelectorTerms) + " required node affinity terms: dc-webhook judges at most that many; select the datacenter with nodeSelector[" + label + "] or fewer terms"}
+	case selTooManyValues:
+		return &field.Error{Type: field.ErrorTypeTooMany, Field: termsPath(tp).Index(s.badTerm).Child("matchExpressions").String(), BadValue: field.OmitValueType{},
+			Detail: "the expressions of this term list more than " + strconv.Itoa(MaxDatacenterValues) + " values on " + label + ", more than any set of datacenters needs: list the datacenters the pods may run in, or set nodeSelector[" + label + "]"}
+	}
+	return nil
+}
+
 func selectionOf(spec *corev1.PodSpec, label string) selection {
 	nsDC, hasNS := spec.NodeSelector[label]
 	terms := requiredTerms(spec)
+	if s := checkLimits(terms, label); s.problem != selOK {
+		return s
+	}
 	if hasNS {
 		s := selection{dc: nsDC, fromNodeSelector: true}
 		for i := range terms {
@@ -157,10 +214,19 @@ func termMentions(t *corev1.NodeSelectorTerm, label string) bool {
 	return false
 }
 
+// intersect returns the values of a also in b, in a's order, in time
+// linear in len(a)+len(b).
 func intersect(a, b []string) []string {
+	if len(a) == 0 || len(b) == 0 {
+		return nil
+	}
+	in := make(map[string]struct{}, len(b))
+	for _, x := range b {
+		in[x] = struct{}{}
+	}
 	var out []string
 	for _, x := range a {
-		if contains(b, x) {
+		if _, ok := in[x]; ok {
 			out = append(out, x)
 		}
 	}

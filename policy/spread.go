@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
@@ -34,7 +35,7 @@ func (r *spreadRule) evaluate(c *evalContext) {
 			ns = o.Namespace
 		}
 		pod := c.state.Pod(ns, o.Name)
-		if pod == nil || !r.isMemberPod(pod.Namespace, pod.Labels) || IsLearner(pod) {
+		if pod == nil || !r.isMemberPod(pod.Namespace, pod.Labels) || isLearner(pod) {
 			return
 		}
 		r.checkPlacement(c, pod.Namespace, pod.Name, r.expectedForPod(c.state, pod), o.Target.Name, pathBindingTarget)
@@ -46,13 +47,14 @@ func (r *spreadRule) evaluate(c *evalContext) {
 		if ns == "" {
 			ns = c.req.Namespace
 		}
-		if !r.isMemberPod(ns, o.Labels) || IsLearner(o) {
+		if !r.isMemberPod(ns, o.Labels) || isLearner(o) {
 			return
 		}
 		if c.req.Operation == OperationUpdate {
 			// Placement is immutable; only a pod relabelled into the
-			// members joins them now.
-			if old, ok := c.req.OldObject.(*corev1.Pod); !ok || r.isMemberPod(ns, old.Labels) {
+			// members, or a learner promoted to voter, joins the voters
+			// now.
+			if old, ok := c.req.OldObject.(*corev1.Pod); ok && r.isMemberPod(ns, old.Labels) && !isLearner(old) {
 				return
 			}
 		}
@@ -82,22 +84,53 @@ func (r *spreadRule) expected(fallback int) int {
 	return fallback
 }
 
-// expectedForPod returns N for a member pod: expectedMembers, else its
-// owning StatefulSet's replicas, else 0 (current members + 1).
+// isLearner reports whether a member pod is a learner that does not vote.
+// Only a mirror pod may say so: its static pod is the kubelet's, while any
+// pod creator could annotate its own pod to be counted for nothing and
+// placed next to a voter.
+func isLearner(pod *corev1.Pod) bool { return IsLearner(pod) && IsMirrorPod(pod) }
+
+// holdsPlace reports whether a member pod counts: scheduled and not
+// finished. A terminating member still runs, and votes, until it is gone.
+func holdsPlace(p *corev1.Pod) bool {
+	return p.Spec.NodeName != "" && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+// expectedForPod returns N for a member pod: expectedMembers, else the
+// replicas of its owning StatefulSet, else 0 (inferred from the census).
+// The owner is trusted only when it is verified: an apps StatefulSet the
+// state knows, with the UID the pod names, whose selector selects the pod.
+// Anyone may name a decoy of 101 replicas as controller otherwise.
 func (r *spreadRule) expectedForPod(state State, pod *corev1.Pod) int {
 	if r.rule.ExpectedMembers > 0 {
 		return int(r.rule.ExpectedMembers)
 	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "StatefulSet" {
-		if sts := state.StatefulSet(pod.Namespace, ref.Name); sts != nil {
-			if sts.Spec.Replicas == nil {
-				return 1
-			}
-			return int(*sts.Spec.Replicas)
-		}
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != "StatefulSet" {
+		return 0
 	}
-	return 0
+	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != appsv1.GroupName {
+		return 0
+	}
+	sts := state.StatefulSet(pod.Namespace, ref.Name)
+	if sts == nil || sts.UID == "" || sts.UID != ref.UID || sts.Spec.Selector == nil {
+		return 0
+	}
+	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+		return 0
+	}
+	if sts.Spec.Replicas == nil {
+		return 1
+	}
+	return int(*sts.Spec.Replicas)
 }
+
+// inferredMembers is N when neither expectedMembers nor a verified owner
+// says: the current members plus the one being placed, and at least 3, the
+// smallest set that survives the loss of a datacenter, so that members can
+// be added one at a time up to one per datacenter.
+func inferredMembers(current int) int { return max(current+1, 3) }
 
 // census counts the current voting members per node and datacenter.
 type census struct {
@@ -107,12 +140,13 @@ type census struct {
 }
 
 // podCensus counts member pods that hold a place (scheduled, not finished,
-// not being deleted, not learners), leaving out namespace/name.
+// not learners; terminating members count until gone), leaving out
+// namespace/name.
 func (r *spreadRule) podCensus(state State, namespace, name string) census {
 	cs := census{perNode: map[string]int{}, perDC: map[string]int{}}
 	count := func(ns string) {
 		for _, p := range state.Pods(ns, r.podSel) {
-			if p.Spec.NodeName == "" || PodTerminal(p) || IsLearner(p) || (p.Namespace == namespace && p.Name == name) {
+			if !holdsPlace(p) || isLearner(p) || (p.Namespace == namespace && p.Name == name) {
 				continue
 			}
 			if !r.isMemberPod(p.Namespace, p.Labels) {
@@ -156,7 +190,7 @@ func (r *spreadRule) eligibleDatacenters(state State, extra string) []string {
 }
 
 // checkPlacement judges putting member namespace/name on node. n is N
-// (0: current members + 1). For a node member, node is the member itself
+// (0: inferredMembers). For a node member, node is the member itself
 // and maxPerNode does not apply (namespace is "").
 func (r *spreadRule) checkPlacement(c *evalContext, namespace, name string, n int, nodeName string, path *field.Path) {
 	node := c.state.Node(nodeName)
@@ -219,15 +253,24 @@ func (r *spreadRule) checkDatacenters(c *evalContext, cs census, n int, dc strin
 	if !r.rule.SurvivesDatacenterLoss() {
 		return
 	}
-	if n <= 0 {
-		n = cs.total + 1
+	inferred := n <= 0
+	if inferred {
+		n = inferredMembers(cs.total)
 	}
 	limit := MaxPerDatacenter(n)
 	if after := before + 1; after > limit {
 		detail := "datacenter " + dc + " would hold " + strconv.Itoa(after) + " of N=" + strconv.Itoa(n) +
 			" voting members, more than floor((N-1)/2)=" + strconv.Itoa(limit) + ": losing " + dc + " would leave " +
 			strconv.Itoa(n-after) + ", below the quorum of " + strconv.Itoa(Quorum(n))
-		detail += r.survivalAdvice(n, len(eligible))
+		room := false
+		for _, d := range eligible {
+			room = room || (d != dc && cs.perDC[d] < limit)
+		}
+		if inferred && !room && len(eligible) >= 3 {
+			detail += "; every datacenter holds its share of N=" + strconv.Itoa(n) + ", inferred as the current members plus one (at least 3) since the rule sets no expectedMembers and no verified owning StatefulSet gives the size: set spec.spread[" + strconv.Itoa(r.index) + "].expectedMembers to the final size (5 for two per datacenter)"
+		} else {
+			detail += r.survivalAdvice(n, len(eligible))
+		}
 		c.add(&r.ruleMeta, field.Invalid(path, value, detail))
 	}
 }
@@ -247,9 +290,9 @@ func (r *spreadRule) survivalAdvice(n, d int) string {
 }
 
 // evaluateTemplates checks the pod templates of a workload whose pods are
-// members: they must carry a DoNotSchedule topology spread constraint or a
-// required pod anti-affinity term on the datacenter label, and the replica
-// count must be able to survive a datacenter loss.
+// members: the scheduler must keep them apart (checkTemplateSpread), and
+// the replica count must be able to survive a datacenter loss. An UPDATE is
+// judged on what it changes: the templates, or a member count that grows.
 func (r *spreadRule) evaluateTemplates(c *evalContext) {
 	obj := c.req.Object
 	templates := c.podTemplates()
@@ -260,6 +303,10 @@ func (r *spreadRule) evaluateTemplates(c *evalContext) {
 	if m == nil {
 		return
 	}
+	ch := c.updateChanges()
+	if !ch.templates && !ch.replicasUp {
+		return
+	}
 	ns := namespaceOf(m, c.req.Namespace)
 	label := r.cp.label
 	for i := range templates {
@@ -267,7 +314,14 @@ func (r *spreadRule) evaluateTemplates(c *evalContext) {
 		if !r.isMemberPod(ns, t.Meta.Labels) {
 			continue
 		}
-		r.checkTemplateSpread(c, t, label)
+		if ch.templates {
+			if _, ok := obj.(*appsv1.DaemonSet); ok {
+				c.add(&r.ruleMeta, field.Forbidden(pathDaemonSetTemplate,
+					"a DaemonSet runs one pod on every node, so its pods can never be kept to floor((N-1)/2) per datacenter: run quorum members as a StatefulSet (or static pods), or change the template labels so that rule "+r.name+" does not select them"))
+				continue
+			}
+			r.checkTemplateSpread(c, t, ns, label)
+		}
 		if !r.rule.SurvivesDatacenterLoss() || c.state == nil {
 			continue
 		}
@@ -329,37 +383,95 @@ func replicasOf(obj any) (int, bool) {
 	return int(*p), true
 }
 
-func (r *spreadRule) checkTemplateSpread(c *evalContext, t *PodTemplate, label string) {
+// checkTemplateSpread requires a template whose pods the scheduler itself
+// keeps apart over datacenters, since the binding check fails open: a
+// topology spread constraint with maxSkew 1, DoNotSchedule, the datacenter
+// label as key and a labelSelector that selects the members, with no
+// matchLabelKeys that split them; or a required pod anti-affinity term on
+// the datacenter label over the members' own namespace. Either is void
+// when the template confines its pods to fewer datacenters than there are.
+func (r *spreadRule) checkTemplateSpread(c *evalContext, t *PodTemplate, ns, label string) {
+	if s := checkLimits(requiredTerms(t.Spec), label); s.problem != selOK {
+		c.add(&r.ruleMeta, limitError(&s, t.Path, label))
+		return
+	}
 	tl := labels.Set(t.Meta.Labels)
-	anyway := -1
+	tscPath := t.Path.Child("topologySpreadConstraints")
+	var problems field.ErrorList
+	spread := false
 	for i := range t.Spec.TopologySpreadConstraints {
 		tsc := &t.Spec.TopologySpreadConstraints[i]
 		if tsc.TopologyKey != label || !selectorMatches(tsc.LabelSelector, tl) {
 			continue
 		}
-		if tsc.WhenUnsatisfiable == corev1.DoNotSchedule {
-			return
+		p := tscPath.Index(i)
+		ok := true
+		if tsc.WhenUnsatisfiable != corev1.DoNotSchedule {
+			problems = append(problems, field.Invalid(p.Child("whenUnsatisfiable"), tsc.WhenUnsatisfiable,
+				"ScheduleAnyway lets the scheduler stack quorum members in one datacenter: use DoNotSchedule"))
+			ok = false
 		}
-		if anyway < 0 {
-			anyway = i
+		if tsc.MaxSkew != 1 {
+			problems = append(problems, field.Invalid(p.Child("maxSkew"), tsc.MaxSkew,
+				"a skew above 1 lets the scheduler put several quorum members in one datacenter while another has none: use maxSkew 1"))
+			ok = false
 		}
+		if j, key := splittingKey(tsc.MatchLabelKeys, tl); j >= 0 {
+			problems = append(problems, field.Invalid(p.Child("matchLabelKeys").Index(j), key,
+				"matchLabelKeys narrows the constraint to pods sharing this label's value, and the members do not all share it (it is not a label of the pod template), so the constraint no longer sees the other members: remove it"))
+			ok = false
+		}
+		spread = spread || ok
 	}
 	if a := t.Spec.Affinity; a != nil && a.PodAntiAffinity != nil {
-		for i := range a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
-			term := &a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[i]
-			if term.TopologyKey == label && selectorMatches(term.LabelSelector, tl) {
-				return
+		terms := a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+		p := t.Path.Child("affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+		for i := range terms {
+			term := &terms[i]
+			if term.TopologyKey != label || !selectorMatches(term.LabelSelector, tl) {
+				continue
 			}
+			ok := true
+			if !r.termCoversNamespace(c, term, ns) {
+				problems = append(problems, field.Invalid(p.Index(i).Child("namespaces"), term.Namespaces,
+					"the term's namespaces and namespaceSelector leave out the members' own namespace "+ns+", so the scheduler keeps them away from nothing: drop both fields (the pod's own namespace), or include "+ns))
+				ok = false
+			}
+			if j, key := splittingKey(term.MatchLabelKeys, tl); j >= 0 {
+				problems = append(problems, field.Invalid(p.Index(i).Child("matchLabelKeys").Index(j), key,
+					"matchLabelKeys narrows the term to pods sharing this label's value, and the members do not all share it: remove it"))
+				ok = false
+			}
+			if len(term.MismatchLabelKeys) > 0 {
+				problems = append(problems, field.Invalid(p.Index(i).Child("mismatchLabelKeys"), term.MismatchLabelKeys,
+					"mismatchLabelKeys narrows the term to pods with another value of the label, so members alike are not kept apart: remove it"))
+				ok = false
+			}
+			spread = spread || ok
 		}
 	}
-	if anyway >= 0 {
-		c.add(&r.ruleMeta, field.Invalid(t.Path.Child("topologySpreadConstraints").Index(anyway).Child("whenUnsatisfiable"), corev1.ScheduleAnyway,
-			"ScheduleAnyway lets the scheduler stack quorum members in one datacenter: use DoNotSchedule"))
+	if spread {
+		if dcs, excluded := r.confinedTo(c, t.Spec, label); len(excluded) > 0 {
+			detail := "nodeSelector or required node affinity on " + label + " lets the pods run only in " + joinOr(dcs, "no datacenter") + " and never in " + joinOr(excluded, "") + ", so no spread constraint can keep quorum members apart: drop the selection on " + label
+			where := t.Path.Child("nodeSelector").Key(label)
+			if _, has := t.Spec.NodeSelector[label]; !has {
+				where = termsPath(t.Path)
+			}
+			c.add(&r.ruleMeta, &field.Error{Type: field.ErrorTypeInvalid, Field: where.String(), BadValue: field.OmitValueType{}, Detail: detail})
+		}
 		return
 	}
-	c.add(&r.ruleMeta, field.Required(t.Path.Child("topologySpreadConstraints"),
+	if len(problems) > 0 {
+		for _, e := range problems {
+			c.add(&r.ruleMeta, e)
+		}
+		return
+	}
+	c.add(&r.ruleMeta, field.Required(tscPath,
 		"quorum members must be spread over datacenters: add {maxSkew: 1, topologyKey: "+label+", whenUnsatisfiable: DoNotSchedule, labelSelector: <the pod labels>}, or a required podAntiAffinity term with topologyKey "+label))
 }
+
+var pathDaemonSetTemplate = field.NewPath("spec", "template")
 
 func selectorMatches(s *metav1.LabelSelector, set labels.Set) bool {
 	if s == nil {
@@ -370,6 +482,79 @@ func selectorMatches(s *metav1.LabelSelector, set labels.Set) bool {
 		return false
 	}
 	return sel.Matches(set)
+}
+
+// splittingKey returns the first key of matchLabelKeys that is not a label
+// of the template, with its index, or -1. A template label has one value
+// for every pod of the template; any other label (a pod name, a revision
+// hash) is set per pod or per revision and splits the members into groups
+// the scheduler keeps apart only from themselves.
+func splittingKey(keys []string, templateLabels labels.Set) (int, string) {
+	for i, k := range keys {
+		if _, ok := templateLabels[k]; !ok {
+			return i, k
+		}
+	}
+	return -1, ""
+}
+
+// termCoversNamespace reports whether a pod affinity term considers pods of
+// namespace ns: no namespaces and no namespaceSelector mean the pod's own;
+// otherwise ns must be listed or selected (an empty namespaceSelector
+// selects every namespace). A namespaceSelector over a namespace the state
+// does not know cannot be shown to cover it.
+func (r *spreadRule) termCoversNamespace(c *evalContext, term *corev1.PodAffinityTerm, ns string) bool {
+	if len(term.Namespaces) == 0 && term.NamespaceSelector == nil {
+		return true
+	}
+	if contains(term.Namespaces, ns) {
+		return true
+	}
+	if term.NamespaceSelector == nil {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(term.NamespaceSelector)
+	if err != nil {
+		return false
+	}
+	if sel.Empty() {
+		return true
+	}
+	if c.state == nil {
+		return false
+	}
+	nsLabels, ok := c.state.NamespaceLabels(ns)
+	return ok && sel.Matches(nsLabels)
+}
+
+// confinedTo returns the datacenters the template's nodeSelector and
+// required node affinity let its pods run in, and the known datacenters
+// they leave out (none when they do not name label). Terms are ORed.
+func (r *spreadRule) confinedTo(c *evalContext, spec *corev1.PodSpec, label string) (allowed, excluded []string) {
+	known := r.cp.knownDatacenters(c.state)
+	if len(known) == 0 {
+		return nil, nil
+	}
+	terms := requiredTerms(spec)
+	nsDC, hasNS := spec.NodeSelector[label]
+	for _, dc := range known {
+		ok := !hasNS || nsDC == dc
+		if ok && len(terms) > 0 {
+			ok = false
+			for i := range terms {
+				if termAllows(&terms[i], label, dc) {
+					ok = true
+					break
+				}
+			}
+		}
+		if ok {
+			allowed = append(allowed, dc)
+		} else {
+			excluded = append(excluded, dc)
+		}
+	}
+	return allowed, excluded
 }
 
 // evaluateNode judges a member node joining a datacenter: on create, and on

@@ -5,7 +5,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
@@ -34,6 +36,17 @@ func objs(list ...any) []runtime.Object {
 		}
 	}
 	return out
+}
+
+// etcdSts is the StatefulSet of the etcd members, with the UID their
+// OwnedBy references name.
+func etcdSts(replicas int32) *appsv1.StatefulSet {
+	return withUID(testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(replicas).StatefulSet(), "uid-etcd")
+}
+
+func withUID(s *appsv1.StatefulSet, uid string) *appsv1.StatefulSet {
+	s.UID = types.UID(uid)
+	return s
 }
 
 func bind(pod, node string) policy.Request {
@@ -84,10 +97,16 @@ func TestSpreadPlacement(t *testing.T) {
 			objs(testutil.Nodes(2, "pod-1", "pod-2"), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
 			bind("etcd-c", "pod-1-2"),
 			[]want{deny("target.name", "losing pod-1 would leave 1, below the quorum of 2; "+witnessText)}},
-		{"first member with N = current+1 = 1 asks for expectedMembers", testutil.Etcd(),
+		{"first member without expectedMembers: N inferred as at least 3", testutil.Etcd(),
 			objs(threeDCs(), member("etcd-a", "")),
-			bind("etcd-a", "pod-1-1"),
-			[]want{deny("target.name", "fewer than 3 voting members never survive the loss of one: set expectedMembers (spec.spread[0].expectedMembers)")}},
+			bind("etcd-a", "pod-1-1"), nil},
+		{"members added one at a time up to one per datacenter", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "")),
+			bind("etcd-b", "pod-2-1"), nil},
+		{"a fourth member with N inferred asks for expectedMembers", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-d", "")),
+			bind("etcd-d", "pod-1-2"),
+			[]want{deny("target.name", "inferred as the current members plus one (at least 3) since the rule sets no expectedMembers and no verified owning StatefulSet gives the size: set spec.spread[0].expectedMembers")}},
 		{"expectedMembers 5 allows two per datacenter", testutil.Etcd().Expected(5),
 			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-d", "")),
 			bind("etcd-d", "pod-1-2"), nil},
@@ -97,24 +116,60 @@ func TestSpreadPlacement(t *testing.T) {
 			[]want{exact("target.name", "datacenter pod-1 would hold 3 of N=5 voting members, more than floor((N-1)/2)=2: losing pod-1 would leave 2, below the quorum of 3; place it in another datacenter"),
 				deny("target.name", "leaves the members unbalanced (pod-1=3, pod-2=1, pod-3=1")}},
 		{"owning StatefulSet replicas give N", testutil.Etcd(),
-			objs(threeDCs(), testutil.StatefulSet("kube-system", "etcd").Replicas(5),
+			objs(threeDCs(), etcdSts(5),
 				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "pod-3-1"), member("etcd-3", "").OwnedBy("StatefulSet", "etcd")),
 			bind("etcd-3", "pod-1-2"), nil},
+		{"a decoy StatefulSet with another UID gives no N", testutil.Etcd(),
+			objs(threeDCs(), withUID(etcdSts(101), "uid-decoy"),
+				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "pod-3-1"), member("etcd-3", "").OwnedBy("StatefulSet", "etcd")),
+			bind("etcd-3", "pod-1-2"),
+			[]want{deny("target.name", "datacenter pod-1 would hold 2 of N=4 voting members")}},
+		{"a StatefulSet whose selector does not select the pod gives no N", testutil.Etcd(),
+			objs(threeDCs(), withUID(testutil.StatefulSet("kube-system", "etcd").Labels("app", "decoy").Replicas(101).StatefulSet(), "uid-etcd"),
+				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "pod-3-1"), member("etcd-3", "").OwnedBy("StatefulSet", "etcd")),
+			bind("etcd-3", "pod-1-2"),
+			[]want{deny("target.name", "datacenter pod-1 would hold 2 of N=4 voting members")}},
+		{"a StatefulSet of another group gives no N", testutil.Etcd(),
+			objs(threeDCs(), etcdSts(101),
+				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "pod-3-1"), member("etcd-3", "pod-9-9")),
+			policy.Request{Operation: policy.OperationCreate, Namespace: "kube-system", Object: func() runtime.Object {
+				p := member("etcd-3", "pod-1-2").OwnedBy("StatefulSet", "etcd").Pod()
+				p.OwnerReferences[0].APIVersion = "decoy.example.com/v1"
+				return p
+			}()},
+			[]want{deny("spec.nodeName", "datacenter pod-1 would hold 2 of N=4 voting members")}},
 		{"owning StatefulSet of 3 refuses a second in one datacenter", testutil.Etcd(),
-			objs(threeDCs(), testutil.StatefulSet("kube-system", "etcd").Replicas(3),
+			objs(threeDCs(), etcdSts(3),
 				member("etcd-0", "pod-1-1"), member("etcd-1", "pod-2-1"), member("etcd-2", "").OwnedBy("StatefulSet", "etcd")),
 			bind("etcd-2", "pod-1-2"),
 			[]want{deny("target.name", "datacenter pod-1 would hold 2 of N=3 voting members"), exact("target.name", balanceMsg)}},
-		{"learners never count", testutil.Etcd(),
-			objs(threeDCs(), member("etcd-l", "pod-1-1").Learner(), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
-			bind("etcd-a", "pod-1-1"), nil},
-		{"a learner is never judged", testutil.Etcd(),
-			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-l", "").Learner()),
-			bind("etcd-l", "pod-1-1"), nil},
-		{"finished and deleting members do not count", testutil.Etcd(),
-			objs(threeDCs(), member("etcd-x", "pod-1-1").Phase(corev1.PodFailed), member("etcd-y", "pod-1-2").Deleting(),
-				member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
-			bind("etcd-a", "pod-1-1"), nil},
+		{"learners of static pods never count", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-l", "pod-1-1").Learner().Mirror(), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
+			bind("etcd-a", "pod-1-2"), nil},
+		{"a self-declared learner counts as a voter", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-l", "pod-1-1").Learner(), member("etcd-b", "pod-2-1"), member("etcd-a", "")),
+			bind("etcd-a", "pod-1-2"),
+			[]want{deny("target.name", "datacenter pod-1 would hold 2 of N=3"), deny("target.name", "unbalanced")}},
+		{"a self-declared learner is judged as a voter", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1")),
+			create(member("etcd-l", "pod-1-2").Learner().Obj(), "kube-system"),
+			[]want{deny("spec.nodeName", "datacenter pod-1 would hold 2 of N=3"), deny("spec.nodeName", "unbalanced")}},
+		{"a static learner is never judged", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1")),
+			create(member("etcd-l", "pod-1-1").Learner().Mirror().Obj(), "kube-system"), nil},
+		{"a learner promoted to voter is judged where it runs", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1")),
+			policy.Request{Operation: policy.OperationUpdate, Object: member("etcd-l", "pod-1-2").Mirror().Obj(),
+				OldObject: member("etcd-l", "pod-1-2").Mirror().Learner().Obj(), Namespace: "kube-system"},
+			[]want{{field: "spec.nodeName", action: v1alpha1.ActionWarn, msg: "would hold 2 of N=3"}, {field: "spec.nodeName", action: v1alpha1.ActionWarn, msg: "unbalanced"}}},
+		{"finished members do not count", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-x", "pod-1-1").Phase(corev1.PodFailed), member("etcd-y", "pod-1-2").Phase(corev1.PodSucceeded),
+				member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-1"), nil},
+		{"terminating members count until gone", testutil.Etcd(),
+			objs(threeDCs(), member("etcd-y", "pod-1-2").Deleting(), member("etcd-b", "pod-2-1"), member("etcd-c", "")),
+			bind("etcd-c", "pod-1-1"),
+			[]want{deny("target.name", "datacenter pod-1 would hold 2 of N=3"), deny("target.name", "unbalanced")}},
 		{"members outside the rule's namespaces do not count", testutil.Etcd(),
 			objs(threeDCs(), testutil.Pod("other", "etcd-x").Labels("component", "etcd").NodeName("pod-1-1"),
 				member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"), member("etcd-a", "")),
@@ -158,7 +213,7 @@ func TestSpreadPlacement(t *testing.T) {
 		{"Warn action", testutil.Etcd().Action(v1alpha1.ActionWarn),
 			objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "")),
 			bind("etcd-b", "pod-1-1"),
-			[]want{{field: "target.name", action: v1alpha1.ActionWarn, msg: "would hold 2 of N=2"},
+			[]want{{field: "target.name", action: v1alpha1.ActionWarn, msg: "would hold 2 of N=3"},
 				{field: "target.name", action: v1alpha1.ActionWarn, msg: "already holds 1 member(s)"},
 				{field: "target.name", action: v1alpha1.ActionWarn, msg: "unbalanced"}}},
 	}
@@ -175,6 +230,7 @@ func TestSpreadTemplates(t *testing.T) {
 		return testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3)
 	}
 	spreadPath := "spec.template.spec.topologySpreadConstraints"
+	antiPath := "spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
 	cases := []struct {
 		name  string
 		rule  *testutil.SpreadBuilder
@@ -196,9 +252,39 @@ func TestSpreadTemplates(t *testing.T) {
 					s.TopologySpreadConstraints[0].LabelSelector.MatchLabels = map[string]string{"app": "other", "x": "y"}
 				}).Obj(),
 			[]want{deny(spreadPath, "quorum members must be spread")}},
-		{"Deployment and DaemonSet templates too", testutil.Etcd(), threeDCs(),
-			testutil.DaemonSet("kube-system", "etcd").Labels("component", "etcd").Obj(),
+		{"Deployment templates too", testutil.Etcd(), threeDCs(),
+			testutil.Deployment("kube-system", "etcd").Labels("component", "etcd").Replicas(3).Obj(),
 			[]want{deny(spreadPath, "quorum members must be spread")}},
+		{"a DaemonSet is never a member template", testutil.Etcd(), threeDCs(),
+			testutil.DaemonSet("kube-system", "etcd").Labels("component", "etcd").TopologySpread(zone, corev1.DoNotSchedule).Obj(),
+			[]want{deny("spec.template", "a DaemonSet runs one pod on every node")}},
+		{"maxSkew above 1", testutil.Etcd(), threeDCs(), sts().TopologySpread(zone, corev1.DoNotSchedule).Edit(func(s *corev1.PodSpec) {
+			s.TopologySpreadConstraints[0].MaxSkew = 100
+		}).Obj(),
+			[]want{deny(spreadPath+"[0].maxSkew", "a skew above 1 lets the scheduler put several quorum members in one datacenter")}},
+		{"matchLabelKeys that split the members", testutil.Etcd(), threeDCs(), sts().TopologySpread(zone, corev1.DoNotSchedule).Edit(func(s *corev1.PodSpec) {
+			s.TopologySpreadConstraints[0].MatchLabelKeys = []string{"statefulset.kubernetes.io/pod-name"}
+		}).Obj(),
+			[]want{deny(spreadPath+"[0].matchLabelKeys[0]", "the members do not all share it")}},
+		{"matchLabelKeys of a template label", testutil.Etcd(), threeDCs(), sts().TopologySpread(zone, corev1.DoNotSchedule).Edit(func(s *corev1.PodSpec) {
+			s.TopologySpreadConstraints[0].MatchLabelKeys = []string{"component"}
+		}).Obj(), nil},
+		{"anti-affinity limited to another namespace", testutil.Etcd(), threeDCs(), sts().PodAntiAffinity(zone).Edit(func(s *corev1.PodSpec) {
+			s.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].Namespaces = []string{"nowhere"}
+		}).Obj(),
+			[]want{deny(antiPath+"[0].namespaces", "leave out the members' own namespace kube-system")}},
+		{"anti-affinity with a namespaceSelector matching nothing", testutil.Etcd(), threeDCs(), sts().PodAntiAffinity(zone).Edit(func(s *corev1.PodSpec) {
+			s.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"no": "such"}}
+		}).Obj(),
+			[]want{deny(antiPath+"[0].namespaces", "leave out the members' own namespace kube-system")}},
+		{"anti-affinity over every namespace", testutil.Etcd(), threeDCs(), sts().PodAntiAffinity(zone).Edit(func(s *corev1.PodSpec) {
+			s.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].NamespaceSelector = &metav1.LabelSelector{}
+		}).Obj(), nil},
+		{"a correct constraint and a nodeSelector to one datacenter", testutil.Etcd(), threeDCs(), sts().TopologySpread(zone, corev1.DoNotSchedule).InDC("pod-1").Obj(),
+			[]want{deny("spec.template.spec.nodeSelector[topology.kubernetes.io/zone]", "lets the pods run only in pod-1 and never in pod-2, pod-3")}},
+		{"a correct constraint and affinity to two datacenters", testutil.Etcd(), threeDCs(),
+			sts().PodAntiAffinity(zone).RequiredAffinity(testutil.Term(testutil.In(zone, "pod-1", "pod-2"))).Obj(),
+			[]want{deny("spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms", "lets the pods run only in pod-1, pod-2 and never in pod-3")}},
 		{"4 replicas over 3 datacenters", testutil.Etcd(), threeDCs(), sts().Replicas(4).TopologySpread(zone, corev1.DoNotSchedule).Obj(),
 			[]want{{field: "spec.replicas", action: v1alpha1.ActionDeny, exact: true,
 				msg: "4 voting members over 3 datacenter(s) put at least 2 in one, more than floor((N-1)/2)=1: losing it would lose quorum; use 5 members instead"}}},
@@ -238,8 +324,8 @@ func TestSpreadNodes(t *testing.T) {
 		want []want
 	}{
 		{"fourth control-plane node with N = current+1", cpRule(), create(cp("cp-4", "pod-1"), ""),
-			[]want{{field: labelPath, action: v1alpha1.ActionDeny, exact: true,
-				msg: "datacenter pod-1 would hold 2 of N=4 voting members, more than floor((N-1)/2)=1: losing pod-1 would leave 2, below the quorum of 3; place it in another datacenter"}}},
+			[]want{{field: labelPath, action: v1alpha1.ActionDeny,
+				msg: "datacenter pod-1 would hold 2 of N=4 voting members, more than floor((N-1)/2)=1: losing pod-1 would leave 2, below the quorum of 3; every datacenter holds its share of N=4"}}},
 		{"fourth and fifth allowed with expectedMembers 5", cpRule().Expected(5), create(cp("cp-4", "pod-1"), ""), nil},
 		{"label change moves a member into a full datacenter", cpRule(),
 			policy.Request{Operation: policy.OperationUpdate, Object: cp("cp-2", "pod-1"), OldObject: cp("cp-2", "pod-2")},
@@ -322,7 +408,7 @@ func FuzzEvaluateSpread(f *testing.F) {
 		}
 		perNode, perDC, total := 1, 1, 0
 		for _, p := range st.Pods("kube-system", nil) {
-			if p.Name == "etcd-new" || p.Spec.NodeName == "" || policy.IsLearner(p) || policy.PodTerminal(p) {
+			if p.Name == "etcd-new" || p.Spec.NodeName == "" || (policy.IsLearner(p) && policy.IsMirrorPod(p)) || p.Status.Phase == corev1.PodFailed {
 				continue
 			}
 			total++
@@ -342,7 +428,7 @@ func FuzzEvaluateSpread(f *testing.F) {
 		}
 		n := int(expected)
 		if n == 0 {
-			n = total + 1
+			n = max(total+1, 3)
 		}
 		if perDC > policy.MaxPerDatacenter(n) {
 			t.Fatalf("admitted %d members in %s with N=%d", perDC, dc, n)
