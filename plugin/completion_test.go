@@ -3,6 +3,8 @@ package plugin
 import (
 	"strings"
 	"testing"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 )
 
 func TestCompletionScripts(t *testing.T) {
@@ -18,7 +20,7 @@ func TestCompletionScripts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.shell, func(t *testing.T) {
 			code, out, errOut := runDC(t, "completion", tt.shell)
-			if code != ExitOK || errOut != "" {
+			if code != cmdutil.ExitOK || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
 			for _, w := range tt.want {
@@ -43,8 +45,8 @@ func TestCompletionUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runDC(t, tt.args...)
-			if code != ExitUsage {
-				t.Errorf("exit %d, want %d", code, ExitUsage)
+			if code != cmdutil.ExitUsage {
+				t.Errorf("exit %d, want %d", code, cmdutil.ExitUsage)
 			}
 			if !strings.HasPrefix(errOut, tt.wantErr+"\n") {
 				t.Errorf("stderr = %q, want it to start with %q", errOut, tt.wantErr)
@@ -72,7 +74,7 @@ func TestDynamicCompletion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runDC(t, tt.args...)
-			if code != ExitOK {
+			if code != cmdutil.ExitOK {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
 			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
@@ -129,7 +131,7 @@ commit, the build date, the Go version and the platform. It needs no cluster.`,
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: json|yaml. Empty prints text.")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{outputJSON, outputYAML}, cobra.ShellCompDirectiveNoFileComp
+		return []string{cmdutil.OutputJSON, cmdutil.OutputYAML}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }
@@ -142,14 +144,14 @@ func (o *VersionOptions) Validate() error {
 	if o.Output == "" {
 		return nil
 	}
-	return validateOutput(o.Output, outputJSON, outputYAML)
+	return cmdutil.ValidateOutput(o.Output, cmdutil.OutputJSON, cmdutil.OutputYAML)
 }
 
 // Run prints the build information.
 func (o *VersionOptions) Run() error {
 	info := GetVersionInfo()
 	if o.Output != "" {
-		return printStructured(o.Out, o.Output, info)
+		return cmdutil.PrintStructured(o.Out, o.Output, info)
 	}
 	_, err := fmt.Fprintf(o.Out, "kubectl-dc %s\n  commit:   %s\n  built:    %s\n  go:       %s\n  platform: %s\n",
 		info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)

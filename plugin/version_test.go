@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 )
@@ -45,7 +47,7 @@ func TestVersionStructured(t *testing.T) {
 	for _, format := range []string{"json", "yaml"} {
 		t.Run(format, func(t *testing.T) {
 			code, out, errOut := runDC(t, "version", "-o", format)
-			if code != ExitOK || errOut != "" {
+			if code != cmdutil.ExitOK || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
 			data := []byte(out)
@@ -88,7 +90,7 @@ func TestVersionJSONKeys(t *testing.T) {
 func TestVersionText(t *testing.T) {
 	setLinkerVars(t, "v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
 	code, out, _ := runDC(t, "version")
-	if code != ExitOK {
+	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d", code)
 	}
 	want := "kubectl-dc v1.2.3\n" +
@@ -113,14 +115,16 @@ func TestVersionUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runDC(t, tt.args...)
-			if code != ExitUsage {
-				t.Errorf("exit %d, want %d", code, ExitUsage)
+			if code != cmdutil.ExitUsage {
+				t.Errorf("exit %d, want %d", code, cmdutil.ExitUsage)
 			}
-			if !strings.HasPrefix(errOut, tt.wantErr+"\n") {
-				t.Errorf("stderr = %q, want it to start with %q", errOut, tt.wantErr)
+			// As kubectl: the error, then one line pointing to the help,
+			// not the whole usage text burying the error.
+			if want := tt.wantErr + "\nSee 'kubectl dc version --help' for usage.\n"; errOut != want {
+				t.Errorf("stderr = %q, want %q", errOut, want)
 			}
-			if !strings.Contains(errOut+out, "Usage:") {
-				t.Errorf("a usage error should print usage; got stdout %q stderr %q", out, errOut)
+			if strings.Contains(errOut+out, "Usage:") {
+				t.Errorf("a usage error printed the usage text; stdout %q stderr %q", out, errOut)
 			}
 		})
 	}

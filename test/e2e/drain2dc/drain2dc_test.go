@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-dc/kubectl-dc/plugin"
+	dcdrain "github.com/kubectl-dc/kubectl-dc/plugin/drain"
+
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
 )
 
@@ -21,10 +22,10 @@ func TestMain(m *testing.M) {
 	}}}))
 }
 
-func drain(t *testing.T, c *cluster.Cluster, args ...string) (plugin.DrainPlan, string, int) {
+func drain(t *testing.T, c *cluster.Cluster, args ...string) (dcdrain.DrainPlan, string, int) {
 	t.Helper()
 	out, errOut, code := cluster.KubectlDC(t, c, 2*time.Minute, append([]string{"drain"}, args...)...)
-	var plan plugin.DrainPlan
+	var plan dcdrain.DrainPlan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatalf("drain %v: plan JSON: %v\n%s\n%s", args, err, out, errOut)
 	}

@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	dcstatus "github.com/kubectl-dc/kubectl-dc/plugin/status"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubectl-dc/kubectl-dc/plugin"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+	dcdrain "github.com/kubectl-dc/kubectl-dc/plugin/drain"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
@@ -47,18 +50,24 @@ type call struct {
 // pluginCalls is every API call of every kubectl dc command that talks to
 // the cluster. version and completion make none.
 var pluginCalls = []call{
-	// status (status_gather.go gatherObjects, status.go, etcd.go).
+	// status (plugin/cluster's snapshot, status.go, etcd.go; the violation
+	// counts are check --live's results over the same kinds).
 	{"", "nodes", "list", "", statusRole, "status: datacenters, readiness, cordons, control planes; the only list status cannot do without"},
 	{"", "pods", "list", "kube-system", statusRole, "status: etcd and kube-apiserver pods (component in (etcd,kube-apiserver)): members, advertised client URLs, API servers"},
-	{"", "pods", "list", "", statusRole, "status --lose: every pod, for the workloads that lose every replica and the PDBs that would be violated"},
+	{"", "pods", "list", "", statusRole, "status: every pod, judged as check --live judges it; --lose: the workloads that lose every replica and the PDBs that would be violated"},
 	{"discovery.k8s.io", "endpointslices", "list", "default", statusRole, "status: the kubernetes Service's EndpointSlices, the API server addresses"},
 	{v1alpha1.GroupVersion.Group, v1alpha1.Resource, "list", "", statusRole, "status: the datacenter label, known datacenters and violations per datacenter"},
 	{"apps", "deployments", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
 	{"apps", "statefulsets", "list", "", statusRole, "status: pinned workloads, violations, the N of spread rules"},
 	{"apps", "daemonsets", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
+	{"apps", "replicasets", "list", "", statusRole, "status: violations per datacenter, as check --live judges them"},
+	{"batch", "jobs", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
+	{"batch", "cronjobs", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
+	{"", "replicationcontrollers", "list", "", statusRole, "status: pinned workloads and violations per datacenter"},
+	{"", "podtemplates", "list", "", statusRole, "status: violations per datacenter"},
 	{"", "namespaces", "list", "", statusRole, "status: the namespaceSelectors of the policies' rules"},
 	{"policy", "poddisruptionbudgets", "list", "", statusRole, "status --lose: the PDBs the loss would violate"},
-	{"", "pods/exec", "create", "kube-system", etcdExecRole, "status: etcdctl member list and endpoint status inside an etcd pod, only when the advertised etcd client URLs cannot be dialled (--etcd-exec, default on)"},
+	{"", "pods/exec", "create", "kube-system", etcdExecRole, "status and drain: etcdctl member list and endpoint status inside an etcd pod, only when the advertised etcd client URLs cannot be dialled (--etcd-exec, default on)"},
 	// check --cluster, and check -f against the live policies (check.go).
 	{v1alpha1.GroupVersion.Group, v1alpha1.Resource, "list", "", checkRole, "check: the live policies, unless --policy files are given"},
 	{"", "nodes", "list", "", checkRole, "check: the known datacenters, nodes spread rules"},
@@ -75,9 +84,10 @@ var pluginCalls = []call{
 	// drain and uncordon (drain.go, drain_exec.go, uncordon.go).
 	{v1alpha1.GroupVersion.Group, v1alpha1.Resource, "list", "", drainRole, "drain, uncordon: the datacenter label, unless --datacenter-label"},
 	{"", "nodes", "list", "", drainRole, "drain, uncordon: the datacenter's nodes"},
-	{"", "pods", "list", "", drainRole, "drain: the plan; the waiter's relist"},
+	{"", "pods", "list", "", drainRole, "drain: the plan, the etcd and kube-apiserver pods of kube-system; the waiter's relist"},
+	{"discovery.k8s.io", "endpointslices", "list", "default", drainRole, "drain: the kubernetes Service's EndpointSlices, the API servers the plan counts as kubectl dc status does"},
 	{"policy", "poddisruptionbudgets", "list", "", drainRole, "drain: the plan's PDBs"},
-	{"apps", "replicasets", "list", "", drainRole, "drain: the Deployments behind the datacenter's ReplicaSet pods, in their namespaces"},
+	{"apps", "replicasets", "list", "", drainRole, "drain: the Deployments behind the datacenter's ReplicaSet pods"},
 	{"authentication.k8s.io", "selfsubjectreviews", "create", "", "", "drain: the user name of the cordoned-by annotation"},
 	{"", "nodes", "patch", "", drainRole, "drain: cordon and annotate; uncordon"},
 	{"", "pods/eviction", "create", "", drainRole, "drain: evict through the Eviction API"},
@@ -166,13 +176,13 @@ func kubectlDC(t *testing.T, c *cluster.Cluster, s subject, args ...string) (std
 
 // status runs `kubectl dc status -o json` as s with a fresh cache, so that
 // no earlier run's etcd endpoints help, and decodes the report.
-func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*plugin.StatusReport, string, int) {
+func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*dcstatus.StatusReport, string, int) {
 	t.Helper()
 	out, errOut, code := kubectlDC(t, c, s, append([]string{"status", "-o", "json", "--cache-dir", t.TempDir()}, args...)...)
-	if code != 0 && code != plugin.ExitRisk {
+	if code != 0 && code != dcstatus.ExitRisk {
 		return nil, errOut, code
 	}
-	var r plugin.StatusReport
+	var r dcstatus.StatusReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("status %v: exit %d, not a JSON report: %v\n%s\n%s", args, code, err, out, errOut)
 	}
@@ -180,7 +190,7 @@ func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*plugi
 }
 
 // notAllowed returns the report's findings about lists RBAC refused.
-func notAllowed(r *plugin.StatusReport) []string {
+func notAllowed(r *dcstatus.StatusReport) []string {
 	var out []string
 	for _, f := range r.Findings {
 		if strings.Contains(f.Message, "not allowed to list") {
@@ -277,7 +287,7 @@ func TestStatusRole(t *testing.T) {
 	})
 }
 
-func anyNote(r *plugin.StatusReport, f func(string) bool) bool {
+func anyNote(r *dcstatus.StatusReport, f func(string) bool) bool {
 	return slices.ContainsFunc(r.Etcd.Notes, f)
 }
 
@@ -362,7 +372,7 @@ func TestCheckRole(t *testing.T) {
 			name := "check-no-" + lack.resource
 			s := bindClusterRole(t, c, ns, name, without(t, crs[checkRole], ns+"-"+name, lack.group, lack.resource, "list"), true)
 			_, errOut, code := check(&s)
-			if code != plugin.ExitUsage || !forbidden(errOut, "list", lack.resource) {
+			if code != cmdutil.ExitUsage || !forbidden(errOut, "list", lack.resource) {
 				t.Errorf("check --cluster without list %s: exit %d, want 2 and the forbidden list named:\n%s", lack.resource, code, errOut)
 			}
 		})
@@ -418,7 +428,7 @@ func cordoned(t *testing.T, c *cluster.Cluster, dc string) map[string]string {
 			t.Fatal(err)
 		}
 		if n.Spec.Unschedulable {
-			out[name] = n.Annotations[plugin.AnnotationCordonedBy]
+			out[name] = n.Annotations[dcdrain.AnnotationCordonedBy]
 		}
 	}
 	return out
@@ -426,8 +436,8 @@ func cordoned(t *testing.T, c *cluster.Cluster, dc string) map[string]string {
 
 // drainOutput is `kubectl dc drain -o json` without --dry-run.
 type drainOutput struct {
-	Plan    plugin.DrainPlan    `json:"plan"`
-	Summary plugin.DrainSummary `json:"summary"`
+	Plan    dcdrain.DrainPlan    `json:"plan"`
+	Summary dcdrain.DrainSummary `json:"summary"`
 }
 
 // TestDrainRole drains pod-3 (one worker, one control plane) with pods of
@@ -460,7 +470,7 @@ func TestDrainRole(t *testing.T) {
 		ro := without(t, without(t, full, "x", "", "nodes", "patch"), ns+"-drain-read-only", "", "pods/eviction", "create")
 		s := bindClusterRole(t, c, ns, "drain-read-only", ro, true)
 		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--dry-run", "-o", "json")
-		var plan plugin.DrainPlan
+		var plan dcdrain.DrainPlan
 		if code != 0 || json.Unmarshal([]byte(out), &plan) != nil {
 			t.Fatalf("drain --dry-run as %s: exit %d\n%s\n%s", s.user, code, out, errOut)
 		}

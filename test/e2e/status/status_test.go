@@ -21,7 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubectl-dc/kubectl-dc/plugin"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
 )
 
@@ -65,20 +66,20 @@ func kubectlDC(t *testing.T, c *cluster.Cluster, cacheDir string, args ...string
 	return r
 }
 
-func statusJSON(t *testing.T, c *cluster.Cluster, cacheDir string, wantCode int, args ...string) *plugin.StatusReport {
+func statusJSON(t *testing.T, c *cluster.Cluster, cacheDir string, wantCode int, args ...string) *status.StatusReport {
 	t.Helper()
 	r := kubectlDC(t, c, cacheDir, append([]string{"-o", "json"}, args...)...)
 	if r.code != wantCode {
 		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, wantCode, r.stdout, r.stderr)
 	}
-	var rep plugin.StatusReport
+	var rep status.StatusReport
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("decoding -o json: %v\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
 	}
 	return &rep
 }
 
-func survives(r *plugin.StatusReport) map[string]string {
+func survives(r *status.StatusReport) map[string]string {
 	out := map[string]string{}
 	for _, d := range r.Datacenters {
 		switch {
@@ -93,7 +94,7 @@ func survives(r *plugin.StatusReport) map[string]string {
 	return out
 }
 
-func hasFinding(r *plugin.StatusReport, substr string) bool {
+func hasFinding(r *status.StatusReport, substr string) bool {
 	for _, f := range r.Findings {
 		if strings.Contains(f.Message, substr) {
 			return true
@@ -102,7 +103,7 @@ func hasFinding(r *plugin.StatusReport, substr string) bool {
 	return false
 }
 
-func assertSurvives(t *testing.T, r *plugin.StatusReport, want map[string]string) {
+func assertSurvives(t *testing.T, r *status.StatusReport, want map[string]string) {
 	t.Helper()
 	got := survives(r)
 	for dc, w := range want {
@@ -117,7 +118,7 @@ func waitAllHealthy(t *testing.T, c *cluster.Cluster, cacheDir string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 90*time.Second, true, func(context.Context) (bool, error) {
 		r := kubectlDC(t, c, cacheDir, "-o", "json")
-		var rep plugin.StatusReport
+		var rep status.StatusReport
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil {
 			return false, nil
 		}
@@ -250,7 +251,7 @@ func TestStatus(t *testing.T) {
 		assertSurvives(t, r, map[string]string{"pod-1": "no", "pod-3": "no"})
 
 		bad := kubectlDC(t, c, cache, "--lose", "pod-7")
-		if bad.code != plugin.ExitUsage || !strings.Contains(bad.stderr, "--lose pod-7: no node has topology.kubernetes.io/zone=pod-7; known datacenters: pod-1, pod-2, pod-3") {
+		if bad.code != cmdutil.ExitUsage || !strings.Contains(bad.stderr, "--lose pod-7: no node has topology.kubernetes.io/zone=pod-7; known datacenters: pod-1, pod-2, pod-3") {
 			t.Errorf("--lose pod-7: exit %d, stderr %q", bad.code, bad.stderr)
 		}
 	})
@@ -284,7 +285,7 @@ func TestStatus(t *testing.T) {
 			}
 			waitAllHealthy(t, c, cache)
 		})
-		r := statusJSON(t, c, cache, plugin.ExitRisk, "--fail-on-risk")
+		r := statusJSON(t, c, cache, status.ExitRisk, "--fail-on-risk")
 		if r.Etcd.Size != 5 || r.Etcd.Healthy != 4 || r.Etcd.FaultTolerance != 1 || !r.Etcd.HasQuorum {
 			t.Errorf("etcd = size %d healthy %d tolerance %d quorum %v, want 5 4 1 true", r.Etcd.Size, r.Etcd.Healthy, r.Etcd.FaultTolerance, r.Etcd.HasQuorum)
 		}
@@ -315,7 +316,7 @@ func TestStatus(t *testing.T) {
 			waitAllHealthy(t, c, cache)
 		})
 		eps := strings.Join(c.EtcdEndpoints(), ",")
-		r := statusJSON(t, c, cache, plugin.ExitQuorumLost, "--etcd-endpoints", eps)
+		r := statusJSON(t, c, cache, status.ExitQuorumLost, "--etcd-endpoints", eps)
 		if r.Etcd.Source != "direct" || r.Etcd.Size != 5 || r.Etcd.Healthy != 2 || r.Etcd.HasQuorum {
 			t.Errorf("etcd = source %s size %d healthy %d quorum %v, want direct 5 2 false", r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, r.Etcd.HasQuorum)
 		}
@@ -330,14 +331,14 @@ func TestStatus(t *testing.T) {
 			}
 		}
 		// Without --etcd-endpoints the advertised or cached endpoints serve.
-		r = statusJSON(t, c, cache, plugin.ExitQuorumLost)
+		r = statusJSON(t, c, cache, status.ExitQuorumLost)
 		if r.Etcd.Healthy != 2 || r.Etcd.HasQuorum {
 			t.Errorf("without --etcd-endpoints: healthy %d quorum %v", r.Etcd.Healthy, r.Etcd.HasQuorum)
 		}
 	})
 }
 
-func findDCByName(r *plugin.StatusReport, name string) *plugin.DatacenterStatus {
+func findDCByName(r *status.StatusReport, name string) *status.DatacenterStatus {
 	for i := range r.Datacenters {
 		if r.Datacenters[i].Name == name {
 			return &r.Datacenters[i]

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-dc/kubectl-dc/plugin"
+	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
 )
 
@@ -28,10 +28,10 @@ func run(t *testing.T, c *cluster.Cluster, args ...string) (string, string, int)
 func TestTwoDatacentersNeedAWitness(t *testing.T) {
 	c := cluster.Require(t)
 	stdout, stderr, code := run(t, c, "-o", "json", "--fail-on-risk")
-	if code != plugin.ExitRisk {
-		t.Fatalf("exit %d, want %d\n%s\n%s", code, plugin.ExitRisk, stdout, stderr)
+	if code != status.ExitRisk {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, status.ExitRisk, stdout, stderr)
 	}
-	var r plugin.StatusReport
+	var r status.StatusReport
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestTwoDatacentersNeedAWitness(t *testing.T) {
 	if verdicts["pod-1"] || !verdicts["pod-2"] {
 		t.Errorf("survivesLoss = %v, want pod-1 false (2 of 3 voters), pod-2 true", verdicts)
 	}
-	var witness *plugin.Finding
+	var witness *status.Finding
 	for i, f := range r.Findings {
 		if strings.Contains(f.Message, "spans two datacenters (pod-1, pod-2)") {
 			witness = &r.Findings[i]

@@ -1,4 +1,4 @@
-package plugin
+package cmdutil
 
 import (
 	"errors"
@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/utils/ptr"
 )
 
@@ -52,7 +51,7 @@ current-context: pod-1
 			if tc.context != "" {
 				f.Context = ptr.To(tc.context)
 			}
-			_, err := restConfigFor(f)
+			_, err := NewFactory(f).ToRESTConfig()
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -61,55 +60,15 @@ current-context: pod-1
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
-			if errors.Is(err, errNoKubeconfig) != tc.noConfig {
-				t.Errorf("errors.Is(err, errNoKubeconfig) = %v, want %v", !tc.noConfig, tc.noConfig)
+			if errors.Is(err, ErrNoKubeconfig) != tc.noConfig {
+				t.Errorf("errors.Is(err, ErrNoKubeconfig) = %v, want %v", !tc.noConfig, tc.noConfig)
 			}
 		})
 	}
 	f := genericclioptions.NewConfigFlags(false)
 	f.KubeConfig = ptr.To(withCtx)
-	cfg, err := restConfigFor(f)
+	cfg, err := NewFactory(f).ToRESTConfig()
 	if err != nil || cfg.Host != "https://127.0.0.1:6443" {
 		t.Fatalf("a valid kubeconfig: host %v, err %v", cfg, err)
-	}
-}
-
-// TestVerbsWithoutKubeconfig: every verb that needs the cluster says how to
-// point it at one, in one line, without burying it under the usage text.
-func TestVerbsWithoutKubeconfig(t *testing.T) {
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", empty)
-	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	for _, tc := range []struct {
-		args []string
-		code int
-	}{
-		{[]string{"drain", "pod-1"}, ExitUsage},
-		{[]string{"uncordon", "pod-1"}, ExitUsage},
-		{[]string{"check", "--cluster"}, ExitUsage},
-		{[]string{"status"}, ExitFindings},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-			cmd := NewCmdDC(streams)
-			// Capture what cobra would print to the terminal.
-			cmd.SetOut(out)
-			cmd.SetErr(errOut)
-			cmd.SetArgs(tc.args)
-			code := Execute(cmd, streams)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
-			}
-			if !strings.Contains(errOut.String(), "error: no kubeconfig found: set KUBECONFIG or pass --kubeconfig") {
-				t.Errorf("stderr does not say how to point at a cluster:\n%s", errOut)
-			}
-			if strings.Contains(out.String()+errOut.String(), "Usage:") {
-				t.Errorf("usage printed for a missing kubeconfig:\n%s%s", out, errOut)
-			}
-		})
 	}
 }

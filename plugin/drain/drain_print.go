@@ -1,24 +1,20 @@
-package plugin
+package drain
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 )
 
 // printPlan writes the plan for people.
 func printPlan(out io.Writer, plan *DrainPlan) {
 	fmt.Fprintf(out, "Drain plan for datacenter %s (label %s)\n\n", plan.Datacenter, plan.Label)
-	w := newTabWriter(out)
+	w := cmdutil.NewTabWriter(out)
 	fmt.Fprintln(w, "NODE\tREADY\tCORDONED\tCONTROL-PLANE\tEVICT\tSKIP")
 	for _, n := range plan.Nodes {
 		fmt.Fprintf(w, "%s\t%t\t%t\t%t\t%d\t%d\n", n.Name, n.Ready, n.Unschedulable, n.ControlPlane, n.Evict, n.Skipped)
@@ -35,7 +31,7 @@ func printPlan(out io.Writer, plan *DrainPlan) {
 	}
 	fmt.Fprintf(out, "\nEvict %d pod(s):\n", len(plan.Evict))
 	if len(byOwner) > 0 {
-		w = newTabWriter(out)
+		w = cmdutil.NewTabWriter(out)
 		fmt.Fprintln(w, "  NAMESPACE\tWORKLOAD\tPODS")
 		for _, k := range sortedMapKeys(byOwner) {
 			fmt.Fprintf(w, "  %s\t%d\n", k, byOwner[k])
@@ -95,7 +91,7 @@ func printSummary(out io.Writer, s *DrainSummary) {
 	if len(s.Blocked) == 0 {
 		return
 	}
-	w := newTabWriter(out)
+	w := cmdutil.NewTabWriter(out)
 	fmt.Fprintln(w, "NAMESPACE\tPOD\tNODE\tREASON")
 	for _, b := range s.Blocked {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", b.Namespace, b.Name, b.Node, b.Reason)
@@ -215,39 +211,4 @@ func (p *progress) pdbWait(pdb, pod, message string) {
 		return
 	}
 	fmt.Fprintf(p.out, "waiting for PDB %s: %s (pod %s)\n", pdb, message, pod)
-}
-
-// completeDatacenters completes a DATACENTER argument from the values of
-// the datacenter label on live nodes.
-func completeDatacenters(config *genericclioptions.ConfigFlags) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		rc, err := config.ToRESTConfig()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		rc.Timeout = 5 * time.Second
-		c, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		label, _ := cmd.Flags().GetString("datacenter-label")
-		if label == "" {
-			dyn, _ := dynamicFor(config)
-			label, _ = resolveLabel(cmdContext(cmd), dyn, "")
-		}
-		nodes, err := c.CoreV1().Nodes().List(cmdContext(cmd), metav1.ListOptions{LabelSelector: label})
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var out []string
-		for _, dc := range KnownDatacenters(nodes.Items, label) {
-			if strings.HasPrefix(dc, toComplete) {
-				out = append(out, dc)
-			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
 }

@@ -1,18 +1,18 @@
-package plugin
+package drain
 
 import (
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 )
@@ -55,6 +55,15 @@ type DrainPlanInput struct {
 	// AllowQuorumLoss drains even when powering the datacenter off would lose
 	// etcd quorum or every API server.
 	AllowQuorumLoss bool
+	// Etcd is etcd's view of its members (cluster.ReadEtcd); nil means the
+	// readiness of the etcd pods stands in, as in kubectl dc status.
+	Etcd *cluster.EtcdView
+	// EtcdPods, APIServerPods and APIAddresses are the control plane as the
+	// snapshot holds it; nil pods are taken from Pods (kube-system,
+	// component=etcd or kube-apiserver).
+	EtcdPods      []*corev1.Pod
+	APIServerPods []*corev1.Pod
+	APIAddresses  []string
 }
 
 // DrainPlan is what `kubectl dc drain` will do, computed before it touches
@@ -69,6 +78,9 @@ type DrainPlan struct {
 	Pinned     []PinnedSet `json:"pinned"`
 	Capacity   Capacity    `json:"capacity"`
 	Quorum     QuorumPlan  `json:"quorum"`
+	// PDBs are the verdicts on every PDB that covers a pod to evict, as
+	// kubectl dc status --lose reports them for the same datacenter.
+	PDBs []cluster.PDBVerdict `json:"pdbs"`
 	// Refused is true when the drain will not run: it would lose quorum
 	// without --allow-quorum-loss, or a blocker needs --force or
 	// --delete-emptydir-data. Reasons says why.
@@ -372,34 +384,6 @@ func pinnedTo(p *corev1.Pod, label string) string {
 	return ""
 }
 
-// pdbBudget returns how many of the PDB's pods may be down at full health:
-// expected - desiredHealthy, computed from the spec over the pods it
-// selects (the status when the disruption controller knows more pods).
-func pdbBudget(pdb *policyv1.PodDisruptionBudget, matched int) (expected, desired int) {
-	expected = matched
-	if int(pdb.Status.ExpectedPods) > expected {
-		expected = int(pdb.Status.ExpectedPods)
-	}
-	switch {
-	case pdb.Spec.MinAvailable != nil:
-		v, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MinAvailable, expected, true)
-		if err == nil {
-			desired = v
-		}
-	case pdb.Spec.MaxUnavailable != nil:
-		v, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MaxUnavailable, expected, true)
-		if err == nil {
-			desired = expected - v
-		}
-	default:
-		desired = int(pdb.Status.DesiredHealthy)
-	}
-	if desired < 0 {
-		desired = 0
-	}
-	return expected, desired
-}
-
 func (plan *DrainPlan) addPDBs(in DrainPlanInput, evictPods []*corev1.Pod, workloadOf func(*corev1.Pod) string) {
 	type pinnedAgg struct {
 		pods  int
@@ -423,22 +407,24 @@ func (plan *DrainPlan) addPDBs(in DrainPlanInput, evictPods []*corev1.Pod, workl
 	}
 
 	blockedPods := map[string]bool{}
+	allPods := make([]*corev1.Pod, len(in.Pods))
+	for i := range in.Pods {
+		allPods[i] = &in.Pods[i]
+	}
+	evicted := map[*corev1.Pod]bool{}
+	for _, p := range evictPods {
+		evicted[p] = true
+	}
+	pdbs := make([]*policyv1.PodDisruptionBudget, len(in.PDBs))
 	for i := range in.PDBs {
-		pdb := &in.PDBs[i]
-		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() {
-			continue
-		}
-		matched := 0
-		for j := range in.Pods {
-			p := &in.Pods[j]
-			if p.Namespace == pdb.Namespace && !policy.PodTerminal(p) && sel.Matches(labels.Set(p.Labels)) {
-				matched++
-			}
-		}
+		pdbs[i] = &in.PDBs[i]
+	}
+	plan.PDBs = cluster.PDBVerdicts(pdbs, allPods, func(p *corev1.Pod) bool { return evicted[p] })
+	for _, pdb := range pdbs {
+		b := policy.PDBBudgetOf(pdb, allPods)
 		var covered, coveredPinned []*corev1.Pod
 		for _, p := range evictPods {
-			if p.Namespace == pdb.Namespace && sel.Matches(labels.Set(p.Labels)) {
+			if b.Covers(p) {
 				covered = append(covered, p)
 				if pinnedTo(p, in.Label) == in.Datacenter {
 					coveredPinned = append(coveredPinned, p)
@@ -452,8 +438,8 @@ func (plan *DrainPlan) addPDBs(in DrainPlanInput, evictPods []*corev1.Pod, workl
 		for _, p := range covered {
 			plan.pdbsOf[podKey(p)] = append(plan.pdbsOf[podKey(p)], name)
 		}
-		expected, desired := pdbBudget(pdb, matched)
-		budget := expected - desired
+		expected, desired := b.Expected, b.DesiredHealthy
+		budget := b.AllowedAtFullHealth()
 		var blocked []*corev1.Pod
 		var msg string
 		switch {
@@ -607,32 +593,30 @@ func computeCapacity(in DrainPlanInput, nodeDC map[string]string, plan *DrainPla
 }
 
 func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
-	var voters []policy.Voter
-	var apiPods []*corev1.Pod
+	nodes := make([]*corev1.Node, len(in.Nodes))
 	nodeReady := map[string]bool{}
 	for i := range in.Nodes {
+		nodes[i] = &in.Nodes[i]
 		nodeReady[in.Nodes[i].Name] = policy.NodeReady(&in.Nodes[i])
 	}
-	for i := range in.Pods {
-		p := &in.Pods[i]
-		if p.Namespace != "kube-system" || policy.PodTerminal(p) || p.Spec.NodeName == "" {
-			continue
-		}
-		_, annotated := p.Annotations[policy.AnnotationEtcdClientURLs]
+	etcdPods, apiPods := in.controlPlanePods()
+	at := cluster.Placement{Nodes: nodes, EtcdPods: etcdPods, DatacenterOf: func(name string) string {
+		dc, ok := nodeDC[name]
 		switch {
-		case p.Labels["component"] == "etcd" || annotated:
-			voters = append(voters, policy.Voter{
-				Name: p.Name, Node: p.Spec.NodeName, Datacenter: nodeDC[p.Spec.NodeName],
-				Healthy: policy.PodReady(p) && nodeReady[p.Spec.NodeName], Learner: policy.IsLearner(p),
-			})
-		case p.Labels["component"] == "kube-apiserver":
-			apiPods = append(apiPods, p)
+		case !ok:
+			return ""
+		case dc == "":
+			return cluster.Unlabeled
 		}
-	}
+		return dc
+	}}
+	// The same members, datacenters and health as kubectl dc status.
+	etcd := cluster.BuildEtcd(in.Etcd, at)
+	voters := cluster.Voters(etcd.Members)
 	q := QuorumPlan{Survives: true, Messages: []string{}}
 	dc := in.Datacenter
 
-	q.Etcd.Source = "pods"
+	q.Etcd.Source = etcd.Source
 	if len(voters) == 0 {
 		q.Etcd.Source = "none"
 	}
@@ -669,16 +653,17 @@ func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 		q.Messages = append(q.Messages, "no etcd pods found (component=etcd in kube-system): etcd quorum not checked")
 	}
 
-	// API servers: kube-apiserver pods when the cluster shows them, else one
-	// per control-plane node, as kubeadm runs them.
-	if len(apiPods) > 0 {
+	// API servers: as kubectl dc status maps them (the kube-apiserver pods
+	// and the kubernetes EndpointSlices), else one per control-plane node,
+	// as kubeadm runs them.
+	if servers := cluster.MapAPIServers(in.APIAddresses, apiPods, at); len(servers) > 0 {
 		q.APIServers.Source = "pods"
-		for _, p := range apiPods {
+		for _, a := range servers {
 			q.APIServers.Total++
-			if nodeDC[p.Spec.NodeName] == dc {
+			if a.Datacenter == dc {
 				q.APIServers.InDatacenter++
-				q.APIServers.Nodes = append(q.APIServers.Nodes, p.Spec.NodeName)
-			} else if policy.PodReady(p) && nodeReady[p.Spec.NodeName] {
+				q.APIServers.Nodes = append(q.APIServers.Nodes, a.Node)
+			} else if a.Up && (a.Node == "" || nodeReady[a.Node]) {
 				q.APIServers.Remaining++
 			}
 		}
@@ -712,4 +697,25 @@ func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 		q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d API servers; %d remain", dc, q.APIServers.InDatacenter, q.APIServers.Total, q.APIServers.Remaining))
 	}
 	return q
+}
+
+// controlPlanePods returns the etcd and kube-apiserver pods: the
+// snapshot's, else those of Pods.
+func (in DrainPlanInput) controlPlanePods() (etcd, api []*corev1.Pod) {
+	if in.EtcdPods != nil || in.APIServerPods != nil {
+		return in.EtcdPods, in.APIServerPods
+	}
+	for i := range in.Pods {
+		p := &in.Pods[i]
+		if p.Namespace != metav1.NamespaceSystem || policy.PodTerminal(p) || p.Spec.NodeName == "" {
+			continue
+		}
+		switch p.Labels["component"] {
+		case "etcd":
+			etcd = append(etcd, p)
+		case "kube-apiserver":
+			api = append(api, p)
+		}
+	}
+	return etcd, api
 }

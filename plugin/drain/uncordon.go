@@ -1,11 +1,13 @@
-package plugin
+package drain
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,9 +30,10 @@ type UncordonOptions struct {
 	// `kubectl dc drain` cordoned.
 	All bool
 
-	config  *genericclioptions.ConfigFlags
-	client  kubernetes.Interface
-	dynamic dynamic.Interface
+	config   *genericclioptions.ConfigFlags
+	labelSet bool
+	client   kubernetes.Interface
+	dynamic  dynamic.Interface
 
 	genericiooptions.IOStreams
 }
@@ -59,16 +62,16 @@ failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
   # Make every node of pod-2 schedulable, whoever cordoned it
   kubectl dc uncordon pod-2 --all`,
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: completeDatacenters(config),
+		ValidArgsFunction: cluster.CompleteDatacenters(config, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return kubeconfigFailure(cmd, err)
+			if err := o.Complete(cmd, args); err != nil {
+				return cmdutil.KubeconfigFailure(cmd, err)
 			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
 			cmd.SilenceUsage = true
-			return o.Run(cmdContext(cmd))
+			return o.Run(cmdutil.Context(cmd))
 		},
 	}
 	cmd.Flags().StringVar(&o.Label, "datacenter-label", o.Label, "Node label whose value names a node's datacenter. Default: the live PlacementPolicy's spec.datacenterLabel, else topology.kubernetes.io/zone.")
@@ -77,14 +80,18 @@ failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
 }
 
 // Complete takes the datacenter from args and builds the clients.
-func (o *UncordonOptions) Complete(args []string) error {
+func (o *UncordonOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.Datacenter = args[0]
+	o.labelSet = cmd.Flags().Changed("datacenter-label")
 	if o.client != nil {
 		return nil
 	}
-	var err error
-	o.client, o.dynamic, err = nodeClients(o.config)
-	return err
+	c, err := cmdutil.NewFactory(o.config).Clients()
+	if err != nil {
+		return err
+	}
+	o.client, o.dynamic = c.Kube, c.Dynamic
+	return nil
 }
 
 // Validate checks the argument.
@@ -97,21 +104,18 @@ func (o *UncordonOptions) Validate() error {
 
 // Run uncordons the nodes.
 func (o *UncordonOptions) Run(ctx context.Context) error {
-	label, warning := resolveLabel(ctx, o.dynamic, o.Label)
-	if warning != "" {
-		fmt.Fprintf(o.ErrOut, "Warning: %s\n", warning)
-	}
-	nodes, err := o.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	snap, err := cluster.Read(ctx, o.client, o.dynamic, cluster.Options{LabelFlag: o.Label, LabelFlagSet: o.labelSet})
 	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+		return fmt.Errorf("reading the cluster: %w", err)
 	}
+	for _, w := range snap.Warnings() {
+		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
+	}
+	label := snap.Label.Label
 	var errs []error
 	matched := 0
 	var uncordoned, others []string
-	items := nodes.Items
-	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-	for i := range items {
-		n := &items[i]
+	for _, n := range snap.Nodes {
 		if n.Labels[label] != o.Datacenter {
 			continue
 		}
@@ -136,7 +140,7 @@ func (o *UncordonOptions) Run(ctx context.Context) error {
 		}
 	}
 	if matched == 0 {
-		return usageError(&UnknownDatacenterError{Datacenter: o.Datacenter, Label: label, Known: KnownDatacenters(nodes.Items, label)})
+		return cmdutil.UsageError(&UnknownDatacenterError{Datacenter: o.Datacenter, Label: label, Known: snap.Datacenters()})
 	}
 	for _, name := range uncordoned {
 		fmt.Fprintf(o.Out, "node/%s uncordoned\n", name)

@@ -1,4 +1,4 @@
-package plugin
+package check
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -162,7 +164,7 @@ func typeName(obj any) string {
 func TestUnknownFieldOfWorkloadIsAWarning(t *testing.T) {
 	got := runCheck(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns, labels: {app: worker}}\nspec:\n  nodeSelectr: {a: b}\n  containers: [{name: c, image: i}]\n",
 		nil, "-f", "-", "--policy", td+"policy.yaml")
-	if got.code != ExitFindings {
+	if got.code != cmdutil.ExitFindings {
 		t.Errorf("exit code = %d, want 1", got.code)
 	}
 	if got.errOut != "warning: <stdin>: document 1: v1 Pod ns/p: unknown field \"spec.nodeSelectr\"\n" {
@@ -218,9 +220,9 @@ func BenchmarkCheckFiles(b *testing.B) {
 	for b.Loop() {
 		streams, _, _, _ := genericiooptions.NewTestIOStreams()
 		o := NewCheckOptions(nil, streams)
-		o.Filenames, o.PolicyFiles, o.Output, o.namespace = []string{path}, []string{td + "policy.yaml"}, outputJSON, "default"
-		var exit *ExitError
-		if err := o.Run(context.Background()); !errors.As(err, &exit) || exit.Code != ExitFindings {
+		o.Filenames, o.PolicyFiles, o.Output, o.namespace = []string{path}, []string{td + "policy.yaml"}, cmdutil.OutputJSON, "default"
+		var exit *cmdutil.ExitError
+		if err := o.Run(context.Background()); !errors.As(err, &exit) || exit.Code != cmdutil.ExitFindings {
 			b.Fatalf("Run = %v, want exit 1", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package plugin
+package drain
 
 import (
 	"context"
@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -34,7 +37,7 @@ const (
 	ExitDrainRefused = 3
 )
 
-var drainOutputs = []string{outputTable, outputJSON, outputYAML}
+var drainOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.OutputYAML}
 
 // DrainOptions holds the flags and argument of `kubectl dc drain`.
 type DrainOptions struct {
@@ -54,9 +57,13 @@ type DrainOptions struct {
 	Timeout time.Duration
 	Output  string
 
-	config  *genericclioptions.ConfigFlags
-	client  kubernetes.Interface
-	dynamic dynamic.Interface
+	config   *genericclioptions.ConfigFlags
+	labelSet bool
+	client   kubernetes.Interface
+	// watchClient has no request timeout, for the watch of evicted pods.
+	watchClient kubernetes.Interface
+	dynamic     dynamic.Interface
+	podExec     cluster.PodExecFunc
 	// who is written into the cordoned-by annotation: user@host.
 	who string
 	// now is the clock of the cordoned-at annotation and elapsed time.
@@ -68,7 +75,7 @@ type DrainOptions struct {
 // NewDrainOptions returns DrainOptions with the flag defaults.
 func NewDrainOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *DrainOptions {
 	return &DrainOptions{
-		Concurrency: 20, Timeout: 5 * time.Minute, Output: outputTable,
+		Concurrency: 20, Timeout: 5 * time.Minute, Output: cmdutil.OutputTable,
 		config: config, IOStreams: streams, now: time.Now,
 	}
 }
@@ -131,16 +138,16 @@ Exit status:
   # Make pod-2's nodes schedulable again
   kubectl dc uncordon pod-2`,
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: completeDatacenters(config),
+		ValidArgsFunction: cluster.CompleteDatacenters(config, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
-				return kubeconfigFailure(cmd, err)
+				return cmdutil.KubeconfigFailure(cmd, err)
 			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
 			cmd.SilenceUsage = true
-			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmdutil.Context(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return o.Run(ctx)
 		},
@@ -153,53 +160,24 @@ Exit status:
 	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum or every API server.")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Most eviction calls in flight at once, across all nodes of the datacenter.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long with the pods that are left (exit 1); 0 means no limit.")
-	addOutputFlag(cmd, &o.Output, drainOutputs...)
+	cmdutil.AddOutputFlag(cmd, &o.Output, drainOutputs...)
 	return cmd
-}
-
-// cmdContext returns the command's context, or Background when it was run
-// without one.
-func cmdContext(cmd *cobra.Command) context.Context {
-	if ctx := cmd.Context(); ctx != nil {
-		return ctx
-	}
-	return context.Background()
 }
 
 // Complete takes the datacenter from args and builds the clients.
 func (o *DrainOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.Datacenter = args[0]
+	o.labelSet = cmd.Flags().Changed("datacenter-label")
 	if o.client != nil {
 		return nil
 	}
-	var err error
-	o.client, o.dynamic, err = nodeClients(o.config)
-	return err
-}
-
-// nodeClients returns the typed client that drain and uncordon work with
-// and the dynamic one they read PlacementPolicies with.
-func nodeClients(config *genericclioptions.ConfigFlags) (kubernetes.Interface, dynamic.Interface, error) {
-	rc, err := restConfigFor(config)
+	c, err := cmdutil.NewFactory(o.config).Clients()
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, nil, err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	return cs, dyn, err
-}
-
-// dynamicFor returns a dynamic client for config, used to read
-// PlacementPolicies without a typed client.
-func dynamicFor(config *genericclioptions.ConfigFlags) (dynamic.Interface, error) {
-	rc, err := restConfigFor(config)
-	if err != nil {
-		return nil, err
-	}
-	return dynamic.NewForConfig(rc)
+	o.client, o.watchClient, o.dynamic = c.Kube, c.Watch, c.Dynamic
+	o.podExec = cluster.NewPodExec(c.Config, c.Kube)
+	return nil
 }
 
 // Validate checks the flags.
@@ -214,101 +192,58 @@ func (o *DrainOptions) Validate() error {
 	if o.Timeout < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("--timeout"), o.Timeout.String(), "must be 0 (no limit) or positive, e.g. 5m"))
 	}
-	if err := validateOutput(o.Output, drainOutputs...); err != nil {
+	if err := cmdutil.ValidateOutput(o.Output, drainOutputs...); err != nil {
 		errs = append(errs, field.NotSupported(field.NewPath("--output"), o.Output, drainOutputs))
 	}
 	return errs.ToAggregate()
 }
 
-// resolveLabel returns the --datacenter-label flag, else the label of the
-// live PlacementPolicies, else the default. A cluster without the CRD, or a
-// user who may not read policies, gets the default.
-func resolveLabel(ctx context.Context, dyn dynamic.Interface, flag string) (label, warning string) {
-	if flag != "" {
-		return flag, ""
-	}
-	if dyn == nil {
-		return v1alpha1.DefaultDatacenterLabel, ""
-	}
-	list, err := dyn.Resource(v1alpha1.GroupVersion.WithResource(v1alpha1.Resource)).List(ctx, metav1.ListOptions{})
+// readInput reads the snapshot every verb reads, with the pods, PDBs and
+// workloads, and etcd through the same source chain as kubectl dc status,
+// and returns the plan's input and the pods' resourceVersion for the
+// watch.
+func (o *DrainOptions) readInput(ctx context.Context) (DrainPlanInput, string, error) {
+	snap, err := cluster.Read(ctx, o.client, o.dynamic, cluster.Options{
+		ControlPlane: true, Pods: true, PDBs: true, ReplicaSets: true, LabelFlag: o.Label, LabelFlagSet: o.labelSet,
+	})
 	if err != nil {
-		return v1alpha1.DefaultDatacenterLabel, ""
+		return DrainPlanInput{}, "", fmt.Errorf("reading the cluster: %w", err)
 	}
-	items := list.Items
-	sort.Slice(items, func(i, j int) bool { return items[i].GetName() < items[j].GetName() })
-	label = ""
-	from := ""
-	for i := range items {
-		l, _, _ := unstructured.NestedString(items[i].Object, "spec", "datacenterLabel")
-		if l == "" {
-			l = v1alpha1.DefaultDatacenterLabel
-		}
-		if label == "" {
-			label, from = l, items[i].GetName()
-		} else if l != label {
-			warning = fmt.Sprintf("PlacementPolicies disagree on the datacenter label (%s in %s, %s in %s): using %s; set --datacenter-label to choose", label, from, l, items[i].GetName(), label)
+	for _, w := range snap.Warnings() {
+		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
+	}
+	for _, f := range []string{"pods", "poddisruptionbudgets"} {
+		if slices.Contains(snap.Forbidden, f) {
+			return DrainPlanInput{}, "", fmt.Errorf("listing %s is forbidden: kubectl dc drain needs the permissions of manifests/rbac/drain.yaml (docs/rbac.md)", f)
 		}
 	}
-	if label == "" {
-		label = v1alpha1.DefaultDatacenterLabel
-	}
-	return label, warning
+	o.Label = snap.Label.Label
+	in := planInputFrom(snap, o.Datacenter)
+	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, cluster.EtcdOptions{
+		Timeout: 2 * time.Second, Exec: o.podExec != nil, PodExec: o.podExec,
+		ExecTLS: cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
+	})
+	return in, snap.PodsResourceVersion, nil
 }
 
-// listInput lists what the plan needs and returns the pods' resourceVersion
-// for the watch.
-func listInput(ctx context.Context, c kubernetes.Interface, dc, label string) (DrainPlanInput, string, error) {
-	in := DrainPlanInput{Datacenter: dc, Label: label}
-	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return in, "", fmt.Errorf("list nodes: %w", err)
+// planInputFrom takes the plan's input from a snapshot.
+func planInputFrom(snap *cluster.Snapshot, dc string) DrainPlanInput {
+	in := DrainPlanInput{Datacenter: dc, Label: snap.Label.Label, EtcdPods: snap.EtcdPods, APIServerPods: snap.APIServerPods, APIAddresses: snap.APIAddresses}
+	for _, n := range snap.Nodes {
+		in.Nodes = append(in.Nodes, *n)
 	}
-	in.Nodes = nodes.Items
-	rv := ""
-	opts := metav1.ListOptions{Limit: 500}
-	for {
-		pods, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
-		if err != nil {
-			return in, "", fmt.Errorf("list pods: %w", err)
-		}
-		if rv == "" {
-			rv = pods.ResourceVersion
-		}
-		in.Pods = append(in.Pods, pods.Items...)
-		if pods.Continue == "" {
-			break
-		}
-		opts.Continue = pods.Continue
+	for _, p := range snap.Pods {
+		in.Pods = append(in.Pods, *p)
 	}
-	pdbs, err := c.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return in, "", fmt.Errorf("list poddisruptionbudgets: %w", err)
+	for _, p := range snap.PDBs {
+		in.PDBs = append(in.PDBs, *p)
 	}
-	in.PDBs = pdbs.Items
-	// ReplicaSets only name the Deployments of the datacenter's pods; list
-	// them in the namespaces that have such pods.
-	nsSet := map[string]bool{}
-	inDC := map[string]bool{}
-	for i := range in.Nodes {
-		if in.Nodes[i].Labels[label] == dc {
-			inDC[in.Nodes[i].Name] = true
+	for _, w := range snap.Workloads {
+		if rs, ok := w.(*appsv1.ReplicaSet); ok {
+			in.ReplicaSets = append(in.ReplicaSets, *rs)
 		}
 	}
-	for i := range in.Pods {
-		if inDC[in.Pods[i].Spec.NodeName] {
-			if ref := metav1.GetControllerOf(&in.Pods[i]); ref != nil && ref.Kind == "ReplicaSet" {
-				nsSet[in.Pods[i].Namespace] = true
-			}
-		}
-	}
-	for ns := range nsSet {
-		rss, err := c.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return in, "", fmt.Errorf("list replicasets in %s: %w", ns, err)
-		}
-		in.ReplicaSets = append(in.ReplicaSets, rss.Items...)
-	}
-	return in, rv, nil
+	return in
 }
 
 // DrainSummary is the outcome of a drain.
@@ -354,12 +289,7 @@ const (
 // Run plans and, unless --dry-run or refused, drains.
 func (o *DrainOptions) Run(ctx context.Context) error {
 	start := o.now()
-	label, warning := resolveLabel(ctx, o.dynamic, o.Label)
-	if warning != "" {
-		fmt.Fprintf(o.ErrOut, "Warning: %s\n", warning)
-	}
-	o.Label = label
-	in, rv, err := listInput(ctx, o.client, o.Datacenter, o.Label)
+	in, rv, err := o.readInput(ctx)
 	if err != nil {
 		return err
 	}
@@ -368,39 +298,39 @@ func (o *DrainOptions) Run(ctx context.Context) error {
 	if err != nil {
 		var unknown *UnknownDatacenterError
 		if errors.As(err, &unknown) {
-			return usageError(err)
+			return cmdutil.UsageError(err)
 		}
 		return err
 	}
-	structured := o.Output != outputTable
+	structured := o.Output != cmdutil.OutputTable
 	if !structured {
 		printPlan(o.Out, plan)
 	}
 	if o.DryRun {
 		if structured {
-			if err := printStructured(o.Out, o.Output, plan); err != nil {
+			if err := cmdutil.PrintStructured(o.Out, o.Output, plan); err != nil {
 				return err
 			}
 		}
 		if plan.Refused {
-			return &ExitError{Code: ExitDrainRefused}
+			return &cmdutil.ExitError{Code: ExitDrainRefused}
 		}
 		return nil
 	}
 	if plan.Refused {
 		if structured {
-			if err := printStructured(o.Out, o.Output, plan); err != nil {
+			if err := cmdutil.PrintStructured(o.Out, o.Output, plan); err != nil {
 				return err
 			}
 		}
-		return &ExitError{Code: ExitDrainRefused, Err: fmt.Errorf("refusing to drain %s: %s", o.Datacenter, strings.Join(plan.Reasons, "; "))}
+		return &cmdutil.ExitError{Code: ExitDrainRefused, Err: fmt.Errorf("refusing to drain %s: %s", o.Datacenter, strings.Join(plan.Reasons, "; "))}
 	}
 
 	summary, err := o.execute(ctx, plan, rv)
 	if summary != nil {
 		summary.ElapsedSeconds = o.now().Sub(start).Seconds()
 		if structured {
-			if perr := printStructured(o.Out, o.Output, struct {
+			if perr := cmdutil.PrintStructured(o.Out, o.Output, struct {
 				Plan    *DrainPlan    `json:"plan"`
 				Summary *DrainSummary `json:"summary"`
 			}{plan, summary}); perr != nil {
@@ -414,7 +344,7 @@ func (o *DrainOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if summary.Result != resultDone {
-		return &ExitError{Code: ExitFindings}
+		return &cmdutil.ExitError{Code: cmdutil.ExitFindings}
 	}
 	return nil
 }
@@ -510,7 +440,7 @@ func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) 
 		OnGiveUp:  func(t evictTarget) { abandoned <- t.key() },
 	}
 	gone := map[string]bool{}
-	waiter := &goneWaiter{Client: o.client, Abandoned: abandoned, OnGone: func(t evictTarget) {
+	waiter := &goneWaiter{Client: o.watchFor(), Abandoned: abandoned, OnGone: func(t evictTarget) {
 		gone[t.key()] = true
 		prog.gone(t.Node)
 	}}
@@ -546,4 +476,13 @@ func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) 
 		s.Blocked = append(s.Blocked, BlockedPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Reason: reason})
 	}
 	return s, nil
+}
+
+// watchFor returns the client for the watch of evicted pods: one without
+// the request timeout, which would cut every watch short.
+func (o *DrainOptions) watchFor() kubernetes.Interface {
+	if o.watchClient != nil {
+		return o.watchClient
+	}
+	return o.client
 }

@@ -1,8 +1,10 @@
-package plugin
+package status
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -46,7 +48,7 @@ func (t *topo) dc(name string, cps, workers int) *topo {
 		t.in.EtcdPods = append(t.in.EtcdPods, etcdPod(node, "https://"+ip+":2379", true))
 		t.in.APIServerPods = append(t.in.APIServerPods, readyPod(testutil.Pod("kube-system", "kube-apiserver-"+node).
 			Labels("component", "kube-apiserver").Mirror().NodeName(node).
-			Annotations(annotationAPIServerEndpoint, ip+":6443").Pod(), true))
+			Annotations(cluster.AnnotationAPIServerEndpoint, ip+":6443").Pod(), true))
 	}
 	for i := 1; i <= workers; i++ {
 		t.in.Nodes = append(t.in.Nodes, withIP(testutil.Node(fmt.Sprintf("%s-worker-%d", name, i)).InDC(name).Obj(), t.nextIP()))
@@ -57,9 +59,9 @@ func (t *topo) dc(name string, cps, workers int) *topo {
 // etcdFromPods turns the etcd pods into a direct etcd view (IDs 1..n,
 // member names = node names), with leader the named member.
 func (t *topo) etcdFromPods(leader string, down ...string) *topo {
-	v := &etcdView{Source: etcdSourceDirect}
+	v := &cluster.EtcdView{Source: cluster.EtcdSourceDirect}
 	for i, p := range t.in.EtcdPods {
-		m := etcdMemberInfo{ID: uint64(i + 1), Name: p.Spec.NodeName, ClientURLs: splitURLList(p.Annotations[policy.AnnotationEtcdClientURLs]), Healthy: true}
+		m := cluster.EtcdMemberInfo{ID: uint64(i + 1), Name: p.Spec.NodeName, ClientURLs: cluster.SplitURLList(p.Annotations[policy.AnnotationEtcdClientURLs]), Healthy: true}
 		for _, d := range down {
 			if d == m.Name {
 				m.Healthy = false

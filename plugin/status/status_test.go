@@ -1,4 +1,4 @@
-package plugin
+package status
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -33,7 +36,7 @@ import (
 func TestBuildReportMacStadium5(t *testing.T) {
 	r := newTopo().dc("pod-1", 2, 3).dc("pod-2", 2, 3).dc("pod-3", 1, 1).etcdFromPods("pod-2-cp-1").build()
 	e := r.Etcd
-	if e.Source != etcdSourceDirect || e.Size != 5 || e.Healthy != 5 || e.Quorum != 3 || e.FaultTolerance != 2 || !e.HasQuorum || e.Leader != "pod-2-cp-1" {
+	if e.Source != cluster.EtcdSourceDirect || e.Size != 5 || e.Healthy != 5 || e.Quorum != 3 || e.FaultTolerance != 2 || !e.HasQuorum || e.Leader != "pod-2-cp-1" {
 		t.Fatalf("etcd = %+v, want direct 5 voters, 5 healthy, quorum 3, tolerance 2, leader pod-2-cp-1", e)
 	}
 	if got, want := survives(r), map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"}; !reflect.DeepEqual(got, want) {
@@ -77,7 +80,7 @@ func TestBuildReportOneVoterDown(t *testing.T) {
 	if f == nil || f.Severity != severityCritical || !strings.Contains(f.Message, "2 healthy voters would be left of 5, 3 needed") {
 		t.Fatalf("findings = %+v, want a critical pod-2 loss finding", r.Findings)
 	}
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	if err := statusExit(r, true); !errors.As(err, &exit) || exit.Code != ExitRisk {
 		t.Errorf("exit with --fail-on-risk = %v, want code %d", err, ExitRisk)
 	}
@@ -95,7 +98,7 @@ func TestBuildReportQuorumLost(t *testing.T) {
 	if f == nil || f.Severity != severityCritical || f.Remedy == "" {
 		t.Fatalf("findings = %+v", r.Findings)
 	}
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	if err := statusExit(r, false); !errors.As(err, &exit) || exit.Code != ExitQuorumLost {
 		t.Errorf("exit = %v, want %d", err, ExitQuorumLost)
 	}
@@ -145,11 +148,11 @@ func TestBuildReportUnlabeledNodesAndMembers(t *testing.T) {
 	tp.in.Nodes = append(tp.in.Nodes, n, testutil.Node("loose-worker").Obj())
 	tp.in.EtcdPods = append(tp.in.EtcdPods, etcdPod("loose-cp", "https://10.9.9.9:2379", true))
 	r := tp.etcdFromPods("").build()
-	u := findDC(r, unlabeledDC)
+	u := findDC(r, cluster.Unlabeled)
 	if u == nil || u.Nodes.Total != 2 || u.Voters != 1 || u.SurvivesLoss != nil {
 		t.Fatalf("unlabeled row = %+v", u)
 	}
-	if r.Datacenters[len(r.Datacenters)-1].Name != unlabeledDC {
+	if r.Datacenters[len(r.Datacenters)-1].Name != cluster.Unlabeled {
 		t.Errorf("unlabeled row should be last: %+v", r.Datacenters)
 	}
 	f := findingWith(r, "etcd member loose-cp runs on node loose-cp, which has no topology.kubernetes.io/zone label")
@@ -171,18 +174,18 @@ func TestMemberNodeMapping(t *testing.T) {
 	pods := []*corev1.Pod{etcdPod("cp-c", "http://127.0.0.1:23790", true)}
 	cases := []struct {
 		name string
-		m    etcdMemberInfo
+		m    cluster.EtcdMemberInfo
 		want string
 	}{
-		{"by name", etcdMemberInfo{Name: "cp-b", PeerURLs: []string{"https://10.1.0.1:2380"}}, "cp-b"},
-		{"by peer URL host", etcdMemberInfo{Name: "etcd-0", PeerURLs: []string{"https://10.1.0.1:2380"}}, "cp-a"},
-		{"by client URL host", etcdMemberInfo{Name: "etcd-1", ClientURLs: []string{"https://10.2.0.1:2379"}}, "cp-b"},
-		{"by advertised pod URL when IPs are ambiguous", etcdMemberInfo{Name: "etcd-2", ClientURLs: []string{"http://127.0.0.1:23790/"}}, "cp-c"},
-		{"ambiguous IP", etcdMemberInfo{Name: "etcd-3", PeerURLs: []string{"http://127.0.0.1:23800"}}, ""},
-		{"unknown", etcdMemberInfo{Name: "etcd-4", PeerURLs: []string{"https://10.7.0.1:2380"}}, ""},
+		{"by name", cluster.EtcdMemberInfo{Name: "cp-b", PeerURLs: []string{"https://10.1.0.1:2380"}}, "cp-b"},
+		{"by peer URL host", cluster.EtcdMemberInfo{Name: "etcd-0", PeerURLs: []string{"https://10.1.0.1:2380"}}, "cp-a"},
+		{"by client URL host", cluster.EtcdMemberInfo{Name: "etcd-1", ClientURLs: []string{"https://10.2.0.1:2379"}}, "cp-b"},
+		{"by advertised pod URL when IPs are ambiguous", cluster.EtcdMemberInfo{Name: "etcd-2", ClientURLs: []string{"http://127.0.0.1:23790/"}}, "cp-c"},
+		{"ambiguous IP", cluster.EtcdMemberInfo{Name: "etcd-3", PeerURLs: []string{"http://127.0.0.1:23800"}}, ""},
+		{"unknown", cluster.EtcdMemberInfo{Name: "etcd-4", PeerURLs: []string{"https://10.7.0.1:2380"}}, ""},
 	}
 	for _, c := range cases {
-		if got := memberNode(c.m, nodes, pods); got != c.want {
+		if got := cluster.MemberNode(c.m, nodes, pods); got != c.want {
 			t.Errorf("%s: node = %q, want %q", c.name, got, c.want)
 		}
 	}
@@ -193,7 +196,7 @@ func TestAPIServersFromEndpointSlice(t *testing.T) {
 	tp.in.APIServerPods = nil
 	tp.in.APIAddresses = []string{"10.0.0.1", "10.0.0.2", "192.168.9.9"}
 	r := tp.etcdFromPods("pod-1-cp-1").build()
-	want := []APIServerStatus{
+	want := []cluster.APIServerStatus{
 		{Address: "192.168.9.9", Up: true},
 		{Address: "10.0.0.1", Node: "pod-1-cp-1", Datacenter: "pod-1", Mapped: true, Up: true},
 		{Address: "10.0.0.2", Node: "pod-2-cp-1", Datacenter: "pod-2", Mapped: true, Up: true},
@@ -266,7 +269,7 @@ func TestWhatIfLoseDatacenter(t *testing.T) {
 	if r.WhatIf.HasQuorum || r.WhatIf.VotersLeft != 1 {
 		t.Errorf("lose pod-1,pod-2: whatIf = %+v", r.WhatIf)
 	}
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	if err := statusExit(r, true); !errors.As(err, &exit) || exit.Code != ExitRisk {
 		t.Errorf("what-if losing quorum with --fail-on-risk: exit = %v, want %d", err, ExitRisk)
 	}
@@ -279,7 +282,7 @@ func TestBuildReportNoEtcdPods(t *testing.T) {
 	tp := newTopo().dc("pod-1", 0, 2).dc("pod-2", 0, 2).dc("pod-3", 0, 1)
 	tp.in.Nodes = append(tp.in.Nodes, testutil.Node("managed-1").Obj())
 	r := tp.build()
-	if r.Etcd.Source != etcdSourceUnknown || r.Etcd.Size != 0 {
+	if r.Etcd.Source != cluster.EtcdSourceUnknown || r.Etcd.Size != 0 {
 		t.Fatalf("etcd = %+v, want unknown", r.Etcd)
 	}
 	for _, d := range r.Datacenters {
@@ -293,7 +296,7 @@ func TestBuildReportNoEtcdPods(t *testing.T) {
 	if err := statusExit(r, false); err != nil {
 		t.Errorf("exit = %v, want nil: unknown is not lost", err)
 	}
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	if err := statusExit(r, true); !errors.As(err, &exit) || exit.Code != ExitRisk {
 		t.Errorf("--fail-on-risk with unknown survival: exit = %v, want %d", err, ExitRisk)
 	}
@@ -303,7 +306,7 @@ func TestBuildReportFromPodReadiness(t *testing.T) {
 	tp := newTopo().dc("pod-1", 1, 0).dc("pod-2", 1, 0).dc("pod-3", 1, 0)
 	tp.in.EtcdPods[0] = readyPod(tp.in.EtcdPods[0], false)
 	r := tp.build()
-	if r.Etcd.Source != etcdSourcePods || r.Etcd.Size != 3 || r.Etcd.Healthy != 2 || !r.Etcd.HasQuorum || r.Etcd.Leader != "" {
+	if r.Etcd.Source != cluster.EtcdSourcePods || r.Etcd.Size != 3 || r.Etcd.Healthy != 2 || !r.Etcd.HasQuorum || r.Etcd.Leader != "" {
 		t.Fatalf("etcd = %+v", r.Etcd)
 	}
 	if got, want := survives(r), map[string]string{"pod-1": "yes", "pod-2": "NO", "pod-3": "NO"}; !reflect.DeepEqual(got, want) {
@@ -330,23 +333,7 @@ func TestLearnersDoNotVote(t *testing.T) {
 	}
 }
 
-func TestKubeletCanSet(t *testing.T) {
-	cases := map[string]bool{
-		"topology.kubernetes.io/zone":                  true,
-		"failure-domain.beta.kubernetes.io/zone":       true,
-		"example.com/datacenter":                       true,
-		"datacenter":                                   true,
-		"node.kubernetes.io/dc":                        true,
-		"node-restriction.kubernetes.io/datacenter":    false,
-		"dc.node-restriction.kubernetes.io/datacenter": false,
-		"kubernetes.io/datacenter":                     false,
-		"placement.k8s.io/datacenter":                  false,
-	}
-	for label, want := range cases {
-		if got := kubeletCanSet(label); got != want {
-			t.Errorf("kubeletCanSet(%q) = %v, want %v", label, got, want)
-		}
-	}
+func TestKubeletSettableLabelFinding(t *testing.T) {
 	r := newTopo().dc("pod-1", 1, 0).dc("pod-2", 1, 0).dc("pod-3", 1, 0).etcdFromPods("pod-1-cp-1").build()
 	if f := findingWith(r, "one a kubelet may set on its own Node"); f == nil || !strings.Contains(f.Remedy, "node-restriction.kubernetes.io/") {
 		t.Errorf("findings = %+v", r.Findings)
@@ -356,7 +343,7 @@ func TestKubeletCanSet(t *testing.T) {
 func TestStatusJSONKeys(t *testing.T) {
 	r := newTopo().dc("pod-1", 2, 1).dc("pod-2", 2, 1).dc("pod-3", 1, 0).etcdFromPods("pod-1-cp-1").build()
 	var buf bytes.Buffer
-	if err := printStructured(&buf, outputJSON, r); err != nil {
+	if err := cmdutil.PrintStructured(&buf, cmdutil.OutputJSON, r); err != nil {
 		t.Fatal(err)
 	}
 	var m map[string]any
@@ -393,22 +380,22 @@ func TestStatusJSONKeys(t *testing.T) {
 }
 
 func TestEtcdctlCommandAndParsing(t *testing.T) {
-	got := etcdctlArgs(etcdExecTLS{CACert: defaultExecCACert, Cert: defaultExecCert, Key: defaultExecKey}, []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}, 2*time.Second, "endpoint", "status")
+	got := cluster.EtcdctlArgs(cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey}, []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}, 2*time.Second, "endpoint", "status")
 	want := []string{"etcdctl", "--endpoints=https://10.0.0.1:2379,https://10.0.0.2:2379", "--dial-timeout=2s", "--command-timeout=2s",
 		"--cacert=/etc/kubernetes/pki/etcd/ca.crt", "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt", "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
 		"endpoint", "status", "-w", "json"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("args = %q\nwant %q", got, want)
 	}
-	if got := etcdctlArgs(etcdExecTLS{}, nil, time.Second, "member", "list"); !reflect.DeepEqual(got, []string{"etcdctl", "--endpoints=https://127.0.0.1:2379", "--dial-timeout=1s", "--command-timeout=1s", "member", "list", "-w", "json"}) {
+	if got := cluster.EtcdctlArgs(cluster.EtcdExecTLS{}, nil, time.Second, "member", "list"); !reflect.DeepEqual(got, []string{"etcdctl", "--endpoints=https://127.0.0.1:2379", "--dial-timeout=1s", "--command-timeout=1s", "member", "list", "-w", "json"}) {
 		t.Errorf("default args = %q", got)
 	}
 
-	v, err := parseEtcdctl([]byte(memberListJSON), []byte(endpointStatusJSON))
+	v, err := cluster.ParseEtcdctl([]byte(memberListJSON), []byte(endpointStatusJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Source != etcdSourceExec || v.LeaderID != 11936345416290209162 || len(v.Members) != 3 {
+	if v.Source != cluster.EtcdSourceExec || v.LeaderID != 11936345416290209162 || len(v.Members) != 3 {
 		t.Fatalf("view = %+v", v)
 	}
 	health := map[string]bool{}
@@ -421,7 +408,7 @@ func TestEtcdctlCommandAndParsing(t *testing.T) {
 	if !reflect.DeepEqual(health, map[string]bool{"cp-a": true, "cp-b": false, "cp-c": true}) {
 		t.Errorf("health = %v", health)
 	}
-	if _, err := parseEtcdctl([]byte("Error: context deadline exceeded"), nil); err == nil {
+	if _, err := cluster.ParseEtcdctl([]byte("Error: context deadline exceeded"), nil); err == nil {
 		t.Errorf("garbage member list parsed")
 	}
 }
@@ -453,7 +440,7 @@ func newTestStatusOptions(t *testing.T, objs []runtime.Object, policies ...*v1al
 		dynObjs = append(dynObjs, obj)
 	}
 	o.dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{placementPolicyGVR: "PlacementPolicyList"}, dynObjs...)
+		map[schema.GroupVersionResource]string{cluster.PolicyGVR: "PlacementPolicyList"}, dynObjs...)
 	o.Exec = false
 	return o, out, errOut
 }
@@ -476,7 +463,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 
 	t.Run("json", func(t *testing.T) {
 		o, out, _ := newTestStatusOptions(t, objs)
-		o.Output = outputJSON
+		o.Output = cmdutil.OutputJSON
 		if err := o.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -487,7 +474,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		if r.Etcd.Source != etcdSourcePods || r.Etcd.Size != 5 || r.Etcd.Quorum != 3 || r.Etcd.FaultTolerance != 2 {
+		if r.Etcd.Source != cluster.EtcdSourcePods || r.Etcd.Size != 5 || r.Etcd.Quorum != 3 || r.Etcd.FaultTolerance != 2 {
 			t.Errorf("etcd = %+v", r.Etcd)
 		}
 		if findDC(&r, "pod-2").Pinned != 1 || findDC(&r, "pod-1").Pinned != 0 {
@@ -501,7 +488,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 	t.Run("policy label wins", func(t *testing.T) {
 		p := &v1alpha1.PlacementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "macstadium"}, Spec: v1alpha1.PlacementPolicySpec{DatacenterLabel: "example.com/site", Datacenters: []string{"site-a"}}}
 		o, out, _ := newTestStatusOptions(t, objs, p)
-		o.Output = outputJSON
+		o.Output = cmdutil.OutputJSON
 		if err := o.Run(context.Background()); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -512,7 +499,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if r.DatacenterLabel != "example.com/site" || r.LabelSource != "PlacementPolicy/macstadium" {
 			t.Errorf("label = %s from %s", r.DatacenterLabel, r.LabelSource)
 		}
-		if findDC(&r, "site-a") == nil || findDC(&r, unlabeledDC).Nodes.Total != 8 {
+		if findDC(&r, "site-a") == nil || findDC(&r, cluster.Unlabeled).Nodes.Total != 8 {
 			t.Errorf("datacenters = %+v", r.Datacenters)
 		}
 	})
@@ -524,7 +511,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 			testutil.Deployment("ci", "loose").Labels("app", "worker").Obj(),
 			testutil.Deployment("ci", "typo").Labels("app", "worker").InDC("pod-9").Obj())
 		o, out, _ := newTestStatusOptions(t, withLoose, p)
-		o.Output = outputJSON
+		o.Output = cmdutil.OutputJSON
 		if err := o.Run(context.Background()); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -547,15 +534,15 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		o, _, _ := newTestStatusOptions(t, objs)
 		o.Lose = []string{"pod-9"}
 		err := o.Run(context.Background())
-		var exit *ExitError
-		if !errors.As(err, &exit) || exit.Code != ExitUsage || err.Error() != "--lose pod-9: no node has topology.kubernetes.io/zone=pod-9; known datacenters: pod-1, pod-2, pod-3" {
+		var exit *cmdutil.ExitError
+		if !errors.As(err, &exit) || exit.Code != cmdutil.ExitUsage || err.Error() != "--lose pod-9: no node has topology.kubernetes.io/zone=pod-9; known datacenters: pod-1, pod-2, pod-3" {
 			t.Errorf("err = %v", err)
 		}
 	})
 
 	t.Run("table", func(t *testing.T) {
 		o, out, _ := newTestStatusOptions(t, objs)
-		o.Output = outputWide
+		o.Output = cmdutil.OutputWide
 		if err := o.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -572,7 +559,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 
 	t.Run("exec fallback", func(t *testing.T) {
 		o, out, _ := newTestStatusOptions(t, objs)
-		o.Output = outputJSON
+		o.Output = cmdutil.OutputJSON
 		o.Exec = true
 		var calls [][]string
 		o.podExec = func(_ context.Context, ns, pod, container string, cmd []string) ([]byte, []byte, error) {
@@ -584,7 +571,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		}
 		// One of two voters answers: quorum is lost, exit 4 after printing.
 		err := o.Run(context.Background())
-		var exit *ExitError
+		var exit *cmdutil.ExitError
 		if !errors.As(err, &exit) || exit.Code != ExitQuorumLost {
 			t.Fatalf("Run = %v, want exit %d", err, ExitQuorumLost)
 		}
@@ -592,7 +579,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Etcd.Source != etcdSourceExec || r.Etcd.Size != 2 || r.Etcd.Learners != 1 || r.Etcd.Leader != "cp-a" {
+		if r.Etcd.Source != cluster.EtcdSourceExec || r.Etcd.Size != 2 || r.Etcd.Learners != 1 || r.Etcd.Leader != "cp-a" {
 			t.Errorf("etcd = %+v", r.Etcd)
 		}
 		if len(calls) != 2 || calls[0][0] != "kube-system/etcd-pod-1-cp-1/main" {
@@ -618,7 +605,7 @@ func TestGatherMakesFixedListCalls(t *testing.T) {
 		Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}}},
 	})
 	client := fake.NewClientset(objs...)
-	g, err := gatherObjects(context.Background(), client, nil, true)
+	g, err := cluster.Read(context.Background(), client, nil, cluster.Options{ControlPlane: true, Namespaces: true, Pods: true, PDBs: true, Workloads: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,8 +617,10 @@ func TestGatherMakesFixedListCalls(t *testing.T) {
 			t.Errorf("unexpected %s %s", a.GetVerb(), a.GetResource().Resource)
 		}
 	}
-	if n := len(client.Actions()); n != 9 {
-		t.Errorf("%d API calls, want 9 (one LIST per kind)", n)
+	// Nodes, the control plane's pods, the kubernetes EndpointSlices,
+	// Namespaces, pods, PDBs and the eight judged kinds besides Pod.
+	if n := len(client.Actions()); n != 14 {
+		t.Errorf("%d API calls, want 14 (one LIST per kind)", n)
 	}
 }
 
@@ -678,34 +667,12 @@ current-context: dev
 	}
 }
 
-func TestAssembleViewNoLeaderIsNotUnhealthy(t *testing.T) {
-	members := []etcdMemberInfo{{ID: 1, Name: "a"}, {ID: 2, Name: "b"}, {ID: 3, Name: "c"}}
-	v := assembleView(members, []endpointStatus{
-		{Endpoint: "a", MemberID: 1, Errors: []string{"etcdserver: no leader"}},
-		{Endpoint: "b", MemberID: 2, Errors: []string{"NOSPACE"}},
-		{Endpoint: "c", Err: errors.New("context deadline exceeded")},
-	})
-	got := map[string]bool{}
-	for _, m := range v.Members {
-		got[m.Name] = m.Healthy
-	}
-	if !reflect.DeepEqual(got, map[string]bool{"a": true, "b": false, "c": false}) || v.LeaderID != 0 {
-		t.Errorf("health = %v, leader %d", got, v.LeaderID)
-	}
-}
-
 func TestDatacenterCompletions(t *testing.T) {
-	var nodes []corev1.Node
-	for _, n := range []*corev1.Node{
-		testutil.Node("a").InDC("pod-1").Obj(), testutil.Node("b").InDC("pod-2").Obj(),
-		testutil.Node("c").InDC("pod-2").Obj(), testutil.Node("d").InDC("pod-3").Obj(),
-	} {
-		nodes = append(nodes, *n)
-	}
-	if got := datacenterCompletions(nodes, testutil.Zone, ""); !reflect.DeepEqual(got, []string{"pod-1", "pod-2", "pod-3"}) {
+	dcs := []string{"pod-1", "pod-2", "pod-3"}
+	if got := cluster.CompleteList(dcs, ""); !reflect.DeepEqual(got, []string{"pod-1", "pod-2", "pod-3"}) {
 		t.Errorf("completions = %v", got)
 	}
-	if got := datacenterCompletions(nodes, testutil.Zone, "pod-2,po"); !reflect.DeepEqual(got, []string{"pod-2,pod-1", "pod-2,pod-3"}) {
+	if got := cluster.CompleteList(dcs, "pod-2,po"); !reflect.DeepEqual(got, []string{"pod-2,pod-1", "pod-2,pod-3"}) {
 		t.Errorf("completions after pod-2 = %v", got)
 	}
 }
@@ -715,7 +682,7 @@ func TestGatherToleratesForbiddenKinds(t *testing.T) {
 	client.PrependReactor("list", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "", errors.New("rbac"))
 	})
-	g, err := gatherObjects(context.Background(), client, nil, false)
+	g, err := cluster.Read(context.Background(), client, nil, cluster.Options{ControlPlane: true, Namespaces: true, Workloads: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -733,7 +700,7 @@ func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
 	o := NewStatusOptions(genericclioptions.NewConfigFlags(false), streams)
 	o.cacheDir, o.server = t.TempDir(), "https://10.0.0.1:6443"
 	o.configErr = errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
-	o.Output = outputJSON
+	o.Output = cmdutil.OutputJSON
 	o.EtcdTimeout = 300 * time.Millisecond
 
 	if err := o.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "connection refused") {
@@ -743,7 +710,7 @@ func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
 	writeStatusCache(o.cacheDir, &statusCache{Server: o.server, Label: testutil.Zone,
 		Endpoints: []string{"http://127.0.0.1:1"}, Datacenters: map[string]string{"cp-a": "pod-1"}})
 	err := o.Run(context.Background())
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	if !errors.As(err, &exit) || exit.Code != ExitQuorumLost {
 		t.Fatalf("Run = %v, want exit %d", err, ExitQuorumLost)
 	}
@@ -751,7 +718,7 @@ func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if r.APIAvailable || r.Etcd.Source != etcdSourceUnknown || r.LabelSource != "cache" {
+	if r.APIAvailable || r.Etcd.Source != cluster.EtcdSourceUnknown || r.LabelSource != "cache" {
 		t.Errorf("report = %+v", r)
 	}
 	if findingWith(&r, "no etcd endpoint answered (http://127.0.0.1:1)") == nil {

@@ -1,34 +1,17 @@
-package plugin
+package status
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"sort"
 	"strings"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
-)
-
-// Etcd sources: where the member list of a report comes from.
-const (
-	// etcdSourceDirect means etcd was dialled (--etcd-endpoints or the kubeadm
-	// advertise annotation of the etcd pods).
-	etcdSourceDirect = "direct"
-	// etcdSourceExec means etcdctl ran inside an etcd pod.
-	etcdSourceExec = "exec"
-	// etcdSourcePods means only the readiness of the etcd pods is known: no
-	// leader, no learners unless annotated.
-	etcdSourcePods = "pods"
-	// etcdSourceUnknown means there is nothing to read: no etcd pods
-	// (a managed control plane, kine) and no endpoints.
-	etcdSourceUnknown = "unknown"
 )
 
 // Finding severities, most severe first.
@@ -37,13 +20,6 @@ const (
 	severityWarning  = "warning"
 	severityInfo     = "info"
 )
-
-// annotationAPIServerEndpoint is kubeadm's annotation of kube-apiserver
-// pods with the address and port the server advertises.
-const annotationAPIServerEndpoint = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
-
-// unlabeledDC is how nodes without the datacenter label are listed.
-const unlabeledDC = "(unlabeled)"
 
 // StatusReport is what `kubectl dc status` prints; its JSON keys are a
 // contract (DESIGN.md, "Interfaces").
@@ -58,10 +34,10 @@ type StatusReport struct {
 	Lose []string `json:"lose,omitempty"`
 	// APIAvailable is false when the API server could not be read; the
 	// report then holds only what etcd (and the cache) said.
-	APIAvailable bool               `json:"apiAvailable"`
-	Datacenters  []DatacenterStatus `json:"datacenters"`
-	Etcd         EtcdStatus         `json:"etcd"`
-	APIServers   []APIServerStatus  `json:"apiServers"`
+	APIAvailable bool                      `json:"apiAvailable"`
+	Datacenters  []DatacenterStatus        `json:"datacenters"`
+	Etcd         cluster.EtcdStatus        `json:"etcd"`
+	APIServers   []cluster.APIServerStatus `json:"apiServers"`
 	// Violations counts every PlacementPolicy result on the listed
 	// workloads and etcd pods; null when no policy exists.
 	Violations *int `json:"violations"`
@@ -106,53 +82,6 @@ type NodeCounts struct {
 	Cordoned int `json:"cordoned"`
 }
 
-// EtcdStatus is the etcd cluster as seen.
-type EtcdStatus struct {
-	// Source is direct, exec, pods or unknown.
-	Source string `json:"source"`
-	// Size is the number of voting members (learners excluded).
-	Size int `json:"size"`
-	// Healthy is the number of healthy voting members.
-	Healthy  int `json:"healthy"`
-	Learners int `json:"learners"`
-	Quorum   int `json:"quorum"`
-	// FaultTolerance is how many more voters may fail now while a quorum
-	// remains: healthy voters minus quorum (size minus quorum when all are
-	// healthy), never below 0.
-	FaultTolerance int  `json:"faultTolerance"`
-	HasQuorum      bool `json:"hasQuorum"`
-	// Leader is the leader's name, "" when unknown or none.
-	Leader    string       `json:"leader,omitempty"`
-	Endpoints []string     `json:"endpoints,omitempty"`
-	Members   []EtcdMember `json:"members"`
-	// Notes explain fallbacks (why direct or exec reading failed).
-	Notes []string `json:"notes,omitempty"`
-}
-
-// EtcdMember is one etcd member.
-type EtcdMember struct {
-	Name       string   `json:"name"`
-	ID         string   `json:"id,omitempty"`
-	Node       string   `json:"node"`
-	Datacenter string   `json:"datacenter"`
-	Healthy    bool     `json:"healthy"`
-	Leader     bool     `json:"leader"`
-	Learner    bool     `json:"learner"`
-	ClientURLs []string `json:"clientURLs,omitempty"`
-	PeerURLs   []string `json:"peerURLs,omitempty"`
-}
-
-// APIServerStatus is one API server address of the `kubernetes` Service.
-type APIServerStatus struct {
-	Address    string `json:"address"`
-	Node       string `json:"node,omitempty"`
-	Datacenter string `json:"datacenter,omitempty"`
-	// Mapped is false when no node has this InternalIP.
-	Mapped bool `json:"mapped"`
-	// Up is false when the datacenter is lost in a what-if.
-	Up bool `json:"up"`
-}
-
 // Finding is one problem with what to do about it.
 type Finding struct {
 	Severity string `json:"severity"`
@@ -173,6 +102,9 @@ type WhatIfReport struct {
 	LostWorkloads []WorkloadLoss `json:"lostWorkloads"`
 	// ViolatedPDBs would fall below their budget.
 	ViolatedPDBs []PDBViolation `json:"violatedPDBs"`
+	// PDBs are the verdicts on every PDB that covers a lost pod, as
+	// kubectl dc drain's plan reports them for the same datacenter.
+	PDBs []cluster.PDBVerdict `json:"pdbs"`
 }
 
 // WorkloadLoss is a statusWorkload all of whose replicas are in lost datacenters.
@@ -225,7 +157,7 @@ type statusInput struct {
 	PDBs []*policyv1.PodDisruptionBudget
 	// Etcd is what reading etcd gave; nil when it was not read (pod
 	// readiness stands in).
-	Etcd *etcdView
+	Etcd *cluster.EtcdView
 	// APIAvailable is false when the API server could not be read.
 	APIAvailable bool
 	// CachedDatacenters maps node and member names to datacenters from a
@@ -242,28 +174,6 @@ type statusInput struct {
 	Forbidden []string
 }
 
-// etcdView is the member list read from etcd.
-type etcdView struct {
-	Source    string
-	Endpoints []string
-	Members   []etcdMemberInfo
-	// LeaderID is the leader the healthy members agree on, 0 when none.
-	LeaderID uint64
-	Notes    []string
-}
-
-// etcdMemberInfo is one member as read from etcd.
-type etcdMemberInfo struct {
-	ID         uint64
-	Name       string
-	PeerURLs   []string
-	ClientURLs []string
-	Learner    bool
-	// Healthy is true when the member answered its status call without
-	// errors.
-	Healthy bool
-}
-
 // buildReport turns the listed objects into the report. It is pure: the
 // same input always gives the same report.
 func buildReport(in *statusInput) *StatusReport {
@@ -276,7 +186,7 @@ func buildReport(in *statusInput) *StatusReport {
 		LabelSource:     in.LabelSource,
 		Lose:            in.Lose,
 		APIAvailable:    in.APIAvailable,
-		APIServers:      []APIServerStatus{},
+		APIServers:      []cluster.APIServerStatus{},
 		Findings:        []Finding{},
 	}
 	nodes := map[string]*corev1.Node{}
@@ -288,7 +198,7 @@ func buildReport(in *statusInput) *StatusReport {
 			if dc := policy.DatacenterOf(n, in.Label); dc != "" {
 				return dc
 			}
-			return unlabeledDC
+			return cluster.Unlabeled
 		}
 		return in.CachedDatacenters[name]
 	}
@@ -306,7 +216,7 @@ func buildReport(in *statusInput) *StatusReport {
 	unlabeled := []string{}
 	for _, n := range in.Nodes {
 		dc := dcOfNode(n.Name)
-		if dc == unlabeledDC {
+		if dc == cluster.Unlabeled {
 			unlabeled = append(unlabeled, n.Name)
 		}
 		rw := row(dc)
@@ -323,7 +233,8 @@ func buildReport(in *statusInput) *StatusReport {
 		rw.NodeNames = append(rw.NodeNames, n.Name)
 	}
 
-	r.Etcd = buildEtcd(in, nodes, dcOfNode, lost)
+	at := cluster.Placement{Nodes: in.Nodes, EtcdPods: in.EtcdPods, DatacenterOf: dcOfNode, Cached: in.CachedDatacenters, Lost: lost}
+	r.Etcd = cluster.BuildEtcd(in.Etcd, at)
 	for _, m := range r.Etcd.Members {
 		if m.Datacenter == "" {
 			continue
@@ -350,7 +261,7 @@ func buildReport(in *statusInput) *StatusReport {
 		rw.Members = append(rw.Members, label)
 	}
 
-	r.APIServers = mapAPIServers(in.APIAddresses, in.APIServerPods, in.Nodes, dcOfNode, lost)
+	r.APIServers = cluster.MapAPIServers(in.APIAddresses, in.APIServerPods, at)
 	for _, a := range r.APIServers {
 		if a.Datacenter != "" {
 			rw := row(a.Datacenter)
@@ -368,16 +279,16 @@ func buildReport(in *statusInput) *StatusReport {
 		}
 	}
 
-	voters := votersOf(r.Etcd.Members)
-	known := r.Etcd.Source != etcdSourceUnknown && r.Etcd.Size > 0
+	voters := cluster.Voters(r.Etcd.Members)
+	known := r.Etcd.Source != cluster.EtcdSourceUnknown && r.Etcd.Size > 0
 	names := make([]string, 0, len(rows))
 	for name := range rows {
 		names = append(names, name)
 	}
 	sort.Slice(names, func(i, j int) bool {
 		// The unlabeled row goes last.
-		if (names[i] == unlabeledDC) != (names[j] == unlabeledDC) {
-			return names[j] == unlabeledDC
+		if (names[i] == cluster.Unlabeled) != (names[j] == cluster.Unlabeled) {
+			return names[j] == cluster.Unlabeled
 		}
 		return names[i] < names[j]
 	})
@@ -385,7 +296,7 @@ func buildReport(in *statusInput) *StatusReport {
 		rw := rows[name]
 		sort.Strings(rw.NodeNames)
 		sort.Strings(rw.Members)
-		if known && name != unlabeledDC {
+		if known && name != cluster.Unlabeled {
 			// Voters of lost datacenters are already down, so this is the
 			// loss of name on top of them; a lost row says whether the
 			// cluster lives on without it.
@@ -417,193 +328,6 @@ func buildReport(in *statusInput) *StatusReport {
 	}
 	r.Findings = buildFindings(in, r, unlabeled)
 	return r
-}
-
-// votersOf converts members to the quorum arithmetic's voters.
-func votersOf(members []EtcdMember) []policy.Voter {
-	out := make([]policy.Voter, 0, len(members))
-	for _, m := range members {
-		dc := m.Datacenter
-		if dc == unlabeledDC {
-			dc = ""
-		}
-		out = append(out, policy.Voter{Name: m.Name, Node: m.Node, Datacenter: dc, Healthy: m.Healthy, Learner: m.Learner})
-	}
-	return out
-}
-
-// buildEtcd maps the members (from etcd, else from the etcd pods) to nodes
-// and datacenters and does the quorum arithmetic. Members in lost
-// datacenters count as down.
-func buildEtcd(in *statusInput, nodes map[string]*corev1.Node, dcOfNode func(string) string, lost map[string]bool) EtcdStatus {
-	e := EtcdStatus{Members: []EtcdMember{}}
-	switch {
-	case in.Etcd != nil && in.Etcd.Source != "" && len(in.Etcd.Members) > 0:
-		e.Source = in.Etcd.Source
-		e.Endpoints = in.Etcd.Endpoints
-		e.Notes = in.Etcd.Notes
-		for _, m := range in.Etcd.Members {
-			node := memberNode(m, in.Nodes, in.EtcdPods)
-			em := EtcdMember{
-				Name: m.Name, ID: fmt.Sprintf("%x", m.ID), Node: node,
-				Healthy: m.Healthy, Learner: m.Learner,
-				Leader:     m.ID != 0 && m.ID == in.Etcd.LeaderID,
-				ClientURLs: m.ClientURLs, PeerURLs: m.PeerURLs,
-			}
-			if node != "" {
-				em.Datacenter = dcOfNode(node)
-			} else if dc := in.CachedDatacenters[m.Name]; dc != "" {
-				em.Datacenter = dc
-			}
-			e.Members = append(e.Members, em)
-		}
-	case len(in.EtcdPods) > 0:
-		e.Source = etcdSourcePods
-		if in.Etcd != nil {
-			e.Notes = in.Etcd.Notes
-		}
-		for _, p := range in.EtcdPods {
-			name := p.Spec.NodeName
-			if name == "" {
-				name = p.Name
-			}
-			e.Members = append(e.Members, EtcdMember{
-				Name: name, Node: p.Spec.NodeName, Datacenter: dcOfNode(p.Spec.NodeName),
-				Healthy: policy.PodReady(p), Learner: policy.IsLearner(p),
-				ClientURLs: splitURLList(p.Annotations[policy.AnnotationEtcdClientURLs]),
-			})
-		}
-	default:
-		e.Source = etcdSourceUnknown
-		if in.Etcd != nil {
-			e.Notes = in.Etcd.Notes
-			e.Endpoints = in.Etcd.Endpoints
-		}
-	}
-	for i := range e.Members {
-		m := &e.Members[i]
-		if m.Node != "" && nodes[m.Node] == nil && len(nodes) > 0 && in.CachedDatacenters[m.Node] == "" {
-			// A member on a node the API does not know: keep the name, no DC.
-			m.Datacenter = ""
-		}
-		if lost[m.Datacenter] {
-			m.Healthy = false
-			m.Leader = false
-		}
-		if m.Leader {
-			e.Leader = m.Name
-		}
-	}
-	sort.Slice(e.Members, func(i, j int) bool { return e.Members[i].Name < e.Members[j].Name })
-	voters := votersOf(e.Members)
-	e.Size = policy.VotingMembers(voters)
-	for _, m := range e.Members {
-		if m.Learner {
-			e.Learners++
-		} else if m.Healthy {
-			e.Healthy++
-		}
-	}
-	e.Quorum = policy.Quorum(e.Size)
-	// Tolerance is what is left now: with every voter healthy it is
-	// policy.FaultTolerance(n); each failed voter uses one up.
-	e.FaultTolerance = max(0, min(e.Healthy-e.Quorum, policy.FaultTolerance(e.Size)))
-	e.HasQuorum = policy.SurvivesLoss(voters)
-	return e
-}
-
-// memberNode finds the node of an etcd member: a node named like the
-// member, else the etcd pod that advertises one of its client URLs, else
-// the one node whose InternalIP is the host of a peer or client URL.
-func memberNode(m etcdMemberInfo, nodes []*corev1.Node, etcdPods []*corev1.Pod) string {
-	for _, n := range nodes {
-		if n.Name == m.Name {
-			return n.Name
-		}
-	}
-	for _, u := range m.ClientURLs {
-		var found []string
-		for _, p := range etcdPods {
-			for _, pu := range splitURLList(p.Annotations[policy.AnnotationEtcdClientURLs]) {
-				if sameEndpoint(pu, u) && p.Spec.NodeName != "" {
-					found = append(found, p.Spec.NodeName)
-				}
-			}
-		}
-		if len(found) == 1 {
-			return found[0]
-		}
-	}
-	for _, u := range append(append([]string{}, m.PeerURLs...), m.ClientURLs...) {
-		host := urlHostOf(u)
-		if host == "" {
-			continue
-		}
-		var found []string
-		for _, n := range nodes {
-			if statusNodeHasIP(n, host) {
-				found = append(found, n.Name)
-			}
-		}
-		if len(found) == 1 {
-			return found[0]
-		}
-	}
-	// With no node objects (API down), a member named like a node is
-	// still the best guess.
-	if len(nodes) == 0 {
-		return m.Name
-	}
-	return ""
-}
-
-// mapAPIServers lists the API servers: the kube-apiserver pods (mapped by
-// their node) and the addresses of the `kubernetes` EndpointSlice that no
-// such pod accounts for, mapped to nodes by InternalIP.
-func mapAPIServers(addrs []string, pods []*corev1.Pod, nodes []*corev1.Node, dcOfNode func(string) string, lost map[string]bool) []APIServerStatus {
-	out := []APIServerStatus{}
-	covered := map[string]bool{}
-	for _, p := range pods {
-		addr := p.Annotations[annotationAPIServerEndpoint]
-		if addr == "" {
-			addr = p.Status.PodIP
-		}
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			covered[host] = true
-		}
-		covered[addr] = true
-		covered[p.Status.PodIP] = true
-		s := APIServerStatus{Address: addr, Node: p.Spec.NodeName, Up: policy.PodReady(p)}
-		if s.Node != "" {
-			s.Datacenter, s.Mapped = dcOfNode(s.Node), true
-			s.Up = s.Up && !lost[s.Datacenter]
-		}
-		out = append(out, s)
-	}
-	for _, a := range addrs {
-		if covered[a] {
-			continue
-		}
-		s := APIServerStatus{Address: a, Up: true}
-		var found []string
-		for _, n := range nodes {
-			if statusNodeHasIP(n, a) {
-				found = append(found, n.Name)
-			}
-		}
-		if len(found) == 1 {
-			s.Node, s.Datacenter, s.Mapped = found[0], dcOfNode(found[0]), true
-			s.Up = !lost[s.Datacenter]
-		}
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Node != out[j].Node {
-			return out[i].Node < out[j].Node
-		}
-		return out[i].Address < out[j].Address
-	})
-	return out
 }
 
 // buildWhatIf computes what the loss of the --lose datacenters does to
@@ -650,9 +374,10 @@ func buildWhatIf(in *statusInput, r *StatusReport, dcOfNode func(string) string,
 			w.LostWorkloads = append(w.LostWorkloads, WorkloadLoss{Kind: wl.Kind, Namespace: wl.Namespace, Name: wl.Name, Pinned: wl.Pinned})
 		}
 	}
-	for _, pdb := range in.PDBs {
-		if v, ok := pdbViolated(pdb, podsByNS[pdb.Namespace], podLost); ok {
-			w.ViolatedPDBs = append(w.ViolatedPDBs, v)
+	w.PDBs = cluster.PDBVerdicts(in.PDBs, in.Pods, podLost)
+	for _, v := range w.PDBs {
+		if v.Violated {
+			w.ViolatedPDBs = append(w.ViolatedPDBs, PDBViolation{Namespace: v.Namespace, Name: v.Name, HealthyLeft: v.HealthyLeft, Required: v.DesiredHealthy})
 		}
 	}
 	sort.Slice(w.LostWorkloads, func(i, j int) bool {
@@ -665,57 +390,6 @@ func buildWhatIf(in *statusInput, r *StatusReport, dcOfNode func(string) string,
 	return w
 }
 
-// pdbViolated reports whether losing the pods podLost selects leaves pdb
-// below its budget. The expected count is the PDB's status when the
-// disruption controller filled it in, else the matching pods.
-func pdbViolated(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod, podLost func(*corev1.Pod) bool) (PDBViolation, bool) {
-	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-	if err != nil || pdb.Spec.Selector == nil {
-		return PDBViolation{}, false
-	}
-	matched, healthyLeft, lostAny := 0, 0, false
-	for _, p := range pods {
-		if !sel.Matches(labels.Set(p.Labels)) {
-			continue
-		}
-		matched++
-		switch {
-		case podLost(p):
-			lostAny = true
-		case policy.PodReady(p):
-			healthyLeft++
-		}
-	}
-	if !lostAny {
-		return PDBViolation{}, false
-	}
-	expected := matched
-	if pdb.Status.ExpectedPods > 0 {
-		expected = int(pdb.Status.ExpectedPods)
-	}
-	required := 0
-	switch {
-	case pdb.Spec.MinAvailable != nil:
-		v, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MinAvailable, expected, true)
-		if err != nil {
-			return PDBViolation{}, false
-		}
-		required = v
-	case pdb.Spec.MaxUnavailable != nil:
-		v, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MaxUnavailable, expected, true)
-		if err != nil {
-			return PDBViolation{}, false
-		}
-		required = expected - v
-	default:
-		return PDBViolation{}, false
-	}
-	if healthyLeft >= required {
-		return PDBViolation{}, false
-	}
-	return PDBViolation{Namespace: pdb.Namespace, Name: pdb.Name, HealthyLeft: healthyLeft, Required: required}, true
-}
-
 // buildFindings lists what is wrong, most severe first, each with a remedy.
 func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Finding {
 	var out []Finding
@@ -724,22 +398,22 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 
 	var dcs []string // real datacenters (labelled), lost ones included
 	for _, d := range r.Datacenters {
-		if d.Name != unlabeledDC {
+		if d.Name != cluster.Unlabeled {
 			dcs = append(dcs, d.Name)
 		}
 	}
-	perDC := policy.VotersPerDatacenter(votersOf(e.Members))
+	perDC := policy.VotersPerDatacenter(cluster.Voters(e.Members))
 	what := ""
 	if len(in.Lose) > 0 {
 		what = " (as if " + strings.Join(in.Lose, ", ") + " were lost)"
 	}
 
 	switch {
-	case e.Source == etcdSourceUnknown && len(e.Endpoints) > 0:
+	case e.Source == cluster.EtcdSourceUnknown && len(e.Endpoints) > 0:
 		add(severityCritical,
 			fmt.Sprintf("no etcd endpoint answered (%s): etcd is down or unreachable from here", strings.Join(e.Endpoints, ", ")),
 			"check the endpoints, the --etcd-cacert/--etcd-cert/--etcd-key files and the network path; run again with -o wide to see each endpoint's error")
-	case e.Source == etcdSourceUnknown:
+	case e.Source == cluster.EtcdSourceUnknown:
 		add(severityWarning,
 			"no etcd pods (kube-system, component=etcd) and no etcd endpoints: this looks like a managed control plane or an external datastore (kine); etcd quorum, member placement and whether any datacenter can be lost cannot be known",
 			"pass --etcd-endpoints (with --etcd-cacert/--etcd-cert/--etcd-key) if you can reach the datastore, or ask your provider how its control plane is spread")
@@ -748,13 +422,13 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 			fmt.Sprintf("etcd has lost quorum%s: %d of %d voters healthy, %d needed; the API server cannot serve or store changes", what, e.Healthy, e.Size, e.Quorum),
 			"bring stopped members back (their datacenter, node or etcd process); if they are gone for good, restore quorum from a snapshot with etcdutl and re-add members")
 	}
-	if e.Source == etcdSourcePods {
+	if e.Source == cluster.EtcdSourcePods {
 		add(severityInfo,
 			"etcd was judged from pod readiness only: leader, learners and the real member list are unknown",
 			"pass --etcd-endpoints or make the advertised client URLs reachable from here (kubectl dc status reads kubeadm.kubernetes.io/etcd.advertise-client-urls)")
 	}
 
-	if e.Source != etcdSourceUnknown && e.Size > 0 {
+	if e.Source != cluster.EtcdSourceUnknown && e.Size > 0 {
 		if len(dcs) == 2 {
 			add(severityCritical,
 				fmt.Sprintf("the cluster spans two datacenters (%s, %s): with %d voters one of them holds at least %d, so losing it always loses quorum; no placement over two sites survives the loss of either", dcs[0], dcs[1], e.Size, (e.Size+1)/2),
@@ -792,7 +466,7 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 				add(severityWarning,
 					fmt.Sprintf("etcd member %s matches no node by name or address: its datacenter is unknown and it is never counted as lost", m.Name),
 					"name members after their nodes (kubeadm does), or make their peer URLs use the node InternalIP")
-			case m.Datacenter == unlabeledDC:
+			case m.Datacenter == cluster.Unlabeled:
 				add(severityWarning,
 					fmt.Sprintf("etcd member %s runs on node %s, which has no %s label: its datacenter is unknown and it is never counted as lost", m.Name, m.Node, in.Label),
 					fmt.Sprintf("kubectl label node %s %s=<datacenter>", m.Node, in.Label))
@@ -839,7 +513,7 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 			fmt.Sprintf("no node carries the datacenter label %s", in.Label),
 			"pass --datacenter-label with the label your nodes use, or label them")
 	}
-	if kubeletCanSet(in.Label) {
+	if policy.KubeletMaySetLabel(in.Label) {
 		add(severityWarning,
 			fmt.Sprintf("the datacenter label %s is one a kubelet may set on its own Node: a compromised or misconfigured node can move itself to another datacenter", in.Label),
 			"use a label under node-restriction.kubernetes.io/ (for example node-restriction.kubernetes.io/datacenter), which the NodeRestriction admission plugin keeps kubelets from setting, or guard changes with dc-webhook")
@@ -879,71 +553,4 @@ func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Findi
 		out = []Finding{}
 	}
 	return out
-}
-
-// kubeletCanSet reports whether the NodeRestriction admission plugin lets a
-// kubelet set label on its own Node: anything outside the kubernetes.io and
-// k8s.io namespaces, plus the well-known labels it allows there. Labels under
-// node-restriction.kubernetes.io/ are never allowed.
-func kubeletCanSet(label string) bool {
-	prefix, _, found := strings.Cut(label, "/")
-	if !found {
-		return true
-	}
-	if prefix == "node-restriction.kubernetes.io" || strings.HasSuffix(prefix, ".node-restriction.kubernetes.io") {
-		return false
-	}
-	switch label {
-	case "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os",
-		"beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type",
-		"failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
-		"topology.kubernetes.io/region", "topology.kubernetes.io/zone":
-		return true
-	}
-	if prefix == "kubelet.kubernetes.io" || strings.HasSuffix(prefix, ".kubelet.kubernetes.io") ||
-		prefix == "node.kubernetes.io" || strings.HasSuffix(prefix, ".node.kubernetes.io") {
-		return true
-	}
-	for _, d := range []string{"kubernetes.io", "k8s.io"} {
-		if prefix == d || strings.HasSuffix(prefix, "."+d) {
-			return false
-		}
-	}
-	return true
-}
-
-func statusNodeHasIP(n *corev1.Node, ip string) bool {
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && a.Address == ip {
-			return true
-		}
-	}
-	return false
-}
-
-// splitURLs splits a comma-separated URL list, dropping empties.
-func splitURLList(s string) []string {
-	var out []string
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-// urlHost returns the host of u without port, "" when u does not parse.
-func urlHostOf(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.Host == "" {
-		return ""
-	}
-	if h, _, err := net.SplitHostPort(p.Host); err == nil {
-		return h
-	}
-	return p.Host
-}
-
-func sameEndpoint(a, b string) bool {
-	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }

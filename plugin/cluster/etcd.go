@@ -1,4 +1,4 @@
-package plugin
+package cluster
 
 import (
 	"bytes"
@@ -27,18 +27,18 @@ import (
 // kubeadm's certificate paths inside a stacked etcd pod: the health-check
 // client certificate may read member lists and status.
 const (
-	defaultExecCACert = "/etc/kubernetes/pki/etcd/ca.crt"
-	defaultExecCert   = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
-	defaultExecKey    = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
+	DefaultExecCACert = "/etc/kubernetes/pki/etcd/ca.crt"
+	DefaultExecCert   = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
+	DefaultExecKey    = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
 )
 
-// etcdTLSFiles are client TLS files on this machine; all empty means plain
+// EtcdTLSFiles are client TLS files on this machine; all empty means plain
 // TLS with system roots for https endpoints, none for http.
-type etcdTLSFiles struct {
+type EtcdTLSFiles struct {
 	CACert, Cert, Key string
 }
 
-func (f etcdTLSFiles) config() (*tls.Config, error) {
+func (f EtcdTLSFiles) config() (*tls.Config, error) {
 	if f.CACert == "" && f.Cert == "" && f.Key == "" {
 		return nil, nil
 	}
@@ -63,15 +63,15 @@ type endpointStatus struct {
 	Err      error
 	// Members is the endpoint's serializable member list; nil if the call
 	// failed.
-	Members []etcdMemberInfo
+	Members []EtcdMemberInfo
 }
 
-// readEtcdDirect dials every endpoint in parallel, each call bounded by
+// ReadEtcdDirect dials every endpoint in parallel, each call bounded by
 // timeout: Status for health, leader and learner, and a serializable
 // MemberList, which a member answers from its own state even without
 // quorum. Members that no given endpoint reaches are probed by their own
 // client URLs in a second round. It fails only when no endpoint answers.
-func readEtcdDirect(ctx context.Context, endpoints []string, files etcdTLSFiles, timeout time.Duration) (*etcdView, error) {
+func ReadEtcdDirect(ctx context.Context, endpoints []string, files EtcdTLSFiles, timeout time.Duration) (*EtcdView, error) {
 	tlsCfg, err := files.config()
 	if err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func readEtcdDirect(ctx context.Context, endpoints []string, files etcdTLSFiles,
 		return out
 	}
 	statuses := probe(endpoints, true)
-	var members []etcdMemberInfo
+	var members []EtcdMemberInfo
 	for _, s := range statuses {
 		members = mergeMembers(members, s.Members)
 	}
@@ -125,8 +125,8 @@ func readEtcdDirect(ctx context.Context, endpoints []string, files etcdTLSFiles,
 
 // combineStatuses merges the answers of endpoints into a view. It fails
 // only when no endpoint answered.
-func combineStatuses(endpoints []string, statuses []endpointStatus) (*etcdView, error) {
-	var members []etcdMemberInfo
+func combineStatuses(endpoints []string, statuses []endpointStatus) (*EtcdView, error) {
+	var members []EtcdMemberInfo
 	var errs []string
 	answered := false
 	for _, s := range statuses {
@@ -141,7 +141,7 @@ func combineStatuses(endpoints []string, statuses []endpointStatus) (*etcdView, 
 		return nil, fmt.Errorf("no etcd endpoint answered within the deadline (%s)", strings.Join(errs, "; "))
 	}
 	v := assembleView(members, statuses)
-	v.Source, v.Endpoints = etcdSourceDirect, endpoints
+	v.Source, v.Endpoints = EtcdSourceDirect, endpoints
 	for _, e := range errs {
 		v.Notes = append(v.Notes, "unreachable: "+e)
 	}
@@ -150,7 +150,7 @@ func combineStatuses(endpoints []string, statuses []endpointStatus) (*etcdView, 
 
 // assembleView marks members healthy when one of their endpoints answered
 // Status without errors, and picks the leader most healthy members name.
-func assembleView(members []etcdMemberInfo, statuses []endpointStatus) *etcdView {
+func assembleView(members []EtcdMemberInfo, statuses []endpointStatus) *EtcdView {
 	votes := map[uint64]int{}
 	for _, s := range statuses {
 		if s.Err != nil {
@@ -168,13 +168,13 @@ func assembleView(members []etcdMemberInfo, statuses []endpointStatus) *etcdView
 		}
 		if !found {
 			// An endpoint whose member list failed still counts itself.
-			members = append(members, etcdMemberInfo{ID: s.MemberID, Name: s.Endpoint, ClientURLs: []string{s.Endpoint}, Healthy: memberErrors(s.Errors) == 0, Learner: s.Learner})
+			members = append(members, EtcdMemberInfo{ID: s.MemberID, Name: s.Endpoint, ClientURLs: []string{s.Endpoint}, Healthy: memberErrors(s.Errors) == 0, Learner: s.Learner})
 		}
 		if s.Leader != 0 && memberErrors(s.Errors) == 0 {
 			votes[s.Leader]++
 		}
 	}
-	v := &etcdView{Members: members}
+	v := &EtcdView{Members: members}
 	best := 0
 	for id, n := range votes {
 		if n > best || (n == best && id < v.LeaderID) {
@@ -200,7 +200,7 @@ func memberErrors(errs []string) int {
 }
 
 // mergeMembers adds the members of b that a does not hold (by ID).
-func mergeMembers(a, b []etcdMemberInfo) []etcdMemberInfo {
+func mergeMembers(a, b []EtcdMemberInfo) []EtcdMemberInfo {
 	for _, m := range b {
 		dup := false
 		for i := range a {
@@ -256,19 +256,19 @@ func probeEndpoint(ctx context.Context, ep string, tlsCfg *tls.Config, timeout t
 		return s
 	}
 	for _, m := range ml.Members {
-		s.Members = append(s.Members, etcdMemberInfo{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+		s.Members = append(s.Members, EtcdMemberInfo{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
 	}
 	return s
 }
 
-// etcdExecTLS are certificate paths inside the etcd pod.
-type etcdExecTLS struct {
+// EtcdExecTLS are certificate paths inside the etcd pod.
+type EtcdExecTLS struct {
 	CACert, Cert, Key string
 }
 
-// etcdctlArgs builds an etcdctl command line against endpoints (the pod's
+// EtcdctlArgs builds an etcdctl command line against endpoints (the pod's
 // own advertised URL when empty: 127.0.0.1:2379 for kubeadm).
-func etcdctlArgs(files etcdExecTLS, endpoints []string, timeout time.Duration, args ...string) []string {
+func EtcdctlArgs(files EtcdExecTLS, endpoints []string, timeout time.Duration, args ...string) []string {
 	if len(endpoints) == 0 {
 		endpoints = []string{"https://127.0.0.1:2379"}
 	}
@@ -314,9 +314,9 @@ type etcdctlEndpointStatus struct {
 	} `json:"Status"`
 }
 
-// parseEtcdctl turns the JSON of `member list` and `endpoint status` into a
+// ParseEtcdctl turns the JSON of `member list` and `endpoint status` into a
 // view. Members missing from the status output are unhealthy.
-func parseEtcdctl(memberList, endpointStatusOut []byte) (*etcdView, error) {
+func ParseEtcdctl(memberList, endpointStatusOut []byte) (*EtcdView, error) {
 	var ml etcdctlMemberList
 	if err := json.Unmarshal(memberList, &ml); err != nil {
 		return nil, fmt.Errorf("parsing etcdctl member list output: %w", err)
@@ -324,9 +324,9 @@ func parseEtcdctl(memberList, endpointStatusOut []byte) (*etcdView, error) {
 	if len(ml.Members) == 0 {
 		return nil, errors.New("etcdctl member list returned no members")
 	}
-	var members []etcdMemberInfo
+	var members []EtcdMemberInfo
 	for _, m := range ml.Members {
-		members = append(members, etcdMemberInfo{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+		members = append(members, EtcdMemberInfo{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
 	}
 	var eps []etcdctlEndpointStatus
 	if len(bytes.TrimSpace(endpointStatusOut)) > 0 {
@@ -339,15 +339,15 @@ func parseEtcdctl(memberList, endpointStatusOut []byte) (*etcdView, error) {
 		statuses = append(statuses, endpointStatus{Endpoint: e.Endpoint, MemberID: e.Status.Header.MemberID, Leader: e.Status.Leader, Learner: e.Status.IsLearner, Errors: e.Status.Errors})
 	}
 	v := assembleView(members, statuses)
-	v.Source = etcdSourceExec
+	v.Source = EtcdSourceExec
 	return v, nil
 }
 
-// podExecFunc runs cmd in a container and returns its stdout and stderr.
-type podExecFunc func(ctx context.Context, namespace, pod, container string, cmd []string) (stdout, stderr []byte, err error)
+// PodExecFunc runs cmd in a container and returns its stdout and stderr.
+type PodExecFunc func(ctx context.Context, namespace, pod, container string, cmd []string) (stdout, stderr []byte, err error)
 
-// newPodExec returns a podExecFunc that execs through the API server.
-func newPodExec(cfg *rest.Config, client kubernetes.Interface) podExecFunc {
+// NewPodExec returns a PodExecFunc that execs through the API server.
+func NewPodExec(cfg *rest.Config, client kubernetes.Interface) PodExecFunc {
 	return func(ctx context.Context, namespace, pod, container string, cmd []string) ([]byte, []byte, error) {
 		req := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("exec").
 			VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
@@ -361,18 +361,18 @@ func newPodExec(cfg *rest.Config, client kubernetes.Interface) podExecFunc {
 	}
 }
 
-// readEtcdExec runs etcdctl in the first etcd pod that answers: the member
+// ReadEtcdExec runs etcdctl in the first etcd pod that answers: the member
 // list, then the status of every member's client URLs.
-func readEtcdExec(ctx context.Context, run podExecFunc, pods []*corev1.Pod, files etcdExecTLS, timeout time.Duration) (*etcdView, error) {
+func ReadEtcdExec(ctx context.Context, run PodExecFunc, pods []*corev1.Pod, files EtcdExecTLS, timeout time.Duration) (*EtcdView, error) {
 	var errs []string
 	for _, p := range pods {
 		container := ""
 		if len(p.Spec.Containers) > 0 {
 			container = p.Spec.Containers[0].Name
 		}
-		local := splitURLList(p.Annotations[policy.AnnotationEtcdClientURLs])
+		local := SplitURLList(p.Annotations[policy.AnnotationEtcdClientURLs])
 		cctx, cancel := context.WithTimeout(ctx, 2*timeout)
-		ml, stderr, err := run(cctx, p.Namespace, p.Name, container, etcdctlArgs(files, local, timeout, "member", "list"))
+		ml, stderr, err := run(cctx, p.Namespace, p.Name, container, EtcdctlArgs(files, local, timeout, "member", "list"))
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s/%s: %v %s", p.Namespace, p.Name, err, strings.TrimSpace(string(stderr))))
@@ -387,9 +387,9 @@ func readEtcdExec(ctx context.Context, run podExecFunc, pods []*corev1.Pod, file
 		cctx, cancel = context.WithTimeout(ctx, 2*timeout)
 		// etcdctl exits non-zero when some endpoint fails but still prints
 		// the others: parse what it printed.
-		st, _, _ := run(cctx, p.Namespace, p.Name, container, etcdctlArgs(files, urls, timeout, "endpoint", "status"))
+		st, _, _ := run(cctx, p.Namespace, p.Name, container, EtcdctlArgs(files, urls, timeout, "endpoint", "status"))
 		cancel()
-		v, err := parseEtcdctl(ml, st)
+		v, err := ParseEtcdctl(ml, st)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s/%s: %v", p.Namespace, p.Name, err))
 			continue

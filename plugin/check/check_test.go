@@ -1,11 +1,15 @@
-package plugin
+package check
 
 import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,7 +54,7 @@ func runCheck(t *testing.T, stdin string, setup func(*CheckOptions), args ...str
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetArgs(append([]string{"check", "--kubeconfig", filepath.Join(t.TempDir(), "no-kubeconfig")}, args...))
-	code := Execute(root, streams)
+	code := cmdutil.Execute(root, streams)
 	return checkRun{code: code, out: out.String(), errOut: errOut.String()}
 }
 
@@ -74,13 +78,13 @@ func TestCheckFiles(t *testing.T) {
 		{
 			name: "good object passes",
 			args: []string{"-f", td + "good.yaml", "--policy", td + "policy.yaml"},
-			code: ExitOK,
+			code: cmdutil.ExitOK,
 			out:  "1 object checked, 0 denied, 0 warnings, 0 audit\n",
 		},
 		{
 			name: "deny exits 1 with exact JSON",
 			args: []string{"-f", td + "deny.yaml", "--policy", td + "policy.yaml", "-o", "json"},
-			code: ExitFindings,
+			code: cmdutil.ExitFindings,
 			out: `{
   "results": [
     {
@@ -107,7 +111,7 @@ func TestCheckFiles(t *testing.T) {
 		{
 			name: "deny as table",
 			args: []string{"-f", td + "deny.yaml", "--policy", td + "policy.yaml"},
-			code: ExitFindings,
+			code: cmdutil.ExitFindings,
 			outHas: []string{
 				"OBJECT", "RULE", "ACTION", "FIELD", "MESSAGE",
 				"Deployment/team-a/worker", "macstadium/workers", "Deny", "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]",
@@ -117,7 +121,7 @@ func TestCheckFiles(t *testing.T) {
 		{
 			name: "deny as yaml",
 			args: []string{"-f", td + "deny.yaml", "--policy", td + "policy.yaml", "-o", "yaml"},
-			code: ExitFindings,
+			code: cmdutil.ExitFindings,
 			outHas: []string{
 				"results:\n- action: Deny\n  field: spec.template.spec.nodeSelector[topology.kubernetes.io/zone]\n",
 				"  object:\n    kind: Deployment\n    name: worker\n    namespace: team-a\n  rule: macstadium/workers\n",
@@ -127,25 +131,25 @@ func TestCheckFiles(t *testing.T) {
 		{
 			name:   "malformed YAML names file, document and line",
 			args:   []string{"-f", td + "malformed.yaml", "--policy", td + "policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: " + td + "malformed.yaml: document 2, line 10: did not find expected ',' or '}'\n",
 		},
 		{
 			name:   "invalid policy names the field",
 			args:   []string{"-f", td + "deny.yaml", "--policy", td + "invalid-policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: " + td + `invalid-policy.yaml: document 1: placementpolicy "broken": spec.pinned[0].action: Unsupported value: "Block": supported values: "Deny", "Warn", "Audit"` + "\n",
 		},
 		{
 			name:   "misspelt policy field is an error",
 			args:   []string{"-f", td + "deny.yaml", "--policy", td + "misspelt-policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: " + td + `misspelt-policy.yaml: document 1: placementpolicy "misspelt": unknown field "spec.pinned[0].datacenterFromLable": fix or remove the field` + "\n",
 		},
 		{
 			name: "unknown kinds are skipped with a note",
 			args: []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml"},
-			code: ExitOK,
+			code: cmdutil.ExitOK,
 			out:  "1 object checked, 0 denied, 0 warnings, 0 audit\n",
 			errOut: "note: " + td + "mixed.yaml: document 1: skipped v1 Service team-a/web: not a kind kubectl dc check judges\n" +
 				"note: " + td + "mixed.yaml: document 2: skipped example.com/v1 Widget gadget: not a kind kubectl dc check judges\n",
@@ -153,31 +157,31 @@ func TestCheckFiles(t *testing.T) {
 		{
 			name:   "empty directory is an error",
 			args:   []string{"-f", emptyDir, "--policy", td + "policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: -f " + emptyDir + ": directory has no .yaml, .yml, .json files\n",
 		},
 		{
 			name:   "directory without manifests is an error",
 			args:   []string{"-f", td + "empty", "--policy", td + "policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: -f " + td + "empty: directory has no .yaml, .yml, .json files\n",
 		},
 		{
 			name:   "input with only skipped kinds is an error",
 			args:   []string{"-f", td + "policy.yaml", "--policy", td + "policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errHas: []string{"error: -f " + td + "policy.yaml: no objects to check"},
 		},
 		{
 			name:   "missing file is named",
 			args:   []string{"-f", td + "nope.yaml", "--policy", td + "policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: -f " + td + "nope.yaml: no such file or directory: check the path\n",
 		},
 		{
 			name: "List items are expanded, Warn and Audit pass",
 			args: []string{"-f", td + "list.json", "--policy", td + "policy.yaml", "-o", "json"},
-			code: ExitOK,
+			code: cmdutil.ExitOK,
 			outHas: []string{
 				`"kind": "Job",` + "\n        \"namespace\": \"team-b\",\n        \"name\": \"nightly\"",
 				`"action": "Audit",`,
@@ -190,13 +194,13 @@ func TestCheckFiles(t *testing.T) {
 		{
 			name: "directory without -R reads only its own files",
 			args: []string{"-f", td + "dir", "--policy", td + "policy.yaml"},
-			code: ExitOK,
+			code: cmdutil.ExitOK,
 			out:  "1 object checked, 0 denied, 0 warnings, 0 audit\n",
 		},
 		{
 			name: "recursive directory",
 			args: []string{"-f", td + "dir", "-R", "--policy", td + "policy.yaml"},
-			code: ExitFindings,
+			code: cmdutil.ExitFindings,
 			outHas: []string{
 				"CronJob/team-c/brain", "macstadium/workers", "spec.jobTemplate.spec.template.spec.nodeSelector[topology.kubernetes.io/zone]",
 				`Invalid value: "pod-2": the object's label placement.kubectl-dc.io/datacenter=pod-1 says datacenter "pod-1" but the pods select "pod-2": make them agree`,
@@ -207,62 +211,62 @@ func TestCheckFiles(t *testing.T) {
 			name:   "stdin",
 			args:   []string{"-f", "-", "--policy", td + "policy.yaml", "-o", "json"},
 			stdin:  string(deny),
-			code:   ExitFindings,
+			code:   cmdutil.ExitFindings,
 			outHas: []string{`"name": "worker"`, `"action": "Deny"`},
 		},
 		{
 			name:   "stdin syntax error is named",
 			args:   []string{"-f", "-", "--policy", td + "policy.yaml"},
 			stdin:  "kind: Pod\napiVersion: v1\nmetadata: {name: x\n",
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: <stdin>: document 1, line 3: did not find expected ',' or '}'\n",
 		},
 		{
 			name:   "policy in -f input is used",
 			args:   []string{"-f", td + "policy.yaml", "-f", td + "deny.yaml"},
-			code:   ExitFindings,
+			code:   cmdutil.ExitFindings,
 			outHas: []string{"Deployment/team-a/worker", "macstadium/workers"},
 		},
 		{
 			name:   "known datacenters from --nodes",
 			args:   []string{"-f", td + "deny.yaml", "--policy", td + "policy-no-dcs.yaml", "--nodes", td + "nodes.yaml", "-o", "json"},
-			code:   ExitFindings,
+			code:   cmdutil.ExitFindings,
 			outHas: []string{`"message": "Required value: pods must select exactly one datacenter: set nodeSelector[topology.kubernetes.io/zone] to one of: pod-1, pod-2"`},
 		},
 		{
 			name:   "duplicate policy",
 			args:   []string{"-f", td + "policy.yaml", "-f", td + "deny.yaml", "--policy", td + "policy.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errOut: "error: " + td + `policy.yaml: document 1: placementpolicy "macstadium" is also defined at ` + td + "policy.yaml: document 1: keep one\n",
 		},
 		{
 			name:   "no policy and no cluster",
 			args:   []string{"-f", td + "deny.yaml"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errHas: []string{"error: kubeconfig not found: ", "no-kubeconfig", "to check offline instead, pass --policy FILE"},
 		},
 		{
 			name:   "nothing to check is usage",
 			args:   nil,
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errHas: []string{"error: nothing to check: pass -f FILE|DIR (or - for stdin), or --cluster for the live objects"},
 		},
 		{
 			name:   "-f and --cluster exclude each other",
 			args:   []string{"-f", td + "deny.yaml", "--cluster"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errHas: []string{"-f and --cluster exclude each other"},
 		},
 		{
 			name:   "stdin read once",
 			args:   []string{"-f", "-", "--policy", "-"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errHas: []string{"error: standard input (-) can be read once: give - to only one of -f, --policy and --nodes"},
 		},
 		{
 			name:   "unknown output",
 			args:   []string{"-f", td + "deny.yaml", "-o", "wide"},
-			code:   ExitUsage,
+			code:   cmdutil.ExitUsage,
 			errHas: []string{`unknown output format "wide" for --output: use one of table, json, yaml`},
 		},
 	}
@@ -283,7 +287,7 @@ func TestCheckFiles(t *testing.T) {
 			if tt.errOut != "" && !strings.HasPrefix(got.errOut, tt.errOut) {
 				t.Errorf("stderr:\n%s\nwant:\n%s", got.errOut, tt.errOut)
 			}
-			if tt.errOut != "" && tt.code != ExitUsage && got.errOut != tt.errOut {
+			if tt.errOut != "" && tt.code != cmdutil.ExitUsage && got.errOut != tt.errOut {
 				t.Errorf("stderr:\n%s\nwant exactly:\n%s", got.errOut, tt.errOut)
 			}
 			for _, s := range tt.errHas {
@@ -311,7 +315,7 @@ func liveCluster(t *testing.T, policies []*v1alpha1.PlacementPolicy, objs ...run
 		dyn = append(dyn, p)
 	}
 	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(policy.Scheme,
-		map[schema.GroupVersionResource]string{policyResource: "PlacementPolicyList"}, dyn...)
+		map[schema.GroupVersionResource]string{cluster.PolicyGVR: "PlacementPolicyList"}, dyn...)
 	cs := fake.NewClientset(objs...)
 	return func(o *CheckOptions) {
 		o.clientset = cs
@@ -342,7 +346,7 @@ func TestCheckCluster(t *testing.T) {
 
 	t.Run("all namespaces, Audit passes", func(t *testing.T) {
 		got := runCheck(t, "", liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, append(nodes, workload...)...), "--cluster", "-o", "json")
-		if got.code != ExitOK {
+		if got.code != cmdutil.ExitOK {
 			t.Fatalf("exit code = %d, want 0\n%s%s", got.code, got.out, got.errOut)
 		}
 		var rep checkReport
@@ -365,7 +369,7 @@ func TestCheckCluster(t *testing.T) {
 		deny := pol.DeepCopy()
 		deny.Spec.Pinned[0].Action = v1alpha1.ActionDeny
 		got := runCheck(t, "", liveCluster(t, []*v1alpha1.PlacementPolicy{deny}, append(nodes, workload...)...), "--cluster", "-n", "team-a")
-		if got.code != ExitFindings {
+		if got.code != cmdutil.ExitFindings {
 			t.Fatalf("exit code = %d, want 1\n%s%s", got.code, got.out, got.errOut)
 		}
 		if strings.Contains(got.out, "stray") || strings.Contains(got.out, "worker-5d8f") {
@@ -378,7 +382,7 @@ func TestCheckCluster(t *testing.T) {
 
 	t.Run("policy file against live objects", func(t *testing.T) {
 		got := runCheck(t, "", liveCluster(t, nil, append(nodes, workload...)...), "--cluster", "--policy", td+"policy.yaml")
-		if got.code != ExitFindings || !strings.Contains(got.out, "2 denied") {
+		if got.code != cmdutil.ExitFindings || !strings.Contains(got.out, "2 denied") {
 			t.Errorf("exit code = %d, want 1 with 2 denied\n%s%s", got.code, got.out, got.errOut)
 		}
 	})
@@ -392,17 +396,20 @@ func TestCheckCluster(t *testing.T) {
 			setup(o)
 			o.clientset.(*fake.Clientset).PrependReactor("list", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
 				l := a.(clienttesting.ListActionImpl)
-				if l.ListOptions.Limit != listPageSize {
-					t.Errorf("LIST %s limit = %d, want %d", l.Resource.Resource, l.ListOptions.Limit, listPageSize)
+				if l.ListOptions.Limit != cluster.PageSize {
+					t.Errorf("LIST %s limit = %d, want %d", l.Resource.Resource, l.ListOptions.Limit, cluster.PageSize)
 				}
 				lists = append(lists, l.Resource.Resource+" "+l.Namespace+" "+l.ListOptions.LabelSelector)
 				return false, nil, nil
 			})
 		}, "--cluster", "-n", "team-a")
-		if got.code != ExitOK {
+		if got.code != cmdutil.ExitOK {
 			t.Fatalf("exit code = %d\n%s", got.code, got.errOut)
 		}
-		want := "nodes  ,namespaces  ,pods team-a ,pods kube-system component=etcd,deployments team-a ,replicasets team-a ,statefulsets team-a ,daemonsets team-a ,jobs team-a ,cronjobs team-a ,replicationcontrollers team-a ,podtemplates team-a "
+		// Nodes, Namespaces, the judged kinds in team-a, and the etcd
+		// members of every namespace by selector.
+		want := "cronjobs team-a ,daemonsets team-a ,deployments team-a ,jobs team-a ,namespaces  ,nodes  ,pods kube-system component=etcd,pods team-a ,podtemplates team-a ,replicasets team-a ,replicationcontrollers team-a ,statefulsets team-a "
+		sort.Strings(lists)
 		if strings.Join(lists, ",") != want {
 			t.Errorf("LIST calls:\n%s\nwant:\n%s", strings.Join(lists, ","), want)
 		}
@@ -410,7 +417,7 @@ func TestCheckCluster(t *testing.T) {
 
 	t.Run("no policy in the cluster", func(t *testing.T) {
 		got := runCheck(t, "", liveCluster(t, nil, nodes...), "--cluster")
-		if got.code != ExitUsage || got.errOut != "error: the cluster has no PlacementPolicy: create one (see manifests/examples/macstadium-policy.yaml) or pass --policy FILE\n" {
+		if got.code != cmdutil.ExitUsage || got.errOut != "error: the cluster has no PlacementPolicy: create one (the MacStadium example is in the kubectl-dc README) or pass --policy FILE\n" {
 			t.Errorf("exit code = %d\n%s", got.code, got.errOut)
 		}
 	})
@@ -425,7 +432,7 @@ func TestCheckCluster(t *testing.T) {
 				return false, nil, nil
 			})
 		}, "--cluster")
-		if got.code != ExitOK {
+		if got.code != cmdutil.ExitOK {
 			t.Fatalf("exit code = %d\n%s", got.code, got.errOut)
 		}
 		// Nodes, Namespaces and the nine kinds: one LIST each on this small cluster.
@@ -433,8 +440,8 @@ func TestCheckCluster(t *testing.T) {
 			t.Errorf("%d LIST calls, want 11", len(limits))
 		}
 		for _, l := range limits {
-			if l != listPageSize {
-				t.Errorf("LIST limit = %d, want %d", l, listPageSize)
+			if l != cluster.PageSize {
+				t.Errorf("LIST limit = %d, want %d", l, cluster.PageSize)
 			}
 		}
 	})
@@ -445,7 +452,7 @@ func TestCheckFilesAgainstLivePolicies(t *testing.T) {
 	setup := liveCluster(t, []*v1alpha1.PlacementPolicy{pol},
 		testutil.Node("a").InDC("east").Obj(), testutil.Node("b").InDC("west").Obj())
 	got := runCheck(t, "", setup, "-f", td+"deny.yaml", "-o", "json")
-	if got.code != ExitFindings {
+	if got.code != cmdutil.ExitFindings {
 		t.Fatalf("exit code = %d\n%s%s", got.code, got.out, got.errOut)
 	}
 	if !strings.Contains(got.out, `"message": "Required value: pods must select exactly one datacenter: set nodeSelector[topology.kubernetes.io/zone] to one of: east, west"`) {
@@ -489,7 +496,7 @@ func TestCheckOutputCompletion(t *testing.T) {
 // TestCheckNodesFileKinds checks that --nodes needs Node objects.
 func TestCheckNodesFileKinds(t *testing.T) {
 	got := runCheck(t, "", nil, "-f", td+"deny.yaml", "--policy", td+"policy-no-dcs.yaml", "--nodes", td+"good.yaml")
-	if got.code != ExitUsage || !strings.Contains(got.errOut, "error: --nodes "+td+"good.yaml: no Node in the file: save them with kubectl get nodes -o yaml\n") {
+	if got.code != cmdutil.ExitUsage || !strings.Contains(got.errOut, "error: --nodes "+td+"good.yaml: no Node in the file: save them with kubectl get nodes -o yaml\n") {
 		t.Errorf("exit code = %d\n%s", got.code, got.errOut)
 	}
 }
@@ -506,7 +513,7 @@ spec:
     spec: {containers: [{name: w, image: x}]}
 `
 	got := runCheck(t, old, nil, "-f", "-", "--policy", td+"policy.yaml")
-	if got.code != ExitUsage || !strings.Contains(got.errOut, "apps/v1beta2 Deployment ci/worker: Deployment is judged as apps/v1 only: update the manifest's apiVersion") {
+	if got.code != cmdutil.ExitUsage || !strings.Contains(got.errOut, "apps/v1beta2 Deployment ci/worker: Deployment is judged as apps/v1 only: update the manifest's apiVersion") {
 		t.Errorf("exit %d, stderr:\n%s", got.code, got.errOut)
 	}
 }

@@ -1,26 +1,29 @@
-package plugin
+package status
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/check"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 )
@@ -33,15 +36,6 @@ const (
 	// ExitQuorumLost means etcd has lost quorum or cannot be reached.
 	ExitQuorumLost = 4
 )
-
-// envCountRequests, when set to a non-empty value, makes status print the
-// number of API requests it made to ErrOut (benchmarks read it).
-const envCountRequests = "KUBECTL_DC_COUNT_REQUESTS"
-
-// defaultAPITimeout bounds each API request unless --request-timeout says
-// otherwise, so that a server without etcd quorum fails fast instead of
-// hanging.
-const defaultAPITimeout = 5 * time.Second
 
 const statusExample = `  # Where are my etcd voters and API servers, and can I lose each datacenter?
   kubectl dc status
@@ -63,7 +57,8 @@ const statusExample = `  # Where are my etcd voters and API servers, and can I l
 type StatusOptions struct {
 	genericiooptions.IOStreams
 
-	config *genericclioptions.ConfigFlags
+	config  *genericclioptions.ConfigFlags
+	factory *cmdutil.Factory
 
 	Output          string
 	DatacenterLabel string
@@ -72,22 +67,19 @@ type StatusOptions struct {
 	FailOnRisk      bool
 
 	EtcdEndpoints []string
-	EtcdTLS       etcdTLSFiles
+	EtcdTLS       cluster.EtcdTLSFiles
 	EtcdTimeout   time.Duration
 	Exec          bool
-	ExecTLS       etcdExecTLS
+	ExecTLS       cluster.EtcdExecTLS
 
-	restConfig *rest.Config
-	client     kubernetes.Interface
-	dynamic    dynamic.Interface
-	server     string
-	cacheDir   string
+	client   kubernetes.Interface
+	dynamic  dynamic.Interface
+	server   string
+	cacheDir string
 	// configErr is why no API client could be built; status then reads etcd
 	// alone when it has endpoints.
 	configErr error
-	requests  atomic.Int64
-	countReqs bool
-	podExec   podExecFunc
+	podExec   cluster.PodExecFunc
 }
 
 // NewStatusOptions returns the options with their defaults.
@@ -95,15 +87,13 @@ func NewStatusOptions(config *genericclioptions.ConfigFlags, streams genericioop
 	return &StatusOptions{
 		IOStreams:       streams,
 		config:          config,
-		DatacenterLabel: policyDefaultLabel,
+		factory:         cmdutil.NewFactory(config),
+		DatacenterLabel: v1alpha1.DefaultDatacenterLabel,
 		EtcdTimeout:     2 * time.Second,
 		Exec:            true,
-		ExecTLS:         etcdExecTLS{CACert: defaultExecCACert, Cert: defaultExecCert, Key: defaultExecKey},
+		ExecTLS:         cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
 	}
 }
-
-// policyDefaultLabel is the default datacenter label.
-const policyDefaultLabel = "topology.kubernetes.io/zone"
 
 // NewCmdStatus returns `kubectl dc status`.
 func NewCmdStatus(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -146,13 +136,13 @@ Exit codes:
 				return err
 			}
 			if err := o.Validate(); err != nil {
-				return usageError(err)
+				return cmdutil.UsageError(err)
 			}
 			cmd.SilenceUsage = true
 			return o.Run(cmd.Context())
 		},
 	}
-	addOutputFlag(cmd, &o.Output, outputTable, outputWide, outputJSON, outputYAML)
+	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.OutputTable, cmdutil.OutputWide, cmdutil.OutputJSON, cmdutil.OutputYAML)
 	f := cmd.Flags()
 	f.StringVar(&o.DatacenterLabel, "datacenter-label", o.DatacenterLabel, "Node label that names a node's datacenter. A live PlacementPolicy's spec.datacenterLabel wins.")
 	f.StringSliceVar(&o.Lose, "lose", nil, "What-if: compute everything as if these datacenters (comma-separated) were gone.")
@@ -166,93 +156,32 @@ Exit codes:
 	f.StringVar(&o.ExecTLS.CACert, "etcd-exec-cacert", o.ExecTLS.CACert, "CA path inside the etcd pod for --etcd-exec.")
 	f.StringVar(&o.ExecTLS.Cert, "etcd-exec-cert", o.ExecTLS.Cert, "Client certificate path inside the etcd pod for --etcd-exec.")
 	f.StringVar(&o.ExecTLS.Key, "etcd-exec-key", o.ExecTLS.Key, "Client key path inside the etcd pod for --etcd-exec.")
-	_ = cmd.RegisterFlagCompletionFunc("lose", func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		return o.completeDatacenters(toComplete), cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
-	})
+	_ = cmd.RegisterFlagCompletionFunc("lose", cluster.CompleteDatacenters(config, false))
 	return cmd
-}
-
-// completeDatacenters offers the datacenter label values of live nodes for
-// the last item of a comma-separated --lose value.
-func (o *StatusOptions) completeDatacenters(toComplete string) []string {
-	cfg, err := o.config.ToRESTConfig()
-	if err != nil {
-		return nil
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.Timeout = defaultAPITimeout
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil
-	}
-	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: o.DatacenterLabel})
-	if err != nil {
-		return nil
-	}
-	return datacenterCompletions(nodes.Items, o.DatacenterLabel, toComplete)
-}
-
-// datacenterCompletions completes the last item of a comma-separated list
-// of datacenters with the label values of nodes not listed yet.
-func datacenterCompletions(nodes []corev1.Node, label, toComplete string) []string {
-	done := ""
-	if i := strings.LastIndex(toComplete, ","); i >= 0 {
-		done = toComplete[:i+1]
-	}
-	already := sets.New(strings.Split(done, ",")...)
-	dcs := sets.New[string]()
-	for i := range nodes {
-		if dc := nodes[i].Labels[label]; dc != "" && !already.Has(dc) {
-			dcs.Insert(done + dc)
-		}
-	}
-	return sets.List(dcs)
 }
 
 // Complete builds the clients. A missing kubeconfig is not an error yet:
 // with --etcd-endpoints status can still read etcd.
 func (o *StatusOptions) Complete() error {
-	o.countReqs = os.Getenv(envCountRequests) != ""
 	if o.config.CacheDir != nil {
 		o.cacheDir = *o.config.CacheDir
 	}
-	cfg, err := restConfigFor(o.config)
-	if errors.Is(err, errNoKubeconfig) {
+	c, err := o.factory.Clients()
+	if errors.Is(err, cmdutil.ErrNoKubeconfig) {
 		err = fmt.Errorf("%w; with the API server unreachable, --etcd-endpoints still reads etcd", err)
 	}
 	if err != nil {
 		o.configErr = err
 		return nil
 	}
-	cfg = rest.CopyConfig(cfg)
-	if cfg.Timeout == 0 {
-		cfg.Timeout = defaultAPITimeout
-	}
-	// A handful of LIST pages in parallel: no client-side throttling.
-	cfg.QPS, cfg.Burst = 100, 200
-	if o.countReqs {
-		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, n: &o.requests} })
-	}
-	o.restConfig = cfg
-	o.server = cfg.Host
-	// Protobuf for the built-in kinds: big node and pod lists decode
-	// several times faster. The dynamic client (PlacementPolicy) stays JSON.
-	pb := rest.CopyConfig(cfg)
-	pb.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	pb.ContentType = "application/vnd.kubernetes.protobuf"
-	if o.client, err = kubernetes.NewForConfig(pb); err != nil {
-		return err
-	}
-	if o.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
-		return err
-	}
-	o.podExec = newPodExec(cfg, o.client)
+	o.server, o.client, o.dynamic = c.Server, c.Kube, c.Dynamic
+	o.podExec = cluster.NewPodExec(c.Config, c.Kube)
 	return nil
 }
 
 // Validate checks the flags.
 func (o *StatusOptions) Validate() error {
-	if err := validateOutput(o.Output, outputTable, outputWide, outputJSON, outputYAML); err != nil {
+	if err := cmdutil.ValidateOutput(o.Output, cmdutil.OutputTable, cmdutil.OutputWide, cmdutil.OutputJSON, cmdutil.OutputYAML); err != nil {
 		return err
 	}
 	if o.DatacenterLabel == "" {
@@ -277,8 +206,8 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if o.countReqs {
-		defer func() { fmt.Fprintf(o.ErrOut, "api-requests: %d\n", o.requests.Load()) }()
+	if o.factory.CountsRequests() {
+		defer func() { fmt.Fprintf(o.ErrOut, "api-requests: %d\n", o.factory.Requests.Load()) }()
 	}
 	report, err := o.report(ctx)
 	if err != nil {
@@ -292,39 +221,23 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 
 // report reads the cluster and etcd and builds the report.
 func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
-	type etcdResult struct {
-		view *etcdView
-		err  error
-	}
-	var early chan etcdResult
-	if len(o.EtcdEndpoints) > 0 {
-		// Known endpoints: read etcd while the API is listed, so a dead API
-		// server costs no extra time.
-		early = make(chan etcdResult, 1)
-		go func() {
-			v, err := readEtcdDirect(ctx, o.EtcdEndpoints, o.EtcdTLS, o.EtcdTimeout)
-			early <- etcdResult{v, err}
-		}()
-	}
-
-	// With the endpoints of the last run cached, read etcd at them while
-	// the API is listed too: a dead API server then costs no extra time,
-	// and a live one usually advertises the same endpoints.
+	// Known endpoints (the flag's, else the last run's) are read while the
+	// API is listed, so a dead API server costs no extra time and a live
+	// one usually advertises the same endpoints.
 	cache := readStatusCache(o.cacheDir, o.server)
-	var speculative chan etcdResult
-	if early == nil && cache != nil && len(cache.Endpoints) > 0 {
-		speculative = make(chan etcdResult, 1)
-		go func() {
-			v, err := readEtcdDirect(ctx, cache.Endpoints, o.EtcdTLS, o.EtcdTimeout)
-			speculative <- etcdResult{v, err}
-		}()
+	early := o.prefetch(ctx, o.EtcdEndpoints)
+	var speculative <-chan *cluster.Prefetched
+	if early == nil && cache != nil {
+		speculative = o.prefetch(ctx, cache.Endpoints)
 	}
 
-	in := &statusInput{Lose: o.Lose}
-	var g *gathered
+	var snap *cluster.Snapshot
 	apiErr := o.configErr
 	if o.client != nil {
-		g, apiErr = gatherObjects(ctx, o.client, o.dynamic, len(o.Lose) > 0)
+		snap, apiErr = cluster.Read(ctx, o.client, o.dynamic, cluster.Options{
+			ControlPlane: true, Namespaces: true, Pods: true, Workloads: true, PDBs: len(o.Lose) > 0,
+			LabelFlag: o.DatacenterLabel, LabelFlagSet: o.labelSet,
+		})
 	}
 	if apiErr != nil && (apierrors.IsForbidden(apiErr) || apierrors.IsUnauthorized(apiErr)) {
 		// The API server answers: reading etcd around it would hide that
@@ -332,7 +245,7 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		return nil, fmt.Errorf("the API server at %s refuses: %w; kubectl dc status needs the permissions of manifests/rbac/status.yaml (docs/rbac.md)", o.server, apiErr)
 	}
 	if apiErr != nil {
-		if early == nil && (cache == nil || len(cache.Endpoints) == 0) {
+		if early == nil && speculative == nil {
 			if o.configErr != nil {
 				return nil, o.configErr
 			}
@@ -341,120 +254,149 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 		fmt.Fprintf(o.ErrOut, "warning: cannot read the API server (%v); reporting from etcd directly\n", apiErr)
 	}
 
-	if g != nil {
-		in.APIAvailable = true
-		in.Label, in.LabelSource = datacenterLabelFrom(g.Policies, o.DatacenterLabel, o.labelSet)
-		dcs := sets.New[string]()
-		for _, p := range g.Policies {
-			dcs.Insert(p.Spec.Datacenters...)
+	in := &statusInput{Lose: o.Lose}
+	switch {
+	case snap != nil:
+		for _, w := range snap.Warnings() {
+			fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 		}
-		in.PolicyDatacenters = sets.List(dcs)
-		in.Nodes, in.EtcdPods, in.APIServerPods, in.APIAddresses = g.Nodes, g.EtcdPods, g.APIServerPods, g.APIAddresses
-		in.Pods, in.PDBs, in.Forbidden = g.Pods, g.PDBs, g.Forbidden
-		pinned := map[*statusWorkloadObj]string{}
-		for _, w := range g.Workloads {
-			sw := statusWorkload{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
-			if sel, err := metav1.LabelSelectorAsSelector(w.Selector); err == nil && w.Selector != nil {
-				sw.Selector = sel
-			}
-			if w.Template != nil {
-				if dc, ok := policy.SelectedDatacenter(&w.Template.Spec, in.Label); ok {
-					sw.Pinned = dc
-					pinned[w] = dc
-				}
-			}
-			in.Workloads = append(in.Workloads, sw)
+		if err := fromSnapshot(in, snap); err != nil {
+			in.PolicyError = err.Error()
 		}
-		if len(g.Policies) > 0 {
-			v, err := policyViolations(g, in.Label, pinned)
-			if err != nil {
-				in.PolicyError = err.Error()
-			}
-			in.Violations = v
-		}
-	} else {
-		in.Label, in.LabelSource = o.DatacenterLabel, "flag"
-		if !o.labelSet {
-			in.LabelSource = "default"
-		}
-		if cache != nil {
-			in.Label, in.LabelSource = cache.Label, "cache"
-			in.CachedDatacenters = cache.Datacenters
-		}
+	case cache != nil:
+		in.Label, in.LabelSource = cache.Label, "cache"
+		in.CachedDatacenters = cache.Datacenters
+	default:
+		c := policy.ResolveDatacenterLabel(o.DatacenterLabel, o.labelSet, nil)
+		in.Label, in.LabelSource = c.Label, c.Source
 	}
 
-	// etcd, in order: flag endpoints, advertised endpoints, exec, pods.
-	var notes []string
+	// etcd, in order: flag endpoints, then (API up) the source chain every
+	// verb uses, else (API down) the cached endpoints.
 	switch {
 	case early != nil:
 		res := <-early
-		if res.err != nil {
-			notes = append(notes, fmt.Sprintf("reading etcd at --etcd-endpoints failed: %v", res.err))
-			in.Etcd = &etcdView{Source: etcdSourceUnknown, Endpoints: o.EtcdEndpoints, Notes: notes}
+		in.Etcd = res.View
+		if res.Err != nil {
+			in.Etcd = &cluster.EtcdView{Source: cluster.EtcdSourceUnknown, Endpoints: o.EtcdEndpoints, Notes: []string{fmt.Sprintf("reading etcd at --etcd-endpoints failed: %v", res.Err)}}
 			in.EtcdPods = nil
-		} else {
-			in.Etcd = res.view
 		}
-	case g == nil:
+	case snap == nil:
 		res := <-speculative
-		v, err := res.view, res.err
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("reading etcd at the cached endpoints failed: %v", err))
-			in.Etcd = &etcdView{Source: etcdSourceUnknown, Endpoints: cache.Endpoints, Notes: notes}
-		} else {
-			in.Etcd = v
+		in.Etcd = res.View
+		if res.Err != nil {
+			in.Etcd = &cluster.EtcdView{Source: cluster.EtcdSourceUnknown, Endpoints: cache.Endpoints, Notes: []string{fmt.Sprintf("reading etcd at the cached endpoints failed: %v", res.Err)}}
 		}
 	default:
-		if eps := etcdEndpointsFromPods(g.EtcdPods); len(eps) > 0 {
-			var v *etcdView
-			var err error
-			if speculative != nil && sameEndpointSet(eps, cache.Endpoints) {
-				res := <-speculative
-				v, err = res.view, res.err
-				if v != nil {
-					v.Endpoints = eps
-				}
-			} else {
-				v, err = readEtcdDirect(ctx, eps, o.EtcdTLS, o.EtcdTimeout)
-			}
-			if err == nil {
-				in.Etcd = v
-				break
-			}
-			notes = append(notes, fmt.Sprintf("dialling the advertised etcd client URLs failed: %v", err))
+		eo := o.etcdOptions()
+		if speculative != nil {
+			eo.Prefetched = <-speculative
 		}
-		if o.Exec && len(g.EtcdPods) > 0 && o.podExec != nil {
-			v, err := readEtcdExec(ctx, o.podExec, g.EtcdPods, o.ExecTLS, o.EtcdTimeout)
-			if err == nil {
-				v.Notes = notes
-				in.Etcd = v
-				break
-			}
-			notes = append(notes, err.Error())
-		}
-		in.Etcd = &etcdView{Notes: notes}
+		in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, eo)
 	}
 
 	if err := checkLose(o.Lose, in); err != nil {
-		return nil, usageError(err)
+		return nil, cmdutil.UsageError(err)
 	}
 	report := buildReport(in)
-	if g != nil {
+	if snap != nil {
 		writeStatusCache(o.cacheDir, cacheFromReport(o.server, report))
 	}
 	return report, nil
 }
 
-// sameEndpointSet reports whether a and b hold the same URLs.
-func sameEndpointSet(a, b []string) bool {
-	norm := func(l []string) sets.Set[string] {
-		out := sets.New[string]()
-		for _, u := range l {
-			out.Insert(strings.TrimRight(u, "/"))
-		}
-		return out
+// etcdOptions are the flags' ways to read etcd.
+func (o *StatusOptions) etcdOptions() cluster.EtcdOptions {
+	return cluster.EtcdOptions{TLS: o.EtcdTLS, Timeout: o.EtcdTimeout, Exec: o.Exec, ExecTLS: o.ExecTLS, PodExec: o.podExec}
+}
+
+// prefetch reads etcd directly at endpoints in the background; nil when
+// there are none.
+func (o *StatusOptions) prefetch(ctx context.Context, endpoints []string) <-chan *cluster.Prefetched {
+	if len(endpoints) == 0 {
+		return nil
 	}
-	return norm(a).Equal(norm(b))
+	ch := make(chan *cluster.Prefetched, 1)
+	go func() {
+		v, err := cluster.ReadEtcdDirect(ctx, endpoints, o.EtcdTLS, o.EtcdTimeout)
+		ch <- &cluster.Prefetched{Endpoints: endpoints, View: v, Err: err}
+	}()
+	return ch
+}
+
+// fromSnapshot fills the report's input from the snapshot every verb
+// reads; the violation counts are kubectl dc check --live's results.
+func fromSnapshot(in *statusInput, snap *cluster.Snapshot) error {
+	in.APIAvailable = true
+	in.Label, in.LabelSource = snap.Label.Label, snap.Label.Source
+	in.PolicyDatacenters = snap.PolicyDatacenters()
+	in.Nodes, in.EtcdPods, in.APIServerPods, in.APIAddresses = snap.Nodes, snap.EtcdPods, snap.APIServerPods, snap.APIAddresses
+	in.Pods, in.PDBs, in.Forbidden = snap.Pods, snap.PDBs, snap.Forbidden
+	for _, obj := range snap.Workloads {
+		if w, ok := workloadOf(obj, in.Label); ok {
+			in.Workloads = append(in.Workloads, w)
+		}
+	}
+	if len(snap.Policies.Items) == 0 {
+		return nil
+	}
+	results, err := check.LiveResults(snap)
+	if err != nil {
+		return err
+	}
+	in.Violations = violationsPerDatacenter(results, snap, in.Label)
+	return nil
+}
+
+// workloadOf returns the controller obj as status sees it: a top-level
+// controller (no controller of its own) with a pod template, selecting
+// the pods that carry its template's labels.
+func workloadOf(obj runtime.Object, label string) (statusWorkload, bool) {
+	m, err := meta.Accessor(obj)
+	if err != nil || metav1.GetControllerOfNoCopy(m) != nil {
+		return statusWorkload{}, false
+	}
+	ts := policy.PodTemplates(obj)
+	if len(ts) == 0 {
+		return statusWorkload{}, false
+	}
+	ref := policy.ObjectRefOf(obj)
+	w := statusWorkload{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}
+	if len(ts[0].Meta.Labels) > 0 {
+		w.Selector = labels.SelectorFromSet(ts[0].Meta.Labels)
+	}
+	if dc, ok := policy.SelectedDatacenter(ts[0].Spec, label); ok {
+		w.Pinned = dc
+	}
+	return w, true
+}
+
+// violationsPerDatacenter counts results per datacenter: a pod's node's
+// datacenter (the one it selects while unscheduled), a controller's
+// selected datacenter, else "" (unattributed).
+func violationsPerDatacenter(results policy.Results, snap *cluster.Snapshot, label string) map[string]int {
+	dcOf := map[policy.ObjectRef]string{}
+	for _, p := range snap.Pods {
+		dc := ""
+		if p.Spec.NodeName != "" {
+			dc = snap.DatacenterOfNode(p.Spec.NodeName)
+		} else if sel, ok := policy.SelectedDatacenter(&p.Spec, label); ok {
+			dc = sel
+		}
+		dcOf[policy.ObjectRefOf(p)] = dc
+	}
+	for _, w := range snap.Workloads {
+		if ts := policy.PodTemplates(w); len(ts) > 0 {
+			if dc, ok := policy.SelectedDatacenter(ts[0].Spec, label); ok {
+				dcOf[policy.ObjectRefOf(w)] = dc
+			}
+		}
+	}
+	out := map[string]int{}
+	for _, r := range results {
+		out[dcOf[r.Object]]++
+	}
+	return out
 }
 
 // checkLose rejects --lose values that name no known datacenter.
@@ -487,7 +429,7 @@ func cacheFromReport(server string, r *StatusReport) *statusCache {
 	c := &statusCache{Server: server, Label: r.DatacenterLabel, Datacenters: map[string]string{}}
 	for _, m := range r.Etcd.Members {
 		c.Endpoints = append(c.Endpoints, m.ClientURLs...)
-		if m.Datacenter != "" && m.Datacenter != unlabeledDC {
+		if m.Datacenter != "" && m.Datacenter != cluster.Unlabeled {
 			c.Datacenters[m.Name] = m.Datacenter
 			if m.Node != "" {
 				c.Datacenters[m.Node] = m.Datacenter
@@ -502,28 +444,28 @@ func cacheFromReport(server string, r *StatusReport) *statusCache {
 
 // statusExit maps a report to the documented exit code.
 func statusExit(r *StatusReport, failOnRisk bool) error {
-	if r.Etcd.Source != etcdSourceUnknown && r.Etcd.Size > 0 && !r.Etcd.HasQuorum && len(r.Lose) == 0 {
-		return &ExitError{Code: ExitQuorumLost}
+	if r.Etcd.Source != cluster.EtcdSourceUnknown && r.Etcd.Size > 0 && !r.Etcd.HasQuorum && len(r.Lose) == 0 {
+		return &cmdutil.ExitError{Code: ExitQuorumLost}
 	}
-	if r.Etcd.Source == etcdSourceUnknown && len(r.Etcd.Endpoints) > 0 {
+	if r.Etcd.Source == cluster.EtcdSourceUnknown && len(r.Etcd.Endpoints) > 0 {
 		// Endpoints were given or known but none answered.
-		return &ExitError{Code: ExitQuorumLost}
+		return &cmdutil.ExitError{Code: ExitQuorumLost}
 	}
 	if !failOnRisk {
 		return nil
 	}
 	if len(r.Lose) > 0 {
 		if !r.Etcd.HasQuorum {
-			return &ExitError{Code: ExitRisk}
+			return &cmdutil.ExitError{Code: ExitRisk}
 		}
 		return nil
 	}
 	for _, d := range r.Datacenters {
-		if d.SurvivesLoss == nil && d.Name != unlabeledDC {
-			return &ExitError{Code: ExitRisk}
+		if d.SurvivesLoss == nil && d.Name != cluster.Unlabeled {
+			return &cmdutil.ExitError{Code: ExitRisk}
 		}
 		if d.SurvivesLoss != nil && !*d.SurvivesLoss {
-			return &ExitError{Code: ExitRisk}
+			return &cmdutil.ExitError{Code: ExitRisk}
 		}
 	}
 	return nil
@@ -531,10 +473,10 @@ func statusExit(r *StatusReport, failOnRisk bool) error {
 
 func (o *StatusOptions) print(r *StatusReport) error {
 	switch o.Output {
-	case outputJSON, outputYAML:
-		return printStructured(o.Out, o.Output, r)
+	case cmdutil.OutputJSON, cmdutil.OutputYAML:
+		return cmdutil.PrintStructured(o.Out, o.Output, r)
 	}
-	return printStatusTable(o.Out, r, o.Output == outputWide)
+	return printStatusTable(o.Out, r, o.Output == cmdutil.OutputWide)
 }
 
 // verdictLine is the first line of the table.
@@ -545,7 +487,7 @@ func verdictLine(r *StatusReport) string {
 		fmt.Fprintf(&b, "as if %s were lost: ", strings.Join(r.Lose, ", "))
 	}
 	switch {
-	case e.Source == etcdSourceUnknown || e.Size == 0:
+	case e.Source == cluster.EtcdSourceUnknown || e.Size == 0:
 		b.WriteString("etcd: unknown (no members could be read)")
 		return b.String()
 	default:
@@ -553,7 +495,7 @@ func verdictLine(r *StatusReport) string {
 		if e.Learners > 0 {
 			fmt.Fprintf(&b, " (+%d learners)", e.Learners)
 		}
-		fmt.Fprintf(&b, ", quorum %d, tolerates %d %s", e.Quorum, e.FaultTolerance, statusPlural(e.FaultTolerance, "failure", "failures"))
+		fmt.Fprintf(&b, ", quorum %d, tolerates %d %s", e.Quorum, e.FaultTolerance, cmdutil.Plural(e.FaultTolerance, "failure", "failures"))
 	}
 	if e.Healthy < e.Size {
 		fmt.Fprintf(&b, ", %d healthy", e.Healthy)
@@ -563,7 +505,7 @@ func verdictLine(r *StatusReport) string {
 	}
 	var parts []string
 	for _, d := range r.Datacenters {
-		if d.Name == unlabeledDC || d.Lost {
+		if d.Name == cluster.Unlabeled || d.Lost {
 			continue
 		}
 		parts = append(parts, d.Name+" "+yesNo(d.SurvivesLoss))
@@ -588,7 +530,7 @@ func yesNo(b *bool) string {
 func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 	fmt.Fprintln(out, verdictLine(r))
 	fmt.Fprintln(out)
-	w := newTabWriter(out)
+	w := cmdutil.NewTabWriter(out)
 	header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\tETCD\tAPI SERVERS\tPINNED\tVIOLATIONS"
 	if wide {
 		header += "\tMEMBERS\tNODE NAMES"
@@ -607,7 +549,7 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 			etcd += fmt.Sprintf(" +%dL", d.Learners)
 		}
 		survives := yesNo(d.SurvivesLoss)
-		if d.Name == unlabeledDC || d.Lost {
+		if d.Name == cluster.Unlabeled || d.Lost {
 			// Already gone in the what-if: there is nothing left to lose.
 			survives = "-"
 		}
@@ -617,7 +559,7 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d/%d/%d\t%d\t%s\t%d/%d\t%d\t%s", name, survives, d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned, d.ControlPlane, etcd, d.APIServersUp, d.APIServers, d.Pinned, violations)
 		if wide {
-			fmt.Fprintf(w, "\t%s\t%s", dash(strings.Join(d.Members, ",")), dash(joinSome(d.NodeNames, 12)))
+			fmt.Fprintf(w, "\t%s\t%s", cmdutil.Dash(strings.Join(d.Members, ",")), cmdutil.Dash(joinSome(d.NodeNames, 12)))
 		}
 		fmt.Fprintln(w)
 	}
@@ -672,24 +614,10 @@ func sumRows(r *StatusReport) int {
 	return n
 }
 
-func statusPlural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
 // joinSome joins the first n names and says how many more there are.
 func joinSome(names []string, n int) string {
 	if len(names) <= n {
 		return strings.Join(names, ",")
 	}
 	return strings.Join(names[:n], ",") + fmt.Sprintf(",... (%d more)", len(names)-n)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

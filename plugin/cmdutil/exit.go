@@ -1,4 +1,4 @@
-package plugin
+package cmdutil
 
 import (
 	"errors"
@@ -35,8 +35,8 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// usageError marks err as bad input or usage (exit 2).
-func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+// UsageError marks err as bad input or usage (exit 2).
+func UsageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
 
 // Execute runs cmd, prints a failure once to ErrOut, and returns the process
 // exit code. Mains call it; commands never call os.Exit.
@@ -54,8 +54,15 @@ func Execute(cmd *cobra.Command, streams genericiooptions.IOStreams) int {
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
 	// Verbs set SilenceUsage once Validate passes: an error before that (an
-	// unknown flag, a bad argument count, a failed Validate) is usage.
+	// unknown flag, a bad argument count, a failed Validate) is usage, and
+	// gets one line that points to the help, as kubectl does, instead of
+	// the whole usage text burying the error.
 	if ran == nil || !ran.SilenceUsage {
+		name := cmd.CommandPath()
+		if ran != nil {
+			name = ran.CommandPath()
+		}
+		fmt.Fprintf(streams.ErrOut, "See '%s --help' for usage.\n", name)
 		return ExitUsage
 	}
 	return ExitFindings

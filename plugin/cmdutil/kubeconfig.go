@@ -1,4 +1,4 @@
-package plugin
+package cmdutil
 
 import (
 	"errors"
@@ -10,36 +10,20 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// restConfigFor loads the client configuration of the kubeconfig flags.
-// Its errors say what to do. A missing kubeconfig is an error here: client-go
-// would fall back to http://localhost:8080 and fail later with a confusing
-// connection error.
-func restConfigFor(config *genericclioptions.ConfigFlags) (*rest.Config, error) {
-	cfg, err := config.ToRESTConfig()
-	if err == nil && noKubeconfig(config) {
-		err = clientcmd.ErrEmptyConfig
-	}
-	if err != nil {
-		return nil, explainConfigError(config, err)
-	}
-	return cfg, nil
-}
+// ErrNoKubeconfig marks the error of Factory.ToRESTConfig when there is no
+// kubeconfig at all.
+var ErrNoKubeconfig = errors.New("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (kubectl config view shows what kubectl uses)")
 
-// kubeconfigFailure reports a Complete that could not build its clients:
+// KubeconfigFailure reports a Complete that could not build its clients:
 // bad input (exit 2), but not a flag mistake, so without the usage text
 // that would bury the one line that says what to do.
-func kubeconfigFailure(cmd *cobra.Command, err error) error {
+func KubeconfigFailure(cmd *cobra.Command, err error) error {
 	cmd.SilenceUsage = true
-	return usageError(err)
+	return UsageError(err)
 }
-
-// errNoKubeconfig marks the error of restConfigFor when there is no
-// kubeconfig at all.
-var errNoKubeconfig = errors.New("no kubeconfig found: set KUBECONFIG or pass --kubeconfig (kubectl config view shows what kubectl uses)")
 
 // noKubeconfig reports whether there is no kubeconfig, no --server and no
 // in-cluster service account to talk to.
@@ -57,7 +41,7 @@ func noKubeconfig(config *genericclioptions.ConfigFlags) bool {
 // explainConfigError turns kubeconfig errors into what to do.
 func explainConfigError(config *genericclioptions.ConfigFlags, err error) error {
 	if clientcmd.IsEmptyConfig(err) {
-		return errNoKubeconfig
+		return ErrNoKubeconfig
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("kubeconfig not found: check --kubeconfig and KUBECONFIG (kubectl config view shows what kubectl uses): %w", err)

@@ -1,4 +1,4 @@
-package plugin
+package drain
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -426,7 +428,7 @@ func TestDrainRun(t *testing.T) {
 	cs, watching := dWatchedClientset(dFixture()...)
 	dEvictWhenWatched(cs, watching, nil)
 	o, out, errOut := newDTestDrain(cs)
-	o.Output = outputJSON
+	o.Output = cmdutil.OutputJSON
 	if err := o.Run(context.Background()); err != nil {
 		t.Fatalf("Run = %v\nstderr:\n%s", err, errOut)
 	}
@@ -479,10 +481,10 @@ func TestDrainRunTimesOutOnBlockedPods(t *testing.T) {
 	o, out, errOut := newDTestDrain(cs)
 	o.Timeout = 2 * time.Second
 	err := o.Run(context.Background())
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	ok := errors.As(err, &exit)
-	if !ok || exit.Code != ExitFindings {
-		t.Fatalf("Run = %v, want exit %d", err, ExitFindings)
+	if !ok || exit.Code != cmdutil.ExitFindings {
+		t.Fatalf("Run = %v, want exit %d", err, cmdutil.ExitFindings)
 	}
 	if !strings.Contains(out.String(), "Drain of pod-2: TimedOut") || !strings.Contains(out.String(), "1 evicted, 2 skipped, 1 blocked") {
 		t.Errorf("summary:\n%s", out)
@@ -516,9 +518,9 @@ func TestDrainRunForbiddenEvictions(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("drain still waiting for a pod whose eviction is forbidden\nstderr:\n%s", errOut)
 	}
-	var exit *ExitError
-	if !errors.As(err, &exit) || exit.Code != ExitFindings {
-		t.Fatalf("Run = %v, want exit %d", err, ExitFindings)
+	var exit *cmdutil.ExitError
+	if !errors.As(err, &exit) || exit.Code != cmdutil.ExitFindings {
+		t.Fatalf("Run = %v, want exit %d", err, cmdutil.ExitFindings)
 	}
 	if !strings.Contains(out.String(), "Drain of pod-2: Blocked") || !strings.Contains(out.String(), "1 evicted, 2 skipped, 1 blocked") {
 		t.Errorf("summary:\n%s", out)
@@ -563,7 +565,7 @@ func TestDrainRunRefuses(t *testing.T) {
 			o, out, _ := newDTestDrain(cs)
 			o.DryRun = tt.dryRun
 			err := o.Run(context.Background())
-			var exit *ExitError
+			var exit *cmdutil.ExitError
 			ok := errors.As(err, &exit)
 			if !ok || exit.Code != ExitDrainRefused {
 				t.Fatalf("Run = %v, want exit %d", err, ExitDrainRefused)
@@ -592,10 +594,10 @@ func TestDrainRunUnknownDatacenter(t *testing.T) {
 	o, _, _ := newDTestDrain(cs)
 	o.Datacenter = "pod-9"
 	err := o.Run(context.Background())
-	var exit *ExitError
+	var exit *cmdutil.ExitError
 	ok := errors.As(err, &exit)
-	if !ok || exit.Code != ExitUsage {
-		t.Fatalf("Run = %v, want exit %d", err, ExitUsage)
+	if !ok || exit.Code != cmdutil.ExitUsage {
+		t.Fatalf("Run = %v, want exit %d", err, cmdutil.ExitUsage)
 	}
 	if !strings.Contains(err.Error(), "known datacenters: pod-1, pod-2, pod-3") {
 		t.Errorf("error = %q, want the known datacenters", err)
@@ -661,8 +663,8 @@ func TestUncordon(t *testing.T) {
 		o := NewUncordonOptions(nil, streams)
 		o.client, o.Datacenter = cs, "pod-9"
 		err := o.Run(context.Background())
-		if exit := (*ExitError)(nil); !errors.As(err, &exit) || exit.Code != ExitUsage {
-			t.Fatalf("Run = %v, want exit %d", err, ExitUsage)
+		if exit := (*cmdutil.ExitError)(nil); !errors.As(err, &exit) || exit.Code != cmdutil.ExitUsage {
+			t.Fatalf("Run = %v, want exit %d", err, cmdutil.ExitUsage)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package plugin
+package check
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,10 +29,7 @@ import (
 )
 
 // checkOutputs are the formats of `kubectl dc check -o`.
-var checkOutputs = []string{outputTable, outputJSON, outputYAML}
-
-// listPageSize is the Limit of every paginated LIST.
-const listPageSize = 500
+var checkOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.OutputYAML}
 
 var checkLong = `Check workloads against PlacementPolicies with the same rules as the
 dc-webhook admission webhook, offline from files or live in the cluster.
@@ -104,7 +103,7 @@ type CheckOptions struct {
 
 // NewCheckOptions returns CheckOptions with the defaults of the flags.
 func NewCheckOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *CheckOptions {
-	return &CheckOptions{IOStreams: streams, config: config, Output: outputTable}
+	return &CheckOptions{IOStreams: streams, config: config, Output: cmdutil.OutputTable}
 }
 
 // NewCmdCheck returns `kubectl dc check`.
@@ -138,7 +137,7 @@ func newCmdCheck(o *CheckOptions) *cobra.Command {
 	f.StringVar(&o.NodesFile, "nodes", "", "File of Node objects (kubectl get nodes -o yaml) whose datacenter labels are the known datacenters when a policy lists none.")
 	f.BoolVar(&o.Cluster, "cluster", false, "Check the live objects of the cluster instead of files.")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "With --cluster, check every namespace (the default unless -n is given).")
-	addOutputFlag(cmd, &o.Output, checkOutputs...)
+	cmdutil.AddOutputFlag(cmd, &o.Output, checkOutputs...)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("policy", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("nodes", "yaml", "yml", "json")
@@ -198,11 +197,11 @@ func (o *CheckOptions) Validate() error {
 	if stdin > 1 {
 		errs = append(errs, errors.New("standard input (-) can be read once: give - to only one of -f, --policy and --nodes"))
 	}
-	if err := validateOutput(o.Output, checkOutputs...); err != nil {
+	if err := cmdutil.ValidateOutput(o.Output, checkOutputs...); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return usageError(utilerrors.NewAggregate(errs))
+		return cmdutil.UsageError(utilerrors.NewAggregate(errs))
 	}
 	return nil
 }
@@ -226,7 +225,7 @@ type checkInputs struct {
 	hasNodes bool
 }
 
-// Run checks and prints. Its error is an *ExitError: code 1 after printing
+// Run checks and prints. Its error is an *cmdutil.ExitError: code 1 after printing
 // when a Deny rule is broken, 2 on bad input or when the check cannot run.
 func (o *CheckOptions) Run(ctx context.Context) error {
 	if ctx == nil {
@@ -234,18 +233,18 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	}
 	results, checked, err := o.check(ctx)
 	if err != nil {
-		var exit *ExitError
+		var exit *cmdutil.ExitError
 		if errors.As(err, &exit) {
 			return err
 		}
-		return usageError(err)
+		return cmdutil.UsageError(err)
 	}
 	report := newCheckReport(results, checked)
 	if err := o.print(report); err != nil {
-		return usageError(fmt.Errorf("writing the report: %w", err))
+		return cmdutil.UsageError(fmt.Errorf("writing the report: %w", err))
 	}
 	if results.HasDeny() {
-		return &ExitError{Code: ExitFindings}
+		return &cmdutil.ExitError{Code: cmdutil.ExitFindings}
 	}
 	return nil
 }
@@ -302,12 +301,17 @@ func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
 	var ownerOf map[objectKey]objectKey
 	switch {
 	case o.Cluster:
-		cl, err := o.listCluster(ctx, engine)
+		live, err := o.readLive(ctx, engine)
 		if err != nil {
 			return nil, 0, err
 		}
-		in.objects, ownerOf = cl.objects, cl.owners
-		state = policy.NewStaticState(cl.state...)
+		in.objects = nil
+		for _, obj := range live.Objects {
+			key := keyOf(obj)
+			in.objects = append(in.objects, decodedObject{obj: obj, where: fmt.Sprintf("%s %s/%s", key.kind, key.namespace, key.name)})
+		}
+		ownerOf = live.owners
+		state = policy.NewStaticState(live.State...)
 		if len(in.objects) == 0 {
 			where := "the cluster"
 			if o.namespace != "" {
@@ -327,27 +331,36 @@ func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
 		state = policy.NewStaticState(in.state...)
 		addImplicitNamespaces(state, in.objects)
 	}
+	objs := make([]runtime.Object, len(in.objects))
+	for i := range in.objects {
+		objs[i] = in.objects[i].obj
+	}
+	return judge(engine, objs, state, ownerOf), len(in.objects), nil
+}
 
-	byObject := make(map[objectKey]policy.Results, len(in.objects))
-	for _, d := range in.objects {
-		m, err := meta.Accessor(d.obj)
+// readLive reads the snapshot --live judges: the judged kinds in the
+// namespace scope, and with -n the member pods of other namespaces.
+func (o *CheckOptions) readLive(ctx context.Context, engine *policy.Engine) (*Live, error) {
+	snap, err := cluster.Read(ctx, o.clientset, nil, cluster.Options{Namespaces: true, Namespace: o.namespace, Pods: true, Workloads: true})
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster: %w", err)
+	}
+	if len(snap.Forbidden) > 0 {
+		return nil, fmt.Errorf("%w; kubectl dc check needs the permissions of manifests/rbac/check.yaml (docs/rbac.md)", snap.ForbiddenError())
+	}
+	var extra []*corev1.Pod
+	if o.namespace != "" {
+		members, err := listMemberPods(ctx, o.clientset, engine)
 		if err != nil {
-			continue
+			return nil, err
 		}
-		byObject[keyOf(d.obj)] = engine.Evaluate(policy.Request{Operation: policy.OperationCheck, Object: d.obj, Namespace: m.GetNamespace()}, state)
-	}
-	var results policy.Results
-	for _, d := range in.objects {
-		key := keyOf(d.obj)
-		for _, r := range byObject[key] {
-			if shownByController(key, r, ownerOf, byObject, d.obj) {
-				continue
+		for _, p := range members {
+			if p.Namespace != o.namespace {
+				extra = append(extra, p)
 			}
-			results = append(results, r)
 		}
 	}
-	sortResults(results)
-	return results, len(in.objects), nil
+	return LiveObjects(snap, extra), nil
 }
 
 // notef writes a note or warning to ErrOut; a failed write to stderr has
@@ -515,105 +528,58 @@ func (o *CheckOptions) completeClients() error {
 	if o.config == nil {
 		return errors.New("no kubeconfig: pass --policy FILE to check offline")
 	}
-	cfg, err := restConfigFor(o.config)
+	c, err := cmdutil.NewFactory(o.config).Clients()
 	if err != nil {
 		return fmt.Errorf("%w; to check offline instead, pass --policy FILE", err)
 	}
 	if o.clientset == nil {
-		if o.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
-			return err
-		}
+		o.clientset = c.Kube
 	}
 	if o.dynamicClient == nil {
-		if o.dynamicClient, err = dynamic.NewForConfig(cfg); err != nil {
-			return err
-		}
+		o.dynamicClient = c.Dynamic
 	}
 	return nil
 }
 
-// policyResource is the GroupVersionResource of PlacementPolicy.
-var policyResource = v1alpha1.GroupVersion.WithResource(v1alpha1.Resource)
-
-// livePolicies lists the PlacementPolicies of the cluster.
+// livePolicies lists the PlacementPolicies of the cluster. Policies that
+// cannot be decoded or compiled are warned about and left out.
 func (o *CheckOptions) livePolicies(ctx context.Context) ([]v1alpha1.PlacementPolicy, error) {
-	items, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]v1alpha1.PlacementPolicy, string, error) {
-		l, err := o.dynamicClient.Resource(policyResource).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		out := make([]v1alpha1.PlacementPolicy, len(l.Items))
-		for i := range l.Items {
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(l.Items[i].Object, &out[i]); err != nil {
-				return nil, "", fmt.Errorf("placementpolicy %q: %w", l.Items[i].GetName(), err)
-			}
-		}
-		return out, l.GetContinue(), nil
-	})
+	ps, err := cluster.ReadPolicies(ctx, o.dynamicClient)
 	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, errors.New("the cluster has no PlacementPolicy API: install manifests/crd, or pass --policy FILE to check offline")
-		}
-		return nil, fmt.Errorf("listing PlacementPolicies: %w (pass --policy FILE to check offline)", err)
+		return nil, fmt.Errorf("%w (pass --policy FILE to check offline)", err)
 	}
-	if len(items) == 0 {
-		return nil, errors.New("the cluster has no PlacementPolicy: create one (see manifests/examples/macstadium-policy.yaml) or pass --policy FILE")
+	for _, w := range ps.Warnings {
+		o.notef("Warning: %s\n", w)
 	}
-	return items, nil
-}
-
-// listAll runs a paginated LIST to the end.
-func listAll[T any](ctx context.Context, list func(context.Context, metav1.ListOptions) ([]T, string, error)) ([]T, error) {
-	var out []T
-	opts := metav1.ListOptions{Limit: listPageSize}
-	for {
-		items, next, err := list(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-		if next == "" {
-			return out, nil
-		}
-		opts.Continue = next
+	switch {
+	case !ps.Installed:
+		return nil, errors.New("the cluster has no PlacementPolicy API: install the CRD (kubectl apply -k manifests/ of kubectl-dc), or pass --policy FILE to check offline")
+	case ps.Forbidden:
+		return nil, errors.New("listing PlacementPolicies is forbidden: grant list on placementpolicies.placement.kubectl-dc.io (docs/rbac.md), or pass --policy FILE to check offline")
+	case len(ps.Items) == 0:
+		return nil, errors.New("the cluster has no PlacementPolicy: create one (the MacStadium example is in the kubectl-dc README) or pass --policy FILE")
 	}
+	return ps.Items, nil
 }
 
 // listLiveState lists what the rules look up when -f objects are checked
 // against the live cluster: Namespaces, the member pods of spread rules,
 // and the Nodes unless a --nodes file replaces them.
 func (o *CheckOptions) listLiveState(ctx context.Context, engine *policy.Engine, nodes bool) ([]runtime.Object, error) {
-	cs := o.clientset
+	snap, err := cluster.Read(ctx, o.clientset, nil, cluster.Options{Namespaces: true})
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster: %w", err)
+	}
 	var state []runtime.Object
 	if nodes {
-		items, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Node, string, error) {
-			l, err := cs.CoreV1().Nodes().List(ctx, opts)
-			if err != nil {
-				return nil, "", err
-			}
-			return l.Items, l.Continue, nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing nodes: %w", err)
-		}
-		for i := range items {
-			state = append(state, &items[i])
+		for _, n := range snap.Nodes {
+			state = append(state, n)
 		}
 	}
-	nss, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Namespace, string, error) {
-		l, err := cs.CoreV1().Namespaces().List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing namespaces: %w", err)
+	for _, ns := range snap.Namespaces {
+		state = append(state, ns)
 	}
-	for i := range nss {
-		state = append(state, &nss[i])
-	}
-	members, err := o.listMemberPods(ctx, engine)
+	members, err := listMemberPods(ctx, o.clientset, engine)
 	if err != nil {
 		return nil, err
 	}
@@ -625,31 +591,25 @@ func (o *CheckOptions) listLiveState(ctx context.Context, engine *policy.Engine,
 
 // listMemberPods lists the member pods of every pods spread rule, with one
 // label-selected LIST per rule and namespace.
-func (o *CheckOptions) listMemberPods(ctx context.Context, engine *policy.Engine) ([]*corev1.Pod, error) {
+func listMemberPods(ctx context.Context, client kubernetes.Interface, engine *policy.Engine) ([]*corev1.Pod, error) {
 	var out []*corev1.Pod
 	seen := map[string]bool{}
+	l := cluster.Lister{Client: client}
 	for _, ms := range engine.MemberPodSelectors() {
 		namespaces := ms.Namespaces
 		if len(namespaces) == 0 {
 			namespaces = []string{metav1.NamespaceAll}
 		}
 		for _, ns := range namespaces {
-			pods, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Pod, string, error) {
-				opts.LabelSelector = ms.Selector.String()
-				l, err := o.clientset.CoreV1().Pods(ns).List(ctx, opts)
-				if err != nil {
-					return nil, "", err
+			_, err := l.Each(ctx, cluster.GVRPods, ns, metav1.ListOptions{LabelSelector: ms.Selector.String()}, func(obj runtime.Object) {
+				p := obj.(*corev1.Pod)
+				if key := p.Namespace + "/" + p.Name; !seen[key] {
+					seen[key] = true
+					out = append(out, p)
 				}
-				return l.Items, l.Continue, nil
 			})
 			if err != nil {
 				return nil, fmt.Errorf("listing the member pods of %s: %w", ms.Rule, err)
-			}
-			for i := range pods {
-				if key := pods[i].Namespace + "/" + pods[i].Name; !seen[key] {
-					seen[key] = true
-					out = append(out, &pods[i])
-				}
 			}
 		}
 	}
@@ -666,186 +626,95 @@ func keyOf(obj runtime.Object) objectKey {
 	return objectKey{kind: ref.Kind, namespace: ref.Namespace, name: ref.Name}
 }
 
-// clusterObjects is what --cluster lists.
-type clusterObjects struct {
-	objects []decodedObject
-	state   []runtime.Object
+// Live is what check --live judges: the judged objects of a snapshot, the
+// state the rules look up, and each object's checked controller.
+type Live struct {
+	Objects []runtime.Object
+	State   []runtime.Object
 	// owners maps a checked object to its controller, when that is checked.
 	owners map[objectKey]objectKey
 }
 
-// listCluster lists the nine judged kinds in the namespace scope, and the
-// Nodes and Namespaces, one paginated LIST per kind.
-func (o *CheckOptions) listCluster(ctx context.Context, engine *policy.Engine) (*clusterObjects, error) {
-	cs, ns := o.clientset, o.namespace
-	var objs []runtime.Object
-	var state []runtime.Object
-	var errs []error
-	add := func(kind string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("listing %s: %w", kind, err))
+// LiveObjects returns what check --live judges in a snapshot read with
+// Pods and Workloads. extraMembers are member pods outside the snapshot's
+// namespace scope: spread rules count members in every namespace.
+func LiveObjects(snap *cluster.Snapshot, extraMembers []*corev1.Pod) *Live {
+	l := &Live{owners: map[objectKey]objectKey{}}
+	for _, n := range snap.Nodes {
+		l.State = append(l.State, n)
+	}
+	for _, ns := range snap.Namespaces {
+		l.State = append(l.State, ns)
+	}
+	for _, p := range snap.Pods {
+		l.Objects = append(l.Objects, p)
+		l.State = append(l.State, p)
+	}
+	for _, p := range extraMembers {
+		l.State = append(l.State, p)
+	}
+	for _, w := range snap.Workloads {
+		l.Objects = append(l.Objects, w)
+		if _, ok := w.(*appsv1.StatefulSet); ok {
+			l.State = append(l.State, w)
 		}
 	}
-
-	nodes, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Node, string, error) {
-		l, err := cs.CoreV1().Nodes().List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("nodes", err)
-	for i := range nodes {
-		state = append(state, &nodes[i])
-	}
-	nss, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Namespace, string, error) {
-		l, err := cs.CoreV1().Namespaces().List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("namespaces", err)
-	for i := range nss {
-		state = append(state, &nss[i])
-	}
-
-	pods, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.Pod, string, error) {
-		l, err := cs.CoreV1().Pods(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("pods", err)
-	for i := range pods {
-		objs = append(objs, &pods[i])
-		state = append(state, &pods[i])
-	}
-	// Spread rules count members in every namespace: with -n, the member
-	// pods of other namespaces still matter.
-	if ns != "" {
-		members, err := o.listMemberPods(ctx, engine)
-		add("member pods", err)
-		for _, p := range members {
-			if p.GetNamespace() != ns {
-				state = append(state, p)
-			}
-		}
-	}
-	deps, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]appsv1.Deployment, string, error) {
-		l, err := cs.AppsV1().Deployments(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("deployments", err)
-	for i := range deps {
-		objs = append(objs, &deps[i])
-	}
-	rss, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]appsv1.ReplicaSet, string, error) {
-		l, err := cs.AppsV1().ReplicaSets(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("replicasets", err)
-	for i := range rss {
-		objs = append(objs, &rss[i])
-	}
-	stss, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]appsv1.StatefulSet, string, error) {
-		l, err := cs.AppsV1().StatefulSets(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("statefulsets", err)
-	for i := range stss {
-		objs = append(objs, &stss[i])
-		state = append(state, &stss[i])
-	}
-	dss, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]appsv1.DaemonSet, string, error) {
-		l, err := cs.AppsV1().DaemonSets(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("daemonsets", err)
-	for i := range dss {
-		objs = append(objs, &dss[i])
-	}
-	jobs, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]batchv1.Job, string, error) {
-		l, err := cs.BatchV1().Jobs(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("jobs", err)
-	for i := range jobs {
-		objs = append(objs, &jobs[i])
-	}
-	cjs, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]batchv1.CronJob, string, error) {
-		l, err := cs.BatchV1().CronJobs(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("cronjobs", err)
-	for i := range cjs {
-		objs = append(objs, &cjs[i])
-	}
-	rcs, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.ReplicationController, string, error) {
-		l, err := cs.CoreV1().ReplicationControllers(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("replicationcontrollers", err)
-	for i := range rcs {
-		objs = append(objs, &rcs[i])
-	}
-	pts, err := listAll(ctx, func(ctx context.Context, opts metav1.ListOptions) ([]corev1.PodTemplate, string, error) {
-		l, err := cs.CoreV1().PodTemplates(ns).List(ctx, opts)
-		if err != nil {
-			return nil, "", err
-		}
-		return l.Items, l.Continue, nil
-	})
-	add("podtemplates", err)
-	for i := range pts {
-		objs = append(objs, &pts[i])
-	}
-	if len(errs) > 0 {
-		return nil, utilerrors.NewAggregate(errs)
-	}
-
-	cl := &clusterObjects{state: state, owners: map[objectKey]objectKey{}}
 	checked := map[objectKey]bool{}
-	for _, obj := range objs {
+	for _, obj := range l.Objects {
 		checked[keyOf(obj)] = true
 	}
-	for _, obj := range objs {
+	for _, obj := range l.Objects {
 		m, err := meta.Accessor(obj)
 		if err != nil {
 			continue
 		}
 		key := keyOf(obj)
-		cl.objects = append(cl.objects, decodedObject{obj: obj, where: fmt.Sprintf("%s %s/%s", key.kind, key.namespace, key.name)})
 		if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
 			owner := objectKey{kind: ref.Kind, namespace: key.namespace, name: ref.Name}
 			if checked[owner] {
-				cl.owners[key] = owner
+				l.owners[key] = owner
 			}
 		}
 	}
-	return cl, nil
+	return l
+}
+
+// LiveResults judges the live objects of a snapshot with its policies, as
+// `kubectl dc check --live` reports them: a result a checked controller
+// also shows for the same rule and field is shown once, on the controller.
+// status counts these same results per datacenter.
+func LiveResults(snap *cluster.Snapshot) (policy.Results, error) {
+	engine, err := policy.NewEngine(snap.Policies.Items)
+	if err != nil {
+		return nil, err
+	}
+	l := LiveObjects(snap, nil)
+	return judge(engine, l.Objects, policy.NewStaticState(l.State...), l.owners), nil
+}
+
+// judge evaluates every object and drops what a controller up its chain
+// already shows; results come sorted.
+func judge(engine *policy.Engine, objs []runtime.Object, state *policy.StaticState, ownerOf map[objectKey]objectKey) policy.Results {
+	byObject := make(map[objectKey]policy.Results, len(objs))
+	for _, obj := range objs {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			continue
+		}
+		byObject[keyOf(obj)] = engine.Evaluate(policy.Request{Operation: policy.OperationCheck, Object: obj, Namespace: m.GetNamespace()}, state)
+	}
+	var results policy.Results
+	for _, obj := range objs {
+		key := keyOf(obj)
+		for _, r := range byObject[key] {
+			if shownByController(key, r, ownerOf, byObject, obj) {
+				continue
+			}
+			results = append(results, r)
+		}
+	}
+	sortResults(results)
+	return results
 }
 
 // shownByController reports whether result r of the object key is also
@@ -1035,8 +904,8 @@ func resultMessage(r policy.Result) string {
 }
 
 func (o *CheckOptions) print(rep checkReport) error {
-	if o.Output != outputTable {
-		return printStructured(o.Out, o.Output, rep)
+	if o.Output != cmdutil.OutputTable {
+		return cmdutil.PrintStructured(o.Out, o.Output, rep)
 	}
 	return printCheckTable(o.Out, rep)
 }
@@ -1044,11 +913,11 @@ func (o *CheckOptions) print(rep checkReport) error {
 // printCheckTable writes the results as a table and the summary line.
 func printCheckTable(out io.Writer, rep checkReport) error {
 	if len(rep.Results) > 0 {
-		w := newTabWriter(out)
+		w := cmdutil.NewTabWriter(out)
 		// The tab writer keeps the first write error and Flush returns it.
 		_, _ = fmt.Fprintln(w, "OBJECT\tRULE\tACTION\tFIELD\tMESSAGE")
 		for _, r := range rep.Results {
-			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", refString(r.Object), r.Rule, r.Action, orDash(r.Field), oneLine(r.Message))
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", refString(r.Object), r.Rule, r.Action, cmdutil.Dash(r.Field), oneLine(r.Message))
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -1066,13 +935,6 @@ func refString(r policy.ObjectRef) string {
 		return r.Kind + "/" + r.Name
 	}
 	return r.Kind + "/" + r.Namespace + "/" + r.Name
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // oneLine keeps a table row on one line.
