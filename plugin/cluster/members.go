@@ -159,8 +159,8 @@ func BuildEtcd(view *EtcdView, at Placement) EtcdStatus {
 				Name: name, Node: p.Spec.NodeName, Datacenter: dcOfNode(p.Spec.NodeName),
 				// A Ready pod on a NotReady node is a kubelet that stopped
 				// reporting, not a member that answers.
-				Healthy: policy.PodReady(p) && (nodes[p.Spec.NodeName] == nil || policy.NodeReady(nodes[p.Spec.NodeName])),
-				Learner: policy.IsLearner(p),
+				Healthy:    policy.PodReady(p) && (nodes[p.Spec.NodeName] == nil || policy.NodeReady(nodes[p.Spec.NodeName])),
+				Learner:    policy.IsLearner(p),
 				ClientURLs: SplitURLList(p.Annotations[policy.AnnotationEtcdClientURLs]),
 			})
 		}
