@@ -361,9 +361,9 @@ func TestSelectionLimits(t *testing.T) {
 	}{
 		{"two In lists of 60k values on the datacenter key", testutil.Pod("travis", "w").Labels("app", "worker").
 			RequiredAffinity(testutil.Term(testutil.In(zone, hugeValues(60000)...), testutil.In(zone, hugeValues(60000)...))),
-			[]want{{field: terms + "[0].matchExpressions", action: v1alpha1.ActionDeny, msg: "list more than 64 values on topology.kubernetes.io/zone"}}},
+			[]want{{field: terms + "[0].matchExpressions", action: v1alpha1.ActionDeny, msg: "list more than 32 values on topology.kubernetes.io/zone"}}},
 		{"too many terms", testutil.Pod("travis", "w").Labels("app", "worker").RequiredAffinity(many...),
-			[]want{{field: terms, action: v1alpha1.ActionDeny, msg: "more than 64 required node affinity terms"}}},
+			[]want{{field: terms, action: v1alpha1.ActionDeny, msg: "more than 32 required node affinity terms"}}},
 		{"a member pod beyond the limits", member("etcd-x", "").RequiredAffinity(many...),
 			nil}, // a pod is judged on its placement, not its template
 		{"at the limit, two lists intersecting in one value", testutil.Pod("travis", "w").Labels("app", "worker").
@@ -378,5 +378,5 @@ func TestSelectionLimits(t *testing.T) {
 	}
 	sts := testutil.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3).TopologySpread(zone, corev1.DoNotSchedule).RequiredAffinity(many...)
 	assertResults(t, e.Evaluate(create(sts.Obj(), "kube-system"), state),
-		[]want{{field: "spec.template." + terms, action: v1alpha1.ActionDeny, msg: "more than 64 required node affinity terms"}})
+		[]want{{field: "spec.template." + terms, action: v1alpha1.ActionDeny, msg: "more than 32 required node affinity terms"}})
 }

@@ -13,11 +13,11 @@ import (
 const (
 	// MaxNodeSelectorTerms is the most required node affinity terms a pod
 	// spec may carry.
-	MaxNodeSelectorTerms = 64
+	MaxNodeSelectorTerms = 32
 	// MaxDatacenterValues is the most values the expressions of one node
 	// selector term may list on the datacenter label; a handful of
 	// datacenters never needs more.
-	MaxDatacenterValues = 64
+	MaxDatacenterValues = 32
 )
 
 // SelectedDatacenter returns the one datacenter spec pins its pods to on

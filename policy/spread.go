@@ -61,6 +61,7 @@ func (r *spreadRule) evaluate(c *evalContext) {
 		r.checkPlacement(c, ns, o.Name, r.expectedForPod(c.state, o), o.Spec.NodeName, pathNodeName)
 	case *corev1.Node:
 		r.evaluateNode(c, o)
+		r.evaluateNodeMove(c, o)
 	default:
 		if r.podSel != nil {
 			r.evaluateTemplates(c)
@@ -555,6 +556,60 @@ func (r *spreadRule) confinedTo(c *evalContext, spec *corev1.PodSpec, label stri
 		}
 	}
 	return allowed, excluded
+}
+
+// evaluateNodeMove judges a relabel of a Node that holds member pods into
+// another datacenter, as if its members were placed there one by one: an
+// administrator moving nodes must not move quorum into one datacenter.
+func (r *spreadRule) evaluateNodeMove(c *evalContext, node *corev1.Node) {
+	if r.podSel == nil || c.state == nil || c.req.Operation != OperationUpdate {
+		return
+	}
+	old, ok := c.req.OldObject.(*corev1.Node)
+	label := r.cp.label
+	if !ok || node.Labels[label] == "" || node.Labels[label] == old.Labels[label] {
+		return
+	}
+	dc, from := node.Labels[label], DatacenterOf(c.state.Node(node.Name), label)
+	var moving []*corev1.Pod
+	for _, p := range r.memberPods(c.state) {
+		if p.Spec.NodeName == node.Name && holdsPlace(p) && !isLearner(p) {
+			moving = append(moving, p)
+		}
+	}
+	if len(moving) == 0 {
+		return
+	}
+	cs := r.podCensus(c.state, "", "")
+	cs.perDC[from] -= len(moving)
+	cs.total -= len(moving)
+	path := pathMetadataLabels.Key(label)
+	for _, p := range moving {
+		before := len(c.results)
+		r.checkDatacenters(c, cs, r.expectedForPod(c.state, p), dc, path, dc)
+		if len(c.results) > before {
+			for i := before; i < len(c.results); i++ {
+				e := *c.results[i].Error
+				e.Detail = "node " + node.Name + " holds member " + p.Namespace + "/" + p.Name + ": " + e.Detail
+				c.results[i].Error = &e
+			}
+			return
+		}
+		cs.perDC[dc]++
+		cs.total++
+	}
+}
+
+// memberPods returns the pods of the rule's namespaces its selector selects.
+func (r *spreadRule) memberPods(state State) []*corev1.Pod {
+	if len(r.rule.Pods.Namespaces) == 0 {
+		return state.Pods("", r.podSel)
+	}
+	var out []*corev1.Pod
+	for _, ns := range r.rule.Pods.Namespaces {
+		out = append(out, state.Pods(ns, r.podSel)...)
+	}
+	return out
 }
 
 // evaluateNode judges a member node joining a datacenter: on create, and on

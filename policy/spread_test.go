@@ -453,3 +453,20 @@ func TestNilState(t *testing.T) {
 		t.Errorf("Datacenters(nil) = %v", got)
 	}
 }
+
+// TestSpreadNodeRelabelMovesMembers: a relabel of a Node that holds member
+// pods is judged as placing them in its new datacenter.
+func TestSpreadNodeRelabelMovesMembers(t *testing.T) {
+	e := engine(t, etcdPolicy(testutil.Etcd()))
+	state := policy.NewStaticState(objs(threeDCs(), member("etcd-a", "pod-1-1"), member("etcd-b", "pod-2-1"), member("etcd-c", "pod-3-1"))...)
+	relabel := func(node, from, to string) policy.Request {
+		return policy.Request{Operation: policy.OperationUpdate, Object: testutil.Node(node).InDC(to).Obj(), OldObject: testutil.Node(node).InDC(from).Obj()}
+	}
+	labelPath := "metadata.labels[topology.kubernetes.io/zone]"
+	assertResults(t, e.Evaluate(relabel("pod-2-1", "pod-2", "pod-1"), state),
+		[]want{deny(labelPath, "node pod-2-1 holds member kube-system/etcd-b: datacenter pod-1 would hold 2 of N=3"),
+			deny(labelPath, "node pod-2-1 holds member kube-system/etcd-b: placing the member in datacenter pod-1 leaves the members unbalanced")})
+	assertResults(t, e.Evaluate(relabel("pod-2-2", "pod-2", "pod-1"), state), nil)
+	assertResults(t, e.Evaluate(policy.Request{Operation: policy.OperationUpdate, Object: testutil.Node("pod-2-1").InDC("pod-2").Label("disk", "ssd").Obj(),
+		OldObject: testutil.Node("pod-2-1").InDC("pod-2").Obj()}, state), nil)
+}
