@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +17,27 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
+
+// names returns n distinct names with prefix.
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// worstCaseAffinity gives b policy.MaxNodeSelectorTerms required node
+// affinity terms, each of two In lists on the datacenter key that share
+// only pod-1 and hold policy.MaxDatacenterValues values together.
+func worstCaseAffinity(b *tu.ObjectBuilder) *tu.ObjectBuilder {
+	half := policy.MaxDatacenterValues / 2
+	terms := make([]corev1.NodeSelectorTerm, policy.MaxNodeSelectorTerms)
+	for i := range terms {
+		terms[i] = tu.Term(tu.In(tu.Zone, append(names("a-", half-1), "pod-1")...), tu.In(tu.Zone, append(names("b-", half-1), "pod-1")...))
+	}
+	return b.RequiredAffinity(terms...)
+}
 
 // BenchmarkHandler measures the in-process handler, decoding included, over
 // a cluster of 300 nodes in three datacenters and a three-member etcd. It
@@ -48,6 +70,15 @@ func BenchmarkHandler(b *testing.B) {
 		{"validate/binding-member", h.Validate(), request(b, admissionv1.Create, tu.Binding("kube-system", "etcd-new", "pod-3-1"), nil, admin)},
 		{"validate/node-label-change", h.Validate(), request(b, admissionv1.Update, tu.Node("pod-1-1").InDC("pod-2").Obj(), tu.Node("pod-1-1").InDC("pod-1").Obj(), kubelet)},
 		{"mutate/deployment-inject", h.Mutate(), request(b, admissionv1.Create, tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").Obj(), nil, admin)},
+		// The worst case the limits let through: every term at the limit of
+		// values on the datacenter key, two In lists intersecting in one.
+		{"validate/affinity-worst-case", h.Validate(), request(b, admissionv1.Create, worstCaseAffinity(tu.Pod("apps", "worker").Labels("app", "worker")).Obj(), nil, admin)},
+		{"validate/member-template-worst-case", h.Validate(), request(b, admissionv1.Create,
+			worstCaseAffinity(tu.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3).TopologySpread(tu.Zone, corev1.DoNotSchedule)).Obj(), nil, admin)},
+		// Beyond the limits: two In lists of 60k values in one term, refused
+		// without being evaluated (decoding 1.6 MB is most of the cost).
+		{"validate/affinity-beyond-limits", h.Validate(), request(b, admissionv1.Create, tu.Pod("apps", "worker").Labels("app", "worker").
+			RequiredAffinity(tu.Term(tu.In(tu.Zone, names("dc-", 60000)...), tu.In(tu.Zone, names("dc-", 60000)...))).Obj(), nil, admin)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -16,6 +16,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -38,8 +39,10 @@ const RuleLabelGuard = "label-guard"
 // Mutate return the two admission.Handlers the server mounts on /validate
 // and /mutate. A Handler is safe for concurrent use.
 type Handler struct {
-	// Engine returns the engine built from the current PlacementPolicies;
-	// nil means no policy is loaded and everything is allowed.
+	// Engine returns the engine built from the current PlacementPolicies
+	// (an engine of no policies allows everything). nil means no engine is
+	// built yet: requests are then answered with an error, never allowed,
+	// so that the failure policy decides as if the webhook were down.
 	Engine func() *policy.Engine
 	// State is the cluster as cached; it must not call the API server.
 	State policy.State
@@ -180,7 +183,47 @@ func operation(op admissionv1.Operation) (policy.Operation, bool) {
 	return "", false
 }
 
-func (h *Handler) validate(_ context.Context, req admission.Request) (resp admission.Response) {
+// notReady is the answer while no engine is built: an error, so that the
+// API server applies the webhook's failure policy, as when no replica
+// answers, rather than an admission of something never judged.
+func notReady() admission.Response {
+	return admission.Errored(http.StatusServiceUnavailable, errors.New("dc-webhook is not ready: its PlacementPolicies are not loaded yet; retry in a moment"))
+}
+
+// cutShort is the answer when the request's context ends during the
+// evaluation: an error, never an admission.
+func cutShort(err error) admission.Response {
+	return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("dc-webhook gave up judging the request: %w", err))
+}
+
+// gvrStatefulSets is the resource whose scale subresource is judged: a
+// StatefulSet's replicas are the N of its members.
+var grStatefulSets = schema.GroupResource{Group: "apps", Resource: "statefulsets"}
+
+// scaleAsUpdate turns an UPDATE of statefulsets/scale into the UPDATE of the
+// StatefulSet it makes, from the cached StatefulSet, so that a scale-up of
+// members is judged as a patch of spec.replicas is. ok is false when the
+// request is no such scale, or the StatefulSet is not cached (then there is
+// nothing to judge it against, and it is admitted as before).
+func (h *Handler) scaleAsUpdate(req admission.Request) (obj, old runtime.Object, ok bool, err error) {
+	if req.SubResource != "scale" || req.Resource.Group != grStatefulSets.Group || req.Resource.Resource != grStatefulSets.Resource {
+		return nil, nil, false, nil
+	}
+	var scale autoscalingv1.Scale
+	if err := json.Unmarshal(req.Object.Raw, &scale); err != nil {
+		return nil, nil, false, err
+	}
+	cached := h.State.StatefulSet(req.Namespace, req.Name)
+	if cached == nil {
+		return nil, nil, false, nil
+	}
+	updated := cached.DeepCopy()
+	replicas := scale.Spec.Replicas
+	updated.Spec.Replicas = &replicas
+	return updated, cached, true, nil
+}
+
+func (h *Handler) validate(ctx context.Context, req admission.Request) (resp admission.Response) {
 	start := time.Now()
 	kind := req.Kind.Kind
 	defer h.Metrics.observe("validate", kind, start)
@@ -190,8 +233,18 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 	if !ok {
 		return admission.Allowed(fmt.Sprintf("operation %q is not judged", req.Operation))
 	}
-	obj, gvk, err := decode(req.Object)
+	if err := ctx.Err(); err != nil {
+		return cutShort(err)
+	}
+	var oldObj runtime.Object
+	obj, oldScaled, scaled, err := h.scaleAsUpdate(req)
 	if err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
+	}
+	gvk := schema.GroupVersionKind{}
+	if scaled {
+		oldObj = oldScaled
+	} else if obj, gvk, err = decode(req.Object); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
 	}
 	if obj == nil {
@@ -207,8 +260,7 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 		return admission.Allowed("").WithWarnings(append(policy.Advice(p), mutationLabelWarnings(p)...)...)
 	}
 
-	var oldObj runtime.Object
-	if op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
+	if !scaled && op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
 		if oldObj, _, err = decode(req.OldObject); err != nil {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode the old %s: %w", subject(req), err))
 		}
@@ -223,8 +275,7 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 		}
 	}
 	if eng == nil {
-		h.Metrics.decision("", "Allow", kind, string(op))
-		return admission.Allowed("no PlacementPolicy is loaded")
+		return notReady()
 	}
 
 	namespace := req.Namespace
@@ -237,7 +288,10 @@ func (h *Handler) validate(_ context.Context, req admission.Request) (resp admis
 		}
 	}
 	preq := policy.Request{Operation: op, Object: obj, OldObject: oldObj, Namespace: namespace, UserInfo: req.UserInfo}
-	results := eng.Evaluate(preq, h.State)
+	results, err := eng.EvaluateContext(ctx, preq, h.State)
+	if err != nil {
+		return cutShort(err)
+	}
 	for i := range results {
 		h.Metrics.decision(results[i].Rule, string(results[i].Action), kind, string(op))
 	}
@@ -359,7 +413,7 @@ func (h *Handler) labelGuard(dcLabels []string, n, old *corev1.Node, user authen
 	return errs
 }
 
-func (h *Handler) mutate(_ context.Context, req admission.Request) (resp admission.Response) {
+func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admission.Response) {
 	start := time.Now()
 	kind := req.Kind.Kind
 	defer h.Metrics.observe("mutate", kind, start)
@@ -368,9 +422,12 @@ func (h *Handler) mutate(_ context.Context, req admission.Request) (resp admissi
 	if _, ok := operation(req.Operation); !ok {
 		return admission.Allowed(fmt.Sprintf("operation %q is not mutated", req.Operation))
 	}
+	if err := ctx.Err(); err != nil {
+		return cutShort(err)
+	}
 	eng := h.Engine()
 	if eng == nil {
-		return admission.Allowed("no PlacementPolicy is loaded")
+		return notReady()
 	}
 	obj, gvk, err := decode(req.Object)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -259,8 +260,9 @@ func TestValidateMirrorPodWarnedNotDenied(t *testing.T) {
 }
 
 func TestLabelGuard(t *testing.T) {
+	// pod-1-2 holds no etcd member; pod-1-1 does.
 	node := func(dc string, extra ...string) *corev1.Node {
-		b := tu.Node("pod-1-1").Label(extra...)
+		b := tu.Node("pod-1-2").Label(extra...)
 		if dc != "" {
 			b = b.InDC(dc)
 		}
@@ -280,6 +282,8 @@ func TestLabelGuard(t *testing.T) {
 		{"kubelet changes another label", admissionv1.Update, node("pod-1", "disk", "ssd"), node("pod-1"), kubelet, true, ""},
 		{"kubelet registers without the label", admissionv1.Create, node(""), nil, kubelet, true, ""},
 		{"admin moves the node", admissionv1.Update, node("pod-2"), node("pod-1"), admin, true, ""},
+		{"admin moves a member's node into a datacenter that holds one", admissionv1.Update,
+			tu.Node("pod-1-1").InDC("pod-2").Obj(), tu.Node("pod-1-1").InDC("pod-1").Obj(), admin, false, "holds member kube-system/etcd-pod-1-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,8 +299,17 @@ func TestLabelGuard(t *testing.T) {
 			if tt.wantAllowed {
 				return
 			}
-			if got := causes(resp); len(got) != 1 || got[0] != "metadata.labels[topology.kubernetes.io/zone]" {
+			if got := causes(resp); len(got) == 0 || got[0] != "metadata.labels[topology.kubernetes.io/zone]" {
 				t.Errorf("causes = %v", got)
+			}
+			if tt.user.Username == admin.Username {
+				if !strings.Contains(resp.Result.Message, tt.wantMessage) {
+					t.Errorf("message %q lacks %q", resp.Result.Message, tt.wantMessage)
+				}
+				return
+			}
+			if got := causes(resp); len(got) != 1 {
+				t.Errorf("causes = %v, want only the guard's", got)
 			}
 			if !strings.Contains(resp.Result.Message, tt.wantMessage) || !strings.Contains(resp.Result.Message, "system:masters") {
 				t.Errorf("message %q lacks %q or the allowed groups", resp.Result.Message, tt.wantMessage)
@@ -334,9 +347,93 @@ func TestValidateEdgeCases(t *testing.T) {
 		t.Errorf("update of an object being deleted denied: %+v", resp.Result)
 	}
 
-	f.h.Engine = func() *policy.Engine { return nil }
+	empty, err := policy.NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.Engine = func() *policy.Engine { return empty }
 	if resp := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, worker, nil, admin)); !resp.Allowed {
-		t.Errorf("denied with no policy loaded: %+v", resp.Result)
+		t.Errorf("denied with no PlacementPolicy: %+v", resp.Result)
+	}
+}
+
+// TestNotReadyIsNeverAllowed: before its engine is built (the URL layout
+// has no readiness gate in front of it) the webhook answers with an error,
+// so that the API server applies the failure policy, and never "allowed".
+func TestNotReadyIsNeverAllowed(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	f.h.Engine = func() *policy.Engine { return nil }
+	worker := tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels(dcLabel, "pod-1").Obj()
+	for name, h := range map[string]admission.Handler{"validate": f.h.Validate(), "mutate": f.h.Mutate()} {
+		resp := h.Handle(context.Background(), request(t, admissionv1.Create, worker, nil, admin))
+		if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusServiceUnavailable || !strings.Contains(resp.Result.Message, "not ready") {
+			t.Errorf("%s without an engine: allowed=%v result=%+v, want a 503 saying it is not ready", name, resp.Allowed, resp.Result)
+		}
+	}
+}
+
+// TestContextHonoured: a request whose context has ended is never admitted.
+func TestContextHonoured(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pod := tu.Pod("apps", "worker").Labels("app", "worker").InDC("pod-1").Obj()
+	for name, h := range map[string]admission.Handler{"validate": f.h.Validate(), "mutate": f.h.Mutate()} {
+		if resp := h.Handle(ctx, request(t, admissionv1.Create, pod, nil, admin)); resp.Allowed {
+			t.Errorf("%s admitted a request whose context had ended", name)
+		}
+	}
+}
+
+// TestValidateUpdatesJudgedOnWhatTheyChange: controller updates of a
+// workload admitted before a rule applied (scale-downs, status) and
+// image-only updates are admitted; a change of placement is judged.
+func TestValidateUpdatesJudgedOnWhatTheyChange(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	rs := func() *tu.ObjectBuilder {
+		return tu.ReplicaSet("apps", "worker-1").Labels("app", "worker").Replicas(13)
+	}
+	tests := []struct {
+		name        string
+		obj, old    runtime.Object
+		wantAllowed bool
+	}{
+		{"scale-down to 0", rs().Replicas(0).Obj(), rs().Obj(), true},
+		{"scale-down by one", rs().Replicas(12).Obj(), rs().Obj(), true},
+		{"image only", rs().Edit(func(s *corev1.PodSpec) { s.Containers[0].Image = "registry.example/app:2" }).Obj(), rs().Obj(), true},
+		{"placement change", rs().NodeSelector("disk", "ssd").Obj(), rs().Obj(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Update, tt.obj, tt.old, admin))
+			if resp.Allowed != tt.wantAllowed {
+				t.Errorf("allowed = %v, want %v (result %+v)", resp.Allowed, tt.wantAllowed, resp.Result)
+			}
+		})
+	}
+}
+
+// TestValidateStatefulSetScale: statefulsets/scale is judged as the patch
+// of spec.replicas it is.
+func TestValidateStatefulSetScale(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	sts := tu.StatefulSet("kube-system", "etcd").Labels("component", "etcd").Replicas(3).TopologySpread(tu.Zone, corev1.DoNotSchedule).StatefulSet()
+	f.h.State.(*policy.StaticState).Add(sts)
+	scale := func(n int32) admission.Request {
+		s := &autoscalingv1.Scale{TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "etcd"}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}
+		req := request(t, admissionv1.Update, s, s, admin)
+		req.Resource = metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}
+		req.SubResource = "scale"
+		return req
+	}
+	if resp := f.h.Validate().Handle(context.Background(), scale(4)); resp.Allowed || !strings.Contains(resp.Result.Message, "4 voting members over 3 datacenter(s)") {
+		t.Errorf("scale to 4: allowed=%v result=%+v, want denied as 4 over 3", resp.Allowed, resp.Result)
+	}
+	for _, n := range []int32{5, 1} {
+		if resp := f.h.Validate().Handle(context.Background(), scale(n)); !resp.Allowed {
+			t.Errorf("scale to %d denied: %+v", n, resp.Result)
+		}
 	}
 }
 

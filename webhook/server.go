@@ -341,7 +341,9 @@ func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
 	}
 	if s.State != nil && s.State.client != nil {
 		// Judge with the new rules only once their members are known: an
-		// engine over an empty member cache would admit any placement.
+		// engine over an empty member cache would admit any placement. The
+		// engine in use keeps the informers it reads until then.
+		defer s.State.PruneMembers(eng.MemberPodSelectors())
 		if started := s.State.SetMembers(ctx, eng.MemberPodSelectors()); len(started) > 0 {
 			wctx, cancel := context.WithTimeout(ctx, memberSyncTimeout)
 			synced := toolscache.WaitForCacheSync(wctx.Done(), started...)

@@ -207,34 +207,20 @@ func (s *CacheState) RememberPod(pod *corev1.Pod) {
 	s.pending[pod.Namespace+"/"+pod.Name] = pendingPod{pod: stripped.(*corev1.Pod), until: now.Add(pendingTTL)}
 }
 
-// SetMembers makes the member informers match the member selectors of the
-// spread rules: it starts an informer per new (namespace, selector) pair and
-// stops those no rule needs any more. Informers run until ctx ends. It
-// returns the HasSynced functions of the informers it started.
+// SetMembers starts a member informer per (namespace, selector) pair of the
+// spread rules that has none yet. Informers no rule needs any more keep
+// running until PruneMembers, so that the engine in use keeps its census
+// while the next one waits for its informers to sync. Informers run until
+// ctx ends. It returns the HasSynced functions of the informers it started.
 func (s *CacheState) SetMembers(ctx context.Context, selectors []policy.MemberSelector) []toolscache.InformerSynced {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	want := map[string][2]string{} // key -> namespace, selector
-	for _, ms := range selectors {
-		sel := ms.Selector.String()
-		nss := ms.Namespaces
-		if len(nss) == 0 {
-			nss = []string{""}
-		}
-		for _, ns := range nss {
-			want[ns+"|"+sel] = [2]string{ns, sel}
-		}
-	}
+	want := memberKeys(selectors)
 	old := *s.members.Load()
-	var next []*memberInformer
+	next := append([]*memberInformer(nil), old...)
 	have := map[string]bool{}
 	for _, m := range old {
-		if _, ok := want[m.key]; ok {
-			next = append(next, m)
-			have[m.key] = true
-		} else {
-			m.cancel()
-		}
+		have[m.key] = true
 	}
 	keys := make([]string, 0, len(want))
 	for k := range want {
@@ -253,6 +239,40 @@ func (s *CacheState) SetMembers(ctx context.Context, selectors []policy.MemberSe
 	}
 	s.members.Store(&next)
 	return started
+}
+
+// PruneMembers stops the member informers that none of selectors needs.
+// Call it once the engine of selectors is in use.
+func (s *CacheState) PruneMembers(selectors []policy.MemberSelector) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := memberKeys(selectors)
+	var next []*memberInformer
+	for _, m := range *s.members.Load() {
+		if _, ok := want[m.key]; ok {
+			next = append(next, m)
+		} else {
+			m.cancel()
+		}
+	}
+	s.members.Store(&next)
+}
+
+// memberKeys maps the informer key of every (namespace, selector) pair of
+// selectors to the pair.
+func memberKeys(selectors []policy.MemberSelector) map[string][2]string {
+	want := map[string][2]string{}
+	for _, ms := range selectors {
+		sel := ms.Selector.String()
+		nss := ms.Namespaces
+		if len(nss) == 0 {
+			nss = []string{""}
+		}
+		for _, ns := range nss {
+			want[ns+"|"+sel] = [2]string{ns, sel}
+		}
+	}
+	return want
 }
 
 func (s *CacheState) startMember(ctx context.Context, key, namespace, selector string) *memberInformer {

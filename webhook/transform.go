@@ -87,17 +87,22 @@ func TransformPod(obj any) (any, error) {
 	return out, nil
 }
 
-// TransformStatefulSet keeps replicas and the selector, the N of a spread
-// rule without expectedMembers.
+// TransformStatefulSet keeps replicas, the selector and the pod template's
+// metadata: the N of a spread rule without expectedMembers, verified
+// against its members, and what a scale of it is judged on.
 func TransformStatefulSet(obj any) (any, error) {
 	s, ok := obj.(*appsv1.StatefulSet)
 	if !ok {
 		return obj, nil
 	}
+	// The template's labels and learner annotation say whether its pods
+	// are members, for a scale of the StatefulSet (statefulsets/scale
+	// carries only the replicas).
 	return &appsv1.StatefulSet{
 		TypeMeta:   s.TypeMeta,
 		ObjectMeta: stripMeta(&s.ObjectMeta),
-		Spec:       appsv1.StatefulSetSpec{Replicas: s.Spec.Replicas, Selector: s.Spec.Selector},
+		Spec: appsv1.StatefulSetSpec{Replicas: s.Spec.Replicas, Selector: s.Spec.Selector,
+			Template: corev1.PodTemplateSpec{ObjectMeta: stripMeta(&s.Spec.Template.ObjectMeta, policy.AnnotationLearner)}},
 	}, nil
 }
 
