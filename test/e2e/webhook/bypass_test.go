@@ -547,7 +547,7 @@ func bypasses() []bypass {
 			run:     runBeingDeleted,
 		},
 	)
-	return rows
+	return append(rows, quorumBypasses()...)
 }
 
 // runBeingDeleted is the object-being-deleted row.
