@@ -548,14 +548,16 @@ func (o *CheckOptions) livePolicies(ctx context.Context) ([]v1alpha1.PlacementPo
 	if err != nil {
 		return nil, fmt.Errorf("%w (pass --policy FILE to check offline)", err)
 	}
+	switch {
+	case !ps.Installed:
+		return nil, errors.New("the cluster has no PlacementPolicy API: install the CRD (kubectl apply -k manifests/ of kubectl-dc), or pass --policy FILE to check offline")
+	case ps.Forbidden != nil:
+		return nil, fmt.Errorf("listing PlacementPolicies: %w (pass --policy FILE to check offline)", ps.Forbidden)
+	}
 	for _, w := range ps.Warnings {
 		o.notef("Warning: %s\n", w)
 	}
 	switch {
-	case !ps.Installed:
-		return nil, errors.New("the cluster has no PlacementPolicy API: install the CRD (kubectl apply -k manifests/ of kubectl-dc), or pass --policy FILE to check offline")
-	case ps.Forbidden:
-		return nil, errors.New("listing PlacementPolicies is forbidden: grant list on placementpolicies.placement.kubectl-dc.io (docs/rbac.md), or pass --policy FILE to check offline")
 	case len(ps.Items) == 0:
 		return nil, errors.New("the cluster has no PlacementPolicy: create one (the MacStadium example is in the kubectl-dc README) or pass --policy FILE")
 	}

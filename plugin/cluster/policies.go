@@ -27,8 +27,9 @@ type Policies struct {
 	Warnings []string
 	// Installed is false when the cluster has no PlacementPolicy API.
 	Installed bool
-	// Forbidden is true when RBAC does not let the caller list them.
-	Forbidden bool
+	// Forbidden is the API server's refusal when RBAC does not let the
+	// caller list them, else nil.
+	Forbidden error
 }
 
 // ReadPolicies lists the PlacementPolicies with one paginated LIST and
@@ -50,7 +51,7 @@ func ReadPolicies(ctx context.Context, dyn dynamic.Interface) (Policies, error) 
 		out.Installed = false
 		return out, nil
 	case apierrors.IsForbidden(err):
-		out.Forbidden = true
+		out.Forbidden = err
 		out.Warnings = append(out.Warnings, "cannot list PlacementPolicies (forbidden): the datacenter label and policy results are guessed without them; grant list on placementpolicies.placement.kubectl-dc.io (docs/rbac.md)")
 		return out, nil
 	case err != nil:
