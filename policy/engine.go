@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,6 +99,40 @@ func (e *Engine) MemberPodSelectors() []MemberSelector {
 	for _, r := range e.rules {
 		if s, ok := r.(*spreadRule); ok && s.podSel != nil {
 			out = append(out, MemberSelector{Rule: s.name, Namespaces: s.rule.Pods.Namespaces, Selector: s.podSel})
+		}
+	}
+	return out
+}
+
+// Placement is a member pod put on a node by a request, for a Deny spread
+// rule: what must be serialised across webhook replicas.
+type Placement struct {
+	// Rule is "<policy>/<rule name>".
+	Rule string
+	// Pod is the member as placed: namespace, name, labels and nodeName.
+	Pod *corev1.Pod
+}
+
+// MemberPlacements returns the member placements req makes for Deny spread
+// rules of pods: a pods/binding of a member, a member created with
+// spec.nodeName, a pod relabelled into the members or a learner promoted
+// to voter. Mirror pods are never denied, so they are left out.
+func (e *Engine) MemberPlacements(req Request, state State) []Placement {
+	if req.Object == nil || beingDeleted(req.Object) || state == nil || mirrorPodOf(req, state) {
+		return nil
+	}
+	c := evalContext{req: req, state: state}
+	var out []Placement
+	for _, r := range e.rules {
+		s, ok := r.(*spreadRule)
+		if !ok || s.action != v1alpha1.ActionDeny {
+			continue
+		}
+		if ns, name, node, lbls, ok := s.placement(&c); ok {
+			out = append(out, Placement{Rule: s.name, Pod: &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls},
+				Spec:       corev1.PodSpec{NodeName: node},
+			}})
 		}
 	}
 	return out

@@ -27,38 +27,13 @@ type spreadRule struct {
 func (r *spreadRule) evaluate(c *evalContext) {
 	switch o := c.req.Object.(type) {
 	case *corev1.Binding:
-		if r.podSel == nil || c.state == nil {
-			return
+		if ns, name, node, _, ok := r.placement(c); ok {
+			r.checkPlacement(c, ns, name, r.expectedForPod(c.state, c.state.Pod(ns, o.Name)), node, pathBindingTarget)
 		}
-		ns := c.req.Namespace
-		if ns == "" {
-			ns = o.Namespace
-		}
-		pod := c.state.Pod(ns, o.Name)
-		if pod == nil || !r.isMemberPod(pod.Namespace, pod.Labels) || isLearner(pod) {
-			return
-		}
-		r.checkPlacement(c, pod.Namespace, pod.Name, r.expectedForPod(c.state, pod), o.Target.Name, pathBindingTarget)
 	case *corev1.Pod:
-		if r.podSel == nil || o.Spec.NodeName == "" || c.state == nil {
-			return
+		if ns, name, node, _, ok := r.placement(c); ok {
+			r.checkPlacement(c, ns, name, r.expectedForPod(c.state, o), node, pathNodeName)
 		}
-		ns := o.Namespace
-		if ns == "" {
-			ns = c.req.Namespace
-		}
-		if !r.isMemberPod(ns, o.Labels) || isLearner(o) {
-			return
-		}
-		if c.req.Operation == OperationUpdate {
-			// Placement is immutable; only a pod relabelled into the
-			// members, or a learner promoted to voter, joins the voters
-			// now.
-			if old, ok := c.req.OldObject.(*corev1.Pod); ok && r.isMemberPod(ns, old.Labels) && !isLearner(old) {
-				return
-			}
-		}
-		r.checkPlacement(c, ns, o.Name, r.expectedForPod(c.state, o), o.Spec.NodeName, pathNodeName)
 	case *corev1.Node:
 		r.evaluateNode(c, o)
 		r.evaluateNodeMove(c, o)
@@ -67,6 +42,48 @@ func (r *spreadRule) evaluate(c *evalContext) {
 			r.evaluateTemplates(c)
 		}
 	}
+}
+
+// placement returns the member pod the request puts on a node: a binding of
+// a member, a member created with spec.nodeName, a pod relabelled into the
+// members, or a learner promoted to voter. ok is false for anything else.
+func (r *spreadRule) placement(c *evalContext) (namespace, name, node string, podLabels map[string]string, ok bool) {
+	if r.podSel == nil || c.state == nil {
+		return "", "", "", nil, false
+	}
+	switch o := c.req.Object.(type) {
+	case *corev1.Binding:
+		ns := c.req.Namespace
+		if ns == "" {
+			ns = o.Namespace
+		}
+		pod := c.state.Pod(ns, o.Name)
+		if pod == nil || !r.isMemberPod(pod.Namespace, pod.Labels) || isLearner(pod) {
+			return "", "", "", nil, false
+		}
+		return pod.Namespace, pod.Name, o.Target.Name, pod.Labels, true
+	case *corev1.Pod:
+		if o.Spec.NodeName == "" {
+			return "", "", "", nil, false
+		}
+		ns := o.Namespace
+		if ns == "" {
+			ns = c.req.Namespace
+		}
+		if !r.isMemberPod(ns, o.Labels) || isLearner(o) {
+			return "", "", "", nil, false
+		}
+		if c.req.Operation == OperationUpdate {
+			// Placement is immutable; only a pod relabelled into the
+			// members, or a learner promoted to voter, joins the voters
+			// now.
+			if old, ok := c.req.OldObject.(*corev1.Pod); ok && r.isMemberPod(ns, old.Labels) && !isLearner(old) {
+				return "", "", "", nil, false
+			}
+		}
+		return ns, o.Name, o.Spec.NodeName, o.Labels, true
+	}
+	return "", "", "", nil, false
 }
 
 func (r *spreadRule) isMemberPod(namespace string, podLabels map[string]string) bool {

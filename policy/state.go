@@ -115,3 +115,57 @@ func (s *StaticState) NamespaceLabels(name string) (labels.Set, bool) {
 	l, ok := s.namespaces[name]
 	return l, ok
 }
+
+// WithPods returns state with pods added: member placements decided
+// moments ago that state's caches may not show yet. An added pod replaces
+// the state's pod of the same namespace and name while that one is not
+// bound to a node (a binding being serialised). Pods must not be modified.
+func WithPods(state State, pods []*corev1.Pod) State {
+	if len(pods) == 0 {
+		return state
+	}
+	return &overlayState{State: state, extra: pods}
+}
+
+type overlayState struct {
+	State
+	extra []*corev1.Pod
+}
+
+func (s *overlayState) Pod(namespace, name string) *corev1.Pod {
+	p := s.State.Pod(namespace, name)
+	if p != nil && p.Spec.NodeName != "" {
+		return p
+	}
+	for _, e := range s.extra {
+		if e.Namespace == namespace && e.Name == name {
+			return e
+		}
+	}
+	return p
+}
+
+func (s *overlayState) Pods(namespace string, selector labels.Selector) []*corev1.Pod {
+	base := s.State.Pods(namespace, selector)
+	out := make([]*corev1.Pod, 0, len(base)+len(s.extra))
+	replaced := map[string]bool{}
+	for _, e := range s.extra {
+		if namespace != "" && e.Namespace != namespace {
+			continue
+		}
+		if selector != nil && !selector.Matches(labels.Set(e.Labels)) {
+			continue
+		}
+		if p := s.State.Pod(e.Namespace, e.Name); p != nil && p.Spec.NodeName != "" {
+			continue // the cache has caught up
+		}
+		replaced[e.Namespace+"/"+e.Name] = true
+		out = append(out, e)
+	}
+	for _, p := range base {
+		if !replaced[p.Namespace+"/"+p.Name] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
