@@ -51,6 +51,10 @@ type Handler struct {
 	AllowedLabelGroups sets.Set[string]
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Placements, when set, serialises member placements across replicas
+	// (see PlacementLedger); nil judges each placement alone, from the
+	// caches, so that concurrent ones can together exceed a limit.
+	Placements *PlacementLedger
 }
 
 // decoder turns admission objects into the typed objects the engine judges.
@@ -305,6 +309,13 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 		resp = invalid(schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}, objectName(obj, req), denied)
 		resp.Warnings = warnings
 		return resp
+	}
+	if h.Placements != nil {
+		if places := eng.MemberPlacements(preq, h.State); len(places) > 0 {
+			if r := h.serialise(ctx, eng, preq, places, req); r != nil {
+				return *r
+			}
+		}
 	}
 	if pod, ok := obj.(*corev1.Pod); ok && op == policy.OperationCreate && !dryRun(req) {
 		h.rememberMember(eng, pod, namespace)

@@ -23,6 +23,10 @@ type Metrics struct {
 	PolicyErrors prometheus.Counter
 	// Panics counts handler panics that were turned into a clean response.
 	Panics prometheus.Counter
+	// PlacementAttempts observes how many judgements a member placement
+	// recorded in the placement ledger took (1: no other placement raced
+	// it).
+	PlacementAttempts prometheus.Histogram
 }
 
 // NewMetrics returns the collectors, registered with reg when it is not nil.
@@ -51,9 +55,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "dc_webhook_handler_panics_total",
 			Help: "Handler panics recovered into an admission response.",
 		}),
+		PlacementAttempts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dc_webhook_placement_attempts",
+			Help:    "Judgements a member placement recorded in the placement Lease took (more than 1: it raced another).",
+			Buckets: []float64{1, 2, 3, 4, 6, 8},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Decisions, m.Latency, m.Mutations, m.PolicyErrors, m.Panics)
+		reg.MustRegister(m.Decisions, m.Latency, m.Mutations, m.PolicyErrors, m.Panics, m.PlacementAttempts)
 	}
 	return m
 }

@@ -48,6 +48,10 @@ type Options struct {
 	Burst int
 	// ShutdownDelay: see ServerConfig.ShutdownDelay.
 	ShutdownDelay time.Duration
+	// PlacementLease names the Lease in Namespace that serialises member
+	// placements across replicas (see PlacementLedger); "" judges each
+	// placement alone.
+	PlacementLease string
 
 	log *textlogger.Config
 }
@@ -116,6 +120,7 @@ the API server on the admission path.`,
 	f.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "Name of the validating and mutating webhook configurations that receive the CA.")
 	f.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the client that lists and watches.")
 	f.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the client that lists and watches.")
+	f.StringVar(&o.PlacementLease, "placement-lease", o.PlacementLease, "Lease in --namespace through which replicas serialise member placements, so that placements made at once cannot together exceed a spread limit; it must exist and the webhook needs get and update on it. Empty judges each placement alone.")
 	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "How long to keep answering after SIGTERM, with /readyz failing, so that the Service stops sending requests first; keep it below terminationGracePeriodSeconds.")
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	o.log.AddFlags(logFlags)
@@ -173,6 +178,9 @@ func (o *Options) Run(ctx context.Context) error {
 		MetricsAddr:        o.MetricsAddr,
 		AllowedLabelGroups: o.AllowedLabelGroups,
 		ShutdownDelay:      o.ShutdownDelay,
+	}
+	if o.PlacementLease != "" {
+		sc.PlacementLease = &types.NamespacedName{Namespace: o.Namespace, Name: o.PlacementLease}
 	}
 	if o.SelfManagedCerts {
 		svc := o.Service + "." + o.Namespace + ".svc"

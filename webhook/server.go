@@ -58,6 +58,9 @@ type ServerConfig struct {
 	// terminating replica until its EndpointSlice changes, and every one
 	// of them fails: the API server does not retry admission calls.
 	ShutdownDelay time.Duration
+	// PlacementLease, when set, names the Lease of the PlacementLedger that
+	// serialises member placements across replicas.
+	PlacementLease *types.NamespacedName
 }
 
 // RotatorConfig names what the certificate rotator manages.
@@ -143,6 +146,9 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	}
 
 	h := &Handler{Engine: engines.Load, State: state, AllowedLabelGroups: sets.New(cfg.AllowedLabelGroups...), Metrics: metrics}
+	if l := cfg.PlacementLease; l != nil {
+		h.Placements = &PlacementLedger{Client: clientset, Namespace: l.Namespace, Name: l.Name}
+	}
 	srv := ctrlwebhook.NewServer(ctrlwebhook.Options{
 		Port:    cfg.Port,
 		CertDir: cfg.CertDir,
