@@ -178,8 +178,11 @@ type QuorumPlan struct {
 	APIServers QuorumCount `json:"apiServers"`
 	// Survives is false when powering the datacenter off loses etcd quorum
 	// or leaves no API server.
-	Survives bool     `json:"survives"`
-	Messages []string `json:"messages"`
+	Survives bool `json:"survives"`
+	// EtcdSurvives is false when powering the datacenter off loses etcd
+	// quorum: kubectl dc status's survivesLoss of the same datacenter.
+	EtcdSurvives bool     `json:"etcdSurvives"`
+	Messages     []string `json:"messages"`
 }
 
 // QuorumCount counts members of one kind inside and outside the datacenter.
@@ -635,8 +638,9 @@ func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 		}
 	}
 	sort.Strings(q.Etcd.Nodes)
+	q.EtcdSurvives = n > 0 && policy.SurvivesLoss(voters, dc)
 	if n > 0 {
-		if !policy.SurvivesLoss(voters, dc) {
+		if !q.EtcdSurvives {
 			q.Survives = false
 			unhealthy := n - q.Etcd.InDatacenter - q.Etcd.Remaining
 			extra := ""
