@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
@@ -41,11 +40,8 @@ var drainOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.Out
 
 // DrainOptions holds the flags and argument of `kubectl dc drain`.
 type DrainOptions struct {
-	// Datacenter is the datacenter to drain.
-	Datacenter string
-	// Label is the node label naming datacenters; "" until Complete, which
-	// takes the live PlacementPolicy's label or the default.
-	Label              string
+	// Target is the datacenter to drain and the clients.
+	Target
 	DryRun             bool
 	Force              bool
 	DeleteEmptyDirData bool
@@ -57,13 +53,6 @@ type DrainOptions struct {
 	Timeout time.Duration
 	Output  string
 
-	config   *genericclioptions.ConfigFlags
-	labelSet bool
-	client   kubernetes.Interface
-	// watchClient has no request timeout, for the watch of evicted pods.
-	watchClient kubernetes.Interface
-	dynamic     dynamic.Interface
-	podExec     cluster.PodExecFunc
 	// who is written into the cordoned-by annotation: user@host.
 	who string
 	// now is the clock of the cordoned-at annotation and elapsed time.
@@ -76,7 +65,7 @@ type DrainOptions struct {
 func NewDrainOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *DrainOptions {
 	return &DrainOptions{
 		Concurrency: 20, Timeout: 5 * time.Minute, Output: cmdutil.OutputTable,
-		config: config, IOStreams: streams, now: time.Now,
+		Target: Target{config: config}, IOStreams: streams, now: time.Now,
 	}
 }
 
@@ -166,18 +155,7 @@ Exit status:
 
 // Complete takes the datacenter from args and builds the clients.
 func (o *DrainOptions) Complete(cmd *cobra.Command, args []string) error {
-	o.Datacenter = args[0]
-	o.labelSet = cmd.Flags().Changed("datacenter-label")
-	if o.client != nil {
-		return nil
-	}
-	c, err := cmdutil.NewFactory(o.config).Clients()
-	if err != nil {
-		return err
-	}
-	o.client, o.watchClient, o.dynamic = c.Kube, c.Watch, c.Dynamic
-	o.podExec = cluster.NewPodExec(c.Config, c.Kube)
-	return nil
+	return o.complete(cmd, args)
 }
 
 // Validate checks the flags.
@@ -476,13 +454,4 @@ func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) 
 		s.Blocked = append(s.Blocked, BlockedPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Reason: reason})
 	}
 	return s, nil
-}
-
-// watchFor returns the client for the watch of evicted pods: one without
-// the request timeout, which would cut every watch short.
-func (o *DrainOptions) watchFor() kubernetes.Interface {
-	if o.watchClient != nil {
-		return o.watchClient
-	}
-	return o.client
 }

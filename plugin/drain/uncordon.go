@@ -15,32 +15,22 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 )
 
 // UncordonOptions holds the flags and argument of `kubectl dc uncordon`.
 type UncordonOptions struct {
-	// Datacenter whose nodes are made schedulable again.
-	Datacenter string
-	// Label is the node label naming datacenters; "" means the live
-	// PlacementPolicy's label, else the default.
-	Label string
+	// Target is the datacenter whose nodes are made schedulable again.
+	Target
 	// All uncordons every node of the datacenter, not only the ones
 	// `kubectl dc drain` cordoned.
 	All bool
-
-	config   *genericclioptions.ConfigFlags
-	labelSet bool
-	client   kubernetes.Interface
-	dynamic  dynamic.Interface
 
 	genericiooptions.IOStreams
 }
 
 // NewUncordonOptions returns UncordonOptions with the flag defaults.
 func NewUncordonOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *UncordonOptions {
-	return &UncordonOptions{config: config, IOStreams: streams}
+	return &UncordonOptions{Target: Target{config: config}, IOStreams: streams}
 }
 
 // NewCmdUncordon returns `kubectl dc uncordon DC`.
@@ -81,17 +71,7 @@ failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
 
 // Complete takes the datacenter from args and builds the clients.
 func (o *UncordonOptions) Complete(cmd *cobra.Command, args []string) error {
-	o.Datacenter = args[0]
-	o.labelSet = cmd.Flags().Changed("datacenter-label")
-	if o.client != nil {
-		return nil
-	}
-	c, err := cmdutil.NewFactory(o.config).Clients()
-	if err != nil {
-		return err
-	}
-	o.client, o.dynamic = c.Kube, c.Dynamic
-	return nil
+	return o.complete(cmd, args)
 }
 
 // Validate checks the argument.
