@@ -113,7 +113,9 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 	}, o.Args...)
 	l.cmd = exec.Command(o.Binary, args...)
 	l.cmd.Stdout, l.cmd.Stderr = logf, logf
-	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The webhook dies with the test process, even a killed one: left
+	// running it would answer for a cluster that is gone.
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := l.cmd.Start(); err != nil {
 		_ = logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", o.Binary, err)
