@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -369,8 +368,16 @@ func (o *CheckOptions) notef(format string, args ...any) {
 	_, _ = fmt.Fprintf(o.ErrOut, format, args...)
 }
 
-// judgedKinds names the kinds check judges, for messages.
-const judgedKinds = "Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController or PodTemplate"
+// judgedKinds names the kinds check judges, for messages: "Pod,
+// Deployment, ... or PodTemplate", from policy's kind table.
+var judgedKinds = func() string {
+	ks := policy.JudgedKinds()
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.Kind
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}()
 
 // sortInputs decodes files and files every object by role. judge says
 // whether workloads are to be checked (false for --policy and --nodes
@@ -740,49 +747,40 @@ func shownByController(key objectKey, r policy.Result, ownerOf map[objectKey]obj
 // "spec.template.spec.nodeSelector" of a Deployment and "spec.nodeSelector"
 // of a Pod both become "spec.nodeSelector".
 func templateRelative(obj runtime.Object, field string) string {
-	ts := policy.PodTemplates(obj)
-	if len(ts) == 0 {
+	k, ok := policy.JudgedKindOf(obj)
+	if !ok {
 		return field
 	}
-	prefix := strings.TrimSuffix(ts[0].Path.String(), "spec")
+	return relativeTo(k, field)
+}
+
+// relativeTo cuts the path of k's pod template off field.
+func relativeTo(k policy.Kind, field string) string {
+	if len(k.TemplatePaths) == 0 {
+		return field
+	}
+	prefix := strings.TrimSuffix(k.TemplatePaths[0].String(), "spec")
 	if prefix == "" {
 		return field
 	}
 	return strings.TrimPrefix(field, prefix)
 }
 
-// templateRelativeKind is templateRelative for a kind known by name.
+// templateRelativeKind is templateRelative for a judged kind known by
+// name.
 func templateRelativeKind(kind, field string) string {
-	var obj runtime.Object
-	switch kind {
-	case "Deployment":
-		obj = &appsv1.Deployment{}
-	case "ReplicaSet":
-		obj = &appsv1.ReplicaSet{}
-	case "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case "DaemonSet":
-		obj = &appsv1.DaemonSet{}
-	case "Job":
-		obj = &batchv1.Job{}
-	case "CronJob":
-		obj = &batchv1.CronJob{}
-	case "ReplicationController":
-		obj = &corev1.ReplicationController{Spec: corev1.ReplicationControllerSpec{Template: &corev1.PodTemplateSpec{}}}
-	default:
-		return field
+	for _, k := range policy.JudgedKinds() {
+		if k.Kind == kind {
+			return relativeTo(k, field)
+		}
 	}
-	return templateRelative(obj, field)
+	return field
 }
 
 // judged reports whether obj is one of the kinds check judges.
 func judged(obj runtime.Object) bool {
-	switch obj.(type) {
-	case *corev1.Pod, *appsv1.Deployment, *appsv1.ReplicaSet, *appsv1.StatefulSet, *appsv1.DaemonSet,
-		*batchv1.Job, *batchv1.CronJob, *corev1.ReplicationController, *corev1.PodTemplate:
-		return true
-	}
-	return false
+	_, ok := policy.JudgedKindOf(obj)
+	return ok
 }
 
 // judgedVersion returns the group/version a kind is judged in when obj is
