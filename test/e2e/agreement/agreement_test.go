@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +50,8 @@ type answers struct {
 	// voters per datacenter, and the cluster's size.
 	voters map[string]int
 	size   int
+	// learners is how many learners status sees (drain counts none).
+	learners int
 	// survives says, per datacenter, whether etcd keeps quorum without it.
 	survives map[string]bool
 	// pdbs are the PDB verdicts of losing (draining) each datacenter.
@@ -58,7 +62,7 @@ type answers struct {
 }
 
 func (a answers) String() string {
-	b, _ := json.Marshal(map[string]any{"label": a.label, "voters": a.voters, "size": a.size, "survives": a.survives, "pdbs": a.pdbs, "violations": a.violations})
+	b, _ := json.Marshal(map[string]any{"label": a.label, "learners": a.learners, "voters": a.voters, "size": a.size, "survives": a.survives, "pdbs": a.pdbs, "violations": a.violations})
 	return string(b)
 }
 
@@ -80,7 +84,7 @@ func fromStatus(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 		return r
 	}
 	r := report()
-	a := answers{label: r.DatacenterLabel, voters: map[string]int{}, survives: map[string]bool{}, pdbs: map[string][]cluster.PDBVerdict{}, size: r.Etcd.Size}
+	a := answers{label: r.DatacenterLabel, voters: map[string]int{}, survives: map[string]bool{}, pdbs: map[string][]cluster.PDBVerdict{}, size: r.Etcd.Size, learners: r.Etcd.Learners}
 	for _, d := range r.Datacenters {
 		a.voters[d.Name] = d.Voters
 		if d.SurvivesLoss != nil {
@@ -249,6 +253,15 @@ func TestAgreement(t *testing.T) {
 		}
 	})
 
+	t.Run("a learner", func(t *testing.T) {
+		id := addLearner(ctx, t, c)
+		a := agree(t, c)
+		// A learner votes in no datacenter: still 2/2/1 of 5.
+		if a.learners != 1 || a.size != 5 || !reflect.DeepEqual(a.voters, map[string]int{"pod-1": 2, "pod-2": 2, "pod-3": 1}) {
+			t.Errorf("answers with learner %x = %s, want 1 learner and 5 voters 2/2/1", id, a)
+		}
+	})
+
 	t.Run("a member down", func(t *testing.T) {
 		if err := c.StopMember("pod-1-cp-1"); err != nil {
 			t.Fatal(err)
@@ -282,6 +295,33 @@ func TestAgreement(t *testing.T) {
 			t.Errorf("survives = %v, want pod-1 and pod-2 false with pod-3 down", a.survives)
 		}
 	})
+}
+
+// addLearner adds a real learner to etcd's member list (a member added
+// with --learner that never starts, as a member being added looks until
+// it catches up) and removes it when the test ends.
+func addLearner(ctx context.Context, t *testing.T, c *testcluster.Cluster) uint64 {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.EtcdEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := cli.MemberAddAsLearner(cctx, []string{"http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatalf("member add --learner: %v", err)
+	}
+	id := resp.Member.ID
+	t.Cleanup(func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := cli.MemberRemove(rctx, id); err != nil {
+			t.Errorf("member remove %x: %v", id, err)
+		}
+	})
+	return id
 }
 
 // labelRooms gives every node the second datacenter label, with the same
