@@ -147,6 +147,14 @@ func (s *overlayState) Pod(namespace, name string) *corev1.Pod {
 
 func (s *overlayState) Pods(namespace string, selector labels.Selector) []*corev1.Pod {
 	base := s.State.Pods(namespace, selector)
+	// Whether the caches have caught up is judged by what Pods returns, the
+	// census, not by Pod, which may also know pods admitted moments ago.
+	bound := make(map[string]bool, len(base))
+	for _, p := range base {
+		if p.Spec.NodeName != "" {
+			bound[p.Namespace+"/"+p.Name] = true
+		}
+	}
 	out := make([]*corev1.Pod, 0, len(base)+len(s.extra))
 	replaced := map[string]bool{}
 	for _, e := range s.extra {
@@ -156,10 +164,11 @@ func (s *overlayState) Pods(namespace string, selector labels.Selector) []*corev
 		if selector != nil && !selector.Matches(labels.Set(e.Labels)) {
 			continue
 		}
-		if p := s.State.Pod(e.Namespace, e.Name); p != nil && p.Spec.NodeName != "" {
-			continue // the cache has caught up
+		k := e.Namespace + "/" + e.Name
+		if bound[k] {
+			continue
 		}
-		replaced[e.Namespace+"/"+e.Name] = true
+		replaced[k] = true
 		out = append(out, e)
 	}
 	for _, p := range base {
