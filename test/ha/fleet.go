@@ -85,7 +85,14 @@ type Options struct {
 	// Dir holds certificates, kubeconfigs and logs; "" means a new
 	// temporary directory, removed by Stop.
 	Dir string
+	// SerialisePlacements applies manifests/base/webhook-placements.yaml
+	// (the placement Lease and the Role that lets the webhook read and
+	// update it) and runs the replicas with --placement-lease.
+	SerialisePlacements bool
 }
+
+// PlacementLease is the Lease of manifests/base/webhook-placements.yaml.
+const PlacementLease = "dc-webhook-placements"
 
 // RootIPs returns the addresses the replicas dial the API servers at: the
 // root sides of their veth pairs.
@@ -157,9 +164,11 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 			_ = f.Stop(context.WithoutCancel(ctx))
 		}
 	}()
-	if err := webhooktest.ApplyFiles(ctx, o.Cluster.RESTConfig(),
-		filepath.Join(o.ManifestsDir, "base", "namespace.yaml"),
-		filepath.Join(o.ManifestsDir, "base", "rbac.yaml")); err != nil {
+	files := []string{filepath.Join(o.ManifestsDir, "base", "namespace.yaml"), filepath.Join(o.ManifestsDir, "base", "rbac.yaml")}
+	if o.SerialisePlacements {
+		files = append(files, filepath.Join(o.ManifestsDir, "base", "webhook-placements.yaml"))
+	}
+	if err := webhooktest.ApplyFiles(ctx, o.Cluster.RESTConfig(), files...); err != nil {
 		return nil, err
 	}
 	ca, err := webhook.WriteLocalCerts(filepath.Join(f.opts.Dir, "ca-0"), 24*time.Hour, ServerName, ServerName+".cluster.local")
@@ -240,6 +249,9 @@ func (f *Fleet) newReplica(i int, api cluster.APIServer) (*Replica, error) {
 		"--metrics-addr", net.JoinHostPort(ip, strconv.Itoa(metricsPort)),
 		"--self-managed-certs=false",
 		"--shutdown-delay", f.opts.ShutdownDelay.String(),
+	}
+	if f.opts.SerialisePlacements {
+		r.args = append(r.args, "--placement-lease", PlacementLease)
 	}
 	return r, nil
 }

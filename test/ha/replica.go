@@ -118,6 +118,38 @@ func (r *Replica) Ask(ctx context.Context, ca []byte, path string, review *admis
 
 // Requests returns how many admission requests the replica has answered,
 // from its dc_webhook_request_duration_seconds histogram.
+// MetricSum returns the sum of the replica's metric samples whose line
+// starts with prefix (a name, or a name and the start of its labels).
+func (r *Replica) MetricSum(ctx context.Context, prefix string) (float64, error) {
+	url := "http://" + net.JoinHostPort(r.Host.IP.String(), strconv.Itoa(metricsPort)) + "/metrics"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)
+		n, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("replica %d metrics: %q: %w", r.Index+1, line, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 func (r *Replica) Requests(ctx context.Context) (int, error) {
 	url := "http://" + net.JoinHostPort(r.Host.IP.String(), strconv.Itoa(metricsPort)) + "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

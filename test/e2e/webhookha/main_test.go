@@ -98,6 +98,7 @@ func setup(c *cluster.Cluster) error {
 	fleet, err = ha.Start(ctx, ha.Options{
 		Cluster: c, Binary: bin, ManifestsDir: manifests, Replicas: replicas,
 		Prefix: prefix, FirstIndex: firstIndex, ShutdownDelay: shutdownDelay,
+		SerialisePlacements: true,
 	})
 	if err != nil {
 		return err
