@@ -1,3 +1,6 @@
+// Package check is `kubectl dc check`: the PlacementPolicy rules of
+// dc-webhook run over manifests offline, or over the live objects of the
+// cluster (LiveResults, which kubectl dc status counts too).
 package check
 
 import (
@@ -69,8 +72,8 @@ var checkExample = `  # Check the manifests of a directory tree against a policy
   # Check the live workloads of one namespace against a candidate policy
   kubectl dc check --cluster -n team-a --policy new-policy.yaml`
 
-// CheckOptions are the options of `kubectl dc check`.
-type CheckOptions struct {
+// Options are the options of `kubectl dc check`.
+type Options struct {
 	genericiooptions.IOStreams
 
 	// Filenames are the -f arguments: files, directories or "-".
@@ -100,18 +103,18 @@ type CheckOptions struct {
 	dynamicClient dynamic.Interface
 }
 
-// NewCheckOptions returns CheckOptions with the defaults of the flags.
-func NewCheckOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *CheckOptions {
-	return &CheckOptions{IOStreams: streams, config: config, Output: cmdutil.OutputTable}
+// NewOptions returns Options with the defaults of the flags.
+func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
+	return &Options{IOStreams: streams, config: config, Output: cmdutil.OutputTable}
 }
 
 // NewCmdCheck returns `kubectl dc check`.
 func NewCmdCheck(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	return newCmdCheck(NewCheckOptions(config, streams))
+	return newCmdCheck(NewOptions(config, streams))
 }
 
 // newCmdCheck binds the flags of check to o, whose clients tests may set.
-func newCmdCheck(o *CheckOptions) *cobra.Command {
+func newCmdCheck(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "check (-f FILE|DIR ... | --cluster) [--policy FILE] [-o table|json|yaml]",
 		Short:   "Check workloads against PlacementPolicies, offline or live",
@@ -144,7 +147,7 @@ func newCmdCheck(o *CheckOptions) *cobra.Command {
 }
 
 // Complete fills what the flags leave open: the namespace.
-func (o *CheckOptions) Complete(_ *cobra.Command) error {
+func (o *Options) Complete(_ *cobra.Command) error {
 	nsFlag := ""
 	if o.config != nil && o.config.Namespace != nil {
 		nsFlag = *o.config.Namespace
@@ -167,7 +170,7 @@ func (o *CheckOptions) Complete(_ *cobra.Command) error {
 }
 
 // Validate checks the flags, which together must name one kind of input.
-func (o *CheckOptions) Validate() error {
+func (o *Options) Validate() error {
 	var errs []error
 	switch {
 	case len(o.Filenames) == 0 && !o.Cluster:
@@ -226,7 +229,7 @@ type checkInputs struct {
 
 // Run checks and prints. Its error is an *cmdutil.ExitError: code 1 after printing
 // when a Deny rule is broken, 2 on bad input or when the check cannot run.
-func (o *CheckOptions) Run(ctx context.Context) error {
+func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -251,7 +254,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 // check gathers policies, objects and state, and judges every object. It
 // returns the results in a deterministic order and how many objects it
 // judged.
-func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
+func (o *Options) check(ctx context.Context) (policy.Results, int, error) {
 	var in checkInputs
 	if len(o.Filenames) > 0 {
 		files, err := readInputs(o.Filenames, o.Recursive, o.In)
@@ -339,7 +342,7 @@ func (o *CheckOptions) check(ctx context.Context) (policy.Results, int, error) {
 
 // readLive reads the snapshot --live judges: the judged kinds in the
 // namespace scope, and with -n the member pods of other namespaces.
-func (o *CheckOptions) readLive(ctx context.Context, engine *policy.Engine) (*Live, error) {
+func (o *Options) readLive(ctx context.Context, engine *policy.Engine) (*Live, error) {
 	snap, err := cluster.Read(ctx, o.clientset, nil, cluster.Options{Namespaces: true, Namespace: o.namespace, Pods: true, Workloads: true})
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster: %w", err)
@@ -364,7 +367,7 @@ func (o *CheckOptions) readLive(ctx context.Context, engine *policy.Engine) (*Li
 
 // notef writes a note or warning to ErrOut; a failed write to stderr has
 // nowhere to be reported.
-func (o *CheckOptions) notef(format string, args ...any) {
+func (o *Options) notef(format string, args ...any) {
 	_, _ = fmt.Fprintf(o.ErrOut, format, args...)
 }
 
@@ -382,7 +385,7 @@ var judgedKinds = func() string {
 // sortInputs decodes files and files every object by role. judge says
 // whether workloads are to be checked (false for --policy and --nodes
 // files, whose workloads are skipped with a note).
-func (o *CheckOptions) sortInputs(files []inputFile, in *checkInputs, judge bool) error {
+func (o *Options) sortInputs(files []inputFile, in *checkInputs, judge bool) error {
 	for _, f := range files {
 		objs, err := decodeFile(f)
 		if err != nil {
@@ -401,7 +404,7 @@ func (o *CheckOptions) sortInputs(files []inputFile, in *checkInputs, judge bool
 	return nil
 }
 
-func (o *CheckOptions) sortObject(d decodedObject, in *checkInputs, judge bool) error {
+func (o *Options) sortObject(d decodedObject, in *checkInputs, judge bool) error {
 	switch obj := d.obj.(type) {
 	case *v1alpha1.PlacementPolicy:
 		if d.unknownFields != "" {
@@ -459,7 +462,7 @@ func (o *CheckOptions) sortObject(d decodedObject, in *checkInputs, judge bool) 
 }
 
 // readPolicies reads one --policy file.
-func (o *CheckOptions) readPolicies(path string, in *checkInputs) error {
+func (o *Options) readPolicies(path string, in *checkInputs) error {
 	files, err := readInputs([]string{path}, false, o.In)
 	if err != nil {
 		return fmt.Errorf("--policy: %w", err)
@@ -502,7 +505,7 @@ func validatePolicies(sps []sourcedPolicy) ([]v1alpha1.PlacementPolicy, error) {
 }
 
 // readNodes adds the Nodes (and Namespaces) of --nodes to the state.
-func (o *CheckOptions) readNodes(in *checkInputs) error {
+func (o *Options) readNodes(in *checkInputs) error {
 	files, err := readInputs([]string{o.NodesFile}, false, o.In)
 	if err != nil {
 		return fmt.Errorf("--nodes: %w", err)
@@ -528,7 +531,7 @@ func newEngine(policies []v1alpha1.PlacementPolicy) (*policy.Engine, error) {
 }
 
 // completeClients builds the clients from the kubeconfig flags unless set.
-func (o *CheckOptions) completeClients() error {
+func (o *Options) completeClients() error {
 	if o.clientset != nil && o.dynamicClient != nil {
 		return nil
 	}
@@ -550,7 +553,7 @@ func (o *CheckOptions) completeClients() error {
 
 // livePolicies lists the PlacementPolicies of the cluster. Policies that
 // cannot be decoded or compiled are warned about and left out.
-func (o *CheckOptions) livePolicies(ctx context.Context) ([]v1alpha1.PlacementPolicy, error) {
+func (o *Options) livePolicies(ctx context.Context) ([]v1alpha1.PlacementPolicy, error) {
 	ps, err := cluster.ReadPolicies(ctx, o.dynamicClient)
 	if err != nil {
 		return nil, fmt.Errorf("%w (pass --policy FILE to check offline)", err)
@@ -574,7 +577,7 @@ func (o *CheckOptions) livePolicies(ctx context.Context) ([]v1alpha1.PlacementPo
 // listLiveState lists what the rules look up when -f objects are checked
 // against the live cluster: Namespaces, the member pods of spread rules,
 // and the Nodes unless a --nodes file replaces them.
-func (o *CheckOptions) listLiveState(ctx context.Context, engine *policy.Engine, nodes bool) ([]runtime.Object, error) {
+func (o *Options) listLiveState(ctx context.Context, engine *policy.Engine, nodes bool) ([]runtime.Object, error) {
 	snap, err := cluster.Read(ctx, o.clientset, nil, cluster.Options{Namespaces: true})
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster: %w", err)
@@ -903,7 +906,7 @@ func resultMessage(r policy.Result) string {
 	return r.Error.ErrorBody()
 }
 
-func (o *CheckOptions) print(rep checkReport) error {
+func (o *Options) print(rep checkReport) error {
 	if o.Output != cmdutil.OutputTable {
 		return cmdutil.PrintStructured(o.Out, o.Output, rep)
 	}

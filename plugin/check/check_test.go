@@ -39,14 +39,14 @@ type checkRun struct {
 // flags, with stdin as standard input. setup may set fake clients. The
 // kubeconfig points at a file that does not exist so that an offline check
 // never reads the developer's cluster.
-func runCheck(t *testing.T, stdin string, setup func(*CheckOptions), args ...string) checkRun {
+func runCheck(t *testing.T, stdin string, setup func(*Options), args ...string) checkRun {
 	t.Helper()
 	streams, in, out, errOut := genericiooptions.NewTestIOStreams()
 	in.WriteString(stdin)
 	config := genericclioptions.NewConfigFlags(false)
 	root := &cobra.Command{Use: "kubectl-dc", SilenceErrors: true}
 	config.AddFlags(root.PersistentFlags())
-	o := NewCheckOptions(config, streams)
+	o := NewOptions(config, streams)
 	if setup != nil {
 		setup(o)
 	}
@@ -308,7 +308,7 @@ func ownedBy(obj runtime.Object, kind, name string) runtime.Object {
 }
 
 // liveCluster returns fake clients holding objs and the policies.
-func liveCluster(t *testing.T, policies []*v1alpha1.PlacementPolicy, objs ...runtime.Object) func(*CheckOptions) {
+func liveCluster(t *testing.T, policies []*v1alpha1.PlacementPolicy, objs ...runtime.Object) func(*Options) {
 	t.Helper()
 	var dyn []runtime.Object
 	for _, p := range policies {
@@ -317,7 +317,7 @@ func liveCluster(t *testing.T, policies []*v1alpha1.PlacementPolicy, objs ...run
 	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(policy.Scheme,
 		map[schema.GroupVersionResource]string{cluster.PolicyGVR: "PlacementPolicyList"}, dyn...)
 	cs := fake.NewClientset(objs...)
-	return func(o *CheckOptions) {
+	return func(o *Options) {
 		o.clientset = cs
 		o.dynamicClient = dc
 	}
@@ -392,7 +392,7 @@ func TestCheckCluster(t *testing.T) {
 		withEtcd.Spec.Spread = append(withEtcd.Spec.Spread, testutil.Etcd().Rule())
 		var lists []string
 		setup := liveCluster(t, []*v1alpha1.PlacementPolicy{withEtcd}, append(nodes, workload...)...)
-		got := runCheck(t, "", func(o *CheckOptions) {
+		got := runCheck(t, "", func(o *Options) {
 			setup(o)
 			o.clientset.(*fake.Clientset).PrependReactor("list", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
 				l := a.(clienttesting.ListActionImpl)
@@ -425,7 +425,7 @@ func TestCheckCluster(t *testing.T) {
 	t.Run("LISTs are paginated", func(t *testing.T) {
 		var limits []int64
 		setup := liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, append(nodes, workload...)...)
-		got := runCheck(t, "", func(o *CheckOptions) {
+		got := runCheck(t, "", func(o *Options) {
 			setup(o)
 			o.clientset.(*fake.Clientset).PrependReactor("list", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
 				limits = append(limits, a.(clienttesting.ListActionImpl).ListOptions.Limit)

@@ -219,7 +219,7 @@ func BenchmarkCheckFiles(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		streams, _, _, _ := genericiooptions.NewTestIOStreams()
-		o := NewCheckOptions(nil, streams)
+		o := NewOptions(nil, streams)
 		o.Filenames, o.PolicyFiles, o.Output, o.namespace = []string{path}, []string{td + "policy.yaml"}, cmdutil.OutputJSON, "default"
 		var exit *cmdutil.ExitError
 		if err := o.Run(context.Background()); !errors.As(err, &exit) || exit.Code != cmdutil.ExitFindings {

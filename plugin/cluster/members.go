@@ -257,7 +257,7 @@ func statusNodeHasIP(n *corev1.Node, ip string) bool {
 	return false
 }
 
-// splitURLs splits a comma-separated URL list, dropping empties.
+// SplitURLList splits a comma-separated URL list, dropping empties.
 func SplitURLList(s string) []string {
 	var out []string
 	for _, u := range strings.Split(s, ",") {

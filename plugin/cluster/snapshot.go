@@ -1,3 +1,8 @@
+// Package cluster is the one reading of the cluster that every verb
+// answers from: a Snapshot listed with a fixed number of paginated LIST
+// calls, the live PlacementPolicies, etcd's view of its members read through
+// one source chain, and the placement of members and API servers in
+// datacenters. The answers themselves live in policy/.
 package cluster
 
 import (

@@ -30,7 +30,7 @@ const (
 	clientBurst = 200
 )
 
-// EnvCountRequests, when set to a non-empty value, makes a verb print the
+// EnvCountRequests is the variable that, set to a non-empty value, makes a verb print the
 // number of API requests it made to ErrOut (benchmarks read it).
 const EnvCountRequests = "KUBECTL_DC_COUNT_REQUESTS"
 

@@ -1,3 +1,6 @@
+// Package drain is `kubectl dc drain` and `kubectl dc uncordon`: the plan
+// (ComputePlan), the cordon, the parallel evictions and the wait for the
+// evicted pods, for a whole datacenter.
 package drain
 
 import (
@@ -38,8 +41,8 @@ const (
 
 var drainOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.OutputYAML}
 
-// DrainOptions holds the flags and argument of `kubectl dc drain`.
-type DrainOptions struct {
+// Options holds the flags and argument of `kubectl dc drain`.
+type Options struct {
 	// Target is the datacenter to drain and the clients.
 	Target
 	DryRun             bool
@@ -61,9 +64,9 @@ type DrainOptions struct {
 	genericiooptions.IOStreams
 }
 
-// NewDrainOptions returns DrainOptions with the flag defaults.
-func NewDrainOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *DrainOptions {
-	return &DrainOptions{
+// NewOptions returns Options with the flag defaults.
+func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
+	return &Options{
 		Concurrency: 20, Timeout: 5 * time.Minute, Output: cmdutil.OutputTable,
 		Target: Target{config: config}, IOStreams: streams, now: time.Now,
 	}
@@ -71,7 +74,7 @@ func NewDrainOptions(config *genericclioptions.ConfigFlags, streams genericioopt
 
 // NewCmdDrain returns `kubectl dc drain DC`.
 func NewCmdDrain(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewDrainOptions(config, streams)
+	o := NewOptions(config, streams)
 	cmd := &cobra.Command{
 		Use:   "drain DATACENTER",
 		Short: "Plan, then cordon and evict a whole datacenter in parallel",
@@ -154,12 +157,12 @@ Exit status:
 }
 
 // Complete takes the datacenter from args and builds the clients.
-func (o *DrainOptions) Complete(cmd *cobra.Command, args []string) error {
+func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 	return o.complete(cmd, args)
 }
 
 // Validate checks the flags.
-func (o *DrainOptions) Validate() error {
+func (o *Options) Validate() error {
 	var errs field.ErrorList
 	if strings.TrimSpace(o.Datacenter) == "" {
 		errs = append(errs, field.Required(field.NewPath("DATACENTER"), "name the datacenter to drain, e.g. kubectl dc drain pod-1"))
@@ -180,19 +183,19 @@ func (o *DrainOptions) Validate() error {
 // workloads, and etcd through the same source chain as kubectl dc status,
 // and returns the plan's input and the pods' resourceVersion for the
 // watch.
-func (o *DrainOptions) readInput(ctx context.Context) (DrainPlanInput, string, error) {
+func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	snap, err := cluster.Read(ctx, o.client, o.dynamic, cluster.Options{
 		ControlPlane: true, Pods: true, PDBs: true, ReplicaSets: true, LabelFlag: o.Label, LabelFlagSet: o.labelSet,
 	})
 	if err != nil {
-		return DrainPlanInput{}, "", fmt.Errorf("reading the cluster: %w", err)
+		return PlanInput{}, "", fmt.Errorf("reading the cluster: %w", err)
 	}
 	for _, w := range snap.Warnings() {
 		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 	}
 	for _, f := range []string{"pods", "poddisruptionbudgets"} {
 		if slices.Contains(snap.Forbidden, f) {
-			return DrainPlanInput{}, "", fmt.Errorf("listing %s is forbidden: kubectl dc drain needs the permissions of manifests/rbac/drain.yaml (docs/rbac.md)", f)
+			return PlanInput{}, "", fmt.Errorf("listing %s is forbidden: kubectl dc drain needs the permissions of manifests/rbac/drain.yaml (docs/rbac.md)", f)
 		}
 	}
 	o.Label = snap.Label.Label
@@ -205,8 +208,8 @@ func (o *DrainOptions) readInput(ctx context.Context) (DrainPlanInput, string, e
 }
 
 // planInputFrom takes the plan's input from a snapshot.
-func planInputFrom(snap *cluster.Snapshot, dc string) DrainPlanInput {
-	in := DrainPlanInput{Datacenter: dc, Label: snap.Label.Label, EtcdPods: snap.EtcdPods, APIServerPods: snap.APIServerPods, APIAddresses: snap.APIAddresses}
+func planInputFrom(snap *cluster.Snapshot, dc string) PlanInput {
+	in := PlanInput{Datacenter: dc, Label: snap.Label.Label, EtcdPods: snap.EtcdPods, APIServerPods: snap.APIServerPods, APIAddresses: snap.APIAddresses}
 	for _, n := range snap.Nodes {
 		in.Nodes = append(in.Nodes, *n)
 	}
@@ -224,8 +227,8 @@ func planInputFrom(snap *cluster.Snapshot, dc string) DrainPlanInput {
 	return in
 }
 
-// DrainSummary is the outcome of a drain.
-type DrainSummary struct {
+// Summary is the outcome of a drain.
+type Summary struct {
 	Datacenter string `json:"datacenter"`
 	// Result is Done, TimedOut, Interrupted, Blocked (every pod left was
 	// refused for good) or Failed (the pods could not be followed).
@@ -265,14 +268,14 @@ const (
 )
 
 // Run plans and, unless --dry-run or refused, drains.
-func (o *DrainOptions) Run(ctx context.Context) error {
+func (o *Options) Run(ctx context.Context) error {
 	start := o.now()
 	in, rv, err := o.readInput(ctx)
 	if err != nil {
 		return err
 	}
 	in.Force, in.DeleteEmptyDirData, in.AllowQuorumLoss = o.Force, o.DeleteEmptyDirData, o.AllowQuorumLoss
-	plan, err := ComputeDrainPlan(in)
+	plan, err := ComputePlan(in)
 	if err != nil {
 		var unknown *UnknownDatacenterError
 		if errors.As(err, &unknown) {
@@ -309,8 +312,8 @@ func (o *DrainOptions) Run(ctx context.Context) error {
 		summary.ElapsedSeconds = o.now().Sub(start).Seconds()
 		if structured {
 			if perr := cmdutil.PrintStructured(o.Out, o.Output, struct {
-				Plan    *DrainPlan    `json:"plan"`
-				Summary *DrainSummary `json:"summary"`
+				Plan    *Plan    `json:"plan"`
+				Summary *Summary `json:"summary"`
 			}{plan, summary}); perr != nil {
 				return perr
 			}
@@ -330,7 +333,7 @@ func (o *DrainOptions) Run(ctx context.Context) error {
 // whoAmI names the user for the cordoned-by annotation: the API server's
 // view of the user (SelfSubjectReview), else the kubeconfig user, and the
 // local host name.
-func (o *DrainOptions) whoAmI(ctx context.Context) string {
+func (o *Options) whoAmI(ctx context.Context) string {
 	if o.who != "" {
 		return o.who
 	}
@@ -358,7 +361,7 @@ func (o *DrainOptions) whoAmI(ctx context.Context) string {
 
 // cordon makes every node of the plan unschedulable, annotating the ones it
 // changes. Nodes already unschedulable keep their state and annotations.
-func cordon(ctx context.Context, c kubernetes.Interface, plan *DrainPlan, who string, at time.Time) (cordoned, already []string, err error) {
+func cordon(ctx context.Context, c kubernetes.Interface, plan *Plan, who string, at time.Time) (cordoned, already []string, err error) {
 	cordoned, already = []string{}, []string{}
 	var errs []error
 	for _, n := range plan.Nodes {
@@ -377,8 +380,8 @@ func cordon(ctx context.Context, c kubernetes.Interface, plan *DrainPlan, who st
 	return cordoned, already, errors.Join(errs...)
 }
 
-func (o *DrainOptions) execute(ctx context.Context, plan *DrainPlan, rv string) (*DrainSummary, error) {
-	s := &DrainSummary{Datacenter: plan.Datacenter, Skipped: len(plan.Skipped), Blocked: []BlockedPod{}}
+func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary, error) {
+	s := &Summary{Datacenter: plan.Datacenter, Skipped: len(plan.Skipped), Blocked: []BlockedPod{}}
 	var err error
 	s.Cordoned, s.AlreadyCordoned, err = cordon(ctx, o.client, plan, o.whoAmI(ctx), o.now())
 	if err != nil {

@@ -414,9 +414,9 @@ func dEvictWhenWatched(cs *fake.Clientset, watching *atomic.Bool, refuse map[str
 	})
 }
 
-func newDTestDrain(cs *fake.Clientset) (*DrainOptions, *bytes.Buffer, *bytes.Buffer) {
+func newDTestDrain(cs *fake.Clientset) (*Options, *bytes.Buffer, *bytes.Buffer) {
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	o := NewDrainOptions(nil, streams)
+	o := NewOptions(nil, streams)
 	o.client = cs
 	o.who = "tester@host"
 	o.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
@@ -433,8 +433,8 @@ func TestDrainRun(t *testing.T) {
 		t.Fatalf("Run = %v\nstderr:\n%s", err, errOut)
 	}
 	var got struct {
-		Plan    DrainPlan    `json:"plan"`
-		Summary DrainSummary `json:"summary"`
+		Plan    Plan    `json:"plan"`
+		Summary Summary `json:"summary"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("output is not the JSON document: %v\n%s", err, out)

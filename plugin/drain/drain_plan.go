@@ -32,9 +32,9 @@ const (
 	blockPDB       = "PodDisruptionBudget"
 )
 
-// DrainPlanInput is everything the plan is computed from: the results of
-// LIST calls and the flags. ComputeDrainPlan never calls the API server.
-type DrainPlanInput struct {
+// PlanInput is everything the plan is computed from: the results of
+// LIST calls and the flags. ComputePlan never calls the API server.
+type PlanInput struct {
 	// Datacenter is the datacenter to drain.
 	Datacenter string
 	// Label is the node label whose value names a node's datacenter.
@@ -66,9 +66,9 @@ type DrainPlanInput struct {
 	APIAddresses  []string
 }
 
-// DrainPlan is what `kubectl dc drain` will do, computed before it touches
+// Plan is what `kubectl dc drain` will do, computed before it touches
 // anything. It is printed as a table, or as JSON or YAML with -o.
-type DrainPlan struct {
+type Plan struct {
 	Datacenter string      `json:"datacenter"`
 	Label      string      `json:"label"`
 	Nodes      []PlanNode  `json:"nodes"`
@@ -233,10 +233,10 @@ func KnownDatacenters(nodes []corev1.Node, label string) []string {
 
 func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
 
-// ComputeDrainPlan computes the plan of draining in.Datacenter. It returns an
+// ComputePlan computes the plan of draining in.Datacenter. It returns an
 // *UnknownDatacenterError when no node carries the datacenter.
-func ComputeDrainPlan(in DrainPlanInput) (*DrainPlan, error) {
-	plan := &DrainPlan{
+func ComputePlan(in PlanInput) (*Plan, error) {
+	plan := &Plan{
 		Datacenter: in.Datacenter, Label: in.Label,
 		Nodes: []PlanNode{}, Evict: []PlanPod{}, Skipped: []PlanPod{},
 		Blockers: []Blocker{}, Pinned: []PinnedSet{},
@@ -387,7 +387,7 @@ func pinnedTo(p *corev1.Pod, label string) string {
 	return ""
 }
 
-func (plan *DrainPlan) addPDBs(in DrainPlanInput, evictPods []*corev1.Pod, workloadOf func(*corev1.Pod) string) {
+func (plan *Plan) addPDBs(in PlanInput, evictPods []*corev1.Pod, workloadOf func(*corev1.Pod) string) {
 	type pinnedAgg struct {
 		pods  int
 		pdbs  map[string]bool
@@ -539,7 +539,7 @@ func hasHardTaint(n *corev1.Node) bool {
 	return false
 }
 
-func computeCapacity(in DrainPlanInput, nodeDC map[string]string, plan *DrainPlan) Capacity {
+func computeCapacity(in PlanInput, nodeDC map[string]string, plan *Plan) Capacity {
 	free := map[string]bool{}
 	var cpuFree, memFree resource.Quantity
 	var podsFree int64
@@ -595,7 +595,7 @@ func computeCapacity(in DrainPlanInput, nodeDC map[string]string, plan *DrainPla
 	return c
 }
 
-func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
+func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	nodes := make([]*corev1.Node, len(in.Nodes))
 	nodeReady := map[string]bool{}
 	for i := range in.Nodes {
@@ -705,7 +705,7 @@ func computeQuorum(in DrainPlanInput, nodeDC map[string]string) QuorumPlan {
 
 // controlPlanePods returns the etcd and kube-apiserver pods: the
 // snapshot's, else those of Pods.
-func (in DrainPlanInput) controlPlanePods() (etcd, api []*corev1.Pod) {
+func (in PlanInput) controlPlanePods() (etcd, api []*corev1.Pod) {
 	if in.EtcdPods != nil || in.APIServerPods != nil {
 		return in.EtcdPods, in.APIServerPods
 	}

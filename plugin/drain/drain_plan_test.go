@@ -77,13 +77,13 @@ func dPDB(ns, name, app string, n int) policyv1.PodDisruptionBudget {
 	}
 }
 
-// dPlanInput assembles a DrainPlanInput for dc from builders.
+// dPlanInput assembles a PlanInput for dc from builders.
 type dPlanInput struct {
-	in DrainPlanInput
+	in PlanInput
 }
 
 func newDPlanInput(dc string) *dPlanInput {
-	return &dPlanInput{in: DrainPlanInput{Datacenter: dc, Label: testutil.Zone}}
+	return &dPlanInput{in: PlanInput{Datacenter: dc, Label: testutil.Zone}}
 }
 
 func (p *dPlanInput) nodes(bs ...*testutil.NodeBuilder) *dPlanInput {
@@ -105,11 +105,11 @@ func (p *dPlanInput) pdbs(pdbs ...policyv1.PodDisruptionBudget) *dPlanInput {
 	return p
 }
 
-func mustDPlan(t *testing.T, in DrainPlanInput) *DrainPlan {
+func mustDPlan(t *testing.T, in PlanInput) *Plan {
 	t.Helper()
-	plan, err := ComputeDrainPlan(in)
+	plan, err := ComputePlan(in)
 	if err != nil {
-		t.Fatalf("ComputeDrainPlan: %v", err)
+		t.Fatalf("ComputePlan: %v", err)
 	}
 	return plan
 }
@@ -139,7 +139,7 @@ func dThreeDCs() *dPlanInput {
 func TestDrainPlanUnknownDatacenter(t *testing.T) {
 	in := dThreeDCs().in
 	in.Datacenter = "pod-9"
-	_, err := ComputeDrainPlan(in)
+	_, err := ComputePlan(in)
 	var unknown *UnknownDatacenterError
 	if !errors.As(err, &unknown) {
 		t.Fatalf("err = %v, want *UnknownDatacenterError", err)

@@ -12,7 +12,7 @@ import (
 )
 
 // printPlan writes the plan for people.
-func printPlan(out io.Writer, plan *DrainPlan) {
+func printPlan(out io.Writer, plan *Plan) {
 	fmt.Fprintf(out, "Drain plan for datacenter %s (label %s)\n\n", plan.Datacenter, plan.Label)
 	w := cmdutil.NewTabWriter(out)
 	fmt.Fprintln(w, "NODE\tREADY\tCORDONED\tCONTROL-PLANE\tEVICT\tSKIP")
@@ -85,7 +85,7 @@ func sortedMapKeys[V any](m map[string]V) []string {
 }
 
 // printSummary writes the outcome for people.
-func printSummary(out io.Writer, s *DrainSummary) {
+func printSummary(out io.Writer, s *Summary) {
 	fmt.Fprintf(out, "Drain of %s: %s in %.1fs: %d evicted, %d skipped, %d blocked\n",
 		s.Datacenter, s.Result, s.ElapsedSeconds, s.Evicted, s.Skipped, len(s.Blocked))
 	if len(s.Blocked) == 0 {
@@ -120,7 +120,7 @@ type nodeProgress struct {
 	changed              bool
 }
 
-func newProgress(out io.Writer, plan *DrainPlan) *progress {
+func newProgress(out io.Writer, plan *Plan) *progress {
 	p := &progress{out: out, interval: 2 * time.Second, pdbInterval: 5 * time.Second,
 		nodes: map[string]*nodeProgress{}, pdbLast: map[string]time.Time{}, done: make(chan struct{})}
 	for _, n := range plan.Nodes {

@@ -1,3 +1,5 @@
+// Package status is `kubectl dc status`: datacenters, etcd voters, API
+// servers and whether the cluster survives the loss of each datacenter.
 package status
 
 import (
@@ -53,8 +55,8 @@ const statusExample = `  # Where are my etcd voters and API servers, and can I l
   kubectl dc status --etcd-endpoints https://10.0.1.10:2379,https://10.0.2.10:2379 \
     --etcd-cacert ca.crt --etcd-cert client.crt --etcd-key client.key`
 
-// StatusOptions holds the flags and clients of `kubectl dc status`.
-type StatusOptions struct {
+// Options holds the flags and clients of `kubectl dc status`.
+type Options struct {
 	genericiooptions.IOStreams
 
 	config  *genericclioptions.ConfigFlags
@@ -82,9 +84,9 @@ type StatusOptions struct {
 	podExec   cluster.PodExecFunc
 }
 
-// NewStatusOptions returns the options with their defaults.
-func NewStatusOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *StatusOptions {
-	return &StatusOptions{
+// NewOptions returns the options with their defaults.
+func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
+	return &Options{
 		IOStreams:       streams,
 		config:          config,
 		factory:         cmdutil.NewFactory(config),
@@ -97,7 +99,7 @@ func NewStatusOptions(config *genericclioptions.ConfigFlags, streams genericioop
 
 // NewCmdStatus returns `kubectl dc status`.
 func NewCmdStatus(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewStatusOptions(config, streams)
+	o := NewOptions(config, streams)
 	cmd := &cobra.Command{
 		Use:   "status [--lose DC[,DC...]] [-o table|wide|json|yaml]",
 		Short: "Show datacenters, etcd voters and API servers, and whether each datacenter can be lost",
@@ -162,7 +164,7 @@ Exit codes:
 
 // Complete builds the clients. A missing kubeconfig is not an error yet:
 // with --etcd-endpoints status can still read etcd.
-func (o *StatusOptions) Complete() error {
+func (o *Options) Complete() error {
 	if o.config.CacheDir != nil {
 		o.cacheDir = *o.config.CacheDir
 	}
@@ -180,7 +182,7 @@ func (o *StatusOptions) Complete() error {
 }
 
 // Validate checks the flags.
-func (o *StatusOptions) Validate() error {
+func (o *Options) Validate() error {
 	if err := cmdutil.ValidateOutput(o.Output, cmdutil.OutputTable, cmdutil.OutputWide, cmdutil.OutputJSON, cmdutil.OutputYAML); err != nil {
 		return err
 	}
@@ -202,7 +204,7 @@ func (o *StatusOptions) Validate() error {
 }
 
 // Run gathers, builds and prints the report, then maps it to the exit code.
-func (o *StatusOptions) Run(ctx context.Context) error {
+func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -220,7 +222,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 }
 
 // report reads the cluster and etcd and builds the report.
-func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
+func (o *Options) report(ctx context.Context) (*Report, error) {
 	// Known endpoints (the flag's, else the last run's) are read while the
 	// API is listed, so a dead API server costs no extra time and a live
 	// one usually advertises the same endpoints.
@@ -306,13 +308,13 @@ func (o *StatusOptions) report(ctx context.Context) (*StatusReport, error) {
 }
 
 // etcdOptions are the flags' ways to read etcd.
-func (o *StatusOptions) etcdOptions() cluster.EtcdOptions {
+func (o *Options) etcdOptions() cluster.EtcdOptions {
 	return cluster.EtcdOptions{TLS: o.EtcdTLS, Timeout: o.EtcdTimeout, Exec: o.Exec, ExecTLS: o.ExecTLS, PodExec: o.podExec}
 }
 
 // prefetch reads etcd directly at endpoints in the background; nil when
 // there are none.
-func (o *StatusOptions) prefetch(ctx context.Context, endpoints []string) <-chan *cluster.Prefetched {
+func (o *Options) prefetch(ctx context.Context, endpoints []string) <-chan *cluster.Prefetched {
 	if len(endpoints) == 0 {
 		return nil
 	}
@@ -425,7 +427,7 @@ func checkLose(lose []string, in *statusInput) error {
 }
 
 // cacheFromReport keeps what a later run needs when the API is down.
-func cacheFromReport(server string, r *StatusReport) *statusCache {
+func cacheFromReport(server string, r *Report) *statusCache {
 	c := &statusCache{Server: server, Label: r.DatacenterLabel, Datacenters: map[string]string{}}
 	for _, m := range r.Etcd.Members {
 		c.Endpoints = append(c.Endpoints, m.ClientURLs...)
@@ -443,7 +445,7 @@ func cacheFromReport(server string, r *StatusReport) *statusCache {
 }
 
 // statusExit maps a report to the documented exit code.
-func statusExit(r *StatusReport, failOnRisk bool) error {
+func statusExit(r *Report, failOnRisk bool) error {
 	if r.Etcd.Source != cluster.EtcdSourceUnknown && r.Etcd.Size > 0 && !r.Etcd.HasQuorum && len(r.Lose) == 0 {
 		return &cmdutil.ExitError{Code: ExitQuorumLost}
 	}
@@ -471,7 +473,7 @@ func statusExit(r *StatusReport, failOnRisk bool) error {
 	return nil
 }
 
-func (o *StatusOptions) print(r *StatusReport) error {
+func (o *Options) print(r *Report) error {
 	switch o.Output {
 	case cmdutil.OutputJSON, cmdutil.OutputYAML:
 		return cmdutil.PrintStructured(o.Out, o.Output, r)
@@ -480,7 +482,7 @@ func (o *StatusOptions) print(r *StatusReport) error {
 }
 
 // verdictLine is the first line of the table.
-func verdictLine(r *StatusReport) string {
+func verdictLine(r *Report) string {
 	e := r.Etcd
 	var b strings.Builder
 	if len(r.Lose) > 0 {
@@ -527,7 +529,7 @@ func yesNo(b *bool) string {
 	return "NO"
 }
 
-func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
+func printStatusTable(out io.Writer, r *Report, wide bool) error {
 	fmt.Fprintln(out, verdictLine(r))
 	fmt.Fprintln(out)
 	w := cmdutil.NewTabWriter(out)
@@ -604,7 +606,7 @@ func printStatusTable(out io.Writer, r *StatusReport, wide bool) error {
 	return nil
 }
 
-func sumRows(r *StatusReport) int {
+func sumRows(r *Report) int {
 	n := 0
 	for _, d := range r.Datacenters {
 		if d.Violations != nil {

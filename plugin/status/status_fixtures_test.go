@@ -76,7 +76,7 @@ func (t *topo) etcdFromPods(leader string, down ...string) *topo {
 	return t
 }
 
-func (t *topo) build() *StatusReport { return buildReport(t.in) }
+func (t *topo) build() *Report { return buildReport(t.in) }
 
 func etcdPod(node, url string, ready bool) *corev1.Pod {
 	p := testutil.Pod("kube-system", "etcd-"+node).Labels("component", "etcd", "tier", "control-plane").Mirror().
@@ -116,7 +116,7 @@ func pdbMin(namespace, name, app string, minAvailable int) *policyv1.PodDisrupti
 	}
 }
 
-func findDC(r *StatusReport, name string) *DatacenterStatus {
+func findDC(r *Report, name string) *DatacenterStatus {
 	for i := range r.Datacenters {
 		if r.Datacenters[i].Name == name {
 			return &r.Datacenters[i]
@@ -125,7 +125,7 @@ func findDC(r *StatusReport, name string) *DatacenterStatus {
 	return nil
 }
 
-func survives(r *StatusReport) map[string]string {
+func survives(r *Report) map[string]string {
 	out := map[string]string{}
 	for _, d := range r.Datacenters {
 		out[d.Name] = yesNo(d.SurvivesLoss)
@@ -133,7 +133,7 @@ func survives(r *StatusReport) map[string]string {
 	return out
 }
 
-func findingWith(r *StatusReport, substr string) *Finding {
+func findingWith(r *Report, substr string) *Finding {
 	for i := range r.Findings {
 		if strings.Contains(r.Findings[i].Message, substr) {
 			return &r.Findings[i]

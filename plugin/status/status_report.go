@@ -21,9 +21,9 @@ const (
 	severityInfo     = "info"
 )
 
-// StatusReport is what `kubectl dc status` prints; its JSON keys are a
+// Report is what `kubectl dc status` prints; its JSON keys are a
 // contract (DESIGN.md, "Interfaces").
-type StatusReport struct {
+type Report struct {
 	// DatacenterLabel is the node label that names datacenters.
 	DatacenterLabel string `json:"datacenterLabel"`
 	// LabelSource says where the label comes from: "flag", "default" or
@@ -176,12 +176,12 @@ type statusInput struct {
 
 // buildReport turns the listed objects into the report. It is pure: the
 // same input always gives the same report.
-func buildReport(in *statusInput) *StatusReport {
+func buildReport(in *statusInput) *Report {
 	lost := map[string]bool{}
 	for _, d := range in.Lose {
 		lost[d] = true
 	}
-	r := &StatusReport{
+	r := &Report{
 		DatacenterLabel: in.Label,
 		LabelSource:     in.LabelSource,
 		Lose:            in.Lose,
@@ -332,7 +332,7 @@ func buildReport(in *statusInput) *StatusReport {
 
 // buildWhatIf computes what the loss of the --lose datacenters does to
 // workloads and PodDisruptionBudgets.
-func buildWhatIf(in *statusInput, r *StatusReport, dcOfNode func(string) string, lost map[string]bool) *WhatIfReport {
+func buildWhatIf(in *statusInput, r *Report, dcOfNode func(string) string, lost map[string]bool) *WhatIfReport {
 	w := &WhatIfReport{
 		Lose: in.Lose, HasQuorum: r.Etcd.HasQuorum, VotersLeft: r.Etcd.Healthy,
 		LostWorkloads: []WorkloadLoss{}, ViolatedPDBs: []PDBViolation{},
@@ -391,7 +391,7 @@ func buildWhatIf(in *statusInput, r *StatusReport, dcOfNode func(string) string,
 }
 
 // buildFindings lists what is wrong, most severe first, each with a remedy.
-func buildFindings(in *statusInput, r *StatusReport, unlabeled []string) []Finding {
+func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 	var out []Finding
 	add := func(sev, msg, remedy string) { out = append(out, Finding{Severity: sev, Message: msg, Remedy: remedy}) }
 	e := &r.Etcd

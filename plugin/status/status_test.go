@@ -423,10 +423,10 @@ const endpointStatusJSON = `[{"Endpoint":"https://10.0.0.1:2379","Status":{"head
 
 // newTestStatusOptions wires options to a fake clientset and a fake
 // dynamic client holding policies.
-func newTestStatusOptions(t *testing.T, objs []runtime.Object, policies ...*v1alpha1.PlacementPolicy) (*StatusOptions, *bytes.Buffer, *bytes.Buffer) {
+func newTestStatusOptions(t *testing.T, objs []runtime.Object, policies ...*v1alpha1.PlacementPolicy) (*Options, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	o := NewStatusOptions(genericclioptions.NewConfigFlags(false), streams)
+	o := NewOptions(genericclioptions.NewConfigFlags(false), streams)
 	o.client = fake.NewClientset(objs...)
 	var dynObjs []runtime.Object
 	for _, p := range policies {
@@ -470,7 +470,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if err := o.Run(context.Background()); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		var r StatusReport
+		var r Report
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -492,7 +492,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if err := o.Run(context.Background()); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		var r StatusReport
+		var r Report
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
@@ -515,7 +515,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if err := o.Run(context.Background()); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		var r StatusReport
+		var r Report
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
@@ -575,7 +575,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		if !errors.As(err, &exit) || exit.Code != ExitQuorumLost {
 			t.Fatalf("Run = %v, want exit %d", err, ExitQuorumLost)
 		}
-		var r StatusReport
+		var r Report
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
@@ -655,7 +655,7 @@ current-context: dev
 			if c.context != "" {
 				cf.Context = &c.context
 			}
-			o := NewStatusOptions(cf, streams)
+			o := NewOptions(cf, streams)
 			if err := o.Complete(); err != nil {
 				t.Fatal(err)
 			}
@@ -697,7 +697,7 @@ func TestGatherToleratesForbiddenKinds(t *testing.T) {
 
 func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	o := NewStatusOptions(genericclioptions.NewConfigFlags(false), streams)
+	o := NewOptions(genericclioptions.NewConfigFlags(false), streams)
 	o.cacheDir, o.server = t.TempDir(), "https://10.0.0.1:6443"
 	o.configErr = errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
 	o.Output = cmdutil.OutputJSON
@@ -714,7 +714,7 @@ func TestStatusAPIDownUsesCachedEndpoints(t *testing.T) {
 	if !errors.As(err, &exit) || exit.Code != ExitQuorumLost {
 		t.Fatalf("Run = %v, want exit %d", err, ExitQuorumLost)
 	}
-	var r StatusReport
+	var r Report
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

@@ -75,9 +75,9 @@ func run(t *testing.T, c *testcluster.Cluster, args ...string) (string, string, 
 // datacenter for the PDB verdicts).
 func fromStatus(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 	t.Helper()
-	report := func(args ...string) dcstatus.StatusReport {
+	report := func(args ...string) dcstatus.Report {
 		out, errOut, code := run(t, c, append(append([]string{"status", "-o", "json", "--cache-dir", t.TempDir()}, extra...), args...)...)
-		var r dcstatus.StatusReport
+		var r dcstatus.Report
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("status %v: exit %d, %v\n%s\n%s", args, code, err, out, errOut)
 		}
@@ -112,7 +112,7 @@ func fromDrain(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 	a := answers{voters: map[string]int{}, survives: map[string]bool{}, pdbs: map[string][]cluster.PDBVerdict{}}
 	for _, dc := range datacenters {
 		out, errOut, code := run(t, c, append([]string{"drain", dc, "--dry-run", "-o", "json"}, extra...)...)
-		var p dcdrain.DrainPlan
+		var p dcdrain.Plan
 		if err := json.Unmarshal([]byte(out), &p); err != nil {
 			t.Fatalf("drain %s --dry-run: exit %d, %v\n%s\n%s", dc, code, err, out, errOut)
 		}

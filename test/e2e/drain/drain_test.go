@@ -183,7 +183,7 @@ func TestDrainDatacenter(t *testing.T) {
 	if code != 3 {
 		t.Fatalf("dry run with an unmanaged pod and no --force: exit %d, want 3 (refused)\n%s\n%s", code, out, errOut)
 	}
-	var plan drain.DrainPlan
+	var plan drain.Plan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatalf("plan JSON: %v\n%s", err, out)
 	}
@@ -296,7 +296,7 @@ func TestPinnedWorkloadWithPDBBlocks(t *testing.T) {
 	}
 
 	out, errOut, code := run(t, c, "drain", "pod-1", "--dry-run", "-o", "json")
-	var plan drain.DrainPlan
+	var plan drain.Plan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatalf("plan JSON (exit %d): %v\n%s\n%s", code, err, out, errOut)
 	}
@@ -324,7 +324,7 @@ func TestPinnedWorkloadWithPDBBlocks(t *testing.T) {
 		t.Fatalf("drain blocked by a PDB: exit %d, want 1 (timed out)\n%s\n%s", code, out, errOut)
 	}
 	var result struct {
-		Summary drain.DrainSummary `json:"summary"`
+		Summary drain.Summary `json:"summary"`
 	}
 	if err := json.Unmarshal([]byte(out), &result); err != nil {
 		t.Fatalf("summary JSON: %v\n%s", err, out)
@@ -385,7 +385,7 @@ func TestInterruptedDrainResumes(t *testing.T) {
 		t.Errorf("after the second drain pod-3 still runs %d pods", len(left))
 	}
 	var result struct {
-		Summary drain.DrainSummary `json:"summary"`
+		Summary drain.Summary `json:"summary"`
 	}
 	if err := json.Unmarshal([]byte(out), &result); err != nil {
 		t.Fatalf("summary JSON: %v\n%s", err, out)

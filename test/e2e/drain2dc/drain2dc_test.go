@@ -22,10 +22,10 @@ func TestMain(m *testing.M) {
 	}}}))
 }
 
-func drain(t *testing.T, c *cluster.Cluster, args ...string) (dcdrain.DrainPlan, string, int) {
+func drain(t *testing.T, c *cluster.Cluster, args ...string) (dcdrain.Plan, string, int) {
 	t.Helper()
 	out, errOut, code := cluster.KubectlDC(t, c, 2*time.Minute, append([]string{"drain"}, args...)...)
-	var plan dcdrain.DrainPlan
+	var plan dcdrain.Plan
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatalf("drain %v: plan JSON: %v\n%s\n%s", args, err, out, errOut)
 	}

@@ -176,13 +176,13 @@ func kubectlDC(t *testing.T, c *cluster.Cluster, s subject, args ...string) (std
 
 // status runs `kubectl dc status -o json` as s with a fresh cache, so that
 // no earlier run's etcd endpoints help, and decodes the report.
-func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*dcstatus.StatusReport, string, int) {
+func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*dcstatus.Report, string, int) {
 	t.Helper()
 	out, errOut, code := kubectlDC(t, c, s, append([]string{"status", "-o", "json", "--cache-dir", t.TempDir()}, args...)...)
 	if code != 0 && code != dcstatus.ExitRisk {
 		return nil, errOut, code
 	}
-	var r dcstatus.StatusReport
+	var r dcstatus.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("status %v: exit %d, not a JSON report: %v\n%s\n%s", args, code, err, out, errOut)
 	}
@@ -190,7 +190,7 @@ func status(t *testing.T, c *cluster.Cluster, s subject, args ...string) (*dcsta
 }
 
 // notAllowed returns the report's findings about lists RBAC refused.
-func notAllowed(r *dcstatus.StatusReport) []string {
+func notAllowed(r *dcstatus.Report) []string {
 	var out []string
 	for _, f := range r.Findings {
 		if strings.Contains(f.Message, "not allowed to list") {
@@ -287,7 +287,7 @@ func TestStatusRole(t *testing.T) {
 	})
 }
 
-func anyNote(r *dcstatus.StatusReport, f func(string) bool) bool {
+func anyNote(r *dcstatus.Report, f func(string) bool) bool {
 	return slices.ContainsFunc(r.Etcd.Notes, f)
 }
 
@@ -436,8 +436,8 @@ func cordoned(t *testing.T, c *cluster.Cluster, dc string) map[string]string {
 
 // drainOutput is `kubectl dc drain -o json` without --dry-run.
 type drainOutput struct {
-	Plan    dcdrain.DrainPlan    `json:"plan"`
-	Summary dcdrain.DrainSummary `json:"summary"`
+	Plan    dcdrain.Plan    `json:"plan"`
+	Summary dcdrain.Summary `json:"summary"`
 }
 
 // TestDrainRole drains pod-3 (one worker, one control plane) with pods of
@@ -470,7 +470,7 @@ func TestDrainRole(t *testing.T) {
 		ro := without(t, without(t, full, "x", "", "nodes", "patch"), ns+"-drain-read-only", "", "pods/eviction", "create")
 		s := bindClusterRole(t, c, ns, "drain-read-only", ro, true)
 		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--dry-run", "-o", "json")
-		var plan dcdrain.DrainPlan
+		var plan dcdrain.Plan
 		if code != 0 || json.Unmarshal([]byte(out), &plan) != nil {
 			t.Fatalf("drain --dry-run as %s: exit %d\n%s\n%s", s.user, code, out, errOut)
 		}

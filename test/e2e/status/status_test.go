@@ -66,20 +66,20 @@ func kubectlDC(t *testing.T, c *cluster.Cluster, cacheDir string, args ...string
 	return r
 }
 
-func statusJSON(t *testing.T, c *cluster.Cluster, cacheDir string, wantCode int, args ...string) *status.StatusReport {
+func statusJSON(t *testing.T, c *cluster.Cluster, cacheDir string, wantCode int, args ...string) *status.Report {
 	t.Helper()
 	r := kubectlDC(t, c, cacheDir, append([]string{"-o", "json"}, args...)...)
 	if r.code != wantCode {
 		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, wantCode, r.stdout, r.stderr)
 	}
-	var rep status.StatusReport
+	var rep status.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("decoding -o json: %v\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
 	}
 	return &rep
 }
 
-func survives(r *status.StatusReport) map[string]string {
+func survives(r *status.Report) map[string]string {
 	out := map[string]string{}
 	for _, d := range r.Datacenters {
 		switch {
@@ -94,7 +94,7 @@ func survives(r *status.StatusReport) map[string]string {
 	return out
 }
 
-func hasFinding(r *status.StatusReport, substr string) bool {
+func hasFinding(r *status.Report, substr string) bool {
 	for _, f := range r.Findings {
 		if strings.Contains(f.Message, substr) {
 			return true
@@ -103,7 +103,7 @@ func hasFinding(r *status.StatusReport, substr string) bool {
 	return false
 }
 
-func assertSurvives(t *testing.T, r *status.StatusReport, want map[string]string) {
+func assertSurvives(t *testing.T, r *status.Report, want map[string]string) {
 	t.Helper()
 	got := survives(r)
 	for dc, w := range want {
@@ -118,7 +118,7 @@ func waitAllHealthy(t *testing.T, c *cluster.Cluster, cacheDir string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 90*time.Second, true, func(context.Context) (bool, error) {
 		r := kubectlDC(t, c, cacheDir, "-o", "json")
-		var rep status.StatusReport
+		var rep status.Report
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil {
 			return false, nil
 		}
@@ -338,7 +338,7 @@ func TestStatus(t *testing.T) {
 	})
 }
 
-func findDCByName(r *status.StatusReport, name string) *status.DatacenterStatus {
+func findDCByName(r *status.Report, name string) *status.DatacenterStatus {
 	for i := range r.Datacenters {
 		if r.Datacenters[i].Name == name {
 			return &r.Datacenters[i]

@@ -31,7 +31,7 @@ func TestTwoDatacentersNeedAWitness(t *testing.T) {
 	if code != status.ExitRisk {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, status.ExitRisk, stdout, stderr)
 	}
-	var r status.StatusReport
+	var r status.Report
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -225,6 +227,29 @@ func TestAllReplicasHung(t *testing.T) {
 // TestRecoveryNeverBlocked: with every replica down, what brings a cluster
 // back is still admitted; when the replicas return, enforcement resumes on
 // its own; and the webhook configurations can always be deleted.
+// waitNodesScoped waits until the replicas have scoped the nodes webhook's
+// labels condition to the policies' label keys.
+func waitNodesScoped(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "dc-webhook", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, w := range v.Webhooks {
+			for _, c := range w.MatchConditions {
+				if w.Name == "nodes.placement.kubectl-dc.io" && c.Name == "create-or-labels-change" && strings.Contains(c.Expression, `"topology.kubernetes.io/zone"`) {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("the nodes webhook was never scoped to the policies' label keys: %v", err)
+	}
+}
+
 func TestRecoveryNeverBlocked(t *testing.T) {
 	c, f := env(t)
 	ctx := context.Background()
@@ -244,7 +269,41 @@ func TestRecoveryNeverBlocked(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Made while the webhook answers, changed while it is down.
+	worker, err := cs.AppsV1().Deployments(ns).Create(ctx, tu.Deployment(ns, "scaled").Labels("app", "worker").InDC("pod-1").Replicas(2).Deployment(), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitNodesScoped(ctx, t, cs)
 	down()
+
+	t.Run("scale-down", func(t *testing.T) {
+		// An UPDATE that changes no template, no label and no member
+		// count up is never sent (update-changes-what-is-judged).
+		patch := []byte(`{"spec":{"replicas":0}}`)
+		if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, worker.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Errorf("scaling a Deployment down with the webhook down: %v", err)
+		}
+	})
+	t.Run("node label other than the datacenter's", func(t *testing.T) {
+		// The nodes webhook is scoped to the label keys the policies
+		// judge; a label outside them is never sent.
+		name := c.Nodes("pod-1")[len(c.Nodes("pod-1"))-1]
+		set := []byte(`{"metadata":{"labels":{"e2e.kubectl-dc.io/recovery":"true"}}}`)
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, set, metav1.PatchOptions{}); err != nil {
+			t.Errorf("labelling node %s with the webhook down: %v", name, err)
+		}
+		t.Cleanup(func() {
+			_, _ = cs.CoreV1().Nodes().Patch(context.Background(), name, types.StrategicMergePatchType, []byte(`{"metadata":{"labels":{"e2e.kubectl-dc.io/recovery":null}}}`), metav1.PatchOptions{})
+		})
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, []byte(`{"metadata":{"labels":{"topology.kubernetes.io/zone":"pod-1"}}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Logf("re-setting the same datacenter label (no change) is not sent either: %v", err)
+		}
+		move := []byte(`{"metadata":{"labels":{"topology.kubernetes.io/zone":"pod-2"}}}`)
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, move, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}); err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
+			t.Errorf("moving node %s to another datacenter with the webhook down: %v, want refused (failurePolicy Fail)", name, err)
+		}
+	})
 
 	if err := ha.DryRunBad(ctx, cs, ns); err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
 		t.Errorf("failurePolicy Fail: a workload must be refused while the webhook is down, got %v", err)
