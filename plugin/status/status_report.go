@@ -390,24 +390,50 @@ func buildWhatIf(in *statusInput, r *Report, dcOfNode func(string) string, lost 
 	return w
 }
 
-// buildFindings lists what is wrong, most severe first, each with a remedy.
-func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
-	var out []Finding
-	add := func(sev, msg, remedy string) { out = append(out, Finding{Severity: sev, Message: msg, Remedy: remedy}) }
-	e := &r.Etcd
+// findings gathers what is wrong with a report, each check a method.
+type findings struct {
+	in *statusInput
+	r  *Report
+	// dcs are the real datacenters (labelled), lost ones included.
+	dcs []string
+	// perDC counts the voters of each datacenter.
+	perDC map[string]int
+	// what names the what-if, "" without --lose.
+	what      string
+	unlabeled []string
+	out       []Finding
+}
 
-	var dcs []string // real datacenters (labelled), lost ones included
+func (f *findings) add(sev, msg, remedy string) {
+	f.out = append(f.out, Finding{Severity: sev, Message: msg, Remedy: remedy})
+}
+
+// buildFindings lists what is wrong, most severe first, each with a remedy:
+// the checks run in order, and a stable sort puts the critical ones first.
+func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
+	f := &findings{in: in, r: r, unlabeled: unlabeled, perDC: policy.VotersPerDatacenter(cluster.Voters(r.Etcd.Members))}
 	for _, d := range r.Datacenters {
 		if d.Name != cluster.Unlabeled {
-			dcs = append(dcs, d.Name)
+			f.dcs = append(f.dcs, d.Name)
 		}
 	}
-	perDC := policy.VotersPerDatacenter(cluster.Voters(e.Members))
-	what := ""
 	if len(in.Lose) > 0 {
-		what = " (as if " + strings.Join(in.Lose, ", ") + " were lost)"
+		f.what = " (as if " + strings.Join(in.Lose, ", ") + " were lost)"
 	}
+	for _, check := range []func(){f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.apiServers, f.labels, f.readProblems, f.whatIf} {
+		check()
+	}
+	order := map[string]int{severityCritical: 0, severityWarning: 1, severityInfo: 2}
+	sort.SliceStable(f.out, func(i, j int) bool { return order[f.out[i].Severity] < order[f.out[j].Severity] })
+	if f.out == nil {
+		f.out = []Finding{}
+	}
+	return f.out
+}
 
+// etcdReadable: etcd could not be read, or has lost quorum.
+func (f *findings) etcdReadable() {
+	e, what, add := &f.r.Etcd, f.what, f.add
 	switch {
 	case e.Source == cluster.EtcdSourceUnknown && len(e.Endpoints) > 0:
 		add(severityCritical,
@@ -422,12 +448,22 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 			fmt.Sprintf("etcd has lost quorum%s: %d of %d voters healthy, %d needed; the API server cannot serve or store changes", what, e.Healthy, e.Size, e.Quorum),
 			"bring stopped members back (their datacenter, node or etcd process); if they are gone for good, restore quorum from a snapshot with etcdutl and re-add members")
 	}
+}
+
+// etcdFromPods: the members were judged from pod readiness alone.
+func (f *findings) etcdFromPods() {
+	e, add := &f.r.Etcd, f.add
 	if e.Source == cluster.EtcdSourcePods {
 		add(severityInfo,
 			"etcd was judged from pod readiness only: leader, learners and the real member list are unknown",
 			"pass --etcd-endpoints or make the advertised client URLs reachable from here (kubectl dc status reads kubeadm.kubernetes.io/etcd.advertise-client-urls)")
 	}
+}
 
+// etcdPlacement: where the voters are, how many, and members no datacenter
+// holds.
+func (f *findings) etcdPlacement() {
+	in, r, e, dcs, perDC, what, add := f.in, f.r, &f.r.Etcd, f.dcs, f.perDC, f.what, f.add
 	if e.Source != cluster.EtcdSourceUnknown && e.Size > 0 {
 		if len(dcs) == 2 {
 			add(severityCritical,
@@ -473,7 +509,11 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 			}
 		}
 	}
+}
 
+// apiServers: API servers all in one datacenter, or in none known.
+func (f *findings) apiServers() {
+	r, dcs, add := f.r, f.dcs, f.add
 	if len(r.APIServers) > 0 && len(dcs) >= 2 {
 		apiDCs := map[string]bool{}
 		mapped := 0
@@ -498,7 +538,11 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 				"check that control-plane nodes report their InternalIP and that the API servers advertise it (--advertise-address)")
 		}
 	}
+}
 
+// labels: nodes without the datacenter label, and a label kubelets may set.
+func (f *findings) labels() {
+	in, dcs, unlabeled, add := f.in, f.dcs, f.unlabeled, f.add
 	if len(unlabeled) > 0 {
 		shown := unlabeled
 		if len(shown) > 5 {
@@ -518,6 +562,11 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 			fmt.Sprintf("the datacenter label %s is one a kubelet may set on its own Node: a compromised or misconfigured node can move itself to another datacenter", in.Label),
 			"use a label under node-restriction.kubernetes.io/ (for example node-restriction.kubernetes.io/datacenter), which the NodeRestriction admission plugin keeps kubelets from setting, or guard changes with dc-webhook")
 	}
+}
+
+// readProblems: what the report could not read.
+func (f *findings) readProblems() {
+	in, add := f.in, f.add
 	if len(in.Forbidden) > 0 {
 		add(severityWarning, "not allowed to list "+strings.Join(in.Forbidden, ", ")+": the report leaves them out",
 			"ask for list permission on them cluster-wide (kubectl auth can-i list pods -A)")
@@ -530,7 +579,11 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 			"the API server could not be read: nodes, API servers and workloads are missing from this report",
 			"check the API server and its etcd; the etcd part above was read directly")
 	}
+}
 
+// whatIf: what the --lose datacenters take with them.
+func (f *findings) whatIf() {
+	r, what, add := f.r, f.what, f.add
 	if w := r.WhatIf; w != nil {
 		if w.APIServersLeft == 0 && len(r.APIServers) > 0 {
 			add(severityCritical, fmt.Sprintf("no API server is left%s", what), "run an API server in a datacenter that is not lost")
@@ -546,11 +599,4 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 				"spread its pods over datacenters, or expect `kubectl dc drain` to block on it")
 		}
 	}
-
-	order := map[string]int{severityCritical: 0, severityWarning: 1, severityInfo: 2}
-	sort.SliceStable(out, func(i, j int) bool { return order[out[i].Severity] < order[out[j].Severity] })
-	if out == nil {
-		out = []Finding{}
-	}
-	return out
 }
