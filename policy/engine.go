@@ -93,6 +93,30 @@ func (e *Engine) Datacenters(state State) []string {
 	return sortedKeys(set)
 }
 
+// NodeLabelKeys returns, sorted, the Node label keys a change of which the
+// rules judge: the datacenter labels, and the keys the member selectors of
+// nodes spread rules read. A Node update that changes none of them is
+// admitted whatever the rules say.
+func (e *Engine) NodeLabelKeys() []string {
+	set := map[string]struct{}{}
+	for _, l := range e.labels {
+		set[l] = struct{}{}
+	}
+	for _, r := range e.rules {
+		s, ok := r.(*spreadRule)
+		if !ok || s.rule.Nodes == nil {
+			continue
+		}
+		for k := range s.rule.Nodes.Selector.MatchLabels {
+			set[k] = struct{}{}
+		}
+		for _, x := range s.rule.Nodes.Selector.MatchExpressions {
+			set[x.Key] = struct{}{}
+		}
+	}
+	return sortedKeys(set)
+}
+
 // MemberPodSelectors returns the member selectors of every pods spread rule.
 func (e *Engine) MemberPodSelectors() []MemberSelector {
 	var out []MemberSelector

@@ -171,3 +171,17 @@ func TestAdvice(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeLabelKeys(t *testing.T) {
+	e := engine(t,
+		testutil.Policy("b").Label("example.com/dc").Spread(testutil.SpreadNodes("cp", "node-role.kubernetes.io/control-plane", "")),
+		testutil.Policy("a").Spread(testutil.Etcd()).Edit(func(p *v1alpha1.PlacementPolicy) {
+			p.Spec.Spread = append(p.Spec.Spread, v1alpha1.SpreadRule{Name: "storage", Nodes: &v1alpha1.NodeMembers{Selector: metav1.LabelSelector{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "example.com/storage", Operator: metav1.LabelSelectorOpExists}}}}})
+		}),
+	)
+	want := []string{"example.com/dc", "example.com/storage", "node-role.kubernetes.io/control-plane", zone}
+	if got := e.NodeLabelKeys(); !reflect.DeepEqual(got, want) {
+		t.Errorf("NodeLabelKeys = %v, want %v", got, want)
+	}
+}
