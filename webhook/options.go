@@ -117,7 +117,7 @@ the API server on the admission path.`,
 	f.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the webhook, its Service and --cert-secret; defaults to $POD_NAMESPACE when set.")
 	f.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "Secret holding the self-managed certificates.")
 	f.StringVar(&o.Service, "service", o.Service, "Service in front of the webhook; the self-managed certificate is valid for its DNS names.")
-	f.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "Name of the validating and mutating webhook configurations that receive the CA.")
+	f.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "Name of the validating and mutating webhook configurations: they receive the CA (--self-managed-certs), and the nodes webhook is kept scoped to the label keys the policies judge.")
 	f.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the client that lists and watches.")
 	f.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the client that lists and watches.")
 	f.StringVar(&o.PlacementLease, "placement-lease", o.PlacementLease, "Lease in --namespace through which replicas serialise member placements, so that placements made at once cannot together exceed a spread limit; it must exist and the webhook needs get and update on it. Empty judges each placement alone.")
@@ -179,6 +179,7 @@ func (o *Options) Run(ctx context.Context) error {
 		AllowedLabelGroups: o.AllowedLabelGroups,
 		ShutdownDelay:      o.ShutdownDelay,
 	}
+	sc.WebhookConfiguration = o.WebhookConfiguration
 	if o.PlacementLease != "" {
 		sc.PlacementLease = &types.NamespacedName{Namespace: o.Namespace, Name: o.PlacementLease}
 	}

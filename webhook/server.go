@@ -61,6 +61,10 @@ type ServerConfig struct {
 	// PlacementLease, when set, names the Lease of the PlacementLedger that
 	// serialises member placements across replicas.
 	PlacementLease *types.NamespacedName
+	// WebhookConfiguration, when set, names the validating webhook
+	// configuration whose nodes webhook is kept scoped to the label keys
+	// the live policies judge (ScopeNodes).
+	WebhookConfiguration string
 }
 
 // RotatorConfig names what the certificate rotator manages.
@@ -136,6 +140,9 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 
 	metrics := NewMetrics(crmetrics.Registry)
 	engines := &EngineStore{State: state, Metrics: metrics, Log: log}
+	if cfg.WebhookConfiguration != "" {
+		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration}
+	}
 	policies := informers["placementpolicies"]
 	if _, err := policies.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { engines.Rebuild(ctx, policies.GetIndexer()) },
@@ -237,6 +244,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 
+	go engines.KeepScoped(ctx)
 	// Build the first engine as soon as policies are listed, even when
 	// there are none (no event fires then).
 	go func() {
@@ -312,6 +320,10 @@ type EngineStore struct {
 		Info(msg string, kv ...any)
 		Error(err error, msg string, kv ...any)
 	}
+	// Scope, when set, keeps the nodes webhook scoped to the new engine's
+	// label keys after every rebuild.
+	Scope *ScopeNodes
+
 	engine atomic.Pointer[policy.Engine]
 	mu     sync.Mutex // serialises Rebuild, so that an older build never wins
 }
@@ -361,4 +373,48 @@ func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
 	}
 	s.engine.Store(eng)
 	s.Log.Info("policy engine rebuilt", "policies", len(valid), "labels", eng.Labels())
+	s.syncScope(ctx, eng)
+}
+
+// Timing of ScopeNodes: how long one sync may take, and how often the
+// scope is checked besides every rebuild (the configuration may be
+// installed or reapplied after the engine is built).
+const (
+	scopeTimeout  = 10 * time.Second
+	scopeInterval = 15 * time.Second
+)
+
+// syncScope scopes the nodes webhook to eng's label keys; the caller holds
+// s.mu or is the only caller.
+func (s *EngineStore) syncScope(ctx context.Context, eng *policy.Engine) {
+	if s.Scope == nil || eng == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
+	defer cancel()
+	if changed, err := s.Scope.Sync(sctx, eng.NodeLabelKeys()); err != nil {
+		s.Log.Error(err, "keeping the previous scope of the nodes webhook")
+	} else if changed {
+		s.Log.Info("nodes webhook scoped to the policies' label keys", "keys", eng.NodeLabelKeys())
+	}
+}
+
+// KeepScoped scopes the nodes webhook to the current engine every
+// scopeInterval until ctx ends.
+func (s *EngineStore) KeepScoped(ctx context.Context) {
+	if s.Scope == nil {
+		return
+	}
+	t := time.NewTicker(scopeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.mu.Lock()
+			s.syncScope(ctx, s.engine.Load())
+			s.mu.Unlock()
+		}
+	}
 }
