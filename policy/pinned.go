@@ -52,7 +52,7 @@ func (r *pinnedRule) judgesUpdate(c *evalContext, objLabels map[string]string, n
 		return true
 	}
 	oldLabels := m.GetLabels()
-	if was, _ := r.matches(oldLabels, ns, c.state); !was {
+	if was, _ := r.matchesWorkload(c.req.OldObject, oldLabels, ns, c.state); !was {
 		return true
 	}
 	if l := r.rule.DatacenterFromLabel; l != "" {
@@ -91,7 +91,7 @@ func (r *pinnedRule) evaluate(c *evalContext) {
 	}
 	objLabels := m.GetLabels()
 	ns := namespaceOf(m, c.req.Namespace)
-	match, unknownNS := r.matches(objLabels, ns, c.state)
+	match, unknownNS := r.matchesWorkload(obj, objLabels, ns, c.state)
 	if !match {
 		return
 	}
@@ -201,7 +201,7 @@ func (r *pinnedRule) mutate(obj runtime.Object, namespace string, state State) b
 	if want == "" {
 		return false
 	}
-	if match, _ := r.matches(m.GetLabels(), namespaceOf(m, namespace), state); !match {
+	if match, _ := r.matchesWorkload(obj, m.GetLabels(), namespaceOf(m, namespace), state); !match {
 		return false
 	}
 	changed := false

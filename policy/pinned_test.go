@@ -53,7 +53,7 @@ func TestPinnedEveryKind(t *testing.T) {
 			return []want{deny(p+termsPath+"[1]", "terms are ORed and this term does not pin")}
 		}},
 		{"not a matching object", func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder {
-			return b.ObjectLabels("app", "web")
+			return b.Labels("app", "web")
 		}, func(string) []want { return nil }},
 	}
 	for _, tc := range cases {
@@ -315,7 +315,7 @@ func TestUpdatesJudgedOnWhatTheyChange(t *testing.T) {
 		{"image-only update of it", update(rs().Edit(image), rs()), nil},
 		{"a change of its placement is judged as a create", update(rs().NodeSelector("disk", "ssd"), rs()),
 			[]want{deny("spec.template.spec"+nsPath, "select exactly one datacenter")}},
-		{"relabelled into the rule is judged", update(rs(), testutil.ReplicaSet("travis", "w").Labels("app", "decoy").TemplateLabels("app", "worker").Replicas(3)),
+		{"relabelled into the rule is judged", update(rs(), testutil.ReplicaSet("travis", "w").Labels("app", "decoy").Replicas(3)),
 			[]want{deny("spec.template.spec"+nsPath, "select exactly one datacenter")}},
 		{"a new datacenterFromLabel value is judged", update(rs().InDC("pod-1").ObjectLabels(dcLabel, "pod-2"), rs().InDC("pod-1").ObjectLabels(dcLabel, "pod-1")),
 			[]want{deny("spec.template.spec"+nsPath, `says datacenter "pod-2" but the pods select "pod-1"`)}},
