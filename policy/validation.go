@@ -105,6 +105,7 @@ func ValidatePolicy(p *v1alpha1.PlacementPolicy) field.ErrorList {
 		}
 		errs = append(errs, validateAction(r.Action, path.Child("action"))...)
 	}
+	errs = append(errs, validateWorkloadKinds(p)...)
 	return errs
 }
 

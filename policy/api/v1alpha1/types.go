@@ -81,6 +81,44 @@ type PlacementPolicySpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=64
 	Spread []SpreadRule `json:"spread,omitempty"`
+
+	// WorkloadKinds declares workload kinds beyond the built-in ones (Pod,
+	// Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
+	// ReplicationController, PodTemplate) whose objects carry a pod
+	// template: an operator's custom resource, an Argo Rollout, an
+	// OpenKruise CloneSet. The pinned and spread rules judge the template
+	// at TemplatePath as they judge a Deployment's spec.template.
+	// +optional
+	// +listType=map
+	// +listMapKey=group
+	// +listMapKey=kind
+	// +kubebuilder:validation:MaxItems=64
+	WorkloadKinds []WorkloadKind `json:"workloadKinds,omitempty"`
+}
+
+// WorkloadKind is a kind of object with a pod template, in any version of
+// its group.
+type WorkloadKind struct {
+	// Group is the API group of the kind, for example argoproj.io. Empty
+	// means the core group.
+	// +optional
+	// +kubebuilder:default=""
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+
+	// Kind is the kind, as in the objects' kind field, for example Rollout.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
+	Kind string `json:"kind"`
+
+	// TemplatePath is the dotted path of the pod template (a
+	// PodTemplateSpec: metadata and spec) in the object, for example
+	// spec.template, or spec.jobTemplate.spec.template.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`
+	TemplatePath string `json:"templatePath"`
 }
 
 // PinnedRule says that every pod template of the objects it selects must
@@ -98,8 +136,10 @@ type PinnedRule struct {
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
-	// Selector selects the objects, by their own labels, that the rule
-	// applies to. It is required: an empty selector matches every workload.
+	// Selector selects the workloads the rule applies to: an object matches
+	// when the selector matches its own labels or the labels of any of its
+	// pod templates (the labels its pods will carry). A Pod matches by its
+	// labels. It is required: an empty selector matches every workload.
 	Selector metav1.LabelSelector `json:"selector"`
 
 	// DatacenterFromLabel names a label on the object whose value is the
