@@ -117,6 +117,24 @@ func (e *Engine) NodeLabelKeys() []string {
 	return sortedKeys(set)
 }
 
+// ObjectSelectors returns the label selectors of every pinned rule and
+// every pods spread rule: an object (or pod template) whose labels none of
+// them matches is never judged by any rule, whatever its namespace.
+func (e *Engine) ObjectSelectors() []metav1.LabelSelector {
+	var out []metav1.LabelSelector
+	for _, r := range e.rules {
+		switch x := r.(type) {
+		case *pinnedRule:
+			out = append(out, x.rule.Selector)
+		case *spreadRule:
+			if x.rule.Pods != nil {
+				out = append(out, x.rule.Pods.Selector)
+			}
+		}
+	}
+	return out
+}
+
 // MemberPodSelectors returns the member selectors of every pods spread rule.
 func (e *Engine) MemberPodSelectors() []MemberSelector {
 	var out []MemberSelector
