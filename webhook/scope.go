@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -17,7 +18,71 @@ import (
 const (
 	nodesWebhook         = "nodes.placement.kubectl-dc.io"
 	nodesLabelsCondition = "create-or-labels-change"
+	selectedCondition    = "selected-by-a-rule"
 )
+
+// workloadWebhooks are the webhooks whose selected-by-a-rule condition
+// ScopeNodes keeps in step with the rules' selectors.
+var workloadWebhooks = []string{"workloads.placement.kubectl-dc.io", "kube-system.placement.kubectl-dc.io"}
+
+// templateLabels is the CEL expression of the pod template labels of the
+// object of a workload request ({} for a Pod).
+const templateLabels = "(request.resource.resource == 'cronjobs' ? object.?spec.?jobTemplate.?spec.?template.?metadata.?labels.orValue({}) : " +
+	"request.resource.resource == 'podtemplates' ? object.?template.?metadata.?labels.orValue({}) : " +
+	"object.?spec.?template.?metadata.?labels.orValue({}))"
+
+// SelectedCondition returns the CEL expression of the workload webhooks'
+// selected-by-a-rule condition: a request is sent when the object's own
+// labels or its pod template's labels match one of selectors (the rules'),
+// and always for a scale or a binding, which carry no labels. Namespaces
+// are not narrowed: namespaceSelectors are left to the engine. An empty
+// selector matches everything; no selector at all, nothing.
+func SelectedCondition(selectors []metav1.LabelSelector) string {
+	var terms []string
+	for i := range selectors {
+		s := &selectors[i]
+		if len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
+			return "true"
+		}
+		var reqs []string
+		keys := make([]string, 0, len(s.MatchLabels))
+		for k := range s.MatchLabels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			reqs = append(reqs, "("+strconv.Quote(k)+" in m && m["+strconv.Quote(k)+"] == "+strconv.Quote(s.MatchLabels[k])+")")
+		}
+		for _, x := range s.MatchExpressions {
+			k := strconv.Quote(x.Key)
+			quoted := make([]string, len(x.Values))
+			for j, v := range x.Values {
+				quoted[j] = strconv.Quote(v)
+			}
+			list := "[" + strings.Join(quoted, ", ") + "]"
+			switch x.Operator {
+			case metav1.LabelSelectorOpIn:
+				reqs = append(reqs, "("+k+" in m && m["+k+"] in "+list+")")
+			case metav1.LabelSelectorOpNotIn:
+				reqs = append(reqs, "(!("+k+" in m) || !(m["+k+"] in "+list+"))")
+			case metav1.LabelSelectorOpExists:
+				reqs = append(reqs, "("+k+" in m)")
+			case metav1.LabelSelectorOpDoesNotExist:
+				reqs = append(reqs, "!("+k+" in m)")
+			default:
+				// A selector ValidatePolicy refused never reaches an
+				// engine; should one, send everything rather than guess.
+				return "true"
+			}
+		}
+		terms = append(terms, "("+strings.Join(reqs, " && ")+")")
+	}
+	if len(terms) == 0 {
+		terms = []string{"false"}
+	}
+	return "request.?subResource.orValue('') in ['scale', 'binding'] || " +
+		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + strings.Join(terms, " || ") + ")"
+}
 
 // NodeLabelsCondition returns the CEL expression of the nodes webhook's
 // create-or-labels-change condition for keys: a Node creation, or an update
@@ -35,10 +100,13 @@ func NodeLabelsCondition(keys []string) string {
 		"(has(object.metadata.labels) && k in object.metadata.labels && object.metadata.labels[k] != oldObject.metadata.labels[k]))"
 }
 
-// ScopeNodes keeps the nodes webhook of the validating webhook
-// configuration Name in step with the live policies: its
-// create-or-labels-change condition sends only changes of the label keys
-// the engine judges (Engine.NodeLabelKeys). It reads the configuration by
+// ScopeNodes keeps the validating webhook configuration Name in step with
+// the live policies: the nodes webhook's create-or-labels-change condition
+// sends only changes of the label keys the engine judges
+// (Engine.NodeLabelKeys), and the workload webhooks' selected-by-a-rule
+// condition only objects some rule's selector matches
+// (Engine.ObjectSelectors), so that with every replica down nothing
+// outside the policies' reach is refused. It reads the configuration by
 // list (the webhook's RBAC has no get on it) and writes it with Update, by
 // name, as the certificate rotator does; conflicts are retried.
 type ScopeNodes struct {
@@ -46,11 +114,13 @@ type ScopeNodes struct {
 	Name   string
 }
 
-// Sync sets the condition for keys and reports whether it changed the
-// configuration. A configuration without the nodes webhook or its
-// condition (a local layout, an edited manifest) is left alone.
-func (s *ScopeNodes) Sync(ctx context.Context, keys []string) (changed bool, err error) {
+// Sync sets the nodes condition for keys and the workload webhooks'
+// selected-by-a-rule condition for selectors, and reports whether it
+// changed the configuration. Webhooks or conditions the configuration
+// lacks (a local layout, an edited manifest) are left alone.
+func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selectors []metav1.LabelSelector) (changed bool, err error) {
 	want := NodeLabelsCondition(keys)
+	selected := SelectedCondition(selectors)
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		changed = false
 		list, err := s.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{
@@ -68,7 +138,11 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string) (changed bool, err
 		if cfg == nil {
 			return nil
 		}
-		if !setNodesCondition(cfg, want) {
+		edited := setCondition(cfg, nodesWebhook, nodesLabelsCondition, want)
+		for _, w := range workloadWebhooks {
+			edited = setCondition(cfg, w, selectedCondition, selected) || edited
+		}
+		if !edited {
 			return nil
 		}
 		if _, err := s.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, cfg, metav1.UpdateOptions{FieldManager: "dc-webhook"}); err != nil {
@@ -83,16 +157,16 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string) (changed bool, err
 	return changed, nil
 }
 
-// setNodesCondition sets the nodes webhook's labels condition of cfg to
-// expr and reports whether it changed anything.
-func setNodesCondition(cfg *admissionregistrationv1.ValidatingWebhookConfiguration, expr string) bool {
+// setCondition sets the condition named cond of the webhook named webhook
+// in cfg to expr and reports whether it changed anything.
+func setCondition(cfg *admissionregistrationv1.ValidatingWebhookConfiguration, webhook, cond, expr string) bool {
 	for i := range cfg.Webhooks {
 		w := &cfg.Webhooks[i]
-		if w.Name != nodesWebhook {
+		if w.Name != webhook {
 			continue
 		}
 		for j := range w.MatchConditions {
-			if c := &w.MatchConditions[j]; c.Name == nodesLabelsCondition && c.Expression != expr {
+			if c := &w.MatchConditions[j]; c.Name == cond && c.Expression != expr {
 				c.Expression = expr
 				return true
 			}

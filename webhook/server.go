@@ -392,10 +392,10 @@ func (s *EngineStore) syncScope(ctx context.Context, eng *policy.Engine) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
 	defer cancel()
-	if changed, err := s.Scope.Sync(sctx, eng.NodeLabelKeys()); err != nil {
-		s.Log.Error(err, "keeping the previous scope of the nodes webhook")
+	if changed, err := s.Scope.Sync(sctx, eng.NodeLabelKeys(), eng.ObjectSelectors()); err != nil {
+		s.Log.Error(err, "keeping the previous scope of the webhooks")
 	} else if changed {
-		s.Log.Info("nodes webhook scoped to the policies' label keys", "keys", eng.NodeLabelKeys())
+		s.Log.Info("webhooks scoped to the policies' selectors and label keys", "nodeLabelKeys", eng.NodeLabelKeys())
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/webhook"
 	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
 )
 
@@ -95,20 +96,47 @@ func setup(c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
+	// The local process scopes its own configurations, as the deployed
+	// replicas do theirs: every row below runs through the scoped
+	// matchConditions.
 	local, err = webhooktest.Start(ctx, webhooktest.Options{
 		Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests,
+		Args: []string{"--webhook-configuration", "dc-webhook" + webhook.LocalSuffix},
 	})
 	if err != nil {
 		return err
 	}
 	// Ready when the API server calls the webhook and the engine holds all
 	// three rules' policies: a warn-me Deployment draws a warning.
-	return local.Install(ctx, func(ctx context.Context) (bool, error) {
+	err = local.Install(ctx, func(ctx context.Context) (bool, error) {
 		warnings := &recorder{}
 		wcs := clientWithWarnings(c, warnings)
 		d := tu.Deployment("default", "probe").Labels("app", warnApp).Deployment()
 		_, err := wcs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && len(warnings.get()) > 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	return waitScoped(ctx, c)
+}
+
+// waitScoped waits until the local webhook has scoped its validating
+// configuration's workload webhooks to the rules' selectors.
+func waitScoped(ctx context.Context, c *cluster.Cluster) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		v, err := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "dc-webhook"+webhook.LocalSuffix, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, w := range v.Webhooks {
+			for _, m := range w.MatchConditions {
+				if m.Name == "selected-by-a-rule" && m.Expression != "true" {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
 	})
 }
 

@@ -228,7 +228,8 @@ func TestAllReplicasHung(t *testing.T) {
 // back is still admitted; when the replicas return, enforcement resumes on
 // its own; and the webhook configurations can always be deleted.
 // waitNodesScoped waits until the replicas have scoped the nodes webhook's
-// labels condition to the policies' label keys.
+// labels condition to the policies' label keys, and the workload webhooks
+// to the rules' selectors.
 func waitNodesScoped(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -238,12 +239,15 @@ func waitNodesScoped(ctx context.Context, t *testing.T, cs kubernetes.Interface)
 		}
 		for _, w := range v.Webhooks {
 			for _, c := range w.MatchConditions {
-				if w.Name == "nodes.placement.kubectl-dc.io" && c.Name == "create-or-labels-change" && strings.Contains(c.Expression, `"topology.kubernetes.io/zone"`) {
-					return true, nil
+				if w.Name == "workloads.placement.kubectl-dc.io" && c.Name == "selected-by-a-rule" && c.Expression == "true" {
+					return false, nil
+				}
+				if w.Name == "nodes.placement.kubectl-dc.io" && c.Name == "create-or-labels-change" && !strings.Contains(c.Expression, `"topology.kubernetes.io/zone"`) {
+					return false, nil
 				}
 			}
 		}
-		return false, nil
+		return true, nil
 	})
 	if err != nil {
 		t.Fatalf("the nodes webhook was never scoped to the policies' label keys: %v", err)
@@ -284,6 +288,10 @@ func TestRecoveryNeverBlocked(t *testing.T) {
 		if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, worker.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			t.Errorf("scaling a Deployment down with the webhook down: %v", err)
 		}
+	})
+	t.Run("tenant pod no rule selects", func(t *testing.T) {
+		// The workload webhooks are scoped to the rules' selectors.
+		createPod(ctx, t, cs, ns, "e2e-recovery-unrelated")
 	})
 	t.Run("node label other than the datacenter's", func(t *testing.T) {
 		// The nodes webhook is scoped to the label keys the policies
