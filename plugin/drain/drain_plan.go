@@ -10,8 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
@@ -30,7 +30,52 @@ const (
 	blockUnmanaged = "Unmanaged"
 	blockEmptyDir  = "EmptyDirData"
 	blockPDB       = "PodDisruptionBudget"
+	// blockForbidden: RBAC refuses a call the drain needs (preflight).
+	blockForbidden = "Forbidden"
 )
+
+// Plan modes.
+const (
+	modeEvict  = "Evict"
+	modeDelete = "Delete"
+)
+
+// readyCondition names the node's Ready condition: Ready, NotReady, or
+// Unknown when the node controller has lost the node's heartbeat.
+func readyCondition(n *corev1.Node) string {
+	for _, c := range n.Status.Conditions {
+		if c.Type != corev1.NodeReady {
+			continue
+		}
+		switch c.Status {
+		case corev1.ConditionTrue:
+			return "Ready"
+		case corev1.ConditionFalse:
+			return "NotReady"
+		}
+		return "Unknown"
+	}
+	return "Unknown"
+}
+
+// notReadyMessage says what happens to the pods of the datacenter's nodes
+// that are not Ready.
+func notReadyMessage(in PlanInput, plan *Plan) string {
+	if len(plan.NotReady) == 0 {
+		return ""
+	}
+	n := 0
+	for _, p := range plan.Evict {
+		if p.NotReadyNode {
+			n++
+		}
+	}
+	msg := fmt.Sprintf("%d of %d node(s) are not Ready (%s): no kubelet confirms that their %d pod(s) terminate", len(plan.NotReady), len(plan.Nodes), strings.Join(plan.NotReady, ", "), n)
+	if in.ForceDeleteUnreachable {
+		return msg + "; --force-delete-unreachable deletes them at once (grace period 0): their containers may still run if the nodes are only cut off"
+	}
+	return msg + "; their deletion is requested and not waited for past --skip-wait-for-delete-timeout; --force-delete-unreachable removes them at once"
+}
 
 // PlanInput is everything the plan is computed from: the results of
 // LIST calls and the flags. ComputePlan never calls the API server.
@@ -55,6 +100,15 @@ type PlanInput struct {
 	// AllowQuorumLoss drains even when powering the datacenter off would lose
 	// etcd quorum or every API server.
 	AllowQuorumLoss bool
+	// PodSelector limits the pods to evict (--pod-selector); nil selects
+	// every pod.
+	PodSelector labels.Selector
+	// DisableEviction deletes pods instead of evicting them: PDBs are not
+	// honoured.
+	DisableEviction bool
+	// ForceDeleteUnreachable force-deletes (grace period 0) the pods of
+	// nodes that are not Ready instead of evicting them.
+	ForceDeleteUnreachable bool
 	// Etcd is etcd's view of its members (cluster.ReadEtcd); nil means the
 	// readiness of the etcd pods stands in, as in kubectl dc status.
 	Etcd *cluster.EtcdView
@@ -81,6 +135,17 @@ type Plan struct {
 	// PDBs are the verdicts on every PDB that covers a pod to evict, as
 	// kubectl dc status --lose reports them for the same datacenter.
 	PDBs []cluster.PDBVerdict `json:"pdbs"`
+	// NotReady names the datacenter's nodes that are not Ready (NotReady or
+	// Unknown: unreachable): their pods cannot terminate gracefully.
+	NotReady []string `json:"notReady"`
+	// NotReadyMessage says what the drain does with their pods.
+	NotReadyMessage string `json:"notReadyMessage,omitempty"`
+	// Unselected counts the datacenter's pods that --pod-selector leaves
+	// alone.
+	Unselected int `json:"unselected,omitempty"`
+	// Mode is Evict (the Eviction API, PDBs honoured) or Delete
+	// (--disable-eviction: PDBs bypassed).
+	Mode string `json:"mode"`
 	// Refused is true when the drain will not run: it would lose quorum
 	// without --allow-quorum-loss, or a blocker needs --force or
 	// --delete-emptydir-data. Reasons says why.
@@ -94,8 +159,11 @@ type Plan struct {
 
 // PlanNode is one node of the datacenter.
 type PlanNode struct {
-	Name          string `json:"name"`
-	Ready         bool   `json:"ready"`
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	// Condition is the node's Ready condition: Ready, NotReady, or Unknown
+	// (the node controller lost its heartbeat: unreachable).
+	Condition     string `json:"condition"`
 	Unschedulable bool   `json:"unschedulable"`
 	ControlPlane  bool   `json:"controlPlane"`
 	// Evict is how many pods the drain evicts from the node.
@@ -113,8 +181,14 @@ type PlanPod struct {
 	Owner string `json:"owner,omitempty"`
 	// Reason says why a pod is skipped; empty for pods to evict.
 	Reason string `json:"reason,omitempty"`
-	// Pinned is true when the pod can only run in this datacenter.
+	// Pinned is true when the pod can only run in this datacenter: no
+	// schedulable node outside it satisfies the pod's nodeSelector, required
+	// node affinity, tolerations and host ports.
 	Pinned bool `json:"pinned,omitempty"`
+	// PinnedBy says why, when Pinned.
+	PinnedBy string `json:"pinnedBy,omitempty"`
+	// NotReadyNode is true when the pod's node is not Ready.
+	NotReadyNode bool `json:"notReadyNode,omitempty"`
 	// Blocked is true when a blocker names this pod.
 	Blocked bool `json:"blocked,omitempty"`
 
@@ -142,6 +216,8 @@ type PinnedSet struct {
 	// Workload is "Kind/namespace/name".
 	Workload string `json:"workload"`
 	Pods     int    `json:"pods"`
+	// Reason says why its pods cannot run elsewhere.
+	Reason string `json:"reason"`
 	// PDBs are "namespace/name" of the budgets covering its pods.
 	PDBs []string `json:"pdbs,omitempty"`
 	// BlocksForever is true when a PDB keeps the drain from ever evicting
@@ -154,15 +230,18 @@ type PinnedSet struct {
 // datacenters have free.
 type Capacity struct {
 	// CPU and Memory are the requests of the pods to evict that can run
-	// elsewhere (pinned pods excluded) against the free allocatable of Ready,
-	// schedulable, untainted nodes of the other datacenters.
+	// elsewhere (pinned pods excluded) against the free allocatable of the
+	// Ready, schedulable nodes of the other datacenters that some of them
+	// can use (selectors, affinity, taints, host ports).
 	CPU    ResourceFit `json:"cpu"`
 	Memory ResourceFit `json:"memory"`
 	// Pods is the number of pods to place against free pod slots.
 	Pods ResourceFit `json:"pods"`
 	Fits bool        `json:"fits"`
-	// Nodes is how many nodes elsewhere can take pods.
+	// Nodes is how many nodes elsewhere can take some of the pods.
 	Nodes int `json:"nodes"`
+	// Unfit names the workloads whose own usable nodes lack the room.
+	Unfit []string `json:"unfit,omitempty"`
 }
 
 // ResourceFit is one resource: needed against free.
@@ -212,7 +291,11 @@ func (e *UnknownDatacenterError) Error() string {
 	if len(e.Known) > 0 {
 		known = strings.Join(e.Known, ", ")
 	}
-	return fmt.Sprintf("datacenter %q matches no node with label %s: known datacenters: %s (set --datacenter-label if the label differs)", e.Datacenter, e.Label, known)
+	hint := ""
+	if s := policy.NearestKnownName(e.Datacenter, e.Known); s != "" {
+		hint = " did you mean " + s + "?"
+	}
+	return fmt.Sprintf("datacenter %q matches no node with label %s:%s known datacenters: %s (set --datacenter-label if the label differs)", e.Datacenter, e.Label, hint, known)
 }
 
 // KnownDatacenters returns the sorted values of label over nodes.
@@ -239,8 +322,11 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 	plan := &Plan{
 		Datacenter: in.Datacenter, Label: in.Label,
 		Nodes: []PlanNode{}, Evict: []PlanPod{}, Skipped: []PlanPod{},
-		Blockers: []Blocker{}, Pinned: []PinnedSet{},
+		Blockers: []Blocker{}, Pinned: []PinnedSet{}, NotReady: []string{}, Mode: modeEvict,
 		pdbsOf: map[string][]string{},
+	}
+	if in.DisableEviction {
+		plan.Mode = modeDelete
 	}
 	nodeDC := make(map[string]string, len(in.Nodes))
 	nodeIdx := map[string]int{}
@@ -253,7 +339,7 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 		}
 		nodeIdx[n.Name] = len(plan.Nodes)
 		plan.Nodes = append(plan.Nodes, PlanNode{
-			Name: n.Name, Ready: policy.NodeReady(n), Unschedulable: n.Spec.Unschedulable,
+			Name: n.Name, Ready: policy.NodeReady(n), Condition: readyCondition(n), Unschedulable: n.Spec.Unschedulable,
 			ControlPlane: policy.IsControlPlane(n),
 		})
 	}
@@ -263,7 +349,11 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 	sort.Slice(plan.Nodes, func(i, j int) bool { return plan.Nodes[i].Name < plan.Nodes[j].Name })
 	for i := range plan.Nodes {
 		nodeIdx[plan.Nodes[i].Name] = i
+		if !plan.Nodes[i].Ready {
+			plan.NotReady = append(plan.NotReady, plan.Nodes[i].Name)
+		}
 	}
+	away := newElsewhere(in, nodeDC)
 
 	rsOwner := map[string]string{}
 	for i := range in.ReplicaSets {
@@ -307,6 +397,11 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 			plan.Nodes[idx].Skipped++
 			continue
 		}
+		if in.PodSelector != nil && !in.PodSelector.Matches(labels.Set(p.Labels)) {
+			plan.Unselected++
+			continue
+		}
+		pp.NotReadyNode = !plan.Nodes[idx].Ready
 		if pp.Owner == "" && !in.Force {
 			unmanaged = append(unmanaged, podKey(p))
 			pp.Blocked = true
@@ -315,7 +410,9 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 			emptyDir = append(emptyDir, podKey(p))
 			pp.Blocked = true
 		}
-		pp.Pinned = pinnedTo(p, in.Label) == in.Datacenter
+		if u := away.usableFor(p); len(u.nodes) == 0 {
+			pp.Pinned, pp.PinnedBy = true, u.reason
+		}
 		plan.Evict = append(plan.Evict, pp)
 		evictPods = append(evictPods, p)
 		plan.Nodes[idx].Evict++
@@ -339,8 +436,17 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 		})
 	}
 
-	plan.addPDBs(in, evictPods, workloadOf)
-	plan.Capacity = computeCapacity(in, nodeDC, plan)
+	pinned := map[*corev1.Pod]string{}
+	byKey := make(map[string]*corev1.Pod, len(evictPods))
+	for _, p := range evictPods {
+		byKey[podKey(p)] = p
+		if u := away.usableFor(p); len(u.nodes) == 0 {
+			pinned[p] = u.reason
+		}
+	}
+	plan.addPDBs(in, evictPods, pinned, workloadOf)
+	plan.Capacity = away.computeCapacity(plan, byKey)
+	plan.NotReadyMessage = notReadyMessage(in, plan)
 	plan.Quorum = computeQuorum(in, nodeDC)
 
 	for _, b := range plan.Blockers {
@@ -378,24 +484,17 @@ func hasEmptyDir(p *corev1.Pod) bool {
 	return false
 }
 
-// pinnedTo returns the single datacenter the pod can run in, "" when it
-// can run in several (policy.SelectedDatacenter).
-func pinnedTo(p *corev1.Pod, label string) string {
-	if dc, ok := policy.SelectedDatacenter(&p.Spec, label); ok {
-		return dc
-	}
-	return ""
-}
-
-func (plan *Plan) addPDBs(in PlanInput, evictPods []*corev1.Pod, workloadOf func(*corev1.Pod) string) {
+func (plan *Plan) addPDBs(in PlanInput, evictPods []*corev1.Pod, pinnedPods map[*corev1.Pod]string, workloadOf func(*corev1.Pod) string) {
 	type pinnedAgg struct {
-		pods  int
-		pdbs  map[string]bool
-		block bool
+		pods   int
+		pdbs   map[string]bool
+		block  bool
+		reason string
 	}
 	pinned := map[string]*pinnedAgg{}
 	for _, p := range evictPods {
-		if pinnedTo(p, in.Label) != in.Datacenter {
+		reason, ok := pinnedPods[p]
+		if !ok {
 			continue
 		}
 		w := workloadOf(p)
@@ -404,7 +503,7 @@ func (plan *Plan) addPDBs(in PlanInput, evictPods []*corev1.Pod, workloadOf func
 		}
 		w = strings.Replace(w, "/", "/"+p.Namespace+"/", 1)
 		if pinned[w] == nil {
-			pinned[w] = &pinnedAgg{pdbs: map[string]bool{}}
+			pinned[w] = &pinnedAgg{pdbs: map[string]bool{}, reason: reason}
 		}
 		pinned[w].pods++
 	}
@@ -429,7 +528,7 @@ func (plan *Plan) addPDBs(in PlanInput, evictPods []*corev1.Pod, workloadOf func
 		for _, p := range evictPods {
 			if b.Covers(p) {
 				covered = append(covered, p)
-				if pinnedTo(p, in.Label) == in.Datacenter {
+				if _, ok := pinnedPods[p]; ok {
 					coveredPinned = append(coveredPinned, p)
 				}
 			}
@@ -484,12 +583,12 @@ func (plan *Plan) addPDBs(in PlanInput, evictPods []*corev1.Pod, workloadOf func
 		}
 	}
 	for w, agg := range pinned {
-		ps := PinnedSet{Workload: w, Pods: agg.pods, BlocksForever: agg.block}
+		ps := PinnedSet{Workload: w, Pods: agg.pods, BlocksForever: agg.block, Reason: agg.reason}
 		for n := range agg.pdbs {
 			ps.PDBs = append(ps.PDBs, n)
 		}
 		sort.Strings(ps.PDBs)
-		ps.Message = fmt.Sprintf("%s is pinned to %s: its %d pod(s) here go Pending when evicted", w, in.Datacenter, agg.pods)
+		ps.Message = fmt.Sprintf("%s is pinned to %s (%s): its %d pod(s) here go Pending when evicted", w, in.Datacenter, agg.reason, agg.pods)
 		if agg.block {
 			ps.Message += fmt.Sprintf(", and PDB %s blocks their eviction forever", strings.Join(ps.PDBs, ", "))
 		}
@@ -528,71 +627,6 @@ func podRequests(p *corev1.Pod) corev1.ResourceList {
 		out[name] = v
 	}
 	return out
-}
-
-func hasHardTaint(n *corev1.Node) bool {
-	for _, t := range n.Spec.Taints {
-		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
-			return true
-		}
-	}
-	return false
-}
-
-func computeCapacity(in PlanInput, nodeDC map[string]string, plan *Plan) Capacity {
-	free := map[string]bool{}
-	var cpuFree, memFree resource.Quantity
-	var podsFree int64
-	for i := range in.Nodes {
-		n := &in.Nodes[i]
-		if nodeDC[n.Name] == in.Datacenter || !policy.NodeSchedulable(n) || hasHardTaint(n) {
-			continue
-		}
-		free[n.Name] = true
-		cpuFree.Add(*n.Status.Allocatable.Cpu())
-		memFree.Add(*n.Status.Allocatable.Memory())
-		podsFree += n.Status.Allocatable.Pods().Value()
-	}
-	toEvict := map[string]bool{}
-	pinned := map[string]bool{}
-	for _, pp := range plan.Evict {
-		toEvict[pp.Namespace+"/"+pp.Name] = true
-		if pp.Pinned {
-			pinned[pp.Namespace+"/"+pp.Name] = true
-		}
-	}
-	var cpuNeed, memNeed resource.Quantity
-	var podsNeed int64
-	for i := range in.Pods {
-		p := &in.Pods[i]
-		if policy.PodTerminal(p) {
-			continue
-		}
-		req := podRequests(p)
-		switch {
-		case free[p.Spec.NodeName]:
-			cpuFree.Sub(*req.Cpu())
-			memFree.Sub(*req.Memory())
-			podsFree--
-		case toEvict[podKey(p)] && !pinned[podKey(p)]:
-			cpuNeed.Add(*req.Cpu())
-			memNeed.Add(*req.Memory())
-			podsNeed++
-		}
-	}
-	fit := func(need, have resource.Quantity) ResourceFit {
-		if have.Sign() < 0 {
-			have = resource.Quantity{}
-		}
-		return ResourceFit{Needed: need.String(), Free: have.String(), Fits: need.Cmp(have) <= 0}
-	}
-	c := Capacity{
-		CPU: fit(cpuNeed, cpuFree), Memory: fit(memNeed, memFree),
-		Pods:  fit(*resource.NewQuantity(podsNeed, resource.DecimalSI), *resource.NewQuantity(podsFree, resource.DecimalSI)),
-		Nodes: len(free),
-	}
-	c.Fits = c.CPU.Fits && c.Memory.Fits && c.Pods.Fits
-	return c
 }
 
 func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {

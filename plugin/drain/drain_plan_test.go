@@ -147,7 +147,7 @@ func TestDrainPlanUnknownDatacenter(t *testing.T) {
 	if want := []string{"pod-1", "pod-2", "pod-3"}; !reflect.DeepEqual(unknown.Known, want) {
 		t.Errorf("Known = %v, want %v", unknown.Known, want)
 	}
-	if want := `datacenter "pod-9" matches no node with label topology.kubernetes.io/zone: known datacenters: pod-1, pod-2, pod-3`; !strings.HasPrefix(err.Error(), want) {
+	if want := `datacenter "pod-9" matches no node with label topology.kubernetes.io/zone: did you mean pod-1? known datacenters: pod-1, pod-2, pod-3`; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("message = %q, want prefix %q", err.Error(), want)
 	}
 }
@@ -177,9 +177,9 @@ func TestDrainPlanEvictAndSkip(t *testing.T) {
 		t.Errorf("Skipped = %v, want %v", got, want)
 	}
 	wantNodes := []PlanNode{
-		{Name: "pod-2-cp-1", Ready: true, ControlPlane: true, Evict: 0, Skipped: 1},
-		{Name: "pod-2-worker-1", Ready: true, Evict: 1, Skipped: 1},
-		{Name: "pod-2-worker-2", Ready: true, Evict: 2, Skipped: 1},
+		{Name: "pod-2-cp-1", Ready: true, Condition: "Ready", ControlPlane: true, Evict: 0, Skipped: 1},
+		{Name: "pod-2-worker-1", Ready: true, Condition: "Ready", Evict: 1, Skipped: 1},
+		{Name: "pod-2-worker-2", Ready: true, Condition: "Ready", Evict: 2, Skipped: 1},
 	}
 	if !reflect.DeepEqual(plan.Nodes, wantNodes) {
 		t.Errorf("Nodes = %+v, want %+v", plan.Nodes, wantNodes)
@@ -298,7 +298,8 @@ func TestDrainPlanPDBAndPinned(t *testing.T) {
 		plan := mustDPlan(t, p.in)
 		want := []PinnedSet{{
 			Workload: "Deployment/apps/w", Pods: 3, PDBs: []string{"apps/w-pdb"}, BlocksForever: true,
-			Message: "Deployment/apps/w is pinned to pod-2: its 3 pod(s) here go Pending when evicted, and PDB apps/w-pdb blocks their eviction forever",
+			Reason:  "its nodeSelector topology.kubernetes.io/zone=pod-2 matches no schedulable node outside pod-2",
+			Message: "Deployment/apps/w is pinned to pod-2 (its nodeSelector topology.kubernetes.io/zone=pod-2 matches no schedulable node outside pod-2): its 3 pod(s) here go Pending when evicted, and PDB apps/w-pdb blocks their eviction forever",
 		}}
 		if !reflect.DeepEqual(plan.Pinned, want) {
 			t.Errorf("Pinned = %+v, want %+v", plan.Pinned, want)
@@ -313,7 +314,8 @@ func TestDrainPlanPDBAndPinned(t *testing.T) {
 	t.Run("pinned without a PDB goes Pending", func(t *testing.T) {
 		p := dThreeDCs().pods(dPinnedPod("apps", "w-1", "pod-2-worker-1", "w", "pod-2"))
 		plan := mustDPlan(t, p.in)
-		want := []PinnedSet{{Workload: "ReplicaSet/apps/w-rs", Pods: 1, Message: "ReplicaSet/apps/w-rs is pinned to pod-2: its 1 pod(s) here go Pending when evicted"}}
+		reason := "its nodeSelector topology.kubernetes.io/zone=pod-2 matches no schedulable node outside pod-2"
+		want := []PinnedSet{{Workload: "ReplicaSet/apps/w-rs", Pods: 1, Reason: reason, Message: "ReplicaSet/apps/w-rs is pinned to pod-2 (" + reason + "): its 1 pod(s) here go Pending when evicted"}}
 		if !reflect.DeepEqual(plan.Pinned, want) {
 			t.Errorf("Pinned = %+v, want %+v", plan.Pinned, want)
 		}
@@ -380,7 +382,7 @@ func TestDrainPlanCapacity(t *testing.T) {
 		p := newDPlanInput("pod-2").nodes(dNode("pod-2-worker-1", "pod-2"), dNode("pod-1-worker-1", "pod-1").Cordoned(), dNode("pod-1-worker-2", "pod-1").NotReady()).
 			pods(dRequests(dPod("apps", "a-1", "pod-2-worker-1", "a"), "1", "1Gi"))
 		c := mustDPlan(t, p.in).Capacity
-		if c.Fits || c.Nodes != 0 || c.CPU.Free != "0" || c.Pods.Needed != "1" || c.Pods.Free != "0" {
+		if c.Fits || c.Nodes != 0 || c.CPU.Free != "0" || c.Pods.Free != "0" || len(c.Unfit) != 1 {
 			t.Errorf("Capacity = %+v, want nothing free", c)
 		}
 	})
