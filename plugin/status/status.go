@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/check"
@@ -63,6 +66,8 @@ type Options struct {
 	factory *cmdutil.Factory
 
 	Output          string
+	NoHeaders       bool
+	Watch           bool
 	DatacenterLabel string
 	labelSet        bool
 	Lose            []string
@@ -74,10 +79,12 @@ type Options struct {
 	Exec          bool
 	ExecTLS       cluster.EtcdExecTLS
 
-	client   kubernetes.Interface
-	dynamic  dynamic.Interface
-	server   string
-	cacheDir string
+	client kubernetes.Interface
+	// watchClient has no request timeout, for -w.
+	watchClient kubernetes.Interface
+	dynamic     dynamic.Interface
+	server      string
+	cacheDir    string
 	// configErr is why no API client could be built; status then reads etcd
 	// alone when it has endpoints.
 	configErr error
@@ -101,7 +108,7 @@ func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.
 func NewCmdStatus(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewOptions(config, streams)
 	cmd := &cobra.Command{
-		Use:   "status [--lose DC[,DC...]] [-o table|wide|json|yaml]",
+		Use:   "status [--lose DC[,DC...]] [-w] [-o table|wide|json|yaml|jsonpath=...|go-template=...]",
 		Short: "Show datacenters, etcd voters and API servers, and whether each datacenter can be lost",
 		Long: `Show the datacenters of the cluster, where the etcd voters and API servers
 run, and whether the cluster survives the loss of each datacenter right now.
@@ -141,10 +148,13 @@ Exit codes:
 				return cmdutil.UsageError(err)
 			}
 			cmd.SilenceUsage = true
-			return o.Run(cmd.Context())
+			ctx, stop := signal.NotifyContext(cmdutil.Context(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return o.Run(ctx)
 		},
 	}
-	cmdutil.AddOutputFlag(cmd, &o.Output, cmdutil.OutputTable, cmdutil.OutputWide, cmdutil.OutputJSON, cmdutil.OutputYAML)
+	cmdutil.AddPrintFlags(cmd, &o.Output, &o.NoHeaders, statusTables...)
+	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "After the first report, watch the cluster and print a new one whenever it changes (a datacenter going down or coming back); Ctrl-C ends it.")
 	f := cmd.Flags()
 	f.StringVar(&o.DatacenterLabel, "datacenter-label", o.DatacenterLabel, "Node label that names a node's datacenter. A live PlacementPolicy's spec.datacenterLabel wins.")
 	f.StringSliceVar(&o.Lose, "lose", nil, "What-if: compute everything as if these datacenters (comma-separated) were gone.")
@@ -176,14 +186,14 @@ func (o *Options) Complete() error {
 		o.configErr = err
 		return nil
 	}
-	o.server, o.client, o.dynamic = c.Server, c.Kube, c.Dynamic
+	o.server, o.client, o.watchClient, o.dynamic = c.Server, c.Kube, c.Watch, c.Dynamic
 	o.podExec = cluster.NewPodExec(c.Config, c.Kube)
 	return nil
 }
 
 // Validate checks the flags.
 func (o *Options) Validate() error {
-	if err := cmdutil.ValidateOutput(o.Output, cmdutil.OutputTable, cmdutil.OutputWide, cmdutil.OutputJSON, cmdutil.OutputYAML); err != nil {
+	if err := cmdutil.ValidatePrintFormat(o.Output, statusTables...); err != nil {
 		return err
 	}
 	if o.DatacenterLabel == "" {
@@ -210,6 +220,9 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	if o.factory.CountsRequests() {
 		defer func() { fmt.Fprintf(o.ErrOut, "api-requests: %d\n", o.factory.Requests.Load()) }()
+	}
+	if o.Watch {
+		return o.watch(ctx)
 	}
 	report, err := o.report(ctx)
 	if err != nil {
@@ -473,18 +486,27 @@ func statusExit(r *Report, failOnRisk bool) error {
 	return nil
 }
 
+// statusTables are the table formats of status; -o also takes kubectl's
+// json, yaml, jsonpath and go-template.
+var statusTables = []string{cmdutil.OutputTable, cmdutil.OutputWide}
+
+// ReportKind is the kind of the report in structured output.
+const ReportKind = "StatusReport"
+
 func (o *Options) print(r *Report) error {
-	switch o.Output {
-	case cmdutil.OutputJSON, cmdutil.OutputYAML:
-		return cmdutil.PrintStructured(o.Out, o.Output, r)
+	if cmdutil.IsStructured(o.Output) {
+		return cmdutil.Print(o.Out, o.Output, ReportKind, r)
 	}
-	return printStatusTable(o.Out, r, o.Output == cmdutil.OutputWide)
+	return printStatusTable(o.Out, r, o.Output == cmdutil.OutputWide, o.NoHeaders)
 }
 
 // verdictLine is the first line of the table.
 func verdictLine(r *Report) string {
 	e := r.Etcd
 	var b strings.Builder
+	for _, dc := range r.DownDatacenters() {
+		fmt.Fprintf(&b, "DATACENTER %s IS DOWN; ", dc)
+	}
 	if len(r.Lose) > 0 {
 		fmt.Fprintf(&b, "as if %s were lost: ", strings.Join(r.Lose, ", "))
 	}
@@ -529,19 +551,26 @@ func yesNo(b *bool) string {
 	return "NO"
 }
 
-func printStatusTable(out io.Writer, r *Report, wide bool) error {
-	fmt.Fprintln(out, verdictLine(r))
-	fmt.Fprintln(out)
+// printStatusTable prints the verdict line, one row per datacenter, the
+// legend and the findings; with noHeaders the rows alone, for scripts.
+func printStatusTable(out io.Writer, r *Report, wide, noHeaders bool) error {
 	w := cmdutil.NewTabWriter(out)
-	header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\tETCD\tAPI SERVERS\tPINNED\tVIOLATIONS"
-	if wide {
-		header += "\tMEMBERS\tNODE NAMES"
+	if !noHeaders {
+		fmt.Fprintln(out, verdictLine(r))
+		fmt.Fprintln(out)
+		header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\tETCD\tAPI SERVERS\tPINNED\tVIOLATIONS"
+		if wide {
+			header += "\tMEMBERS\tNODE NAMES"
+		}
+		fmt.Fprintln(w, header)
 	}
-	fmt.Fprintln(w, header)
 	for _, d := range r.Datacenters {
 		name := d.Name
-		if d.Lost {
+		switch {
+		case d.Lost:
 			name += " (lost)"
+		case d.Down:
+			name += " (DOWN)"
 		}
 		etcd := fmt.Sprintf("%d/%d", d.HealthyVoters, d.Voters)
 		if d.Leader {
@@ -559,13 +588,17 @@ func printStatusTable(out io.Writer, r *Report, wide bool) error {
 		if d.Violations != nil {
 			violations = fmt.Sprint(*d.Violations)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d/%d/%d\t%d\t%s\t%d/%d\t%d\t%s", name, survives, d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned, d.ControlPlane, etcd, d.APIServersUp, d.APIServers, d.Pinned, violations)
+		nodes := "unknown"
+		if d.Nodes != nil {
+			nodes = fmt.Sprintf("%d/%d/%d", d.Nodes.Total, d.Nodes.Ready, d.Nodes.Cordoned)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d/%d\t%d\t%s", name, survives, nodes, d.ControlPlane, etcd, d.APIServersUp, d.APIServers, d.Pinned, violations)
 		if wide {
-			fmt.Fprintf(w, "\t%s\t%s", cmdutil.Dash(strings.Join(d.Members, ",")), cmdutil.Dash(joinSome(d.NodeNames, 12)))
+			fmt.Fprintf(w, "\t%s\t%s", cmdutil.Dash(strings.Join(d.memberLabels, ",")), cmdutil.Dash(joinSome(d.NodeNames, 12)))
 		}
 		fmt.Fprintln(w)
 	}
-	if err := w.Flush(); err != nil {
+	if err := w.Flush(); err != nil || noHeaders {
 		return err
 	}
 	fmt.Fprintln(out, "\nNODES is total/ready/cordoned; ETCD is healthy/total voters, * marks the leader, +NL learners;\nAPI SERVERS is ready/total; VIOLATIONS counts PlacementPolicy results (kubectl dc check --cluster lists them), - without policies.")

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -52,10 +53,14 @@ type DatacenterStatus struct {
 	Name string `json:"name"`
 	// SurvivesLoss says whether etcd keeps quorum without this datacenter;
 	// null when it cannot be known (no etcd information, unlabeled row).
-	SurvivesLoss *bool      `json:"survivesLoss"`
-	Lost         bool       `json:"lost,omitempty"`
-	Nodes        NodeCounts `json:"nodes"`
-	ControlPlane int        `json:"controlPlane"`
+	SurvivesLoss *bool `json:"survivesLoss"`
+	Lost         bool  `json:"lost,omitempty"`
+	// Down is true when the datacenter is out now: it has nodes and none is
+	// Ready, and none of its etcd voters or API servers answers.
+	Down bool `json:"down"`
+	// Nodes is null when the API server could not be read: unknown, not 0.
+	Nodes        *NodeCounts `json:"nodes"`
+	ControlPlane int         `json:"controlPlane"`
 	// Voters and HealthyVoters count non-learner etcd members here.
 	Voters        int  `json:"etcdVoters"`
 	HealthyVoters int  `json:"etcdHealthyVoters"`
@@ -70,9 +75,13 @@ type DatacenterStatus struct {
 	// Violations counts PlacementPolicy results on workloads pinned here and
 	// on etcd pods here; null when no policy exists.
 	Violations *int `json:"violations"`
-	// NodeNames and Members are the details of -o wide.
+	// NodeNames and Members (etcd member names) are the details of -o
+	// wide.
 	NodeNames []string `json:"nodeNames,omitempty"`
 	Members   []string `json:"members,omitempty"`
+	// memberLabels are Members as the table shows them: the leader
+	// marked *, learners and members down said so.
+	memberLabels []string
 }
 
 // NodeCounts counts nodes.
@@ -174,6 +183,28 @@ type statusInput struct {
 	Forbidden []string
 }
 
+// isDown says whether a datacenter is out now: every node NotReady, no
+// voter healthy, no API server up. A datacenter lost in a what-if is not
+// down, it is lost; one without nodes (known from policies only) is not
+// known to be down.
+func isDown(d *DatacenterStatus) bool {
+	if d.Lost || d.Name == cluster.Unlabeled || d.Nodes == nil || d.Nodes.Total == 0 || d.Nodes.Ready > 0 {
+		return false
+	}
+	return d.HealthyVoters == 0 && d.APIServersUp == 0
+}
+
+// DownDatacenters names the datacenters that are down now.
+func (r *Report) DownDatacenters() []string {
+	var out []string
+	for _, d := range r.Datacenters {
+		if d.Down {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
+
 // buildReport turns the listed objects into the report. It is pure: the
 // same input always gives the same report.
 func buildReport(in *statusInput) *Report {
@@ -207,6 +238,9 @@ func buildReport(in *statusInput) *Report {
 	row := func(name string) *DatacenterStatus {
 		if rows[name] == nil {
 			rows[name] = &DatacenterStatus{Name: name, Lost: lost[name]}
+			if in.APIAvailable {
+				rows[name].Nodes = &NodeCounts{}
+			}
 		}
 		return rows[name]
 	}
@@ -258,7 +292,8 @@ func buildReport(in *statusInput) *Report {
 		if !m.Healthy {
 			label += " (down)"
 		}
-		rw.Members = append(rw.Members, label)
+		rw.Members = append(rw.Members, m.Name)
+		rw.memberLabels = append(rw.memberLabels, label)
 	}
 
 	r.APIServers = cluster.MapAPIServers(in.APIAddresses, in.APIServerPods, at)
@@ -296,6 +331,8 @@ func buildReport(in *statusInput) *Report {
 		rw := rows[name]
 		sort.Strings(rw.NodeNames)
 		sort.Strings(rw.Members)
+		sort.Strings(rw.memberLabels)
+		rw.Down = isDown(rw)
 		if known && name != cluster.Unlabeled {
 			// Voters of lost datacenters are already down, so this is the
 			// loss of name on top of them; a lost row says whether the
@@ -343,7 +380,9 @@ func buildWhatIf(in *statusInput, r *Report, dcOfNode func(string) string, lost 
 		}
 	}
 	for _, d := range r.Datacenters {
-		w.NodesLeft += d.Nodes.Ready
+		if d.Nodes != nil {
+			w.NodesLeft += d.Nodes.Ready
+		}
 	}
 	podsByNS := map[string][]*corev1.Pod{}
 	for _, p := range in.Pods {
@@ -420,7 +459,7 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 	if len(in.Lose) > 0 {
 		f.what = " (as if " + strings.Join(in.Lose, ", ") + " were lost)"
 	}
-	for _, check := range []func(){f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.apiServers, f.labels, f.readProblems, f.whatIf} {
+	for _, check := range []func(){f.datacentersDown, f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.apiServers, f.labels, f.readProblems, f.whatIf} {
 		check()
 	}
 	order := map[string]int{severityCritical: 0, severityWarning: 1, severityInfo: 2}
@@ -479,7 +518,21 @@ func (f *findings) etcdPlacement() {
 				}
 			}
 		}
-		if len(dcs) != 2 {
+		if down := r.DownDatacenters(); len(dcs) != 2 && len(down) > 0 && e.HasQuorum {
+			// One cause, one finding: with a datacenter down, the next
+			// loss anywhere is what the outage left.
+			var fatal []string
+			for _, d := range r.Datacenters {
+				if d.SurvivesLoss != nil && !*d.SurvivesLoss && !d.Lost && !d.Down {
+					fatal = append(fatal, d.Name)
+				}
+			}
+			if len(fatal) > 0 {
+				add(severityCritical,
+					fmt.Sprintf("with %s down, losing %s as well loses etcd quorum%s: %d of %d voters are healthy, %d needed", strings.Join(down, ", "), orList(fatal), what, e.Healthy, e.Size, e.Quorum),
+					fmt.Sprintf("bring %s back before any maintenance elsewhere; kubectl dc status -w shows it return", strings.Join(down, ", ")))
+			}
+		} else if len(dcs) != 2 {
 			for _, d := range r.Datacenters {
 				if d.SurvivesLoss != nil && !*d.SurvivesLoss && !d.Lost {
 					add(severityCritical,
@@ -599,4 +652,51 @@ func (f *findings) whatIf() {
 				"spread its pods over datacenters, or expect `kubectl dc drain` to block on it")
 		}
 	}
+}
+
+// datacentersDown: a datacenter that is out now, said first, with what
+// still holds.
+func (f *findings) datacentersDown() {
+	r, e := f.r, &f.r.Etcd
+	for _, d := range r.Datacenters {
+		if !d.Down {
+			continue
+		}
+		var held []string
+		switch {
+		case e.Source == cluster.EtcdSourceUnknown || e.Size == 0:
+			held = append(held, "etcd: unknown")
+		case e.HasQuorum:
+			held = append(held, fmt.Sprintf("etcd keeps quorum with %d of %d voters (%d needed, tolerates %d more %s)", e.Healthy, e.Size, e.Quorum, e.FaultTolerance, cmdutil.Plural(e.FaultTolerance, "failure", "failures")))
+		default:
+			held = append(held, fmt.Sprintf("etcd has LOST QUORUM: %d of %d voters healthy, %d needed", e.Healthy, e.Size, e.Quorum))
+		}
+		up := 0
+		for _, a := range r.APIServers {
+			if a.Up {
+				up++
+			}
+		}
+		held = append(held, fmt.Sprintf("%d of %d API servers up", up, len(r.APIServers)))
+		var orphans []string
+		for _, w := range f.in.Workloads {
+			if w.Pinned == d.Name {
+				orphans = append(orphans, w.Kind+"/"+w.Namespace+"/"+w.Name)
+			}
+		}
+		if len(orphans) > 0 {
+			held = append(held, fmt.Sprintf("%d workloads pinned to %s have no replica anywhere (%s)", len(orphans), d.Name, joinSome(orphans, 5)))
+		}
+		f.add(severityCritical,
+			fmt.Sprintf("datacenter %s is DOWN: its %d nodes are NotReady and its %d etcd voters and %d API servers do not answer; %s", d.Name, d.Nodes.Total, d.Voters, d.APIServers, strings.Join(held, "; ")),
+			fmt.Sprintf("bring %s back (power, network, kubelets), or drain it for good with kubectl dc drain %s; kubectl dc status -w shows it return", d.Name, d.Name))
+	}
+}
+
+// orList joins names as "a, b or c".
+func orList(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

@@ -43,7 +43,7 @@ func TestBuildReportMacStadium5(t *testing.T) {
 		t.Errorf("survivesLoss = %v, want %v", got, want)
 	}
 	p1 := findDC(r, "pod-1")
-	if p1.Nodes != (NodeCounts{Total: 5, Ready: 5}) || p1.ControlPlane != 2 || p1.Voters != 2 || p1.HealthyVoters != 2 || p1.APIServers != 2 || p1.Leader {
+	if *p1.Nodes != (NodeCounts{Total: 5, Ready: 5}) || p1.ControlPlane != 2 || p1.Voters != 2 || p1.HealthyVoters != 2 || p1.APIServers != 2 || p1.Leader {
 		t.Errorf("pod-1 row = %+v", p1)
 	}
 	if !findDC(r, "pod-2").Leader {
@@ -749,5 +749,67 @@ func TestStatusForbidden(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "--etcd-endpoints") {
 		t.Errorf("error %q sends a refused user to etcd", err)
+	}
+}
+
+// TestDatacenterDown: pod-3 powered off (nodes NotReady, its voter and API
+// server silent) is said first, in the verdict line and as a critical
+// finding with what still holds; the fatal next losses are one finding
+// under that cause, not one per datacenter.
+func TestDatacenterDown(t *testing.T) {
+	tp := newTopo().dc("pod-1", 2, 2).dc("pod-2", 2, 2).dc("pod-3", 1, 1)
+	for _, n := range tp.in.Nodes {
+		if n.Labels[testutil.Zone] == "pod-3" {
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}
+		}
+	}
+	for _, p := range tp.in.APIServerPods {
+		if p.Spec.NodeName == "pod-3-cp-1" {
+			readyPod(p, false)
+		}
+	}
+	tp.in.Workloads = append(tp.in.Workloads, wl("Deployment", "ci", "worker-pod-3", "worker", "pod-3"))
+	r := tp.etcdFromPods("pod-1-cp-1", "pod-3-cp-1").build()
+
+	d := findDC(r, "pod-3")
+	if d == nil || !d.Down || findDC(r, "pod-1").Down {
+		t.Fatalf("pod-3 = %+v, want down, and pod-1 not", d)
+	}
+	if v := verdictLine(r); !strings.HasPrefix(v, "DATACENTER pod-3 IS DOWN; etcd 5 voters") {
+		t.Errorf("verdict = %q, want it to say pod-3 is down first", v)
+	}
+	if len(r.Findings) == 0 || !strings.HasPrefix(r.Findings[0].Message, "datacenter pod-3 is DOWN: its 2 nodes are NotReady and its 1 etcd voters and 1 API servers do not answer") ||
+		r.Findings[0].Severity != severityCritical {
+		t.Fatalf("first finding = %+v, want pod-3 down", r.Findings)
+	}
+	for _, want := range []string{"etcd keeps quorum with 4 of 5 voters (3 needed, tolerates 1 more failure)", "4 of 5 API servers up", "1 workloads pinned to pod-3 have no replica anywhere (Deployment/ci/worker-pod-3)"} {
+		if !strings.Contains(r.Findings[0].Message, want) {
+			t.Errorf("down finding %q lacks %q", r.Findings[0].Message, want)
+		}
+	}
+	if f := findingWith(r, "with pod-3 down, losing pod-1 or pod-2 as well loses etcd quorum"); f == nil {
+		t.Errorf("findings = %+v, want one grouped finding for the next losses", r.Findings)
+	}
+	if f := findingWith(r, "losing datacenter pod-1 loses etcd quorum"); f != nil {
+		t.Errorf("per-datacenter finding %q repeats what the down finding says", f.Message)
+	}
+}
+
+// TestUnknownIsNotZero: with the API server unreadable, node counts are
+// unknown (null in JSON, "unknown" in the table), never 0/0/0.
+func TestUnknownIsNotZero(t *testing.T) {
+	in := &statusInput{Label: testutil.Zone, LabelSource: "cache", CachedDatacenters: map[string]string{"pod-1-cp-1": "pod-1"},
+		Etcd: &cluster.EtcdView{Source: cluster.EtcdSourceDirect, Members: []cluster.EtcdMemberInfo{{ID: 1, Name: "pod-1-cp-1", Healthy: true}}, LeaderID: 1}}
+	r := buildReport(in)
+	d := findDC(r, "pod-1")
+	if d == nil || d.Nodes != nil || d.Down {
+		t.Fatalf("pod-1 = %+v, want unknown nodes and not down", d)
+	}
+	var out strings.Builder
+	if err := printStatusTable(&out, r, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "pod-1        NO              unknown") || strings.Contains(out.String(), "0/0/0") || !strings.Contains(out.String(), "unknown") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }
