@@ -7,8 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
@@ -21,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
@@ -31,31 +31,47 @@ import (
 )
 
 // checkOutputs are the formats of `kubectl dc check -o`.
-var checkOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.OutputYAML}
+var checkOutputs = []string{cmdutil.OutputTable, cmdutil.OutputWide, cmdutil.OutputJSON, cmdutil.OutputYAML}
 
 var checkLong = `Check workloads against PlacementPolicies with the same rules as the
 dc-webhook admission webhook, offline from files or live in the cluster.
 
 Objects judged: Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
-CronJob, ReplicationController and PodTemplate. In -f inputs, PlacementPolicy
-documents are used as policies, Node and Namespace documents as the known
-cluster, and any other kind is skipped with a note on stderr. Lists (kind
-List, or DeploymentList and the like) are expanded.
+CronJob, ReplicationController, PodTemplate, and the kinds a policy declares
+in spec.workloadKinds with the path of their pod template. A rule selects a
+workload by its own labels or the labels of any of its pod templates. In -f
+inputs, PlacementPolicy documents are used as policies, Node and Namespace
+documents as the known cluster, and other kinds are counted in one note
+(-v lists them); kinds that look like workloads are named, with the hint to
+declare them. Lists (kind List, or DeploymentList and the like) are expanded.
+
+Offline, every object first gets the mutation of dc-webhook's /mutate (the
+nodeSelector of a datacenterFromLabel rule), which is shown, so that an
+object is denied offline exactly when it is denied at admission. Every
+result names its source: FILE#DOCUMENT:LINE ("-" for live objects).
+Documents that share a kind, namespace and name are each judged.
+
+Objects without a namespace take -n, else the namespace of the kubeconfig
+context, else default. A rule's namespaceSelector is evaluated against the
+Namespace documents of the input, else --namespace-labels, else the live
+namespace when a cluster is reachable; when none says, the rule is applied
+and a warning names it.
 
 Policies come from --policy files and PlacementPolicy documents in -f inputs;
 when neither gives one, they are listed from the cluster. When the policy does
 not list its datacenters, the known datacenters are the values of its
 datacenter label on the Nodes of --nodes FILE (offline) or of the cluster.
 
-With --cluster, the live objects of every namespace (or of -n NAMESPACE) are
+With --live, the live objects of every namespace (or of -n NAMESPACE) are
 judged against the live Nodes, Namespaces, Pods and StatefulSets. A violation
 of a pod that its controller (ReplicaSet, Deployment, Job, ...) already shows
-for the same rule and field is reported once, on the controller.
+for the same rule and field is reported once, on the controller. --cluster
+NAME is kubectl's: the kubeconfig cluster to talk to.
 
 Exit status: 0 when no Deny rule is broken (Warn and Audit violations are
-listed but pass), 1 when at least one is, 2 on bad input or usage (the
-message names the file, document and line, or the policy field) or when the
-check could not run (cluster unreachable).`
+listed but pass), 1 when at least one is, 2 on bad input or usage (each bad
+file is named with what to do, and the good ones are still judged) or when
+the check could not run (cluster unreachable).`
 
 var checkExample = `  # Check the manifests of a directory tree against a policy file, offline
   kubectl dc check -f deploy/ -R --policy policy.yaml
@@ -66,11 +82,14 @@ var checkExample = `  # Check the manifests of a directory tree against a policy
   # Check rendered manifests from standard input, with the known nodes saved earlier
   helm template web ./chart | kubectl dc check -f - --policy policy.yaml --nodes nodes.yaml
 
-  # Check every live workload against the live policies, as JSON
-  kubectl dc check --cluster -o json
+  # Check Helm output for namespace team-a, whose labels the rules select on
+  helm template web ./chart | kubectl dc check -f - -n team-a --namespace-labels team-a=env=prod --policy policy.yaml
 
-  # Check the live workloads of one namespace against a candidate policy
-  kubectl dc check --cluster -n team-a --policy new-policy.yaml`
+  # Check every live workload against the live policies, as JSON
+  kubectl dc check --live -o json
+
+  # Check the live workloads of one namespace of the kubeconfig cluster prod against a candidate policy
+  kubectl dc check --live --cluster prod -n team-a --policy new-policy.yaml`
 
 // Options are the options of `kubectl dc check`.
 type Options struct {
@@ -85,18 +104,28 @@ type Options struct {
 	PolicyFiles []string
 	// NodesFile is the --nodes file of Node objects known offline.
 	NodesFile string
-	// Cluster judges the live objects instead of files.
-	Cluster bool
-	// AllNamespaces makes --cluster explicit about every namespace (the
+	// NamespaceLabels are the --namespace-labels values,
+	// "NAMESPACE=KEY=VALUE,KEY=VALUE": the labels of namespaces the input
+	// has no Namespace document for.
+	NamespaceLabels []string
+	// Live judges the live objects instead of files.
+	Live bool
+	// AllNamespaces makes --live explicit about every namespace (the
 	// default); it excludes -n.
 	AllNamespaces bool
-	// Output is table, json or yaml.
+	// Verbose lists every skipped object instead of a count.
+	Verbose bool
+	// Output is table, wide, json or yaml.
 	Output string
 
 	config *genericclioptions.ConfigFlags
-	// namespace is -n for --cluster ("" = all) or, for -f, the namespace
-	// of objects that name none.
+	// clusterAlias is set by --cluster given without a value: the
+	// deprecated spelling of --live.
+	clusterAlias bool
+	// namespace is -n for --live ("" = all) or, for -f, the namespace
+	// of objects that name none; nsFrom says where it came from.
 	namespace string
+	nsFrom    string
 	// clientset and dynamicClient talk to the cluster; Complete builds them
 	// when nil and the check needs the cluster. Tests set fakes.
 	clientset     kubernetes.Interface
@@ -113,15 +142,49 @@ func NewCmdCheck(config *genericclioptions.ConfigFlags, streams genericiooptions
 	return newCmdCheck(NewOptions(config, streams))
 }
 
+// liveAlias is the value --cluster takes when given without one.
+const liveAlias = "(live)"
+
+// clusterFlag is check's --cluster. With a value it is kubectl's --cluster
+// NAME, the kubeconfig cluster; without, the deprecated spelling of --live.
+// check must own the flag to tell the two apart: pflag gives a flag without
+// a value its NoOptDefVal.
+type clusterFlag struct{ o *Options }
+
+func (f clusterFlag) String() string {
+	if f.o.config != nil && f.o.config.ClusterName != nil {
+		return *f.o.config.ClusterName
+	}
+	return ""
+}
+
+func (f clusterFlag) Set(v string) error {
+	if v == liveAlias {
+		f.o.clusterAlias = true
+		return nil
+	}
+	if f.o.config != nil && f.o.config.ClusterName != nil {
+		*f.o.config.ClusterName = v
+	}
+	return nil
+}
+
+func (f clusterFlag) Type() string { return "string" }
+
 // newCmdCheck binds the flags of check to o, whose clients tests may set.
 func newCmdCheck(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "check (-f FILE|DIR ... | --cluster) [--policy FILE] [-o table|json|yaml]",
+		Use:     "check (-f FILE|DIR ... | --live) [--policy FILE] [-o table|wide|json|yaml]",
 		Short:   "Check workloads against PlacementPolicies, offline or live",
 		Long:    checkLong,
 		Example: checkExample,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		// One argument is allowed only after a bare --cluster: the
+		// kubeconfig cluster written as --cluster NAME.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.completeArgs(args); err != nil {
+				return err
+			}
 			if err := o.Complete(cmd); err != nil {
 				return err
 			}
@@ -137,13 +200,36 @@ func newCmdCheck(o *Options) *cobra.Command {
 	f.BoolVarP(&o.Recursive, "recursive", "R", false, "Read the subdirectories of -f directories too.")
 	f.StringArrayVar(&o.PolicyFiles, "policy", nil, "PlacementPolicy file to check against instead of the cluster's policies; repeatable.")
 	f.StringVar(&o.NodesFile, "nodes", "", "File of Node objects (kubectl get nodes -o yaml) whose datacenter labels are the known datacenters when a policy lists none.")
-	f.BoolVar(&o.Cluster, "cluster", false, "Check the live objects of the cluster instead of files.")
-	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "With --cluster, check every namespace (the default unless -n is given).")
+	f.StringArrayVar(&o.NamespaceLabels, "namespace-labels", nil, "Labels of a namespace the input has no Namespace document for, as NAMESPACE=KEY=VALUE,KEY=VALUE; repeatable. Rules with a namespaceSelector read them.")
+	f.BoolVar(&o.Live, "live", false, "Check the live objects of the cluster instead of files.")
+	cf := f.VarPF(clusterFlag{o}, "cluster", "", "The `NAME` of the kubeconfig cluster to use, as in every kubectl verb. Without a value: deprecated spelling of --live.")
+	cf.NoOptDefVal = liveAlias
+	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "With --live, check every namespace (the default unless -n is given).")
+	f.BoolVarP(&o.Verbose, "verbose", "v", false, "List every skipped object, not only their count.")
 	cmdutil.AddOutputFlag(cmd, &o.Output, checkOutputs...)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("policy", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("nodes", "yaml", "yml", "json")
 	return cmd
+}
+
+// completeArgs reads `--cluster NAME` written with a space: pflag leaves
+// NAME as an argument after a flag that may go without a value.
+func (o *Options) completeArgs(args []string) error {
+	switch {
+	case len(args) == 0:
+	case len(args) == 1 && o.clusterAlias:
+		o.clusterAlias = false
+		return clusterFlag{o}.Set(args[0])
+	default:
+		return cmdutil.UsageError(fmt.Errorf("unexpected argument %q: check takes files with -f FILE, or --live", args[0]))
+	}
+	if o.clusterAlias {
+		o.clusterAlias = false
+		o.Live = true
+		o.notef("Warning: check --cluster without a value is deprecated: use --live (--cluster NAME is kubectl's kubeconfig cluster)\n")
+	}
+	return nil
 }
 
 // Complete fills what the flags leave open: the namespace.
@@ -153,42 +239,65 @@ func (o *Options) Complete(_ *cobra.Command) error {
 		nsFlag = *o.config.Namespace
 	}
 	switch {
-	case o.Cluster:
+	case o.Live:
 		o.namespace = nsFlag
 	case nsFlag != "":
-		o.namespace = nsFlag
+		o.namespace, o.nsFrom = nsFlag, "-n"
 	default:
-		o.namespace = metav1.NamespaceDefault
+		o.namespace, o.nsFrom = metav1.NamespaceDefault, "default"
 		if o.config != nil {
 			// A missing or broken kubeconfig must not stop an offline check.
-			if ns, _, err := o.config.ToRawKubeConfigLoader().Namespace(); err == nil && ns != "" {
-				o.namespace = ns
+			if ns, _, err := o.config.ToRawKubeConfigLoader().Namespace(); err == nil && ns != "" && contextNamesNamespace(o.config) {
+				o.namespace, o.nsFrom = ns, "the kubeconfig context"
 			}
 		}
 	}
 	return nil
 }
 
+// contextNamesNamespace reports whether the kubeconfig's current context
+// sets a namespace (default included).
+func contextNamesNamespace(config *genericclioptions.ConfigFlags) bool {
+	raw, err := config.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return false
+	}
+	name := raw.CurrentContext
+	if config.Context != nil && *config.Context != "" {
+		name = *config.Context
+	}
+	ctx := raw.Contexts[name]
+	return ctx != nil && ctx.Namespace != ""
+}
+
 // Validate checks the flags, which together must name one kind of input.
 func (o *Options) Validate() error {
 	var errs []error
 	switch {
-	case len(o.Filenames) == 0 && !o.Cluster:
-		errs = append(errs, errors.New("nothing to check: pass -f FILE|DIR (or - for stdin), or --cluster for the live objects"))
-	case len(o.Filenames) > 0 && o.Cluster:
-		errs = append(errs, errors.New("-f and --cluster exclude each other: check files or the live cluster, not both"))
+	case len(o.Filenames) == 0 && !o.Live:
+		errs = append(errs, errors.New("nothing to check: pass -f FILE|DIR (or - for stdin), or --live for the live objects"))
+	case len(o.Filenames) > 0 && o.Live:
+		errs = append(errs, errors.New("-f and --live exclude each other: check files or the live cluster, not both"))
 	}
 	if o.Recursive && len(o.Filenames) == 0 {
 		errs = append(errs, errors.New("-R/--recursive applies to -f directories: add -f DIR"))
 	}
-	if o.Cluster && o.NodesFile != "" {
-		errs = append(errs, errors.New("--nodes is for offline checks: --cluster reads the live Nodes; drop --nodes"))
+	if o.Live && o.NodesFile != "" {
+		errs = append(errs, errors.New("--nodes is for offline checks: --live reads the live Nodes; drop --nodes"))
 	}
-	if o.AllNamespaces && !o.Cluster {
-		errs = append(errs, errors.New("-A/--all-namespaces applies to --cluster: objects of -f files keep their own namespaces"))
+	if o.Live && len(o.NamespaceLabels) > 0 {
+		errs = append(errs, errors.New("--namespace-labels is for offline checks: --live reads the live Namespaces; drop --namespace-labels"))
 	}
-	if o.AllNamespaces && o.Cluster && o.namespace != "" {
+	if o.AllNamespaces && !o.Live {
+		errs = append(errs, errors.New("-A/--all-namespaces applies to --live: objects of -f files keep their own namespaces"))
+	}
+	if o.AllNamespaces && o.Live && o.namespace != "" {
 		errs = append(errs, fmt.Errorf("-A and -n %s exclude each other: drop one", o.namespace))
+	}
+	for _, v := range o.NamespaceLabels {
+		if _, err := parseNamespaceLabels(v); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	stdin := 0
 	for _, f := range append(append([]string{o.NodesFile}, o.Filenames...), o.PolicyFiles...) {
@@ -208,6 +317,39 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// parseNamespaceLabels reads "NAMESPACE=KEY=VALUE,KEY=VALUE" into a
+// Namespace.
+func parseNamespaceLabels(v string) (*corev1.Namespace, error) {
+	name, rest, ok := strings.Cut(v, "=")
+	bad := func(why string) error {
+		return fmt.Errorf("--namespace-labels %q: %s: write NAMESPACE=KEY=VALUE,KEY=VALUE, for example team-a=env=prod,tier=web", v, why)
+	}
+	if !ok || name == "" {
+		return nil, bad("no namespace")
+	}
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return nil, bad("namespace " + strconv.Quote(name) + ": " + errs[0])
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelMetadataName: name}}}
+	if rest == "" {
+		return ns, nil
+	}
+	for _, kv := range strings.Split(rest, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, bad(strconv.Quote(kv) + " is not KEY=VALUE")
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, bad("label key " + strconv.Quote(k) + ": " + errs[0])
+		}
+		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
+			return nil, bad("label value " + strconv.Quote(val) + ": " + errs[0])
+		}
+		ns.Labels[k] = val
+	}
+	return ns, nil
+}
+
 // sourcedPolicy is a policy with where it came from.
 type sourcedPolicy struct {
 	policy v1alpha1.PlacementPolicy
@@ -216,8 +358,11 @@ type sourcedPolicy struct {
 
 // checkInputs is what the files hold, sorted by role.
 type checkInputs struct {
-	// objects are the objects to judge, in input order.
-	objects []decodedObject
+	// decoded are the documents of -f, in input order, sorted into
+	// workloads once the policies (and their declared kinds) are known.
+	decoded []decodedObject
+	// items are the objects to judge, in input order.
+	items []item
 	// policies are the PlacementPolicies found.
 	policies []sourcedPolicy
 	// state are the Nodes, Namespaces (and, for lookups by the rules, the
@@ -225,6 +370,26 @@ type checkInputs struct {
 	state []runtime.Object
 	// hasNodes reports whether the files held any Node.
 	hasNodes bool
+	// namespaces are the names of the Namespace documents and
+	// --namespace-labels.
+	namespaces map[string]bool
+	// bad are the bad files and documents: each is reported, the rest
+	// judged, and the check exits 2.
+	bad []error
+	// skipped counts the objects of kinds without a pod template.
+	skipped skippedKinds
+}
+
+// outcome is what a check found.
+type outcome struct {
+	results []sourcedResult
+	checked int
+	// mutations are what the webhook's mutation injected offline.
+	mutations []mutation
+	// defaulted counts the objects that named no namespace and took
+	// o.namespace.
+	defaulted int
+	bad       []error
 }
 
 // Run checks and prints. Its error is an *cmdutil.ExitError: code 1 after printing
@@ -233,7 +398,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	results, checked, err := o.check(ctx)
+	out, err := o.check(ctx)
 	if err != nil {
 		var exit *cmdutil.ExitError
 		if errors.As(err, &exit) {
@@ -241,80 +406,116 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return cmdutil.UsageError(err)
 	}
-	report := newCheckReport(results, checked)
+	report := o.newCheckReport(out)
 	if err := o.print(report); err != nil {
 		return cmdutil.UsageError(fmt.Errorf("writing the report: %w", err))
 	}
-	if results.HasDeny() {
+	if len(out.bad) > 0 {
+		for _, e := range out.bad[:len(out.bad)-1] {
+			o.notef("error: %v\n", e)
+		}
+		return cmdutil.UsageError(out.bad[len(out.bad)-1])
+	}
+	if hasDeny(out.results) {
 		return &cmdutil.ExitError{Code: cmdutil.ExitFindings}
 	}
 	return nil
 }
 
-// check gathers policies, objects and state, and judges every object. It
-// returns the results in a deterministic order and how many objects it
-// judged.
-func (o *Options) check(ctx context.Context) (policy.Results, int, error) {
-	var in checkInputs
+// check gathers policies, objects and state, and judges every object.
+func (o *Options) check(ctx context.Context) (*outcome, error) {
+	in := checkInputs{namespaces: map[string]bool{}}
 	if len(o.Filenames) > 0 {
 		files, err := readInputs(o.Filenames, o.Recursive, o.In)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		if err := o.sortInputs(files, &in, true); err != nil {
-			return nil, 0, err
+		for _, f := range files {
+			objs, err := decodeFile(f)
+			if err != nil {
+				in.bad = append(in.bad, err)
+				continue
+			}
+			in.decoded = append(in.decoded, objs...)
+		}
+		var err2 error
+		if in.decoded, err2 = o.sortState(in.decoded, &in); err2 != nil {
+			return nil, err2
 		}
 	}
 	for _, p := range o.PolicyFiles {
 		if err := o.readPolicies(p, &in); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	if o.NodesFile != "" {
 		if err := o.readNodes(&in); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
-	if !o.Cluster && len(in.objects) == 0 {
-		return nil, 0, fmt.Errorf("-f %s: no objects to check: the input holds no %s", strings.Join(o.Filenames, ", "), judgedKinds)
+	for _, v := range o.NamespaceLabels {
+		ns, _ := parseNamespaceLabels(v) // Validate has parsed it
+		if !in.namespaces[ns.Name] {
+			in.state = append(in.state, ns)
+			in.namespaces[ns.Name] = true
+		}
 	}
 	policies, err := validatePolicies(in.policies)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	// Policies given by file make the check offline, except for --cluster.
-	live := o.Cluster || len(policies) == 0
+	// Policies given by file make the check offline, except for --live.
+	live := o.Live || len(policies) == 0
 	if live {
 		if err := o.completeClients(); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	if len(policies) == 0 {
 		if policies, err = o.livePolicies(ctx); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	engine, err := newEngine(policies)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
+	}
+	out := &outcome{}
+	if !o.Live {
+		for _, d := range in.decoded {
+			o.sortWorkload(d, engine, &in)
+		}
+		for _, it := range in.items {
+			if it.defaulted {
+				out.defaulted++
+			}
+		}
+		o.noteSkipped(&in.skipped)
+		noteSharedIdentities(o.ErrOut, in.items)
+		if len(in.items) == 0 {
+			if len(in.bad) > 0 {
+				out.bad = in.bad
+				return out, nil
+			}
+			return nil, fmt.Errorf("-f %s: no objects to check: the input holds no %s, and no kind a policy declares", strings.Join(o.Filenames, ", "), judgedKinds)
+		}
 	}
 
 	var state *policy.StaticState
 	var ownerOf map[objectKey]objectKey
 	switch {
-	case o.Cluster:
-		live, err := o.readLive(ctx, engine)
+	case o.Live:
+		l, err := o.readLive(ctx, engine)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		in.objects = nil
-		for _, obj := range live.Objects {
-			key := keyOf(obj)
-			in.objects = append(in.objects, decodedObject{obj: obj, where: fmt.Sprintf("%s %s/%s", key.kind, key.namespace, key.name)})
+		in.items = nil
+		for _, obj := range l.Objects {
+			in.items = append(in.items, item{obj: obj})
 		}
-		ownerOf = live.owners
-		state = policy.NewStaticState(live.State...)
-		if len(in.objects) == 0 {
+		ownerOf = l.owners
+		state = policy.NewStaticState(l.State...)
+		if len(in.items) == 0 {
 			where := "the cluster"
 			if o.namespace != "" {
 				where = "namespace " + o.namespace
@@ -326,22 +527,36 @@ func (o *Options) check(ctx context.Context) (policy.Results, int, error) {
 		// state, with the Nodes of --nodes instead of the live ones if given.
 		st, err := o.listLiveState(ctx, engine, !in.hasNodes)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		state = policy.NewStaticState(append(st, in.state...)...)
 	default:
 		state = policy.NewStaticState(in.state...)
-		addImplicitNamespaces(state, in.objects)
+		o.completeNamespaces(ctx, engine, state, in.items)
 	}
-	objs := make([]runtime.Object, len(in.objects))
-	for i := range in.objects {
-		objs[i] = in.objects[i].obj
+	if !o.Live {
+		o.warnUnknownNamespaces(engine, state, in.items)
+		out.mutations = mutate(engine, in.items, state)
+		for _, m := range out.mutations {
+			o.notef("mutated: %s %s: %s=%s, as dc-webhook's mutation injects it\n", m.Source, refString(m.Object), m.Field, m.Value)
+		}
 	}
-	return judge(engine, objs, state, ownerOf), len(in.objects), nil
+	results, errs := judge(ctx, engine, in.items, state, ownerOf)
+	out.results, out.checked = results, len(in.items)
+	for _, e := range errs {
+		if o.Live {
+			o.notef("warning: %v\n", e)
+			continue
+		}
+		in.bad = append(in.bad, e)
+	}
+	out.bad = in.bad
+	return out, nil
 }
 
 // readLive reads the snapshot --live judges: the judged kinds in the
-// namespace scope, and with -n the member pods of other namespaces.
+// namespace scope, and with -n the member pods of other namespaces, and
+// the objects of the kinds the policies declare.
 func (o *Options) readLive(ctx context.Context, engine *policy.Engine) (*Live, error) {
 	snap, err := cluster.Read(ctx, o.clientset, nil, cluster.Options{Namespaces: true, Namespace: o.namespace, Pods: true, Workloads: true})
 	if err != nil {
@@ -362,7 +577,13 @@ func (o *Options) readLive(ctx context.Context, engine *policy.Engine) (*Live, e
 			}
 		}
 	}
-	return LiveObjects(snap, extra), nil
+	l := LiveObjects(snap, extra)
+	declared, err := o.listDeclared(ctx, engine)
+	if err != nil {
+		return nil, err
+	}
+	l.Objects = append(l.Objects, declared...)
+	return l, nil
 }
 
 // notef writes a note or warning to ErrOut; a failed write to stderr has
@@ -382,83 +603,94 @@ var judgedKinds = func() string {
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }()
 
-// sortInputs decodes files and files every object by role. judge says
-// whether workloads are to be checked (false for --policy and --nodes
-// files, whose workloads are skipped with a note).
-func (o *Options) sortInputs(files []inputFile, in *checkInputs, judge bool) error {
-	for _, f := range files {
-		objs, err := decodeFile(f)
-		if err != nil {
-			return err
-		}
-		for _, d := range objs {
-			if d.obj == nil {
-				o.notef("note: %s: %s\n", d.where, d.skipped)
-				continue
+// sortState files the policies, Nodes and Namespaces of decoded into in
+// and returns the rest, the would-be workloads.
+func (o *Options) sortState(decoded []decodedObject, in *checkInputs) ([]decodedObject, error) {
+	var rest []decodedObject
+	for _, d := range decoded {
+		switch obj := d.obj.(type) {
+		case *v1alpha1.PlacementPolicy:
+			if d.unknownFields != "" {
+				// A misspelt field would silently drop a rule.
+				return nil, fmt.Errorf("%s: placementpolicy %q: %s: fix or remove the field", d.where, obj.Name, d.unknownFields)
 			}
-			if err := o.sortObject(d, in, judge); err != nil {
-				return err
+			in.policies = append(in.policies, sourcedPolicy{policy: *obj, where: d.where})
+		case *v1alpha1.PlacementPolicyList:
+			if d.unknownFields != "" {
+				return nil, fmt.Errorf("%s: %s: fix or remove the field", d.where, d.unknownFields)
 			}
+			for i := range obj.Items {
+				in.policies = append(in.policies, sourcedPolicy{policy: obj.Items[i], where: fmt.Sprintf("%s, item %d", d.where, i+1)})
+			}
+		case *corev1.Node:
+			o.warnUnknownFields(d)
+			in.state = append(in.state, obj)
+			in.hasNodes = true
+		case *corev1.Namespace:
+			o.warnUnknownFields(d)
+			in.state = append(in.state, obj)
+			in.namespaces[obj.Name] = true
+		default:
+			rest = append(rest, d)
 		}
 	}
-	return nil
+	return rest, nil
 }
 
-func (o *Options) sortObject(d decodedObject, in *checkInputs, judge bool) error {
-	switch obj := d.obj.(type) {
-	case *v1alpha1.PlacementPolicy:
-		if d.unknownFields != "" {
-			// A misspelt field would silently drop a rule.
-			return fmt.Errorf("%s: placementpolicy %q: %s: fix or remove the field", d.where, obj.Name, d.unknownFields)
-		}
-		in.policies = append(in.policies, sourcedPolicy{policy: *obj, where: d.where})
-		return nil
-	case *v1alpha1.PlacementPolicyList:
-		if d.unknownFields != "" {
-			return fmt.Errorf("%s: %s: fix or remove the field", d.where, d.unknownFields)
-		}
-		for i := range obj.Items {
-			in.policies = append(in.policies, sourcedPolicy{policy: obj.Items[i], where: fmt.Sprintf("%s, item %d", d.where, i+1)})
-		}
-		return nil
-	}
-	if d.unknownFields != "" {
+func (o *Options) warnUnknownFields(d decodedObject) {
+	if d.unknownFields != "" && d.obj != nil {
 		o.notef("warning: %s: %s%s: %s\n", d.where, kindName(d.obj), objectName(d.obj), d.unknownFields)
 	}
-	switch obj := d.obj.(type) {
-	case *corev1.Node:
-		in.state = append(in.state, obj)
-		in.hasNodes = true
-		return nil
-	case *corev1.Namespace:
-		in.state = append(in.state, obj)
-		return nil
+}
+
+// sortWorkload files one document that is neither a policy nor cluster
+// state: a judged kind or a declared one becomes an item; an old version
+// of a judged kind is bad input; anything else is counted as skipped.
+func (o *Options) sortWorkload(d decodedObject, engine *policy.Engine, in *checkInputs) {
+	if d.obj == nil {
+		u := d.unregistered
+		if u == nil {
+			in.skipped.add(d, o.Verbose)
+			return
+		}
+		if use, old := oldVersion(d.gvk); old {
+			in.bad = append(in.bad, oldVersionError(d, use))
+			return
+		}
+		if _, ok := engine.DeclaredKindFor(d.gvk.GroupKind()); ok {
+			in.items = append(in.items, o.newItem(u, d))
+			return
+		}
+		in.skipped.add(d, o.Verbose)
+		return
 	}
 	obj := d.obj
 	if !judged(obj) {
-		if want, ok := judgedVersion(obj); ok {
-			// dc-webhook denies these too: an old version of a judged
-			// kind is not waved through.
-			return fmt.Errorf("%s: %s%s: %s is judged as %s only: update the manifest's apiVersion", d.where, kindName(obj), objectName(obj),
-				obj.GetObjectKind().GroupVersionKind().Kind, want)
+		if use, old := oldVersion(d.gvk); old {
+			in.bad = append(in.bad, oldVersionError(d, use))
+			return
 		}
-		o.notef("note: %s: skipped %s%s: not a kind kubectl dc check judges\n", d.where, kindName(obj), objectName(obj))
-		return nil
+		in.skipped.add(d, o.Verbose)
+		return
 	}
-	if !judge {
-		o.notef("note: %s: skipped %s%s: workloads are checked from -f, not from this file\n", d.where, kindName(obj), objectName(obj))
-		return nil
-	}
-	if m, err := meta.Accessor(obj); err == nil && m.GetNamespace() == "" {
-		m.SetNamespace(o.namespace)
-	}
-	in.objects = append(in.objects, d)
+	o.warnUnknownFields(d)
+	in.items = append(in.items, o.newItem(obj, d))
 	switch obj.(type) {
 	case *corev1.Pod, *appsv1.StatefulSet:
 		// Spread rules count member pods and read StatefulSet replicas.
 		in.state = append(in.state, obj)
 	}
-	return nil
+}
+
+// newItem is the item of a decoded object, in o.namespace when it names
+// none.
+func (o *Options) newItem(obj runtime.Object, d decodedObject) item {
+	it := item{obj: obj, src: d.src}
+	if m, err := meta.Accessor(obj); err == nil && m.GetNamespace() == "" {
+		m.SetNamespace(o.namespace)
+		it.defaulted = true
+	}
+	return it
 }
 
 // readPolicies reads one --policy file.
@@ -468,11 +700,32 @@ func (o *Options) readPolicies(path string, in *checkInputs) error {
 		return fmt.Errorf("--policy: %w", err)
 	}
 	before := len(in.policies)
-	if err := o.sortInputs(files, in, false); err != nil {
+	if err := o.readStateFiles(files, in); err != nil {
 		return err
 	}
 	if len(in.policies) == before {
 		return fmt.Errorf("--policy %s: no PlacementPolicy in the file: it needs apiVersion: %s and kind: PlacementPolicy", path, v1alpha1.GroupVersion)
+	}
+	return nil
+}
+
+// readStateFiles decodes --policy and --nodes files into in; their
+// workloads are skipped with a note.
+func (o *Options) readStateFiles(files []inputFile, in *checkInputs) error {
+	for _, f := range files {
+		objs, err := decodeFile(f)
+		if err != nil {
+			return err
+		}
+		rest, err := o.sortState(objs, in)
+		if err != nil {
+			return err
+		}
+		for _, d := range rest {
+			if d.obj != nil && judged(d.obj) {
+				o.notef("note: %s: skipped %s%s: workloads are checked from -f, not from this file\n", d.where, kindName(d.obj), objectName(d.obj))
+			}
+		}
 	}
 	return nil
 }
@@ -510,8 +763,8 @@ func (o *Options) readNodes(in *checkInputs) error {
 	if err != nil {
 		return fmt.Errorf("--nodes: %w", err)
 	}
-	var nin checkInputs
-	if err := o.sortInputs(files, &nin, false); err != nil {
+	nin := checkInputs{namespaces: in.namespaces}
+	if err := o.readStateFiles(files, &nin); err != nil {
 		return err
 	}
 	if !nin.hasNodes {
@@ -525,7 +778,7 @@ func (o *Options) readNodes(in *checkInputs) error {
 // newEngine builds the engine, refusing to run without a policy.
 func newEngine(policies []v1alpha1.PlacementPolicy) (*policy.Engine, error) {
 	if len(policies) == 0 {
-		return nil, errors.New("no PlacementPolicy to check against: pass --policy FILE or create one in the cluster (see manifests/examples/macstadium-policy.yaml)")
+		return nil, errors.New("no PlacementPolicy to check against: pass --policy FILE, or create one in the cluster (the MacStadium example is in the kubectl-dc README)")
 	}
 	return policy.NewEngine(policies)
 }
@@ -701,251 +954,14 @@ func LiveResults(snap *cluster.Snapshot) (policy.Results, error) {
 		return nil, err
 	}
 	l := LiveObjects(snap, nil)
-	return judge(engine, l.Objects, policy.NewStaticState(l.State...), l.owners), nil
-}
-
-// judge evaluates every object and drops what a controller up its chain
-// already shows; results come sorted.
-func judge(engine *policy.Engine, objs []runtime.Object, state *policy.StaticState, ownerOf map[objectKey]objectKey) policy.Results {
-	byObject := make(map[objectKey]policy.Results, len(objs))
-	for _, obj := range objs {
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			continue
-		}
-		byObject[keyOf(obj)] = engine.Evaluate(policy.Request{Operation: policy.OperationCheck, Object: obj, Namespace: m.GetNamespace()}, state)
+	items := make([]item, len(l.Objects))
+	for i, obj := range l.Objects {
+		items[i] = item{obj: obj}
 	}
-	var results policy.Results
-	for _, obj := range objs {
-		key := keyOf(obj)
-		for _, r := range byObject[key] {
-			if shownByController(key, r, ownerOf, byObject, obj) {
-				continue
-			}
-			results = append(results, r)
-		}
+	srs, _ := judge(context.Background(), engine, items, policy.NewStaticState(l.State...), l.owners)
+	out := make(policy.Results, len(srs))
+	for i := range srs {
+		out[i] = srs[i].Result
 	}
-	sortResults(results)
-	return results
-}
-
-// shownByController reports whether result r of the object key is also
-// shown by a checked controller up its chain (Pod → ReplicaSet →
-// Deployment) for the same rule and the same field of the pod template.
-func shownByController(key objectKey, r policy.Result, ownerOf map[objectKey]objectKey, byObject map[objectKey]policy.Results, obj runtime.Object) bool {
-	field := templateRelative(obj, r.Field())
-	seen := map[objectKey]bool{key: true}
-	for owner, ok := ownerOf[key]; ok && !seen[owner]; owner, ok = ownerOf[owner] {
-		seen[owner] = true
-		for _, or := range byObject[owner] {
-			if or.Rule == r.Rule && or.Action == r.Action && templateRelativeKind(owner.kind, or.Field()) == field {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// templateRelative returns field relative to the pod template of obj:
-// "spec.template.spec.nodeSelector" of a Deployment and "spec.nodeSelector"
-// of a Pod both become "spec.nodeSelector".
-func templateRelative(obj runtime.Object, field string) string {
-	k, ok := policy.JudgedKindOf(obj)
-	if !ok {
-		return field
-	}
-	return relativeTo(k, field)
-}
-
-// relativeTo cuts the path of k's pod template off field.
-func relativeTo(k policy.Kind, field string) string {
-	if len(k.TemplatePaths) == 0 {
-		return field
-	}
-	prefix := strings.TrimSuffix(k.TemplatePaths[0].String(), "spec")
-	if prefix == "" {
-		return field
-	}
-	return strings.TrimPrefix(field, prefix)
-}
-
-// templateRelativeKind is templateRelative for a judged kind known by
-// name.
-func templateRelativeKind(kind, field string) string {
-	for _, k := range policy.JudgedKinds() {
-		if k.Kind == kind {
-			return relativeTo(k, field)
-		}
-	}
-	return field
-}
-
-// judged reports whether obj is one of the kinds check judges.
-func judged(obj runtime.Object) bool {
-	_, ok := policy.JudgedKindOf(obj)
-	return ok
-}
-
-// judgedVersion returns the group/version a kind is judged in when obj is
-// that kind in another version (apps/v1beta1 Deployment: apps/v1).
-func judgedVersion(obj runtime.Object) (string, bool) {
-	gvk := obj.GetObjectKind().GroupVersionKind()
-	if gvk.Empty() {
-		if gvks, _, err := policy.Scheme.ObjectKinds(obj); err == nil && len(gvks) > 0 {
-			gvk = gvks[0]
-		}
-	}
-	for _, j := range policy.WorkloadKinds {
-		if j.GroupKind() == gvk.GroupKind() && j.Version != gvk.Version {
-			return j.GroupVersion().String(), true
-		}
-	}
-	return "", false
-}
-
-// kindName returns "apiVersion Kind" of a decoded object.
-func kindName(obj runtime.Object) string {
-	gvk := obj.GetObjectKind().GroupVersionKind()
-	if gvk.Kind == "" {
-		if gvks, _, err := policy.Scheme.ObjectKinds(obj); err == nil && len(gvks) > 0 {
-			gvk = gvks[0]
-		}
-	}
-	return gvk.GroupVersion().String() + " " + gvk.Kind
-}
-
-// objectName returns " <namespace>/<name>" or " <name>" of obj.
-func objectName(obj runtime.Object) string {
-	m, err := meta.Accessor(obj)
-	if err != nil || m.GetName() == "" {
-		return ""
-	}
-	if m.GetNamespace() != "" {
-		return " " + m.GetNamespace() + "/" + m.GetName()
-	}
-	return " " + m.GetName()
-}
-
-// addImplicitNamespaces makes every namespace of objs known offline with
-// the label the API server sets on every namespace
-// (kubernetes.io/metadata.name), unless a Namespace document says more.
-func addImplicitNamespaces(state *policy.StaticState, objs []decodedObject) {
-	for _, d := range objs {
-		m, err := meta.Accessor(d.obj)
-		if err != nil || m.GetNamespace() == "" {
-			continue
-		}
-		ns := m.GetNamespace()
-		if _, ok := state.NamespaceLabels(ns); ok {
-			continue
-		}
-		state.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{corev1.LabelMetadataName: ns}}})
-	}
-}
-
-// sortResults orders results by object (namespace, kind, name), keeping
-// the engine's order within an object.
-func sortResults(rs policy.Results) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := rs[i].Object, rs[j].Object
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		return a.Name < b.Name
-	})
-}
-
-// checkReport is the -o json|yaml document.
-type checkReport struct {
-	Results []checkResult `json:"results"`
-	Summary checkSummary  `json:"summary"`
-}
-
-// checkResult is one violation.
-type checkResult struct {
-	Object  policy.ObjectRef `json:"object"`
-	Rule    string           `json:"rule"`
-	Action  v1alpha1.Action  `json:"action"`
-	Field   string           `json:"field"`
-	Message string           `json:"message"`
-}
-
-// checkSummary counts the objects checked and the violations per action.
-type checkSummary struct {
-	Objects  int `json:"objects"`
-	Denied   int `json:"denied"`
-	Warnings int `json:"warnings"`
-	Audit    int `json:"audit"`
-}
-
-func newCheckReport(rs policy.Results, checked int) checkReport {
-	rep := checkReport{Results: make([]checkResult, 0, len(rs)), Summary: checkSummary{Objects: checked}}
-	for _, r := range rs {
-		rep.Results = append(rep.Results, checkResult{Object: r.Object, Rule: r.Rule, Action: r.Action, Field: r.Field(), Message: resultMessage(r)})
-		switch r.Action {
-		case v1alpha1.ActionDeny:
-			rep.Summary.Denied++
-		case v1alpha1.ActionWarn:
-			rep.Summary.Warnings++
-		case v1alpha1.ActionAudit:
-			rep.Summary.Audit++
-		}
-	}
-	return rep
-}
-
-// resultMessage is the field error without its field path: the kind of
-// error, the offending value and how to fix it.
-func resultMessage(r policy.Result) string {
-	if r.Error == nil {
-		return ""
-	}
-	return r.Error.ErrorBody()
-}
-
-func (o *Options) print(rep checkReport) error {
-	if o.Output != cmdutil.OutputTable {
-		return cmdutil.PrintStructured(o.Out, o.Output, rep)
-	}
-	return printCheckTable(o.Out, rep)
-}
-
-// printCheckTable writes the results as a table and the summary line.
-func printCheckTable(out io.Writer, rep checkReport) error {
-	if len(rep.Results) > 0 {
-		w := cmdutil.NewTabWriter(out)
-		// The tab writer keeps the first write error and Flush returns it.
-		_, _ = fmt.Fprintln(w, "OBJECT\tRULE\tACTION\tFIELD\tMESSAGE")
-		for _, r := range rep.Results {
-			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", refString(r.Object), r.Rule, r.Action, cmdutil.Dash(r.Field), oneLine(r.Message))
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-	}
-	s := rep.Summary
-	_, err := fmt.Fprintf(out, "%s checked, %d denied, %s, %d audit\n",
-		plural(s.Objects, "object", "objects"), s.Denied, plural(s.Warnings, "warning", "warnings"), s.Audit)
-	return err
-}
-
-// refString is "Kind/namespace/name", or "Kind/name" when cluster-scoped.
-func refString(r policy.ObjectRef) string {
-	if r.Namespace == "" {
-		return r.Kind + "/" + r.Name
-	}
-	return r.Kind + "/" + r.Namespace + "/" + r.Name
-}
-
-// oneLine keeps a table row on one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
+	return out, nil
 }

@@ -93,6 +93,11 @@ func TestCheckFiles(t *testing.T) {
         "namespace": "team-a",
         "name": "worker"
       },
+      "source": {
+        "file": "testdata/check/deny.yaml",
+        "document": 1,
+        "line": 2
+      },
       "rule": "macstadium/workers",
       "action": "Deny",
       "field": "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]",
@@ -114,7 +119,8 @@ func TestCheckFiles(t *testing.T) {
 			code: cmdutil.ExitFindings,
 			outHas: []string{
 				"OBJECT", "RULE", "ACTION", "FIELD", "MESSAGE",
-				"Deployment/team-a/worker", "macstadium/workers", "Deny", "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]",
+				"OBJECT", "SOURCE", "RULE", "ACTION", "FIELD", "MESSAGE",
+				"Deployment/team-a/worker   " + td + "deny.yaml#1:2   macstadium/workers   Deny     nodeSelector[topology.kubernetes.io/zone]   Required value",
 				"\n1 object checked, 1 denied, 0 warnings, 0 audit\n",
 			},
 		},
@@ -147,12 +153,19 @@ func TestCheckFiles(t *testing.T) {
 			errOut: "error: " + td + `misspelt-policy.yaml: document 1: placementpolicy "misspelt": unknown field "spec.pinned[0].datacenterFromLable": fix or remove the field` + "\n",
 		},
 		{
-			name: "unknown kinds are skipped with a note",
-			args: []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml"},
+			name:   "unknown kinds are skipped with a note",
+			args:   []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml"},
+			code:   cmdutil.ExitOK,
+			out:    "1 object checked, 0 denied, 0 warnings, 0 audit\n",
+			errOut: "note: skipped 2 objects of 2 kinds that have no pod template; -v lists them\n",
+		},
+		{
+			name: "-v lists the skipped objects",
+			args: []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml", "-v"},
 			code: cmdutil.ExitOK,
 			out:  "1 object checked, 0 denied, 0 warnings, 0 audit\n",
-			errOut: "note: " + td + "mixed.yaml: document 1: skipped v1 Service team-a/web: not a kind kubectl dc check judges\n" +
-				"note: " + td + "mixed.yaml: document 2: skipped example.com/v1 Widget gadget: not a kind kubectl dc check judges\n",
+			errOut: "note: " + td + "mixed.yaml: document 1: v1 Service team-a/web: skipped: no pod template\n" +
+				"note: " + td + "mixed.yaml: document 2: example.com/v1 Widget gadget: skipped: no pod template\n",
 		},
 		{
 			name:   "empty directory is an error",
@@ -168,9 +181,9 @@ func TestCheckFiles(t *testing.T) {
 		},
 		{
 			name:   "input with only skipped kinds is an error",
-			args:   []string{"-f", td + "policy.yaml", "--policy", td + "policy.yaml"},
+			args:   []string{"-f", td + "nodes.yaml", "--policy", td + "policy.yaml"},
 			code:   cmdutil.ExitUsage,
-			errHas: []string{"error: -f " + td + "policy.yaml: no objects to check"},
+			errHas: []string{"error: -f " + td + "nodes.yaml: no objects to check"},
 		},
 		{
 			name:   "missing file is named",
@@ -202,7 +215,7 @@ func TestCheckFiles(t *testing.T) {
 			args: []string{"-f", td + "dir", "-R", "--policy", td + "policy.yaml"},
 			code: cmdutil.ExitFindings,
 			outHas: []string{
-				"CronJob/team-c/brain", "macstadium/workers", "spec.jobTemplate.spec.template.spec.nodeSelector[topology.kubernetes.io/zone]",
+				"CronJob/team-c/brain", td + "dir/sub/b.yml#1:1", "macstadium/workers", "   nodeSelector[topology.kubernetes.io/zone]   ",
 				`Invalid value: "pod-2": the object's label placement.kubectl-dc.io/datacenter=pod-1 says datacenter "pod-1" but the pods select "pod-2": make them agree`,
 				"\n2 objects checked, 1 denied, 0 warnings, 0 audit\n",
 			},
@@ -249,13 +262,13 @@ func TestCheckFiles(t *testing.T) {
 			name:   "nothing to check is usage",
 			args:   nil,
 			code:   cmdutil.ExitUsage,
-			errHas: []string{"error: nothing to check: pass -f FILE|DIR (or - for stdin), or --cluster for the live objects"},
+			errHas: []string{"error: nothing to check: pass -f FILE|DIR (or - for stdin), or --live for the live objects"},
 		},
 		{
-			name:   "-f and --cluster exclude each other",
-			args:   []string{"-f", td + "deny.yaml", "--cluster"},
+			name:   "-f and --live exclude each other",
+			args:   []string{"-f", td + "deny.yaml", "--live"},
 			code:   cmdutil.ExitUsage,
-			errHas: []string{"-f and --cluster exclude each other"},
+			errHas: []string{"-f and --live exclude each other"},
 		},
 		{
 			name:   "stdin read once",
@@ -265,9 +278,15 @@ func TestCheckFiles(t *testing.T) {
 		},
 		{
 			name:   "unknown output",
-			args:   []string{"-f", td + "deny.yaml", "-o", "wide"},
+			args:   []string{"-f", td + "deny.yaml", "-o", "name"},
 			code:   cmdutil.ExitUsage,
-			errHas: []string{`unknown output format "wide" for --output: use one of table, json, yaml`},
+			errHas: []string{`unknown output format "name" for --output: use one of table, wide, json, yaml`},
+		},
+		{
+			name:   "wide shows the whole field",
+			args:   []string{"-f", td + "deny.yaml", "--policy", td + "policy.yaml", "-o", "wide"},
+			code:   cmdutil.ExitFindings,
+			outHas: []string{"   spec.template.spec.nodeSelector[topology.kubernetes.io/zone]   "},
 		},
 	}
 	for _, tt := range tests {
@@ -345,7 +364,7 @@ func TestCheckCluster(t *testing.T) {
 	}
 
 	t.Run("all namespaces, Audit passes", func(t *testing.T) {
-		got := runCheck(t, "", liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, append(nodes, workload...)...), "--cluster", "-o", "json")
+		got := runCheck(t, "", liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, append(nodes, workload...)...), "--live", "-o", "json")
 		if got.code != cmdutil.ExitOK {
 			t.Fatalf("exit code = %d, want 0\n%s%s", got.code, got.out, got.errOut)
 		}
@@ -354,9 +373,9 @@ func TestCheckCluster(t *testing.T) {
 			t.Fatalf("output is not JSON: %v\n%s", err, got.out)
 		}
 		want := []checkResult{
-			{Object: policy.ObjectRef{Kind: "Deployment", Namespace: "team-a", Name: "worker"}, Rule: "macstadium/workers", Action: v1alpha1.ActionAudit,
+			{Object: policy.ObjectRef{Kind: "Deployment", Namespace: "team-a", Name: "worker"}, Source: source{File: "-"}, Rule: "macstadium/workers", Action: v1alpha1.ActionAudit,
 				Field: "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]", Message: "Required value: pods must select exactly one datacenter: set nodeSelector[topology.kubernetes.io/zone] to one of: pod-1, pod-2, pod-3"},
-			{Object: policy.ObjectRef{Kind: "Pod", Namespace: "team-b", Name: "stray"}, Rule: "macstadium/workers", Action: v1alpha1.ActionAudit,
+			{Object: policy.ObjectRef{Kind: "Pod", Namespace: "team-b", Name: "stray"}, Source: source{File: "-"}, Rule: "macstadium/workers", Action: v1alpha1.ActionAudit,
 				Field: "spec.nodeSelector[topology.kubernetes.io/zone]", Message: `Invalid value: "pod-1": the object's label placement.kubectl-dc.io/datacenter=pod-3 says datacenter "pod-3" but the pods select "pod-1": make them agree`},
 		}
 		assertResults(t, rep.Results, want)
@@ -368,7 +387,7 @@ func TestCheckCluster(t *testing.T) {
 	t.Run("one namespace, Deny fails", func(t *testing.T) {
 		deny := pol.DeepCopy()
 		deny.Spec.Pinned[0].Action = v1alpha1.ActionDeny
-		got := runCheck(t, "", liveCluster(t, []*v1alpha1.PlacementPolicy{deny}, append(nodes, workload...)...), "--cluster", "-n", "team-a")
+		got := runCheck(t, "", liveCluster(t, []*v1alpha1.PlacementPolicy{deny}, append(nodes, workload...)...), "--live", "-n", "team-a")
 		if got.code != cmdutil.ExitFindings {
 			t.Fatalf("exit code = %d, want 1\n%s%s", got.code, got.out, got.errOut)
 		}
@@ -381,7 +400,7 @@ func TestCheckCluster(t *testing.T) {
 	})
 
 	t.Run("policy file against live objects", func(t *testing.T) {
-		got := runCheck(t, "", liveCluster(t, nil, append(nodes, workload...)...), "--cluster", "--policy", td+"policy.yaml")
+		got := runCheck(t, "", liveCluster(t, nil, append(nodes, workload...)...), "--live", "--policy", td+"policy.yaml")
 		if got.code != cmdutil.ExitFindings || !strings.Contains(got.out, "2 denied") {
 			t.Errorf("exit code = %d, want 1 with 2 denied\n%s%s", got.code, got.out, got.errOut)
 		}
@@ -402,7 +421,7 @@ func TestCheckCluster(t *testing.T) {
 				lists = append(lists, l.Resource.Resource+" "+l.Namespace+" "+l.ListOptions.LabelSelector)
 				return false, nil, nil
 			})
-		}, "--cluster", "-n", "team-a")
+		}, "--live", "-n", "team-a")
 		if got.code != cmdutil.ExitOK {
 			t.Fatalf("exit code = %d\n%s", got.code, got.errOut)
 		}
@@ -416,7 +435,7 @@ func TestCheckCluster(t *testing.T) {
 	})
 
 	t.Run("no policy in the cluster", func(t *testing.T) {
-		got := runCheck(t, "", liveCluster(t, nil, nodes...), "--cluster")
+		got := runCheck(t, "", liveCluster(t, nil, nodes...), "--live")
 		if got.code != cmdutil.ExitUsage || got.errOut != "error: the cluster has no PlacementPolicy: create one (the MacStadium example is in the kubectl-dc README) or pass --policy FILE\n" {
 			t.Errorf("exit code = %d\n%s", got.code, got.errOut)
 		}
@@ -431,7 +450,7 @@ func TestCheckCluster(t *testing.T) {
 				limits = append(limits, a.(clienttesting.ListActionImpl).ListOptions.Limit)
 				return false, nil, nil
 			})
-		}, "--cluster")
+		}, "--live")
 		if got.code != cmdutil.ExitOK {
 			t.Fatalf("exit code = %d\n%s", got.code, got.errOut)
 		}
@@ -474,7 +493,7 @@ func assertResults(t *testing.T, got, want []checkResult) {
 
 func TestCheckHelp(t *testing.T) {
 	got := runCheck(t, "", nil, "--help")
-	for _, s := range []string{"kubectl dc check -f deploy/ -R --policy policy.yaml", "kubectl dc check --cluster -o json", "Exit status: 0"} {
+	for _, s := range []string{"kubectl dc check -f deploy/ -R --policy policy.yaml", "kubectl dc check --live -o json", "Exit status: 0"} {
 		if !strings.Contains(got.out, s) {
 			t.Errorf("help lacks %q:\n%s", s, got.out)
 		}
@@ -488,7 +507,7 @@ func TestCheckOutputCompletion(t *testing.T) {
 		t.Fatal("no completion for -o")
 	}
 	got, _ := fn(cmd, nil, "")
-	if strings.Join(got, ",") != "table,json,yaml" {
+	if strings.Join(got, ",") != "table,wide,json,yaml" {
 		t.Errorf("completion = %v", got)
 	}
 }
@@ -513,7 +532,7 @@ spec:
     spec: {containers: [{name: w, image: x}]}
 `
 	got := runCheck(t, old, nil, "-f", "-", "--policy", td+"policy.yaml")
-	if got.code != cmdutil.ExitUsage || !strings.Contains(got.errOut, "apps/v1beta2 Deployment ci/worker: Deployment is judged as apps/v1 only: update the manifest's apiVersion") {
+	if got.code != cmdutil.ExitUsage || !strings.Contains(got.errOut, "error: <stdin>: document 1, line 1: apps/v1beta2 Deployment ci/worker: the API server no longer serves Deployment in apps/v1beta2: set apiVersion: apps/v1") {
 		t.Errorf("exit %d, stderr:\n%s", got.code, got.errOut)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	serializerjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -37,12 +38,42 @@ type inputFile struct {
 	data []byte
 }
 
+// source is where a judged object comes from: a file, the 1-based
+// document in it, the line the object starts on and, inside a List, the
+// item. The zero source (File "") is a live object.
+type source struct {
+	File     string `json:"file"`
+	Document int    `json:"document,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	// Item is the 1-based path of the item inside Lists, "2" or "2.1".
+	Item string `json:"item,omitempty"`
+}
+
+// String is "FILE#DOCUMENT:LINE" (with "/ITEM" inside a List), "-" for a
+// live object.
+func (s source) String() string {
+	if s.File == "" {
+		return "-"
+	}
+	out := s.File + "#" + strconv.Itoa(s.Document)
+	if s.Item != "" {
+		out += "/" + s.Item
+	}
+	return out + ":" + strconv.Itoa(s.Line)
+}
+
 // decodedObject is one typed object with where it came from.
 type decodedObject struct {
 	obj runtime.Object
+	src source
 	// where is "<file>: document N" (and ", item I" inside a List), for
 	// notes and errors.
 	where string
+	// gvk is the document's apiVersion and kind.
+	gvk schema.GroupVersionKind
+	// unregistered holds a document of a kind policy.Scheme does not know
+	// (obj nil, skipped set): a kind a policy may declare.
+	unregistered *unstructured.Unstructured
 	// unknownFields lists the fields of the document that obj has no place
 	// for ("" when none): a note for workloads, an error for policies.
 	unknownFields string
@@ -274,6 +305,9 @@ var strictSerializer = serializerjson.NewSerializerWithOptions(serializerjson.De
 // unknown fields with their object; the caller decides. The order is the
 // order of the file.
 func decodeFile(f inputFile) ([]decodedObject, error) {
+	if !isText(f.data) {
+		return nil, fmt.Errorf("%s: not a text file (binary data): manifests are YAML or JSON; leave it out of -f or rename it", f.name)
+	}
 	docs, err := splitDocuments(f.name, f.data)
 	if err != nil {
 		return nil, err
@@ -281,31 +315,70 @@ func decodeFile(f inputFile) ([]decodedObject, error) {
 	var objs []decodedObject
 	for _, d := range docs {
 		where := fmt.Sprintf("%s: document %d", f.name, d.index)
+		if len(d.data) > maxDocumentBytes {
+			return nil, fmt.Errorf("%s, line %d: the document is %s, more than the %s the API server takes per object: split it, or leave it out of -f",
+				where, d.line, mib(len(d.data)), mib(maxDocumentBytes))
+		}
 		js, err := yaml.YAMLToJSON(d.data)
 		if err != nil {
-			return nil, yamlError(where, d.base, d.line, err)
+			return nil, yamlError(where, d, err)
 		}
 		o, err := decodeJSON(js, where, d.line, "", schema.GroupVersionKind{})
 		if err != nil {
 			return nil, err
+		}
+		for i := range o {
+			o[i].src.File, o[i].src.Document, o[i].src.Line = f.name, d.index, d.line
 		}
 		objs = append(objs, o...)
 	}
 	return objs, nil
 }
 
+// maxDocumentBytes is the largest document decoded: the API server takes
+// requests of at most 3 MiB, so a larger document can never be applied.
+const maxDocumentBytes = 3 << 20
+
+func mib(n int) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// isText reports whether data looks like text: no NUL byte in its first
+// 8 KiB, as git and grep decide.
+func isText(data []byte) bool {
+	head := data
+	if len(head) > 8<<10 {
+		head = head[:8<<10]
+	}
+	return bytes.IndexByte(head, 0) < 0
+}
+
+// templateAction matches a Go template action, the mark of a Helm chart's
+// templates/ file that was not rendered.
+var templateAction = regexp.MustCompile(`\{\{-?\s*[^}]*\}\}`)
+
 // yamlError names the file line of a YAML syntax error: the parser counts
-// lines from base; an error without a line is put on the document's first
-// line.
-func yamlError(where string, base, line int, err error) error {
+// lines from d.base; an error without a line is put on the document's
+// first line. An unrendered Helm template and an alias bomb get a message
+// of their own: the parser's says nothing a user can act on.
+func yamlError(where string, d document, err error) error {
 	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	if loc := templateAction.FindIndex(d.data); loc != nil {
+		line := d.base + bytes.Count(d.data[:loc[0]], []byte("\n"))
+		return fmt.Errorf("%s, line %d: an unrendered Helm template (%s): render the chart first, for example helm template RELEASE CHART | kubectl dc check -f -",
+			where, line, strings.TrimSpace(string(d.data[loc[0]:loc[1]])))
+	}
+	if strings.Contains(msg, "excessive aliasing") {
+		return fmt.Errorf("%s, line %d: the document expands YAML aliases (*name) far beyond its size, as an alias bomb does: write the values out or remove the aliases", where, d.line)
+	}
 	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return fmt.Errorf("%s, line %d: %s", where, base+n-1, m[2])
+		return fmt.Errorf("%s, line %d: %s", where, d.base+n-1, m[2])
 	}
-	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
 	msg = strings.TrimPrefix(msg, "yaml: ")
-	return fmt.Errorf("%s, line %d: %s", where, line, msg)
+	if strings.HasPrefix(msg, "invalid map key") {
+		msg = "a mapping used as a key: quote the key, or check the indentation"
+	}
+	return fmt.Errorf("%s, line %d: %s", where, d.line, msg)
 }
 
 // listHeader is what decoding needs to know of any document.
@@ -323,9 +396,13 @@ func decodeJSON(js []byte, where string, line int, item string, defaultGVK schem
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 		return nil, nil
 	}
+	if t := bytes.TrimSpace(js); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("%s, line %d: not a Kubernetes object: the document is %s, not a mapping with apiVersion and kind; is this a manifest? leave it out of -f",
+			at, line, jsonKind(t))
+	}
 	var h listHeader
 	if err := json.Unmarshal(js, &h); err != nil {
-		return nil, fmt.Errorf("%s, line %d: not a Kubernetes object: %w", at, line, err)
+		return nil, fmt.Errorf("%s, line %d: not a Kubernetes object: %s", at, line, decodeMessage(err))
 	}
 	if h.Kind == "" && defaultGVK.Kind != "" {
 		h.Kind = defaultGVK.Kind
@@ -367,14 +444,46 @@ func decodeJSON(js []byte, where string, line int, item string, defaultGVK schem
 	if err != nil {
 		switch {
 		case runtime.IsNotRegisteredError(err):
-			return []decodedObject{{where: at, skipped: fmt.Sprintf("skipped %s %s%s: not a kind kubectl dc check judges", h.APIVersion, h.Kind, nameSuffix(js))}}, nil
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(js); err != nil {
+				return nil, fmt.Errorf("%s, line %d: %s%s: %s", at, line, h.Kind, nameSuffix(js), decodeMessage(err))
+			}
+			return []decodedObject{{where: at, gvk: gv.WithKind(h.Kind), unregistered: u, src: source{Item: itemPath(item)},
+				skipped: fmt.Sprintf("skipped %s %s%s: not a kind kubectl dc check judges", h.APIVersion, h.Kind, nameSuffix(js))}}, nil
 		case runtime.IsStrictDecodingError(err) && obj != nil:
 			unknown = strictMessage(err)
 		default:
 			return nil, fmt.Errorf("%s, line %d: %s%s: %s", at, line, h.Kind, nameSuffix(js), decodeMessage(err))
 		}
 	}
-	return []decodedObject{{obj: obj, where: at, unknownFields: unknown}}, nil
+	return []decodedObject{{obj: obj, where: at, gvk: gv.WithKind(h.Kind), unknownFields: unknown, src: source{Item: itemPath(item)}}}, nil
+}
+
+// itemPath turns ", item 2, item 1" into "2.1".
+func itemPath(item string) string {
+	if item == "" {
+		return ""
+	}
+	return strings.Join(strings.Split(strings.TrimPrefix(item, ", item "), ", item "), ".")
+}
+
+// jsonKind names the JSON type of a value for messages: "a string", "a
+// list", ...
+func jsonKind(js []byte) string {
+	if len(js) == 0 {
+		return "empty"
+	}
+	switch js[0] {
+	case '"':
+		return "a string"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }
 
 // setTypeMeta sets apiVersion and kind on a JSON object.
@@ -419,9 +528,64 @@ func strictMessage(err error) string {
 	return err.Error()
 }
 
-// decodeMessage trims the Go type names the JSON decoder puts in its errors.
+// goFieldError and goValueError match the Go type names the JSON decoder
+// puts in its errors: "cannot unmarshal string into Go struct field
+// DeploymentSpec.spec.replicas of type int32", "cannot unmarshal array into
+// Go value of type check.listHeader".
+var (
+	goFieldError = regexp.MustCompile(`cannot unmarshal (\w+) into Go struct field (?:[\w\[\]*]+\.)?(\S+) of type (\S+)`)
+	goValueError = regexp.MustCompile(`cannot unmarshal (\w+) into Go value of type (\S+)`)
+)
+
+// decodeMessage turns a decoding error into words without Go types:
+// "spec.replicas: a string where a number is expected".
 func decodeMessage(err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "json: ")
+	if m := goFieldError.FindStringSubmatchIndex(msg); m != nil {
+		got, fieldName, want := msg[m[2]:m[3]], msg[m[4]:m[5]], msg[m[6]:m[7]]
+		msg = msg[:m[0]] + fieldName + ": " + article(got) + " where " + jsonTypeOf(want) + " is expected" + msg[m[1]:]
+	}
+	if m := goValueError.FindStringSubmatchIndex(msg); m != nil {
+		got, want := msg[m[2]:m[3]], msg[m[4]:m[5]]
+		msg = msg[:m[0]] + article(got) + " where " + jsonTypeOf(want) + " is expected" + msg[m[1]:]
+	}
 	return msg
+}
+
+// article is "a string", "an array", "an object".
+func article(jsonType string) string {
+	switch jsonType {
+	case "array":
+		return "a list"
+	case "object":
+		return "an object (mapping)"
+	case "number":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	}
+	return "a " + jsonType
+}
+
+// jsonTypeOf names the JSON value a Go type takes.
+func jsonTypeOf(goType string) string {
+	t := strings.TrimLeft(goType, "*")
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "an object (mapping)"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "a boolean (true or false)"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasSuffix(t, "Quantity"), strings.HasSuffix(t, "IntOrString"):
+		return "a number or a string"
+	case strings.HasSuffix(t, "Time"):
+		return "a time (RFC 3339)"
+	}
+	return "an object (mapping)"
 }
