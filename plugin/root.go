@@ -39,7 +39,7 @@ offline or live, with the same rules as the dc-webhook admission webhook.`,
 		check.NewCmdCheck(config, streams),
 		drain.NewCmdDrain(config, streams),
 		drain.NewCmdUncordon(config, streams),
-		NewCmdVersion(streams),
+		NewCmdVersion(config, streams),
 		NewCmdCompletion(streams),
 	)
 	return cmd

@@ -3,6 +3,8 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -46,7 +48,7 @@ func TestVersionStructured(t *testing.T) {
 	}
 	for _, format := range []string{"json", "yaml"} {
 		t.Run(format, func(t *testing.T) {
-			code, out, errOut := runDC(t, "version", "-o", format)
+			code, out, errOut := runDC(t, "version", "--client", "-o", format)
 			if code != cmdutil.ExitOK || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
@@ -72,7 +74,7 @@ func TestVersionStructured(t *testing.T) {
 
 func TestVersionJSONKeys(t *testing.T) {
 	setLinkerVars(t, "v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
-	_, out, _ := runDC(t, "version", "-o", "json")
+	_, out, _ := runDC(t, "version", "--client", "-o", "json")
 	var m map[string]string
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("decode: %v\n%s", err, out)
@@ -89,7 +91,7 @@ func TestVersionJSONKeys(t *testing.T) {
 
 func TestVersionText(t *testing.T) {
 	setLinkerVars(t, "v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
-	code, out, _ := runDC(t, "version")
+	code, out, _ := runDC(t, "version", "--client")
 	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d", code)
 	}
@@ -188,5 +190,26 @@ func TestVersionUnsetIsUnknown(t *testing.T) {
 	}
 	if info.Commit == "" || info.Date == "" {
 		t.Errorf("empty fields in %+v: unset ones must read %q", info, unknown)
+	}
+}
+
+// TestVersionWithoutCluster: without --client, version asks the cluster,
+// and a cluster it cannot reach is said in the report, with exit 0.
+func TestVersionWithoutCluster(t *testing.T) {
+	setLinkerVars(t, "v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", empty)
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	code, out, errOut := runDC(t, "version")
+	if code != cmdutil.ExitOK || !strings.HasPrefix(out, "kubectl-dc v1.2.3\n") || !strings.Contains(out, "API server unknown (no kubeconfig found") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, _ = runDC(t, "version", "-o", "json")
+	var v Versions
+	if err := json.Unmarshal([]byte(out), &v); code != cmdutil.ExitOK || err != nil || v.Version != "v1.2.3" || !strings.HasPrefix(v.ServerError, "no kubeconfig found") {
+		t.Errorf("exit %d, %v: %+v", code, err, v)
 	}
 }
