@@ -34,7 +34,8 @@ const templateLabels = "(request.resource.resource == 'cronjobs' ? object.?spec.
 // SelectedCondition returns the CEL expression of the workload webhooks'
 // selected-by-a-rule condition: a request is sent when the object's own
 // labels or its pod template's labels match one of selectors (the rules'),
-// and always for a scale or a binding, which carry no labels. Namespaces
+// and always for a scale or a binding, which carry no labels, and for any
+// kind but the built-in workloads. Namespaces
 // are not narrowed: namespaceSelectors are left to the engine. An empty
 // selector matches everything; no selector at all, nothing.
 func SelectedCondition(selectors []metav1.LabelSelector) string {
@@ -81,6 +82,9 @@ func SelectedCondition(selectors []metav1.LabelSelector) string {
 		terms = []string{"false"}
 	}
 	return "request.?subResource.orValue('') in ['scale', 'binding'] || " +
+		// Kinds whose template paths this expression does not know (kinds a
+		// policy declares) are always sent.
+		"!(request.resource.resource in ['pods', 'deployments', 'replicasets', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs', 'replicationcontrollers', 'podtemplates']) || " +
 		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + strings.Join(terms, " || ") + ")"
 }
 

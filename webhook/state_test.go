@@ -1,13 +1,21 @@
 package webhook
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	"github.com/kubectl-dc/kubectl-dc/policy"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
@@ -87,5 +95,75 @@ func TestTransforms(t *testing.T) {
 	}
 	if other, _ := TransformPod("tombstone"); other != "tombstone" {
 		t.Error("TransformPod changed a non-pod")
+	}
+}
+
+// podServer is an API server of one etcd member pod in kube-system, listed
+// only for the selector component=etcd; watches stay open and silent.
+func podServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	pod := tu.Pod("kube-system", "etcd-a").Labels("component", "etcd").NodeName("pod-1-1").Pod()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		q := r.URL.Query()
+		selected := q.Get("labelSelector") == "component=etcd"
+		if q.Get("watch") == "true" || q.Get("watch") == "1" {
+			w.WriteHeader(http.StatusOK)
+			enc := json.NewEncoder(w)
+			if q.Get("sendInitialEvents") == "true" {
+				// A streaming list: the members, then the bookmark that
+				// ends the initial events.
+				if selected {
+					_ = enc.Encode(map[string]any{"type": "ADDED", "object": pod})
+				}
+				_ = enc.Encode(map[string]any{"type": "BOOKMARK", "object": map[string]any{"kind": "Pod", "apiVersion": "v1",
+					"metadata": map[string]any{"resourceVersion": "1", "annotations": map[string]string{"k8s.io/initial-events-end": "true"}}}})
+			}
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		list := corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}}
+		if selected {
+			list.Items = []corev1.Pod{*pod}
+		}
+		_ = json.NewEncoder(w).Encode(list)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestPolicyEditKeepsTheCensus: while a policy change waits for the member
+// informers of its new selectors, the engine in use still counts the
+// members of the old ones; they stop only once the new engine is in use.
+func TestPolicyEditKeepsTheCensus(t *testing.T) {
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: podServer(t).URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := func() toolscache.Indexer {
+		return toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{})
+	}
+	s := NewCacheState(empty(), empty(), empty(), cs)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	oldSel := labels.SelectorFromSet(labels.Set{"component": "etcd"})
+	newSel := labels.SelectorFromSet(labels.Set{"component": "etcd", "tier": "control-plane"})
+	oldRules := []policy.MemberSelector{{Rule: "p/etcd", Namespaces: []string{"kube-system"}, Selector: oldSel}}
+	newRules := []policy.MemberSelector{{Rule: "p/etcd", Namespaces: []string{"kube-system"}, Selector: newSel}}
+	if !toolscache.WaitForCacheSync(ctx.Done(), s.SetMembers(ctx, oldRules)...) {
+		t.Fatal("old member informer never synced")
+	}
+	if got := s.Pods("kube-system", oldSel); len(got) != 1 {
+		t.Fatalf("census before the edit = %d members, want 1", len(got))
+	}
+	started := s.SetMembers(ctx, newRules)
+	if got := s.Pods("kube-system", oldSel); len(got) != 1 {
+		t.Errorf("census of the engine in use while the edit syncs = %d members, want 1", len(got))
+	}
+	toolscache.WaitForCacheSync(ctx.Done(), started...)
+	s.PruneMembers(newRules)
+	if n := len(*s.members.Load()); n != 1 {
+		t.Errorf("%d member informers after the new engine is in use, want 1", n)
 	}
 }
