@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
@@ -63,4 +65,27 @@ func BenchmarkEvaluateBinding(b *testing.B) {
 			b.Fatal(rs)
 		}
 	}
+}
+
+// BenchmarkEvaluateWorstCaseAffinity is the evaluation alone (no decoding)
+// of the largest affinity the limits let through: MaxNodeSelectorTerms
+// terms, each of two In lists on the datacenter key that share only pod-1
+// and hold MaxDatacenterValues values together.
+func BenchmarkEvaluateWorstCaseAffinity(b *testing.B) {
+	half := policy.MaxDatacenterValues / 2
+	terms := make([]corev1.NodeSelectorTerm, policy.MaxNodeSelectorTerms)
+	for i := range terms {
+		terms[i] = testutil.Term(testutil.In(zone, append(hugeValues(half-1), "pod-1")...), testutil.In(zone, append(hugeValues(half-1), "pod-1")...))
+		for j := range terms[i].MatchExpressions[1].Values[:half-1] {
+			terms[i].MatchExpressions[1].Values[j] = "other-" + strconv.Itoa(j)
+		}
+	}
+	benchEvaluate(b, testutil.Deployment("travis", "worker").Labels("app", "worker").RequiredAffinity(terms...))
+}
+
+// BenchmarkEvaluateBeyondLimits is two In lists of 60,000 values: refused
+// by the limits without being evaluated.
+func BenchmarkEvaluateBeyondLimits(b *testing.B) {
+	benchEvaluate(b, testutil.Deployment("travis", "worker").Labels("app", "worker").
+		RequiredAffinity(testutil.Term(testutil.In(zone, hugeValues(60000)...), testutil.In(zone, hugeValues(60000)...))))
 }
