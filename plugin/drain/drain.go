@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -45,7 +47,9 @@ var drainOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.Out
 type Options struct {
 	// Target is the datacenter to drain and the clients.
 	Target
-	DryRun             bool
+	// DryRun is --dry-run: none, client (plan only) or server (plan, then
+	// the cordons and evictions sent as server-side dry runs).
+	DryRun             string
 	Force              bool
 	DeleteEmptyDirData bool
 	AllowQuorumLoss    bool
@@ -55,11 +59,36 @@ type Options struct {
 	// limit.
 	Timeout time.Duration
 	Output  string
+	// GracePeriod overrides the pods' termination grace period; negative
+	// means each pod's own.
+	GracePeriod int
+	// PodSelector limits the pods to evict, as kubectl drain's.
+	PodSelector string
+	// DisableEviction deletes pods instead of evicting them: PDBs are not
+	// honoured.
+	DisableEviction bool
+	// SkipWaitForDeleteTimeout: pods whose deletionTimestamp is older than
+	// this many seconds are not waited for. Unset, pods of NotReady nodes
+	// are not waited for NotReadyWait after their deletion was requested,
+	// and others are waited for; set, it applies to every pod (0: wait).
+	SkipWaitForDeleteTimeout int
+	skipWaitSet              bool
+	// ForceDeleteUnreachable deletes the pods of NotReady nodes with grace
+	// period 0 instead of evicting them.
+	ForceDeleteUnreachable bool
+	// ChunkSize is the page size of the drain's own pod lists.
+	ChunkSize int64
+	// IgnoreDaemonSets is accepted for kubectl drain scripts: DaemonSet
+	// pods are always skipped.
+	IgnoreDaemonSets bool
 
 	// who is written into the cordoned-by annotation: user@host.
 	who string
 	// now is the clock of the cordoned-at annotation and elapsed time.
 	now func() time.Time
+	// notReadyWait is NotReadyWait, and stallEvery how often stalled pods
+	// are reported; tests shorten them.
+	notReadyWait, stallEvery time.Duration
 
 	genericiooptions.IOStreams
 }
@@ -67,8 +96,9 @@ type Options struct {
 // NewOptions returns Options with the flag defaults.
 func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
 	return &Options{
-		Concurrency: 20, Timeout: 5 * time.Minute, Output: cmdutil.OutputTable,
+		Concurrency: 20, Timeout: 5 * time.Minute, Output: cmdutil.OutputTable, DryRun: dryRunNone, GracePeriod: -1, ChunkSize: 500,
 		Target: Target{config: config}, IOStreams: streams, now: time.Now,
+		notReadyWait: NotReadyWait, stallEvery: 5 * time.Second,
 	}
 }
 
@@ -146,7 +176,15 @@ Exit status:
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Label, "datacenter-label", o.Label, "Node label whose value names a node's datacenter. Default: the live PlacementPolicy's spec.datacenterLabel, else "+v1alpha1.DefaultDatacenterLabel+".")
-	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "Print the plan and stop; change nothing.")
+	f.Var(&dryRunValue{&o.DryRun}, "dry-run", `"none", "client" or "server". client (or the bare --dry-run): print the plan and stop; server: also check the RBAC of every call and send the cordons and evictions as server-side dry runs. Nothing changes.`)
+	f.Lookup("dry-run").NoOptDefVal = dryRunClient
+	f.IntVar(&o.GracePeriod, "grace-period", o.GracePeriod, "Seconds each pod is given to terminate; negative means the pod's own terminationGracePeriodSeconds.")
+	f.StringVar(&o.PodSelector, "pod-selector", o.PodSelector, "Label selector: evict only the datacenter's pods it matches.")
+	f.BoolVar(&o.DisableEviction, "disable-eviction", o.DisableEviction, "Delete pods instead of evicting them: PodDisruptionBudgets are NOT honoured.")
+	f.IntVar(&o.SkipWaitForDeleteTimeout, "skip-wait-for-delete-timeout", o.SkipWaitForDeleteTimeout, fmt.Sprintf("Do not wait for pods whose deletionTimestamp is older than this many seconds (0: wait). Unset: pods of NotReady nodes are not waited for %s after their deletion, others are.", NotReadyWait))
+	f.BoolVar(&o.ForceDeleteUnreachable, "force-delete-unreachable", o.ForceDeleteUnreachable, "Delete the pods of NotReady nodes at once (grace period 0) instead of evicting them; their containers may still run if a node is only cut off.")
+	f.Int64Var(&o.ChunkSize, "chunk-size", o.ChunkSize, "Page size of the drain's lists of pods while it waits; 0 means no paging.")
+	f.BoolVar(&o.IgnoreDaemonSets, "ignore-daemonsets", o.IgnoreDaemonSets, "Accepted for kubectl drain scripts; DaemonSet pods are always skipped.")
 	f.BoolVar(&o.Force, "force", o.Force, "Evict pods that no controller recreates; they are gone for good.")
 	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", o.DeleteEmptyDirData, "Evict pods with emptyDir volumes; their data is deleted.")
 	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum or every API server.")
@@ -158,6 +196,10 @@ Exit status:
 
 // Complete takes the datacenter from args and builds the clients.
 func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+	o.skipWaitSet = cmd.Flags().Changed("skip-wait-for-delete-timeout")
+	if cmd.Flags().Changed("ignore-daemonsets") {
+		fmt.Fprintln(o.ErrOut, "note: --ignore-daemonsets changes nothing: kubectl dc drain always leaves DaemonSet pods running")
+	}
 	return o.complete(cmd, args)
 }
 
@@ -176,7 +218,48 @@ func (o *Options) Validate() error {
 	if err := cmdutil.ValidateOutput(o.Output, drainOutputs...); err != nil {
 		errs = append(errs, field.NotSupported(field.NewPath("--output"), o.Output, drainOutputs))
 	}
+	if o.SkipWaitForDeleteTimeout < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("--skip-wait-for-delete-timeout"), o.SkipWaitForDeleteTimeout, "must be 0 (wait) or a number of seconds"))
+	}
+	if o.ChunkSize < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("--chunk-size"), o.ChunkSize, "must be 0 (no paging) or positive"))
+	}
+	if _, err := labels.Parse(o.PodSelector); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("--pod-selector"), o.PodSelector, err.Error()))
+	}
 	return errs.ToAggregate()
+}
+
+// NotReadyWait is how long, unless --skip-wait-for-delete-timeout is
+// given, the drain waits for a pod of a NotReady node after its deletion:
+// no kubelet will confirm it, so waiting longer cannot help.
+const NotReadyWait = 10 * time.Second
+
+// --dry-run values.
+const (
+	dryRunNone   = "none"
+	dryRunClient = "client"
+	dryRunServer = "server"
+)
+
+// dryRunValue is --dry-run: none, client or server, and the bool form
+// (--dry-run, --dry-run=true, --dry-run=false) kept.
+type dryRunValue struct{ v *string }
+
+func (d *dryRunValue) String() string { return *d.v }
+func (d *dryRunValue) Type() string   { return "string" }
+func (d *dryRunValue) Set(s string) error {
+	switch s {
+	case dryRunNone, dryRunClient, dryRunServer:
+		*d.v = s
+	case "true", "":
+		*d.v = dryRunClient
+	case "false":
+		*d.v = dryRunNone
+	default:
+		return fmt.Errorf(`must be "none", "client", or "server", not %q`, s)
+	}
+	return nil
 }
 
 // readInput reads the snapshot every verb reads, with the pods, PDBs and
@@ -237,11 +320,26 @@ type Summary struct {
 	// unschedulable before it and were left alone.
 	Cordoned        []string `json:"cordoned"`
 	AlreadyCordoned []string `json:"alreadyCordoned"`
-	// Evicted is how many pods are gone.
+	// LeftCordoned are the datacenter's nodes the drain leaves
+	// unschedulable, whatever stopped it; Undo is the command that
+	// reverts the cordons.
+	LeftCordoned []string `json:"leftCordoned"`
+	Undo         string   `json:"undo,omitempty"`
+	// ToEvict is how many pods the drain set out to evict.
+	ToEvict int `json:"toEvict"`
+	// Evicted is how many evictions (or deletions) the API server
+	// accepted; a 409 or a 429 is not one.
 	Evicted int `json:"evicted"`
+	// Gone is how many of them are confirmed gone.
+	Gone int `json:"gone"`
+	// NotWaited are the pods evicted but not waited for: their node is
+	// not Ready, or their deletion is older than
+	// --skip-wait-for-delete-timeout.
+	NotWaited []BlockedPod `json:"notWaited"`
 	// Skipped is how many pods stay (DaemonSet, mirror, finished).
 	Skipped int `json:"skipped"`
-	// Blocked are the pods still in the datacenter, with why.
+	// Blocked are the pods still in the datacenter and waited for, with
+	// why.
 	Blocked        []BlockedPod `json:"blocked"`
 	ElapsedSeconds float64      `json:"elapsedSeconds"`
 }
@@ -275,6 +373,12 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	in.Force, in.DeleteEmptyDirData, in.AllowQuorumLoss = o.Force, o.DeleteEmptyDirData, o.AllowQuorumLoss
+	in.DisableEviction, in.ForceDeleteUnreachable = o.DisableEviction, o.ForceDeleteUnreachable
+	if o.PodSelector != "" {
+		if in.PodSelector, err = labels.Parse(o.PodSelector); err != nil {
+			return cmdutil.UsageError(fmt.Errorf("--pod-selector: %w", err))
+		}
+	}
 	plan, err := ComputePlan(in)
 	if err != nil {
 		var unknown *UnknownDatacenterError
@@ -283,11 +387,17 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if o.DisableEviction {
+		fmt.Fprintln(o.ErrOut, "Warning: --disable-eviction deletes pods instead of evicting them: PodDisruptionBudgets are not honoured")
+	}
+	for _, w := range o.preflight(ctx, plan) {
+		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
+	}
 	structured := o.Output != cmdutil.OutputTable
 	if !structured {
 		printPlan(o.Out, plan)
 	}
-	if o.DryRun {
+	if o.DryRun != dryRunNone {
 		if structured {
 			if err := cmdutil.PrintStructured(o.Out, o.Output, plan); err != nil {
 				return err
@@ -309,6 +419,11 @@ func (o *Options) Run(ctx context.Context) error {
 
 	summary, err := o.execute(ctx, plan, rv)
 	if summary != nil {
+		summary.LeftCordoned = append(append([]string{}, summary.Cordoned...), summary.AlreadyCordoned...)
+		sort.Strings(summary.LeftCordoned)
+		if len(summary.LeftCordoned) > 0 {
+			summary.Undo = "kubectl dc uncordon " + o.Datacenter
+		}
 		summary.ElapsedSeconds = o.now().Sub(start).Seconds()
 		if structured {
 			if perr := cmdutil.PrintStructured(o.Out, o.Output, struct {
@@ -381,17 +496,19 @@ func cordon(ctx context.Context, c kubernetes.Interface, plan *Plan, who string,
 }
 
 func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary, error) {
-	s := &Summary{Datacenter: plan.Datacenter, Skipped: len(plan.Skipped), Blocked: []BlockedPod{}}
+	s := &Summary{Datacenter: plan.Datacenter, Skipped: len(plan.Skipped), Blocked: []BlockedPod{}, NotWaited: []BlockedPod{}, ToEvict: len(plan.Evict)}
 	var err error
 	s.Cordoned, s.AlreadyCordoned, err = cordon(ctx, o.client, plan, o.whoAmI(ctx), o.now())
-	if err != nil {
-		return nil, err
-	}
 	if len(s.Cordoned) > 0 {
 		fmt.Fprintf(o.ErrOut, "cordoned %d node(s): %s\n", len(s.Cordoned), strings.Join(s.Cordoned, ", "))
 	}
 	if len(s.AlreadyCordoned) > 0 {
 		fmt.Fprintf(o.ErrOut, "already cordoned, left as they are: %s\n", strings.Join(s.AlreadyCordoned, ", "))
+	}
+	if err != nil {
+		s.Result = resultFailed
+		fmt.Fprintf(o.ErrOut, "error: %v\n", err)
+		return s, nil
 	}
 
 	runCtx := ctx
@@ -403,11 +520,9 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 	runCtx, cancel := context.WithCancel(runCtx)
 	defer cancel()
 
-	targets := make([]evictTarget, 0, len(plan.Evict))
-	for _, p := range plan.Evict {
-		targets = append(targets, evictTarget{Namespace: p.Namespace, Name: p.Name, Node: p.Node, UID: p.uid, PDBs: plan.pdbsOf[p.Namespace+"/"+p.Name]})
-	}
-	prog := newProgress(o.ErrOut, plan)
+	targets := o.targets(plan)
+	prog := newProgress(o.ErrOut, plan, targets)
+	prog.concurrency, prog.stallEvery = o.Concurrency, o.stallEvery
 	prog.start(runCtx)
 	defer prog.stop()
 
@@ -417,14 +532,27 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		Client: o.client, Concurrency: o.Concurrency,
 		InitialBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second,
 		OnWait:    prog.pdbWait,
-		OnEvicted: func(t evictTarget) { prog.evicted(t.Node) },
-		OnGiveUp:  func(t evictTarget) { abandoned <- t.key() },
+		OnEvicted: prog.evicted,
+		OnForced:  prog.forced,
+		OnGiveUp: func(t evictTarget, why string) {
+			prog.gaveUp(t, why)
+			abandoned <- t.key()
+		},
 	}
-	gone := map[string]bool{}
-	waiter := &goneWaiter{Client: o.watchFor(), Abandoned: abandoned, OnGone: func(t evictTarget) {
-		gone[t.key()] = true
-		prog.gone(t.Node)
-	}}
+	if o.GracePeriod >= 0 {
+		g := int64(o.GracePeriod)
+		ev.GracePeriod = &g
+	}
+	waiter := &goneWaiter{Client: o.watchFor(), Abandoned: abandoned, OnGone: prog.gone, OnNotWaited: prog.notWaited, ChunkSize: o.ChunkSize}
+	if o.ChunkSize == 0 {
+		waiter.ChunkSize = -1
+	}
+	if o.skipWaitSet {
+		waiter.SkipAfter = time.Duration(o.SkipWaitForDeleteTimeout) * time.Second
+		waiter.NotReadyAfter = waiter.SkipAfter
+	} else {
+		waiter.NotReadyAfter = o.notReadyWait
+	}
 	evictDone := make(chan map[string]string, 1)
 	go func() { evictDone <- ev.Run(runCtx, targets) }()
 	waitErr := waiter.Wait(runCtx, rv, targets)
@@ -432,10 +560,34 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 	lastErr := <-evictDone
 	prog.stop()
 
-	s.Evicted = len(gone)
+	states := prog.states()
+	s.Evicted, s.Gone, _ = prog.counts()
+	left := 0
+	for _, t := range targets {
+		st := states[t.key()]
+		switch st.state {
+		case stateGone:
+			continue
+		case stateNotWaited:
+			s.NotWaited = append(s.NotWaited, BlockedPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Reason: st.why})
+			continue
+		}
+		left++
+		reason := lastErr[t.key()]
+		switch {
+		case st.state == stateEvicted && t.NotReady:
+			reason = "evicted; node " + t.Node + " is not Ready, no kubelet confirms the pod terminates"
+		case st.state == stateEvicted:
+			reason = "eviction accepted; the pod has not gone yet"
+		case reason == "":
+			reason = "not evicted: the drain stopped first"
+		}
+		s.Blocked = append(s.Blocked, BlockedPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Reason: reason})
+	}
+	fmt.Fprintf(o.ErrOut, "total: evicted %d/%d, %d gone, %d not waited for, %d remaining\n", s.Evicted, len(targets), s.Gone, len(s.NotWaited), left)
 	s.Result = resultDone
 	switch {
-	case waitErr == nil && len(gone) < len(targets):
+	case waitErr == nil && left > 0:
 		s.Result = resultBlocked
 	case waitErr == nil:
 	case ctx.Err() != nil:
@@ -446,15 +598,19 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		s.Result = resultFailed
 		fmt.Fprintf(o.ErrOut, "error: %v\n", waitErr)
 	}
-	for _, t := range targets {
-		if gone[t.key()] {
-			continue
-		}
-		reason := lastErr[t.key()]
-		if reason == "" {
-			reason = "eviction accepted; the pod has not gone yet"
-		}
-		s.Blocked = append(s.Blocked, BlockedPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Reason: reason})
-	}
 	return s, nil
+}
+
+// targets turns the plan's pods into the evictor's targets.
+func (o *Options) targets(plan *Plan) []evictTarget {
+	targets := make([]evictTarget, 0, len(plan.Evict))
+	for _, p := range plan.Evict {
+		t := evictTarget{
+			Namespace: p.Namespace, Name: p.Name, Node: p.Node, UID: p.uid, PDBs: plan.pdbsOf[p.Namespace+"/"+p.Name],
+			NotReady: p.NotReadyNode, Delete: o.DisableEviction, Force: o.ForceDeleteUnreachable && p.NotReadyNode,
+			Deletion: p.deletion, Grace: p.grace,
+		}
+		targets = append(targets, t)
+	}
+	return targets
 }

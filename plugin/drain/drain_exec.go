@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,17 @@ type evictTarget struct {
 	UID                   types.UID
 	// PDBs are "namespace/name" of the budgets that cover the pod.
 	PDBs []string
+	// NotReady is true when the pod's node is not Ready: no kubelet
+	// confirms that it terminates.
+	NotReady bool
+	// Delete deletes the pod instead of evicting it (--disable-eviction);
+	// Force deletes it with grace period 0 (--force-delete-unreachable on a
+	// pod of a NotReady node).
+	Delete, Force bool
+	// Deletion is the pod's deletionTimestamp when the plan was made, with
+	// its grace period: a pod already terminating sends no event.
+	Deletion *metav1.Time
+	Grace    int64
 }
 
 func (t evictTarget) key() string { return t.Namespace + "/" + t.Name }
@@ -51,13 +63,18 @@ type evictor struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// OnWait is called on every 429 with the PDB that refused ("" when the
 	// API server throttled without naming one), the pod and the reason.
-	OnWait func(pdb, pod, message string)
+	OnWait func(t evictTarget, pdb, message string)
 	// OnGiveUp is called when a pod's eviction is refused for good (RBAC,
 	// an API server without the Eviction API): nothing will evict it.
-	OnGiveUp func(t evictTarget)
+	OnGiveUp func(t evictTarget, why string)
 	// OnEvicted is called when the API server accepted an eviction, or the
 	// pod was already gone.
 	OnEvicted func(t evictTarget)
+	// OnForced is called after each force deletion, before OnEvicted.
+	OnForced func(t evictTarget)
+	// GracePeriod, when not nil, overrides the pods' termination grace
+	// period (--grace-period).
+	GracePeriod *int64
 
 	mu      sync.Mutex
 	backoff map[string]*backoffState
@@ -100,13 +117,13 @@ func (e *evictor) defaults() {
 		e.Sleep = sleepCtx
 	}
 	if e.OnWait == nil {
-		e.OnWait = func(string, string, string) {}
+		e.OnWait = func(evictTarget, string, string) {}
 	}
 	if e.OnEvicted == nil {
 		e.OnEvicted = func(evictTarget) {}
 	}
 	if e.OnGiveUp == nil {
-		e.OnGiveUp = func(evictTarget) {}
+		e.OnGiveUp = func(evictTarget, string) {}
 	}
 	e.backoff = map[string]*backoffState{}
 	e.lastErr = map[string]string{}
@@ -217,24 +234,36 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 		case <-ctx.Done():
 			return
 		}
-		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Name}}
-		if t.UID != "" {
-			ev.DeleteOptions = &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &t.UID}}
-		}
-		err := e.Client.PolicyV1().Evictions(t.Namespace).Evict(ctx, ev)
+		err := e.call(ctx, t)
 		<-sem
 		switch {
-		case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err) && t.UID != "",
+		case err == nil, apierrors.IsNotFound(err), preconditionFailed(err),
 			apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 			// Accepted, already gone, replaced by a pod of the same name, or
 			// in a namespace being deleted, whose controller removes the pod
 			// (the API refuses evictions there): the watch waits for it.
 			e.reset(key)
 			e.setErr(t, "")
+			if t.Force && err == nil && e.OnForced != nil {
+				e.OnForced(t)
+			}
 			e.OnEvicted(t)
 			return
 		case ctx.Err() != nil:
 			return
+		case apierrors.IsConflict(err):
+			// Concurrent evictions under one PDB race on its status: the
+			// eviction was not accepted. Retry on the PDB's schedule.
+			pdb := ""
+			if len(t.PDBs) > 0 {
+				pdb = t.PDBs[0]
+			}
+			msg := "conflict, retrying: " + err.Error()
+			e.setErr(t, msg)
+			e.OnWait(t, pdb, msg)
+			if e.Sleep(ctx, e.wait(key, true)) != nil {
+				return
+			}
 		case apierrors.IsTooManyRequests(err):
 			pdb, msg := refusingPDB(t, err)
 			if pdb != "" {
@@ -242,14 +271,14 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 			} else {
 				e.setErr(t, msg)
 			}
-			e.OnWait(pdb, t.key(), msg)
+			e.OnWait(t, pdb, msg)
 			if e.Sleep(ctx, e.wait(key, true)) != nil {
 				return
 			}
 		case apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
 			// Retrying cannot help: RBAC or an API server without evictions.
 			e.setErr(t, err.Error())
-			e.OnGiveUp(t)
+			e.OnGiveUp(t, err.Error())
 			return
 		default:
 			e.setErr(t, err.Error())
@@ -258,6 +287,41 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 			}
 		}
 	}
+}
+
+// call evicts or deletes the pod, as the target says.
+func (e *evictor) call(ctx context.Context, t evictTarget) error {
+	opts := &metav1.DeleteOptions{GracePeriodSeconds: e.GracePeriod}
+	if t.UID != "" {
+		opts.Preconditions = &metav1.Preconditions{UID: &t.UID}
+	}
+	switch {
+	case t.Force:
+		zero := int64(0)
+		opts.GracePeriodSeconds = &zero
+		return e.Client.CoreV1().Pods(t.Namespace).Delete(ctx, t.Name, *opts)
+	case t.Delete:
+		return e.Client.CoreV1().Pods(t.Namespace).Delete(ctx, t.Name, *opts)
+	}
+	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Name}}
+	if opts.Preconditions != nil || opts.GracePeriodSeconds != nil {
+		ev.DeleteOptions = opts
+	}
+	return e.Client.PolicyV1().Evictions(t.Namespace).Evict(ctx, ev)
+}
+
+// preconditionFailed reports whether err is the 409 of a UID precondition
+// on the pod: the pod of that name is another one, ours is gone. A 409 on
+// anything else (the PDB's status, raced by concurrent evictions) is not.
+func preconditionFailed(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsConflict(err) || !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	// "Precondition failed: UID in precondition ..." (delete) or "the UID
+	// in the precondition ... does not match" (eviction).
+	return d != nil && d.Kind == "pods" && d.Group == "" && strings.Contains(strings.ToLower(status.Status().Message), "uid")
 }
 
 // goneWaiter waits by watch for pods to disappear: deleted, or replaced by a
@@ -269,6 +333,71 @@ type goneWaiter struct {
 	// Abandoned delivers the keys of targets nobody will evict: the wait
 	// stops waiting for them. nil means none.
 	Abandoned <-chan string
+	// SkipAfter, when positive, stops waiting for a pod whose
+	// deletionTimestamp is older than it (--skip-wait-for-delete-timeout,
+	// as kubectl drain).
+	SkipAfter time.Duration
+	// NotReadyAfter, when positive, stops waiting for a pod of a NotReady
+	// node this long after its deletion was requested: no kubelet will
+	// confirm it.
+	NotReadyAfter time.Duration
+	// OnNotWaited is called once per target the wait gives up on.
+	OnNotWaited func(t evictTarget, why string)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// ChunkSize is the page size of the relist; 0 means 500, negative no
+	// paging.
+	ChunkSize int64
+
+	deadlines map[string]deadline
+}
+
+type deadline struct {
+	at  time.Time
+	why string
+}
+
+// noteDeletion records when the wait gives up on a terminating target.
+func (w *goneWaiter) noteDeletion(t evictTarget, ts *metav1.Time, grace int64) {
+	if ts == nil || w.deadlines == nil {
+		return
+	}
+	if _, ok := w.deadlines[t.key()]; ok {
+		return
+	}
+	var d deadline
+	if w.SkipAfter > 0 {
+		d = deadline{at: ts.Add(w.SkipAfter), why: fmt.Sprintf("deletion older than --skip-wait-for-delete-timeout=%s: not waited for", w.SkipAfter)}
+	}
+	if t.NotReady && w.NotReadyAfter > 0 {
+		requested := ts.Add(-time.Duration(grace) * time.Second)
+		if at := requested.Add(w.NotReadyAfter); d.at.IsZero() || at.Before(d.at) {
+			d = deadline{at: at, why: fmt.Sprintf("node %s is not Ready: no kubelet confirms the pod terminates; not waited for after %s (it stays Terminating until the node returns or is deleted; --force-delete-unreachable removes it)", t.Node, w.NotReadyAfter)}
+		}
+	}
+	if !d.at.IsZero() {
+		w.deadlines[t.key()] = d
+	}
+}
+
+// expire stops waiting for the targets whose deadline passed.
+func (w *goneWaiter) expire(pending map[string]evictTarget) {
+	now := w.Now()
+	for k, d := range w.deadlines {
+		t, ok := pending[k]
+		if !ok {
+			delete(w.deadlines, k)
+			continue
+		}
+		if now.Before(d.at) {
+			continue
+		}
+		delete(pending, k)
+		delete(w.deadlines, k)
+		if w.OnNotWaited != nil {
+			w.OnNotWaited(t, d.why)
+		}
+	}
 }
 
 // errWaitFailed marks a wait that cannot go on: following the pods is
@@ -278,9 +407,14 @@ var errWaitFailed = errors.New("cannot follow the evicted pods")
 // Wait returns nil when every target is gone, or ctx's error. rv is the
 // resourceVersion of the LIST the targets came from; "" lists first.
 func (w *goneWaiter) Wait(ctx context.Context, rv string, targets []evictTarget) error {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	w.deadlines = map[string]deadline{}
 	pending := make(map[string]evictTarget, len(targets))
 	for _, t := range targets {
 		pending[t.key()] = t
+		w.noteDeletion(t, t.Deletion, t.Grace)
 	}
 	gone := func(k string) {
 		if t, ok := pending[k]; ok {
@@ -291,6 +425,7 @@ func (w *goneWaiter) Wait(ctx context.Context, rv string, targets []evictTarget)
 		}
 	}
 	drain := func() {
+		w.expire(pending)
 		for {
 			select {
 			case k := <-w.Abandoned:
@@ -348,8 +483,12 @@ func (w *goneWaiter) Wait(ctx context.Context, rv string, targets []evictTarget)
 // to resume from, "" when a relist is needed.
 func (w *goneWaiter) consume(ctx context.Context, watcher watch.Interface, pending map[string]evictTarget, gone func(string)) string {
 	rv := ""
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for len(pending) > 0 {
 		select {
+		case <-tick.C:
+			w.expire(pending)
 		case <-ctx.Done():
 			return rv
 		case k := <-w.Abandoned:
@@ -373,15 +512,29 @@ func (w *goneWaiter) consume(ctx context.Context, watcher watch.Interface, pendi
 			}
 			if ev.Type == watch.Deleted || (t.UID != "" && pod.UID != t.UID) {
 				gone(k)
+				continue
 			}
+			grace := int64(0)
+			if pod.DeletionGracePeriodSeconds != nil {
+				grace = *pod.DeletionGracePeriodSeconds
+			}
+			w.noteDeletion(t, pod.DeletionTimestamp, grace)
+			w.expire(pending)
 		}
 	}
 	return rv
 }
 
 func (w *goneWaiter) relist(ctx context.Context, pending map[string]evictTarget, gone func(string)) (string, error) {
-	present := map[string]types.UID{}
-	opts := metav1.ListOptions{Limit: 500}
+	present := map[string]*corev1.Pod{}
+	limit := w.ChunkSize
+	switch {
+	case limit == 0:
+		limit = 500
+	case limit < 0:
+		limit = 0
+	}
+	opts := metav1.ListOptions{Limit: limit}
 	rv := ""
 	for {
 		list, err := w.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
@@ -393,7 +546,7 @@ func (w *goneWaiter) relist(ctx context.Context, pending map[string]evictTarget,
 		}
 		for i := range list.Items {
 			p := &list.Items[i]
-			present[p.Namespace+"/"+p.Name] = p.UID
+			present[p.Namespace+"/"+p.Name] = p
 		}
 		if list.Continue == "" {
 			break
@@ -406,10 +559,16 @@ func (w *goneWaiter) relist(ctx context.Context, pending map[string]evictTarget,
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		uid, ok := present[k]
-		if !ok || (pending[k].UID != "" && uid != pending[k].UID) {
+		p, ok := present[k]
+		if !ok || (pending[k].UID != "" && p.UID != pending[k].UID) {
 			gone(k)
+			continue
 		}
+		grace := int64(0)
+		if p.DeletionGracePeriodSeconds != nil {
+			grace = *p.DeletionGracePeriodSeconds
+		}
+		w.noteDeletion(pending[k], p.DeletionTimestamp, grace)
 	}
 	return rv, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -113,10 +115,10 @@ func newDTestEvictor(cs *fake.Clientset, clock *dFakeClock) (*evictor, *[]dWaitC
 	return &evictor{
 		Client: cs, Concurrency: 4, InitialBackoff: time.Second, MaxBackoff: 10 * time.Second,
 		Now: clock.Now, Sleep: clock.Sleep,
-		OnWait: func(pdb, pod, msg string) {
+		OnWait: func(t evictTarget, pdb, msg string) {
 			mu.Lock()
 			defer mu.Unlock()
-			*waits = append(*waits, dWaitCall{pdb, pod, msg})
+			*waits = append(*waits, dWaitCall{pdb, t.key(), msg})
 		},
 		OnEvicted: func(t evictTarget) {
 			mu.Lock()
@@ -269,7 +271,7 @@ func TestEvictorOutcomes(t *testing.T) {
 		wantSleeps  int
 	}{
 		{name: "already gone", err: apierrors.NewNotFound(dPodsGVR.GroupResource(), "w-1"), wantEvicted: true},
-		{name: "replaced by a pod of the same name", err: apierrors.NewConflict(dPodsGVR.GroupResource(), "w-1", nil), wantEvicted: true},
+		{name: "replaced by a pod of the same name", err: apierrors.NewConflict(dPodsGVR.GroupResource(), "w-1", errors.New("the UID in the precondition (uid-1) does not match the UID in record (uid-2). The object might have been deleted and then recreated")), wantEvicted: true},
 		{name: "forbidden is final", err: apierrors.NewForbidden(dPodsGVR.GroupResource(), "w-1", nil), wantErr: `pods "w-1" is forbidden: <nil>`},
 		{name: "namespace terminating: its controller deletes the pod", err: terminatingNamespace("apps"), wantEvicted: true},
 	}
@@ -290,6 +292,50 @@ func TestEvictorOutcomes(t *testing.T) {
 			}
 			if len(clock.sleeps) != tt.wantSleeps {
 				t.Errorf("sleeps = %v, want %d", clock.sleeps, tt.wantSleeps)
+			}
+		})
+	}
+}
+
+// dPDBConflict is the 409 of concurrent evictions under one PDB.
+func dPDBConflict(name string) error {
+	return apierrors.NewConflict(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudgets"}, name,
+		errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+}
+
+// TestEvictorRetriesConflicts: a 409 on the PDB is not an accepted
+// eviction; it is retried on the PDB's backoff until accepted.
+func TestEvictorRetriesConflicts(t *testing.T) {
+	tests := []struct {
+		name       string
+		script     []error
+		wantCalls  int32
+		wantWaits  int
+		wantSleeps int
+	}{
+		{name: "one conflict", script: []error{dPDBConflict("bulk")}, wantCalls: 2, wantWaits: 1, wantSleeps: 1},
+		{name: "conflicts then a 429 then accepted", script: []error{dPDBConflict("bulk"), dPDBConflict("bulk"), dPDBRefusal("bulk")}, wantCalls: 4, wantWaits: 3, wantSleeps: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := fake.NewClientset(testutil.Pod("apps", "w-1").Obj())
+			calls := dEvictionScript(cs, map[string][]error{"apps/w-1": slices.Clone(tt.script)})
+			clock := newDFakeClock()
+			ev, waits, evicted := newDTestEvictor(cs, clock)
+			var evictedAtCall []int32
+			ev.OnEvicted = func(evictTarget) { evictedAtCall = append(evictedAtCall, calls.Load()) }
+			lastErr := ev.Run(context.Background(), []evictTarget{{Namespace: "apps", Name: "w-1", PDBs: []string{"apps/bulk"}}})
+			if calls.Load() != tt.wantCalls || len(evictedAtCall) != 1 || evictedAtCall[0] != tt.wantCalls {
+				t.Errorf("calls = %d, evicted at calls %v; want %d calls, evicted once, after the last", calls.Load(), evictedAtCall, tt.wantCalls)
+			}
+			if len(*evicted) != 0 {
+				t.Errorf("evicted = %v", *evicted)
+			}
+			if len(*waits) != tt.wantWaits || (*waits)[0].pdb != "apps/bulk" || !strings.Contains((*waits)[0].message, "conflict") {
+				t.Errorf("waits = %+v, want %d, the first a conflict on apps/bulk", *waits, tt.wantWaits)
+			}
+			if len(clock.sleeps) != tt.wantSleeps || len(lastErr) != 0 {
+				t.Errorf("sleeps = %v, lastErr = %v; want %d sleeps, no error left", clock.sleeps, lastErr, tt.wantSleeps)
 			}
 		})
 	}
@@ -418,6 +464,7 @@ func newDTestDrain(cs *fake.Clientset) (*Options, *bytes.Buffer, *bytes.Buffer) 
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 	o := NewOptions(nil, streams)
 	o.client = cs
+	dAllowAll(cs)
 	o.who = "tester@host"
 	o.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 	o.Datacenter = "pod-2"
@@ -486,10 +533,10 @@ func TestDrainRunTimesOutOnBlockedPods(t *testing.T) {
 	if !ok || exit.Code != cmdutil.ExitFindings {
 		t.Fatalf("Run = %v, want exit %d", err, cmdutil.ExitFindings)
 	}
-	if !strings.Contains(out.String(), "Drain of pod-2: TimedOut") || !strings.Contains(out.String(), "1 evicted, 2 skipped, 1 blocked") {
+	if !strings.Contains(out.String(), "Drain of pod-2: TimedOut") || !strings.Contains(out.String(), "evicted 1/2, 1 gone, 0 not waited for, 1 remaining; 2 skipped") {
 		t.Errorf("summary:\n%s", out)
 	}
-	if !regexp.MustCompile(`apps +web-1 +pod-2-worker-1 +PDB apps/web-pdb refuses: The disruption budget web-pdb needs 2 healthy pods`).MatchString(out.String()) {
+	if !regexp.MustCompile(`apps +web-1 +pod-2-worker-1 +remaining +PDB apps/web-pdb refuses: The disruption budget web-pdb needs 2 healthy pods`).MatchString(out.String()) {
 		t.Errorf("summary does not say why web-1 is left:\n%s", out)
 	}
 	if !strings.Contains(errOut.String(), "waiting for PDB apps/web-pdb: The disruption budget web-pdb needs 2 healthy pods and has 2 currently (pod apps/web-1)") {
@@ -522,7 +569,7 @@ func TestDrainRunForbiddenEvictions(t *testing.T) {
 	if !errors.As(err, &exit) || exit.Code != cmdutil.ExitFindings {
 		t.Fatalf("Run = %v, want exit %d", err, cmdutil.ExitFindings)
 	}
-	if !strings.Contains(out.String(), "Drain of pod-2: Blocked") || !strings.Contains(out.String(), "1 evicted, 2 skipped, 1 blocked") {
+	if !strings.Contains(out.String(), "Drain of pod-2: Blocked") || !strings.Contains(out.String(), "evicted 1/2, 1 gone, 0 not waited for, 1 remaining; 2 skipped") {
 		t.Errorf("summary:\n%s", out)
 	}
 	if !strings.Contains(out.String(), "pods/eviction") {
@@ -563,7 +610,9 @@ func TestDrainRunRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cs, _ := dWatchedClientset(dFixture(testutil.Pod("apps", "debug").NodeName("pod-2-worker-1").Phase(corev1.PodRunning).Obj())...)
 			o, out, _ := newDTestDrain(cs)
-			o.DryRun = tt.dryRun
+			if tt.dryRun {
+				o.DryRun = dryRunClient
+			}
 			err := o.Run(context.Background())
 			var exit *cmdutil.ExitError
 			ok := errors.As(err, &exit)
@@ -677,4 +726,20 @@ func terminatingNamespace(ns string) error {
 		Type: corev1.NamespaceTerminatingCause, Message: "namespace " + ns + " is being terminated", Field: "metadata.namespace",
 	})
 	return err
+}
+
+// dAllowAll makes the fake API server allow every SelfSubjectAccessReview
+// unless refuse names the check ("verb resource[/sub] namespace").
+func dAllowAll(cs *fake.Clientset, refuse ...string) {
+	cs.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+		ra := r.Spec.ResourceAttributes
+		name := ra.Verb + " " + ra.Resource
+		if ra.Subresource != "" {
+			name += "/" + ra.Subresource
+		}
+		name += " " + ra.Namespace
+		r.Status.Allowed = !slices.Contains(refuse, strings.TrimSpace(name))
+		return true, r, nil
+	})
 }

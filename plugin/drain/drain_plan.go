@@ -193,6 +193,10 @@ type PlanPod struct {
 	Blocked bool `json:"blocked,omitempty"`
 
 	uid types.UID
+	// deletion and grace are the pod's deletionTimestamp and grace period
+	// when it is already terminating.
+	deletion *metav1.Time
+	grace    int64
 }
 
 // Blocker is something that keeps pods from being evicted, with its remedy.
@@ -383,7 +387,10 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 		if !ok || p.Spec.NodeName == "" {
 			continue
 		}
-		pp := PlanPod{Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName, Owner: workloadOf(p), uid: p.UID}
+		pp := PlanPod{Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName, Owner: workloadOf(p), uid: p.UID, deletion: p.DeletionTimestamp}
+		if p.DeletionGracePeriodSeconds != nil {
+			pp.grace = *p.DeletionGracePeriodSeconds
+		}
 		switch {
 		case policy.IsMirrorPod(p):
 			pp.Reason = skipMirror
