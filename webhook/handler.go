@@ -18,6 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -448,6 +449,14 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	if len(templates) == 0 {
 		return admission.Allowed(fmt.Sprintf("%s has no pod template", kindName(gvk)))
 	}
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		// A template admitted before the policy is left alone until an
+		// update changes it or the labels: filling it in on a scale-down
+		// would roll the workload out.
+		if old, _, err := decode(req.OldObject); err == nil && old != nil && sameTemplatesAndLabels(old, obj) {
+			return admission.Allowed("the update changes no pod template and no label")
+		}
+	}
 	before := make([]map[string]string, len(templates))
 	for i := range templates {
 		before[i] = maps.Clone(templates[i].Spec.NodeSelector)
@@ -466,6 +475,26 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 		h.Metrics.Mutations.WithLabelValues(kind).Inc()
 	}
 	return admission.Patched("", patches...)
+}
+
+// sameTemplatesAndLabels reports whether a and b carry the same labels and
+// the same pod templates.
+func sameTemplatesAndLabels(a, b runtime.Object) bool {
+	ma, err1 := meta.Accessor(a)
+	mb, err2 := meta.Accessor(b)
+	if err1 != nil || err2 != nil || !maps.Equal(ma.GetLabels(), mb.GetLabels()) {
+		return false
+	}
+	ta, tb := policy.PodTemplates(a), policy.PodTemplates(b)
+	if len(ta) != len(tb) {
+		return false
+	}
+	for i := range ta {
+		if !equality.Semantic.DeepEqual(ta[i].Meta, tb[i].Meta) || !equality.Semantic.DeepEqual(ta[i].Spec, tb[i].Spec) {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureParents lets a patch add a nodeSelector to an object that lacks

@@ -637,3 +637,23 @@ func TestValidateNodeMembers(t *testing.T) {
 		t.Errorf("the witness control plane in pod-3 denied: %+v", resp.Result)
 	}
 }
+
+// TestMutateLeavesUnchangedUpdatesAlone: an update that changes neither the
+// templates nor the labels (a scale-down) of a workload admitted before
+// the policy is not mutated, which would roll it out; one that changes its
+// template is.
+func TestMutateLeavesUnchangedUpdatesAlone(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	rs := func() *tu.ObjectBuilder {
+		return tu.ReplicaSet("apps", "worker-1").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2").Replicas(3)
+	}
+	resp := f.h.Mutate().Handle(context.Background(), request(t, admissionv1.Update, rs().Replicas(0).Obj(), rs().Obj(), admin))
+	if !resp.Allowed || len(resp.Patches) != 0 {
+		t.Errorf("scale-down mutated: allowed=%v patches=%+v", resp.Allowed, resp.Patches)
+	}
+	changed := rs().Edit(func(s *corev1.PodSpec) { s.Containers[0].Image = "registry.example/app:2" }).Obj()
+	resp = f.h.Mutate().Handle(context.Background(), request(t, admissionv1.Update, changed, rs().Obj(), admin))
+	if !resp.Allowed || len(resp.Patches) != 1 {
+		t.Errorf("template change not mutated: allowed=%v patches=%+v", resp.Allowed, resp.Patches)
+	}
+}
