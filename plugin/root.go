@@ -34,6 +34,7 @@ offline or live, with the same rules as the dc-webhook admission webhook.`,
 		},
 	}
 	config.AddFlags(cmd.PersistentFlags())
+	cmdutil.RegisterGlobalCompletions(cmd, config)
 	cmd.AddCommand(
 		status.NewCmdStatus(config, streams),
 		check.NewCmdCheck(config, streams),

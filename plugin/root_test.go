@@ -50,3 +50,52 @@ func TestVerbsWithoutKubeconfig(t *testing.T) {
 		})
 	}
 }
+
+// TestGlobalFlagCompletion: --context and --cluster complete from the
+// kubeconfig, as in kubectl.
+func TestGlobalFlagCompletion(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: east, cluster: {server: "https://127.0.0.1:1"}}, {name: west, cluster: {server: "https://127.0.0.1:2"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: prod-east, context: {cluster: east, user: u}}, {name: prod-west, context: {cluster: west, user: u}}, {name: dev, context: {cluster: east, user: u}}]
+current-context: dev
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"__complete", "--kubeconfig", kc, "status", "--context", "prod"}, "prod-east\nprod-west\n:4\n"},
+		{[]string{"__complete", "--kubeconfig", kc, "status", "--cluster", ""}, "east\nwest\n:4\n"},
+	} {
+		streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+		cmd := NewCmdDC(streams)
+		cmd.SetOut(out)
+		cmd.SetErr(errOut)
+		cmd.SetArgs(tc.args)
+		if code := Execute(cmd, streams); code != 0 || out.String() != tc.want {
+			t.Errorf("%v: exit %d\n%q\nwant %q", tc.args, code, out.String(), tc.want)
+		}
+	}
+}
+
+// TestIgnoredNamespaceIsSaid: -n on status, which reads every namespace,
+// is warned about, not ignored silently.
+func TestIgnoredNamespaceIsSaid(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", empty)
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+	cmd := NewCmdDC(streams)
+	cmd.SetArgs([]string{"status", "-n", "team-a"})
+	_ = Execute(cmd, streams)
+	if !strings.Contains(errOut.String(), "Warning: -n/--namespace is ignored: kubectl dc status works on the whole cluster") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+}

@@ -141,6 +141,7 @@ Exit codes:
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.labelSet = cmd.Flags().Changed("datacenter-label")
+			cmdutil.WarnIgnoredNamespace(cmd, o.IOStreams)
 			if err := o.Complete(); err != nil {
 				return err
 			}
