@@ -1,4 +1,4 @@
-// Package check drives the built `kubectl dc check --cluster` against the
+// Package check drives the built `kubectl dc check --live` against the
 // local MacStadium control plane: the example PlacementPolicy, installed
 // through the real CRD, first in Audit mode (violations listed, exit 0),
 // then in Deny mode (exit 1).
@@ -46,6 +46,11 @@ type result struct {
 		Namespace string `json:"namespace"`
 		Name      string `json:"name"`
 	} `json:"object"`
+	Source struct {
+		File     string `json:"file"`
+		Document int    `json:"document"`
+		Line     int    `json:"line"`
+	} `json:"source"`
 	Rule    string `json:"rule"`
 	Action  string `json:"action"`
 	Field   string `json:"field"`
@@ -145,7 +150,7 @@ func TestCheckCluster(t *testing.T) {
 	}
 
 	t.Run("Audit lists the violations and passes", func(t *testing.T) {
-		rep, code := runCheck(t, bin, c.Kubeconfig(), "check", "--cluster", "-o", "json")
+		rep, code := runCheck(t, bin, c.Kubeconfig(), "check", "--live", "-o", "json")
 		if code != 0 {
 			t.Errorf("exit code = %d, want 0 (Audit never fails)", code)
 		}
@@ -162,7 +167,7 @@ func TestCheckCluster(t *testing.T) {
 	})
 
 	t.Run("namespace scope", func(t *testing.T) {
-		rep, code := runCheck(t, bin, c.Kubeconfig(), "check", "--cluster", "-n", ns, "-o", "json")
+		rep, code := runCheck(t, bin, c.Kubeconfig(), "check", "--live", "-n", ns, "-o", "json")
 		if code != 0 {
 			t.Errorf("exit code = %d, want 0", code)
 		}
@@ -181,7 +186,7 @@ func TestCheckCluster(t *testing.T) {
 		if _, err := dyn.Resource(policyResource).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("switch the policy to Deny: %v", err)
 		}
-		rep, code := runCheck(t, bin, c.Kubeconfig(), "check", "--cluster", "-o", "json")
+		rep, code := runCheck(t, bin, c.Kubeconfig(), "check", "--live", "-o", "json")
 		if code != 1 {
 			t.Errorf("exit code = %d, want 1", code)
 		}
@@ -247,11 +252,27 @@ func kubectlDC(t *testing.T) string {
 // runCheck runs the binary with --kubeconfig and decodes its JSON report.
 func runCheck(t *testing.T, bin, kubeconfig string, args ...string) (report, int) {
 	t.Helper()
+	stdout, stderr, code := run(t, bin, kubeconfig, args...)
+	var rep report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("kubectl dc %s: exit %d, output is not a JSON report: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, err, stdout, stderr)
+	}
+	return rep, code
+}
+
+// runCheckRaw runs the binary with --kubeconfig and returns its stdout.
+func runCheckRaw(t *testing.T, bin, kubeconfig string, args ...string) (string, int) {
+	t.Helper()
+	stdout, _, code := run(t, bin, kubeconfig, args...)
+	return stdout, code
+}
+
+func run(t *testing.T, bin, kubeconfig string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	code := 0
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
@@ -259,11 +280,7 @@ func runCheck(t *testing.T, bin, kubeconfig string, args ...string) (report, int
 	case err != nil:
 		t.Fatalf("run %s: %v", bin, err)
 	}
-	var rep report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("kubectl dc %s: exit %d, output is not a JSON report: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, err, stdout.String(), stderr.String())
-	}
-	return rep, code
+	return out.String(), errOut.String(), code
 }
 
 // installCRD creates the CRD of manifests/crd and waits until it is
