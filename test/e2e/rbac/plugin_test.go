@@ -3,6 +3,7 @@ package rbac
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
@@ -92,6 +94,8 @@ var pluginCalls = []call{
 	{"", "nodes", "patch", "", drainRole, "drain: cordon and annotate; uncordon"},
 	{"", "pods/eviction", "create", "", drainRole, "drain: evict through the Eviction API"},
 	{"", "pods", "watch", "", drainRole, "drain: wait for the evicted pods to be gone"},
+	{"", "pods", "delete", "", drainRole, "drain --disable-eviction: delete instead of evict; --force-delete-unreachable: the pods of NotReady nodes, grace period 0"},
+	{"authorization.k8s.io", "selfsubjectaccessreviews", "create", "", "", "drain: the preflight, whether the caller may cordon, evict, delete and watch before anything is touched"},
 }
 
 // pluginWriteExceptions are the writes of manifests/rbac that cannot name
@@ -99,6 +103,7 @@ var pluginCalls = []call{
 var pluginWriteExceptions = map[key]string{
 	{group: "", resource: "nodes", verb: "patch"}:          "drain cordons every node of a datacenter: the names are the cluster's",
 	{group: "", resource: "pods/eviction", verb: "create"}: "drain evicts any pod on the datacenter's nodes",
+	{group: "", resource: "pods", verb: "delete"}:          "drain --disable-eviction and --force-delete-unreachable delete any pod on the datacenter's nodes",
 	{group: "", resource: "pods/exec", verb: "create"}:     "etcd pods are named after their nodes (etcd-<node>): docs/rbac.md shows how to add resourceNames",
 }
 
@@ -442,10 +447,11 @@ type drainOutput struct {
 
 // TestDrainRole drains pod-3 (one worker, one control plane) with pods of
 // a Deployment pinned there, as ServiceAccounts bound to kubectl-dc-drain
-// or to copies lacking one write: the dry run needs no write, the drain
-// stops at the first forbidden cordon, evictions refused by RBAC leave the
-// pods, uncordon needs patch; with the whole role the drain and uncordon
-// succeed and the cordon names the ServiceAccount.
+// or to copies lacking one write: the preflight's SelfSubjectAccessReviews
+// find every missing write, the dry run shows it as a blocker and exits 3,
+// the drain refuses before cordoning anything; uncordon needs patch; with
+// the whole role the drain and uncordon succeed and the cordon names the
+// ServiceAccount.
 func TestDrainRole(t *testing.T) {
 	c := cluster.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -471,8 +477,17 @@ func TestDrainRole(t *testing.T) {
 		s := bindClusterRole(t, c, ns, "drain-read-only", ro, true)
 		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--dry-run", "-o", "json")
 		var plan dcdrain.Plan
-		if code != 0 || json.Unmarshal([]byte(out), &plan) != nil {
-			t.Fatalf("drain --dry-run as %s: exit %d\n%s\n%s", s.user, code, out, errOut)
+		if code != dcdrain.ExitDrainRefused || json.Unmarshal([]byte(out), &plan) != nil || !plan.Refused {
+			t.Fatalf("drain --dry-run as %s without writes: exit %d, want %d with the RBAC blockers\n%s\n%s", s.user, code, dcdrain.ExitDrainRefused, out, errOut)
+		}
+		rbac := ""
+		for _, b := range plan.Blockers {
+			if b.Kind == "Forbidden" {
+				rbac += b.Message + "\n"
+			}
+		}
+		if !strings.Contains(rbac, "patch nodes cluster-wide") || !strings.Contains(rbac, "create pods/eviction in namespace "+ns) {
+			t.Errorf("drain --dry-run as %s: RBAC blockers %q, want patch nodes and create pods/eviction in %s", s.user, rbac, ns)
 		}
 		// Other tests' pods may run in pod-3 too: count this test's.
 		mine := 0
@@ -488,9 +503,9 @@ func TestDrainRole(t *testing.T) {
 
 	t.Run("without patch nodes", func(t *testing.T) {
 		s := bindClusterRole(t, c, ns, "drain-no-patch", without(t, full, ns+"-drain-no-patch", "", "nodes", "patch"), true)
-		_, errOut, code := kubectlDC(t, c, s, "drain", dc)
-		if code != 1 || !forbidden(errOut, "patch", "nodes") {
-			t.Errorf("drain without patch nodes: exit %d, want 1 and the forbidden patch named:\n%s", code, errOut)
+		out, errOut, code := kubectlDC(t, c, s, "drain", dc)
+		if code != dcdrain.ExitDrainRefused || !strings.Contains(out, "the API server refuses patch nodes cluster-wide") {
+			t.Errorf("drain without patch nodes: exit %d, want %d and the refused patch named:\n%s\n%s", code, dcdrain.ExitDrainRefused, out, errOut)
 		}
 		if got := cordoned(t, c, dc); len(got) > 0 {
 			t.Errorf("drain without patch nodes cordoned %v", got)
@@ -499,36 +514,28 @@ func TestDrainRole(t *testing.T) {
 
 	t.Run("without create pods/eviction", func(t *testing.T) {
 		s := bindClusterRole(t, c, ns, "drain-no-evict", without(t, full, ns+"-drain-no-evict", "", "pods/eviction", "create"), true)
-		// Evictions refused by RBAC are final: the drain ends Blocked
-		// without waiting out --timeout (an hour here).
+		// The preflight finds the refusal: nothing is cordoned.
 		out, errOut, code := kubectlDC(t, c, s, "drain", dc, "--timeout", "1h", "-o", "json")
-		var got drainOutput
-		if code != 1 || json.Unmarshal([]byte(out), &got) != nil {
-			t.Fatalf("drain without evictions: exit %d, want 1 with a summary\n%s\n%s", code, out, errOut)
+		var plan dcdrain.Plan
+		if code != dcdrain.ExitDrainRefused || json.Unmarshal([]byte(out), &plan) != nil || !plan.Refused {
+			t.Fatalf("drain without evictions: exit %d, want %d with the plan\n%s\n%s", code, dcdrain.ExitDrainRefused, out, errOut)
 		}
-		if got.Summary.Result != "Blocked" {
-			t.Errorf("drain without evictions: result %q, want Blocked", got.Summary.Result)
+		if !strings.Contains(strings.Join(plan.Reasons, "\n"), "create pods/eviction in namespace "+ns) {
+			t.Errorf("drain without evictions: reasons %v do not name the refused eviction in %s", plan.Reasons, ns)
 		}
-		mine := 0
-		for _, b := range got.Summary.Blocked {
-			if b.Namespace == ns {
-				mine++
-			}
-		}
-		if mine != replicas {
-			t.Errorf("drain without evictions: %d pods of %s blocked, want %d", mine, ns, replicas)
-		}
-		for _, b := range got.Summary.Blocked {
-			if !forbidden(b.Reason, "create", "pods/eviction") {
-				t.Errorf("blocked pod %s/%s: reason %q does not name the forbidden eviction", b.Namespace, b.Name, b.Reason)
-			}
+		if got := cordoned(t, c, dc); len(got) > 0 {
+			t.Errorf("drain without evictions cordoned %v", got)
 		}
 		waitPods(ctx, t, c, ns, replicas)
 	})
 
 	t.Run("uncordon without patch nodes", func(t *testing.T) {
-		if len(cordoned(t, c, dc)) == 0 {
-			t.Skip("nothing cordoned: the subtest before failed")
+		// The refused drains cordoned nothing: cordon as the admin.
+		for _, name := range c.Nodes(dc) {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"admin@test"}},"spec":{"unschedulable":true}}`, dcdrain.AnnotationCordonedBy)
+			if _, err := c.Client().CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		s := bindClusterRole(t, c, ns, "uncordon-no-patch", without(t, full, ns+"-uncordon-no-patch", "", "nodes", "patch"), true)
 		_, errOut, code := kubectlDC(t, c, s, "uncordon", dc)
