@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	jsonpatch5 "github.com/evanphx/json-patch/v5"
@@ -52,10 +53,45 @@ type Handler struct {
 	AllowedLabelGroups sets.Set[string]
 	// Metrics may be nil.
 	Metrics *Metrics
+	// heavy admits the large requests (HeavyRequestBytes and up) judged at
+	// once; nil means DefaultHeavyRequests.
+	heavyOnce sync.Once
+	heavy     chan struct{}
+
 	// Placements, when set, serialises member placements across replicas
 	// (see PlacementLedger); nil judges each placement alone, from the
 	// caches, so that concurrent ones can together exceed a limit.
 	Placements *PlacementLedger
+}
+
+// Large requests: decoding one costs milliseconds of CPU, so a burst of
+// them could starve every other admission. At most DefaultHeavyRequests of
+// HeavyRequestBytes or more are judged at once; another waits up to
+// heavyWait and is then refused (429, retry), never admitted unjudged.
+const (
+	HeavyRequestBytes    = 256 << 10
+	DefaultHeavyRequests = 2
+	heavyWait            = time.Second
+)
+
+// acquireHeavy reserves a slot for a large request; release frees it.
+func (h *Handler) acquireHeavy(ctx context.Context, req admission.Request) (release func(), resp *admission.Response) {
+	if len(req.Object.Raw)+len(req.OldObject.Raw) < HeavyRequestBytes {
+		return func() {}, nil
+	}
+	h.heavyOnce.Do(func() { h.heavy = make(chan struct{}, DefaultHeavyRequests) })
+	t := time.NewTimer(heavyWait)
+	defer t.Stop()
+	select {
+	case h.heavy <- struct{}{}:
+		return func() { <-h.heavy }, nil
+	case <-ctx.Done():
+		r := cutShort(ctx.Err())
+		return nil, &r
+	case <-t.C:
+		r := admission.Errored(http.StatusTooManyRequests, fmt.Errorf("dc-webhook is judging %d large objects already; %s is refused rather than admitted unjudged: retry", DefaultHeavyRequests, subject(req)))
+		return nil, &r
+	}
 }
 
 // decoder turns admission objects into the typed objects the engine judges.
@@ -241,6 +277,11 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	if err := ctx.Err(); err != nil {
 		return cutShort(err)
 	}
+	release, busy := h.acquireHeavy(ctx, req)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	var oldObj runtime.Object
 	obj, oldScaled, scaled, err := h.scaleAsUpdate(req)
 	if err != nil {
@@ -437,6 +478,11 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	if err := ctx.Err(); err != nil {
 		return cutShort(err)
 	}
+	release, busy := h.acquireHeavy(ctx, req)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	eng := h.Engine()
 	if eng == nil {
 		return notReady()

@@ -657,3 +657,27 @@ func TestMutateLeavesUnchangedUpdatesAlone(t *testing.T) {
 		t.Errorf("template change not mutated: allowed=%v patches=%+v", resp.Allowed, resp.Patches)
 	}
 }
+
+// TestLargeRequestsBounded: while DefaultHeavyRequests large requests are
+// judged, another is refused (429) rather than admitted unjudged, and small
+// requests are not held up.
+func TestLargeRequestsBounded(t *testing.T) {
+	f := newFixture(t, macstadium(v1alpha1.ActionDeny))
+	big := tu.Pod("kube-system", "big").Labels("app", "worker").InDC("pod-1").Annotations("blob", strings.Repeat("x", HeavyRequestBytes)).Obj()
+	bigReq := request(t, admissionv1.Create, big, nil, admin)
+	for i := 0; i < DefaultHeavyRequests; i++ {
+		release, busy := f.h.acquireHeavy(context.Background(), bigReq)
+		if busy != nil {
+			t.Fatalf("slot %d refused: %+v", i, busy.Result)
+		}
+		defer release()
+	}
+	resp := f.h.Validate().Handle(context.Background(), bigReq)
+	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusTooManyRequests {
+		t.Errorf("large request beyond the bound: allowed=%v result=%+v, want 429", resp.Allowed, resp.Result)
+	}
+	small := request(t, admissionv1.Create, tu.Pod("apps", "small").Labels("app", "worker").InDC("pod-1").Obj(), nil, admin)
+	if resp := f.h.Validate().Handle(context.Background(), small); !resp.Allowed {
+		t.Errorf("small request held up: %+v", resp.Result)
+	}
+}
