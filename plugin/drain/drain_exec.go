@@ -359,7 +359,8 @@ type deadline struct {
 
 // noteDeletion records when the wait gives up on a terminating target.
 func (w *goneWaiter) noteDeletion(t evictTarget, ts *metav1.Time, grace int64) {
-	if ts == nil || w.deadlines == nil {
+	// A force-deleted pod goes at once: wait for it.
+	if ts == nil || w.deadlines == nil || t.Force {
 		return
 	}
 	if _, ok := w.deadlines[t.key()]; ok {

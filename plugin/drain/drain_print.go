@@ -301,9 +301,8 @@ func (p *progress) notWaited(t evictTarget, why string) {
 		return
 	}
 	if n := p.nodes[t.Node]; n != nil {
-		if old != stateEvicted {
-			n.evicted++
-		}
+		// A pod terminating since before this run is not waited for
+		// without an eviction of its own: it is not counted as evicted.
 		n.notWaited++
 		n.changed = true
 	}

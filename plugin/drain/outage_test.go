@@ -49,14 +49,20 @@ func dTerminateOnEvict(t *testing.T, cs interface {
 // grace period 0 and said so per pod.
 func TestDrainRunDatacenterDown(t *testing.T) {
 	tests := []struct {
-		name          string
+		name string
+		// terminating: web-1 has been terminating for a minute, since an
+		// earlier drain.
+		terminating   bool
 		force         bool
+		wantEvicted   int
 		wantGone      int
 		wantNotWaited int
 		wantErr       []string
 	}{
-		{name: "not waited for", wantGone: 1, wantNotWaited: 1, wantErr: []string{"not waiting for apps/web-1: node pod-2-worker-1 is not Ready"}},
-		{name: "force-deleted", force: true, wantGone: 2, wantErr: []string{"force-deleted apps/web-1 on pod-2-worker-1 (node not Ready, grace period 0)"}},
+		{name: "not waited for", wantEvicted: 2, wantGone: 1, wantNotWaited: 1, wantErr: []string{"not waiting for apps/web-1: node pod-2-worker-1 is not Ready"}},
+		{name: "force-deleted", force: true, wantEvicted: 2, wantGone: 2, wantErr: []string{"force-deleted apps/web-1 on pod-2-worker-1 (node not Ready, grace period 0)"}},
+		{name: "terminating since an earlier drain: not waited for", terminating: true, wantEvicted: 1, wantGone: 1, wantNotWaited: 1, wantErr: []string{"not waiting for apps/web-1"}},
+		{name: "terminating since an earlier drain: force-deleted", terminating: true, force: true, wantEvicted: 2, wantGone: 2, wantErr: []string{"force-deleted apps/web-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +70,10 @@ func TestDrainRunDatacenterDown(t *testing.T) {
 			for i, o := range objs {
 				if n, ok := o.(*corev1.Node); ok && n.Name == "pod-2-worker-1" {
 					objs[i] = dNode("pod-2-worker-1", "pod-2").NotReady().Obj()
+				}
+				if p, ok := o.(*corev1.Pod); ok && p.Name == "web-1" && tt.terminating {
+					since, grace := metav1.NewTime(time.Now().Add(-time.Minute)), int64(30)
+					p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &since, &grace
 				}
 			}
 			cs, watching := dWatchedClientset(objs...)
@@ -87,7 +97,7 @@ func TestDrainRunDatacenterDown(t *testing.T) {
 			if !regexp.MustCompile(`pod-2-worker-1 +NotReady`).MatchString(out.String()) {
 				t.Errorf("plan table does not say NotReady:\n%s", out)
 			}
-			want := regexp.MustCompile(`Drain of pod-2: Done in [0-9.]+s: evicted 2/2, ` + itoa(tt.wantGone) + ` gone, ` + itoa(tt.wantNotWaited) + ` not waited for, 0 remaining`)
+			want := regexp.MustCompile(`Drain of pod-2: Done in [0-9.]+s: evicted ` + itoa(tt.wantEvicted) + `/2, ` + itoa(tt.wantGone) + ` gone, ` + itoa(tt.wantNotWaited) + ` not waited for, 0 remaining`)
 			if !want.MatchString(out.String()) {
 				t.Errorf("summary does not match %s:\n%s", want, out)
 			}

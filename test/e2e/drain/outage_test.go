@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -303,5 +304,57 @@ func TestDrainParityFlags(t *testing.T) {
 	}
 	if left := podsOn(t, c, ns, "pod-3")["ReplicaSet"]; len(left) != 0 {
 		t.Errorf("pod-3 keeps %v after --disable-eviction", left)
+	}
+}
+
+// TestDrainReadOnlyUser: a user who may only get and list is told by the
+// preflight: --dry-run shows the RBAC blockers and exits 3, the drain
+// cordons nothing.
+func TestDrainReadOnlyUser(t *testing.T) {
+	c := cluster.Require(t)
+	ns := cluster.Namespace(t, c)
+	ctx := context.Background()
+	create(t, c, ns, 2, deployment(ns, "ro", 2, map[string]string{c.Label(): "pod-3"}))
+	user := "dc-readonly-" + ns
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"", "apps", "policy", "discovery.k8s.io", "placement.kubectl-dc.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list"}},
+		},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: user},
+		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: user}},
+	}
+	if _, err := c.Client().RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client().RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client().RbacV1().ClusterRoleBindings().Delete(ctx, user, metav1.DeleteOptions{})
+		_ = c.Client().RbacV1().ClusterRoles().Delete(ctx, user, metav1.DeleteOptions{})
+	})
+	out, errOut, code := run(t, c, "--as", user, "drain", "pod-3", "--dry-run")
+	if code != drain.ExitDrainRefused || !strings.Contains(out, "RBAC: you may not cordon the datacenter's nodes") || !strings.Contains(out, "create pods/eviction in namespace "+ns) {
+		t.Errorf("drain --dry-run as a read-only user: exit %d, want %d with the RBAC blockers\n%s\n%s", code, drain.ExitDrainRefused, out, errOut)
+	}
+	out, errOut, code = run(t, c, "--as", user, "drain", "pod-3")
+	if code != drain.ExitDrainRefused {
+		t.Errorf("drain as a read-only user: exit %d, want %d\n%s\n%s", code, drain.ExitDrainRefused, out, errOut)
+	}
+	for _, name := range c.Nodes("pod-3") {
+		n, err := c.Client().CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Spec.Unschedulable {
+			t.Errorf("node %s cordoned by a refused drain", name)
+		}
+	}
+	if left := podsOn(t, c, ns, "pod-3")["ReplicaSet"]; len(left) != 2 {
+		t.Errorf("refused drain changed pod-3: %v left, want 2", left)
 	}
 }
