@@ -70,7 +70,7 @@ spec:
 // BenchmarkCheckTree checks a tree of 5,000 documents (500 files of 10)
 // offline: reading, decoding, mutation, evaluation and the table. Set
 // KUBECTL_DC_BENCH_TREE=DIR to write the tree there and stop, for timing
-// the binary (make bench-check).
+// the binary.
 func BenchmarkCheckTree(b *testing.B) {
 	dir := b.TempDir()
 	if keep := os.Getenv("KUBECTL_DC_BENCH_TREE"); keep != "" {
