@@ -31,6 +31,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubectl-dc/kubectl-dc/test/ports"
 )
 
 // Options configure Start.
@@ -168,7 +170,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		if !n.ControlPlane {
 			continue
 		}
-		client, peer, err := freePort(), freePort(), error(nil)
+		client, peer, err := ports.Free(), ports.Free(), error(nil)
 		if client == 0 || peer == 0 {
 			err = errors.New("no free loopback port")
 		}
@@ -206,7 +208,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		if !n.APIServer {
 			continue
 		}
-		port := freePort()
+		port := ports.Free()
 		a := APIServer{Node: n.Name, Datacenter: n.Datacenter, URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
 		c.APIServers = append(c.APIServers, a)
 		c.Procs[apiProc(n.Name)] = &process{Name: apiProc(n.Name), Bin: filepath.Join(c.Bin, "kube-apiserver"), Args: c.apiserverArgs(port)}
@@ -679,16 +681,6 @@ func etcdProcs(ms []Member) []string {
 		out = append(out, etcdProc(m.Name))
 	}
 	return out
-}
-
-// freePort returns a free TCP port on 127.0.0.1, or 0.
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // EnsureBinaries builds the control-plane binaries, or finds them in the

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/test/ports"
 	"github.com/kubectl-dc/kubectl-dc/webhook"
 )
 
@@ -90,13 +90,13 @@ func Start(ctx context.Context, o Options) (*Local, error) {
 		}
 	}
 	l := &Local{Dir: dir, CertDir: certDir, CABundle: ca, opts: o, ownsDir: o.Dir == "", done: make(chan struct{}), LogFile: filepath.Join(dir, "dc-webhook.log")}
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
+	l.Port = ports.Free()
+	health, metrics := ports.Free(), ports.Free()
+	if l.Port == 0 || health == 0 || metrics == 0 {
+		return nil, errors.New("no free loopback port for dc-webhook")
 	}
-	l.Port = ports[0]
-	l.HealthAddr = "127.0.0.1:" + strconv.Itoa(ports[1])
-	l.MetricsAddr = "127.0.0.1:" + strconv.Itoa(ports[2])
+	l.HealthAddr = "127.0.0.1:" + strconv.Itoa(health)
+	l.MetricsAddr = "127.0.0.1:" + strconv.Itoa(metrics)
 	logf, err := os.Create(l.LogFile)
 	if err != nil {
 		return nil, err
@@ -374,23 +374,4 @@ func trimRight(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var out []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
 }
