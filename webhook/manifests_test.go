@@ -1,11 +1,14 @@
 package webhook
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -116,7 +119,17 @@ func TestManifests(t *testing.T) {
 	if cr == nil || role == nil {
 		t.Fatal("RBAC missing")
 	}
-	for _, r := range append(append([]rbacv1.PolicyRule{}, cr.Rules...), role.Rules...) {
+	checkPlacementLease(t, m, d)
+	var rules []rbacv1.PolicyRule
+	for _, r := range m.Resources() {
+		switch r.GetKind() {
+		case "ClusterRole":
+			rules = append(rules, get[rbacv1.ClusterRole](t, m, r.GetKind(), r.GetName()).Rules...)
+		case "Role":
+			rules = append(rules, get[rbacv1.Role](t, m, r.GetKind(), r.GetName()).Rules...)
+		}
+	}
+	for _, r := range rules {
 		for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs, r.ResourceNames} {
 			for _, v := range list {
 				if v == "*" {
@@ -134,6 +147,75 @@ func TestManifests(t *testing.T) {
 		}
 	}
 }
+
+// checkPlacementLease fails t unless the Deployment d serialises member
+// placements through a Lease that m creates in d's namespace, and a Role
+// bound to d's ServiceAccount grants get and update on that Lease by name
+// and nothing else: the flag without the Lease refuses every member
+// placement, the Lease without the flag serialises nothing.
+func checkPlacementLease(t *testing.T, m resmap.ResMap, d *appsv1.Deployment) {
+	t.Helper()
+	name := ""
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--placement-lease="); ok {
+			name = v
+		}
+	}
+	if name == "" {
+		t.Errorf("Deployment %s passes no --placement-lease: concurrent member placements over several replicas are not serialised; add --placement-lease=%s (manifests/base/webhook-placements.yaml)", d.Name, placementLease)
+		return
+	}
+	var lease *coordinationv1.Lease
+	for _, r := range m.Resources() {
+		if r.GetKind() == "Lease" && r.GetName() == name && r.GetNamespace() == d.Namespace {
+			lease = get[coordinationv1.Lease](t, m, "Lease", name)
+		}
+	}
+	if lease == nil {
+		t.Errorf("Deployment %s passes --placement-lease=%s but the manifests create no Lease %s/%s: list webhook-placements.yaml in manifests/base/kustomization.yaml", d.Name, name, d.Namespace, name)
+	}
+	sa := d.Spec.Template.Spec.ServiceAccountName
+	granted := map[string]bool{}
+	for _, r := range m.Resources() {
+		if r.GetKind() != "RoleBinding" || r.GetNamespace() != d.Namespace {
+			continue
+		}
+		b := get[rbacv1.RoleBinding](t, m, "RoleBinding", r.GetName())
+		bound := false
+		for _, s := range b.Subjects {
+			bound = bound || (s.Kind == rbacv1.ServiceAccountKind && s.Name == sa && s.Namespace == d.Namespace)
+		}
+		if !bound || b.RoleRef.Kind != "Role" {
+			continue
+		}
+		role := get[rbacv1.Role](t, m, "Role", b.RoleRef.Name)
+		if role == nil {
+			t.Errorf("RoleBinding %s binds Role %s, which the manifests do not create", b.Name, b.RoleRef.Name)
+			continue
+		}
+		for _, rule := range role.Rules {
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					if g != coordinationv1.GroupName || res != "leases" {
+						continue
+					}
+					if len(rule.ResourceNames) != 1 || rule.ResourceNames[0] != name {
+						t.Errorf("Role %s grants %v on leases with resourceNames %v: name only the Lease %s", role.Name, rule.Verbs, rule.ResourceNames, name)
+					}
+					for _, v := range rule.Verbs {
+						granted[v] = true
+					}
+				}
+			}
+		}
+	}
+	if verbs := slices.Sorted(maps.Keys(granted)); !slices.Equal(verbs, []string{"get", "update"}) {
+		t.Errorf("ServiceAccount %s may [%s] on the Lease %s, want exactly get and update (the ledger reads it and writes it with Update)", sa, strings.Join(verbs, ", "), name)
+	}
+}
+
+// placementLease is the Lease of manifests/base/webhook-placements.yaml.
+const placementLease = "dc-webhook-placements"
 
 func TestCertManagerOverlay(t *testing.T) {
 	m := build(t, "../manifests/overlays/cert-manager")
@@ -158,6 +240,7 @@ func TestCertManagerOverlay(t *testing.T) {
 	if get[rbacv1.Role](t, m, "Role", "dc-webhook") != nil {
 		t.Error("the overlay keeps the Secret-writing Role")
 	}
+	checkPlacementLease(t, m, d)
 	cr := get[rbacv1.ClusterRole](t, m, "ClusterRole", "dc-webhook")
 	for _, r := range cr.Rules {
 		for _, g := range r.APIGroups {
