@@ -7,56 +7,108 @@
 // # Using it
 //
 // Build an Engine from the policies with NewEngine (it validates them with
-// ValidatePolicy and parses every selector once), then call Evaluate for
-// each object with a State (informer caches in the webhook, LIST results or
-// NewStaticState in the plugin). Results are ordered by field path, rule,
-// then message; Results.Denied gives the field.ErrorList for
-// apierrors.NewInvalid, Results.Warnings the admission warnings, and Audit
-// results are only returned. Mutate injects the nodeSelector of
-// datacenterFromLabel; call it on CREATE (and workload UPDATE), since a
-// pod's spec is immutable.
+// ValidatePolicy and parses every selector once), then call Evaluate (or
+// EvaluateContext, which gives up with no results when its context ends)
+// for each object with a State (informer caches in the webhook, LIST
+// results or NewStaticState in the plugin). Kinds a policy declares in
+// spec.workloadKinds go through EvaluateDeclared and MutateDeclared.
+// Results are ordered by field path, rule, then message; Results.Denied
+// gives the field.ErrorList for apierrors.NewInvalid, Results.Warnings the
+// admission warnings, and Audit results are only returned. Mutate injects
+// the nodeSelector of datacenterFromLabel into pod templates that select
+// no datacenter; it is idempotent and never touches mirror pods.
+//
+// ObjectSelectors and NodeLabelKeys say which objects and which Node label
+// changes some rule could judge, so that the webhook configurations can be
+// scoped to them. MemberPlacements names the member placements a request
+// makes, and WithPods counts placements decided moments ago that the caches
+// do not show yet: the webhook serialises those across its replicas.
 //
 // # Pinned rules
 //
+// A rule's selector matches an object by its own labels or by the labels
+// of any of its pod templates (the pods carry the template's labels). Its
+// namespaceSelector is evaluated against State.NamespaceLabels; a namespace
+// the state does not know yet cannot be evaluated, so the rule is applied,
+// never skipped, and the message says so.
+//
 // Every pod template of a matched Pod, Deployment, ReplicaSet, StatefulSet,
-// DaemonSet, Job, CronJob, ReplicationController or PodTemplate must select
-// exactly one datacenter (see SelectedDatacenter): nodeSelector[label], or
-// required node affinity in which every ORed term pins the label to the
-// same single value. A permissive term is reported at its own path
-// (...nodeSelectorTerms[i]). The value must be known (spec.datacenters,
-// else a value of the label on some Node); an unknown one gets a "did you
-// mean" hint by edit distance and the known list. The object's
-// datacenterFromLabel label, when present, must equal the selection, and a
-// Pod created with spec.nodeName must name a node of its datacenter. Pods
-// are judged on CREATE only; workloads on CREATE and UPDATE.
+// DaemonSet, Job, CronJob, ReplicationController, PodTemplate or declared
+// kind must select exactly one datacenter (see SelectedDatacenter):
+// nodeSelector[label], or required node affinity in which every ORed term
+// pins the label to the same single value. A permissive term is reported
+// at its own path (...nodeSelectorTerms[i]). The value must be known
+// (spec.datacenters, else a value of the label on some Node); an unknown
+// one gets a "did you mean" hint by edit distance and the known list. The
+// object's datacenterFromLabel label, when present, must equal the
+// selection, and a Pod created with spec.nodeName must name a node of its
+// datacenter.
 //
 // # Spread rules
 //
 // Members are pods (namespaces and selector) or nodes (selector). A member
-// placed on node x in datacenter d (a pods/binding, a Pod created with
-// spec.nodeName, or a member Node created or relabeled into d) is allowed
-// iff:
+// placed on node x in datacenter d is allowed iff:
 //
 //   - x holds fewer than maxPerNode members (pods only);
 //   - after placement the member counts over datacenters that have a Ready
 //     schedulable node differ by at most one, or d was a least-loaded
 //     datacenter before placement (placements that repair an unbalanced set
 //     are allowed, or a degraded cluster could never heal);
-//   - with surviveDatacenterLoss, d holds at most floor((N-1)/2) members,
-//     N being expectedMembers, else the replicas of the pod's controlling
-//     StatefulSet, else the current members plus one. With fewer than three
-//     datacenters the message says that two datacenters can never survive
-//     the loss of either and that a third (witness) site is needed.
+//   - with surviveDatacenterLoss, d holds at most floor((N-1)/2) members.
+//     N is expectedMembers; else, for a member pod, the replicas of its
+//     controlling StatefulSet, trusted only when verified (group apps, the
+//     UID the pod names, a selector that selects the pod), since anyone may
+//     name a decoy as controller; else max(current members + 1, 3), so that
+//     members can be added one at a time up to one per datacenter, the
+//     message asking for expectedMembers once every datacenter holds its
+//     share. With fewer than three datacenters the message says that two
+//     datacenters can never survive the loss of either and that a third
+//     (witness) site is needed.
 //
-// Member workload templates must carry a DoNotSchedule topology spread
-// constraint, or a required pod anti-affinity term, on the datacenter label
-// whose selector selects the template's pods; and N members must fit the
-// datacenters (4 over 3 cannot survive: use 5).
+// Placements are: a pods/binding of a member, a member Pod created with
+// spec.nodeName, a pod relabelled into the members, a learner promoted to
+// voter, a member Node created or relabelled into d, and a relabel of a
+// Node that holds member pods into another datacenter (judged as placing
+// each of them there).
 //
-// Counting members, pods that are unscheduled, Succeeded, Failed or being
-// deleted hold no place, and learners never count: a member pod annotated
-// placement.kubectl-dc.io/learner=true (AnnotationLearner), as for an etcd
-// learner, is not a voter and is never judged.
+// Member workload templates must be kept apart by the scheduler itself: a
+// topology spread constraint with maxSkew 1, DoNotSchedule, the datacenter
+// label as key and a labelSelector that selects the members, with no
+// matchLabelKeys that split them; or a required pod anti-affinity term on
+// the datacenter label over the members' own namespace. Either is void when
+// the template's nodeSelector or required node affinity confines its pods
+// to fewer datacenters than there are, and a DaemonSet is never a valid
+// member template. The replica count (or expectedMembers) must fit the
+// datacenters: 4 over 3 cannot survive the loss of one, use 5.
+//
+// Counting members, pods that are unscheduled, Succeeded or Failed hold no
+// place; a member being deleted still runs and votes, so it counts until
+// it is gone. Learners never count, and only a mirror pod may be one (a
+// member pod annotated placement.kubectl-dc.io/learner=true,
+// AnnotationLearner): any other member annotated so counts as a voter, since
+// a pod's creator could otherwise place it next to a voter unjudged.
+//
+// # Updates
+//
+// An UPDATE is judged on what it changes, as a create of that, so that no
+// rule can freeze a controller admitted before the rule applied. An update
+// that brings the object into no new rule, keeps its datacenterFromLabel
+// value, leaves the placement of every pod template as it was (labels, the
+// learner annotation, nodeSelector, affinity, topology spread constraints,
+// nodeName) and does not grow the member count yields no result:
+// scale-downs, status, image-only changes. A Pod's placement is immutable,
+// so an update of a Pod is judged only when it is relabelled into a rule or
+// into a spread rule's members, given another datacenterFromLabel value, or
+// promoted from learner to voter. Without an OldObject of the same kind
+// everything counts as changed.
+//
+// # Limits
+//
+// Evaluation is linear in the size of the object. A pod template may carry
+// at most MaxNodeSelectorTerms required node affinity terms, and one term
+// at most MaxDatacenterValues values on the datacenter label; beyond that
+// the rule reports the template (a Deny rule denies it) with a message
+// that names the limit, instead of evaluating it.
 //
 // # Exceptions
 //
@@ -93,7 +145,9 @@ type State interface {
 	// StatefulSet returns the named StatefulSet, or nil when it is unknown.
 	StatefulSet(namespace, name string) *appsv1.StatefulSet
 	// NamespaceLabels returns the labels of the named namespace; ok is false
-	// when the namespace is unknown.
+	// when the namespace is unknown (not yet in the caches), and a rule
+	// whose namespaceSelector would need it is then applied, never
+	// skipped.
 	NamespaceLabels(name string) (set labels.Set, ok bool)
 }
 
@@ -119,7 +173,9 @@ type Request struct {
 	// *corev1.PodTemplate, *corev1.Node or *corev1.Binding (pods/binding, with
 	// the bound pod looked up in State). Other kinds yield no results.
 	Object runtime.Object
-	// OldObject is the object before an UPDATE, else nil.
+	// OldObject is the object before an UPDATE, else nil. An UPDATE is
+	// judged on what it changes from OldObject; without it everything
+	// counts as changed.
 	OldObject runtime.Object
 	// Namespace of the object; for a Binding, the pod's namespace.
 	Namespace string
