@@ -51,6 +51,9 @@ const statusExample = `  # Where are my etcd voters and API servers, and can I l
   # What if pod-2 went dark: quorum, workloads that lose every replica, PDBs
   kubectl dc status --lose pod-2
 
+  # The HAProxy in front of the API servers runs in pod-1: account for it
+  kubectl dc status --endpoint-datacenter pod-1 --lose pod-1
+
   # In CI or a cron job: exit 3 when some datacenter cannot be lost
   kubectl dc status --fail-on-risk -o json
 
@@ -72,6 +75,9 @@ type Options struct {
 	labelSet        bool
 	Lose            []string
 	FailOnRisk      bool
+	// EndpointDatacenter is where the operator says the control-plane
+	// endpoint's load balancer runs, "" when not said.
+	EndpointDatacenter string
 
 	EtcdEndpoints []string
 	EtcdTLS       cluster.EtcdTLSFiles
@@ -89,6 +95,9 @@ type Options struct {
 	// alone when it has endpoints.
 	configErr error
 	podExec   cluster.PodExecFunc
+	// lookupHost resolves the control-plane endpoint's name; nil is the
+	// system resolver.
+	lookupHost cluster.LookupHostFunc
 }
 
 // NewOptions returns the options with their defaults.
@@ -112,6 +121,8 @@ func NewCmdStatus(config *genericclioptions.ConfigFlags, streams genericiooption
 		Short: "Show datacenters, etcd voters and API servers, and whether each datacenter can be lost",
 		Long: `Show the datacenters of the cluster, where the etcd voters and API servers
 run, and whether the cluster survives the loss of each datacenter right now.
+It also says what the control-plane endpoint that kubelets dial is (an API
+server, a load balancer in front of them, or unknown) and where it runs.
 
 The verdict line comes first, then one row per datacenter: nodes
 (total/ready/cordoned), control-plane nodes, etcd voters (healthy/total, the
@@ -128,6 +139,12 @@ quorum is lost. The last good run is remembered under --cache-dir, so that
 while the API server is down status still knows where each member runs.
 
 The datacenter label is the live PlacementPolicy's, else --datacenter-label.
+
+The control-plane endpoint is read, in order, from controlPlaneEndpoint in
+kube-system/kubeadm-config, the server of kube-public/cluster-info, the server
+of kube-system/kube-proxy's kubeconfig, else the kubeconfig in use. An address
+that is a node's places a load balancer in that node's datacenter; otherwise
+--endpoint-datacenter says where it runs.
 
 Exit codes:
   0  the command ran (and, with --fail-on-risk, every datacenter can be lost)
@@ -159,6 +176,7 @@ Exit codes:
 	f := cmd.Flags()
 	f.StringVar(&o.DatacenterLabel, "datacenter-label", o.DatacenterLabel, "Node label that names a node's datacenter. A live PlacementPolicy's spec.datacenterLabel wins.")
 	f.StringSliceVar(&o.Lose, "lose", nil, "What-if: compute everything as if these datacenters (comma-separated) were gone.")
+	f.StringVar(&o.EndpointDatacenter, "endpoint-datacenter", "", "Datacenter the control-plane endpoint's load balancer runs in, when its address is no node's.")
 	f.BoolVar(&o.FailOnRisk, "fail-on-risk", false, "Exit 3 when the cluster cannot survive the loss of some datacenter (with --lose: of those datacenters).")
 	f.StringSliceVar(&o.EtcdEndpoints, "etcd-endpoints", nil, "etcd client URLs to read directly (comma-separated). Default: the URLs advertised on the etcd pods.")
 	f.StringVar(&o.EtcdTLS.CACert, "etcd-cacert", "", "CA bundle to verify etcd's serving certificate (local file).")
@@ -170,6 +188,7 @@ Exit codes:
 	f.StringVar(&o.ExecTLS.Cert, "etcd-exec-cert", o.ExecTLS.Cert, "Client certificate path inside the etcd pod for --etcd-exec.")
 	f.StringVar(&o.ExecTLS.Key, "etcd-exec-key", o.ExecTLS.Key, "Client key path inside the etcd pod for --etcd-exec.")
 	_ = cmd.RegisterFlagCompletionFunc("lose", cluster.CompleteDatacenters(config, false))
+	_ = cmd.RegisterFlagCompletionFunc("endpoint-datacenter", cluster.CompleteDatacenters(config, false))
 	return cmd
 }
 
@@ -249,7 +268,9 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 
 	var snap *cluster.Snapshot
 	apiErr := o.configErr
+	var endpoint <-chan cluster.ControlPlaneEndpoint
 	if o.client != nil {
+		endpoint = o.readEndpoint(ctx)
 		snap, apiErr = cluster.Read(ctx, o.client, o.dynamic, cluster.Options{
 			ControlPlane: true, Namespaces: true, Pods: true, Workloads: true, PDBs: len(o.Lose) > 0,
 			LabelFlag: o.DatacenterLabel, LabelFlagSet: o.labelSet,
@@ -270,12 +291,14 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		fmt.Fprintf(o.ErrOut, "warning: cannot read the API server (%v); reporting from etcd directly\n", apiErr)
 	}
 
-	in := &statusInput{Lose: o.Lose}
+	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter}
 	switch {
 	case snap != nil:
 		for _, w := range snap.Warnings() {
 			fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 		}
+		ep := <-endpoint
+		in.Endpoint = &ep
 		if err := fromSnapshot(in, snap); err != nil {
 			in.PolicyError = err.Error()
 		}
@@ -312,6 +335,9 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 	}
 
 	if err := checkLose(o.Lose, in); err != nil {
+		return nil, cmdutil.UsageError(err)
+	}
+	if err := checkEndpointDatacenter(o.EndpointDatacenter, in); err != nil {
 		return nil, cmdutil.UsageError(err)
 	}
 	report := buildReport(in)
@@ -420,15 +446,7 @@ func checkLose(lose []string, in *statusInput) error {
 	if len(lose) == 0 {
 		return nil
 	}
-	known := sets.New(in.PolicyDatacenters...)
-	for _, n := range in.Nodes {
-		if dc := policy.DatacenterOf(n, in.Label); dc != "" {
-			known.Insert(dc)
-		}
-	}
-	for _, dc := range in.CachedDatacenters {
-		known.Insert(dc)
-	}
+	known := knownDatacenters(in)
 	if known.Len() == 0 {
 		return nil
 	}
@@ -438,6 +456,21 @@ func checkLose(lose []string, in *statusInput) error {
 		}
 	}
 	return nil
+}
+
+// knownDatacenters are the datacenters flags may name: the policies',
+// the nodes' and, with the API down, the cached ones.
+func knownDatacenters(in *statusInput) sets.Set[string] {
+	known := sets.New(in.PolicyDatacenters...)
+	for _, n := range in.Nodes {
+		if dc := policy.DatacenterOf(n, in.Label); dc != "" {
+			known.Insert(dc)
+		}
+	}
+	for _, dc := range in.CachedDatacenters {
+		known.Insert(dc)
+	}
+	return known
 }
 
 // cacheFromReport keeps what a later run needs when the API is down.
@@ -617,10 +650,16 @@ func printStatusTable(out io.Writer, r *Report, wide, noHeaders bool) error {
 			fmt.Fprintf(out, "API servers in no known datacenter (unmapped): %s\n", strings.Join(unmapped, ", "))
 		}
 	}
+	if ep := r.ControlPlaneEndpoint; ep != nil {
+		fmt.Fprintln(out, endpointLine(ep))
+	}
 	if wi := r.WhatIf; wi != nil {
 		fmt.Fprintf(out, "\nWhat if %s were lost: etcd %s (%d voters left, quorum %d), %d API servers and %d ready nodes left, %d workloads lose every replica, %d PDBs violated.\n",
 			strings.Join(wi.Lose, ", "), map[bool]string{true: "keeps quorum", false: "LOSES QUORUM"}[wi.HasQuorum], wi.VotersLeft, r.Etcd.Quorum,
 			wi.APIServersLeft, wi.NodesLeft, len(wi.LostWorkloads), len(wi.ViolatedPDBs))
+		if r.ControlPlaneEndpoint != nil {
+			fmt.Fprintln(out, apiReachableLine(wi))
+		}
 	}
 	if len(r.Findings) > 0 {
 		fmt.Fprintln(out, "\nFindings:")
@@ -629,6 +668,12 @@ func printStatusTable(out io.Writer, r *Report, wide, noHeaders bool) error {
 			if f.Remedy != "" {
 				fmt.Fprintf(out, "      fix: %s\n", f.Remedy)
 			}
+		}
+	}
+	if ep := r.ControlPlaneEndpoint; ep != nil && len(ep.Notes) > 0 && wide {
+		fmt.Fprintln(out, "\ncontrol-plane endpoint notes:")
+		for _, n := range ep.Notes {
+			fmt.Fprintf(out, "  %s\n", n)
 		}
 	}
 	if len(r.Etcd.Notes) > 0 && wide {

@@ -39,6 +39,9 @@ type Report struct {
 	Datacenters  []DatacenterStatus        `json:"datacenters"`
 	Etcd         cluster.EtcdStatus        `json:"etcd"`
 	APIServers   []cluster.APIServerStatus `json:"apiServers"`
+	// ControlPlaneEndpoint is what kubelets and operators dial; null when
+	// the API server could not be read.
+	ControlPlaneEndpoint *EndpointReport `json:"controlPlaneEndpoint"`
 	// Violations counts every PlacementPolicy result on the listed
 	// workloads and etcd pods; null when no policy exists.
 	Violations *int `json:"violations"`
@@ -107,6 +110,11 @@ type WhatIfReport struct {
 	VotersLeft     int `json:"votersLeft"`
 	APIServersLeft int `json:"apiServersLeft"`
 	NodesLeft      int `json:"nodesLeft"`
+	// APIReachable says whether the API can still be reached through the
+	// control-plane endpoint; null when that cannot be known.
+	APIReachable *bool `json:"apiReachable"`
+	// APIReachableReason says why not, or why it is not known.
+	APIReachableReason string `json:"apiReachableReason,omitempty"`
 	// LostWorkloads lose every replica.
 	LostWorkloads []WorkloadLoss `json:"lostWorkloads"`
 	// ViolatedPDBs would fall below their budget.
@@ -181,6 +189,10 @@ type statusInput struct {
 	PolicyError string
 	// Forbidden lists the kinds RBAC did not let status list.
 	Forbidden []string
+	// Endpoint is the control-plane endpoint as read; nil when it was not.
+	Endpoint *cluster.ControlPlaneEndpoint
+	// EndpointDatacenter is --endpoint-datacenter.
+	EndpointDatacenter string
 }
 
 // isDown says whether a datacenter is out now: every node NotReady, no
@@ -306,6 +318,7 @@ func buildReport(in *statusInput) *Report {
 			}
 		}
 	}
+	r.ControlPlaneEndpoint = buildEndpoint(in, r.APIServers)
 	for _, w := range in.Workloads {
 		// A workload pinned to a datacenter no node or policy knows makes
 		// no row of its own (kubectl dc check reports it).
@@ -378,6 +391,10 @@ func buildWhatIf(in *statusInput, r *Report, dcOfNode func(string) string, lost 
 		if a.Up {
 			w.APIServersLeft++
 		}
+	}
+	if ep := r.ControlPlaneEndpoint; ep != nil {
+		reach := policy.EndpointReachable(ep.Endpoint, append(append([]string{}, in.Lose...), r.DownDatacenters()...))
+		w.APIReachable, w.APIReachableReason = reach.Reachable, reach.Reason
 	}
 	for _, d := range r.Datacenters {
 		if d.Nodes != nil {
@@ -459,7 +476,7 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 	if len(in.Lose) > 0 {
 		f.what = " (as if " + strings.Join(in.Lose, ", ") + " were lost)"
 	}
-	for _, check := range []func(){f.datacentersDown, f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.apiServers, f.labels, f.readProblems, f.whatIf} {
+	for _, check := range []func(){f.datacentersDown, f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.apiServers, f.endpoint, f.labels, f.readProblems, f.whatIf} {
 		check()
 	}
 	order := map[string]int{severityCritical: 0, severityWarning: 1, severityInfo: 2}
