@@ -82,8 +82,9 @@ current-context: dev
 	}
 }
 
-// TestIgnoredNamespaceIsSaid: -n on status, which reads every namespace,
-// is warned about, not ignored silently.
+// TestIgnoredNamespaceIsSaid: -n on the verbs that work on every
+// namespace (status, drain, uncordon) is warned about, not ignored
+// silently, also when the verb fails at once (no kubeconfig here).
 func TestIgnoredNamespaceIsSaid(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty")
 	if err := os.WriteFile(empty, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
@@ -91,11 +92,20 @@ func TestIgnoredNamespaceIsSaid(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", empty)
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	streams, _, _, errOut := genericiooptions.NewTestIOStreams()
-	cmd := NewCmdDC(streams)
-	cmd.SetArgs([]string{"status", "-n", "team-a"})
-	_ = Execute(cmd, streams)
-	if !strings.Contains(errOut.String(), "Warning: -n/--namespace is ignored: kubectl dc status works on the whole cluster") {
-		t.Errorf("stderr:\n%s", errOut)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "-n", "team-a"}, "Warning: -n/--namespace is ignored: kubectl dc status works on every namespace (a datacenter spans namespaces)\n"},
+		{[]string{"drain", "pod-1", "-n", "team-a"}, "Warning: -n/--namespace is ignored: kubectl dc drain works on every namespace (a datacenter spans namespaces); --pod-selector limits the pods\n"},
+		{[]string{"uncordon", "pod-1", "--namespace", "team-a"}, "Warning: -n/--namespace is ignored: kubectl dc uncordon works on every namespace (a datacenter spans namespaces)\n"},
+	} {
+		streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+		cmd := NewCmdDC(streams)
+		cmd.SetArgs(tc.args)
+		_ = Execute(cmd, streams)
+		if !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: stderr lacks %q:\n%s", tc.args, tc.want, errOut)
+		}
 	}
 }

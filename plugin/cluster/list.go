@@ -13,28 +13,36 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy"
 )
 
-// PageSize is the page size of every LIST: big lists come in pages, so
-// memory and API server load stay bounded.
+// PageSize is the default page size of every LIST: big lists come in
+// pages, so memory and API server load stay bounded.
 const PageSize = 500
 
 // ListFunc lists one page.
 type ListFunc func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error)
 
-// ListAll runs a paginated LIST to its end through client-go's pager and
-// calls each for every item. It returns the resourceVersion of the first
-// page, from which a watch can follow the list.
+// ListAll runs a paginated LIST to its end with pages of PageSize; see
+// Lister.List.
 func ListAll(ctx context.Context, opts metav1.ListOptions, list ListFunc, each func(runtime.Object)) (string, error) {
+	return Lister{}.List(ctx, opts, list, each)
+}
+
+// List runs a paginated LIST to its end through client-go's pager, with
+// the lister's page size, and calls each for every item. It returns the
+// resourceVersion of the first page, from which a watch can follow the
+// list. A Limit in opts is the page size of this list alone.
+func (l Lister) List(ctx context.Context, opts metav1.ListOptions, list ListFunc, each func(runtime.Object)) (string, error) {
 	rv := ""
 	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		obj, err := list(ctx, o)
 		if err == nil && rv == "" {
-			if l, lerr := metaList(obj); lerr == nil {
-				rv = l.GetResourceVersion()
+			if ml, lerr := metaList(obj); lerr == nil {
+				rv = ml.GetResourceVersion()
 			}
 		}
 		return obj, err
 	})
-	p.PageSize = PageSize
+	// The pager sends PageSize as the Limit of every page; 0 sends none.
+	p.PageSize = l.pageSize()
 	err := p.EachListItem(ctx, opts, func(obj runtime.Object) error {
 		each(obj)
 		return nil
@@ -51,9 +59,37 @@ func metaList(obj runtime.Object) (metav1.ListInterface, error) {
 }
 
 // Lister lists through the typed client, which speaks protobuf and works
-// with the fake clientsets of unit tests.
+// with the fake clientsets of unit tests. A verb builds one Lister and
+// makes every LIST through it, so that one flag (drain's --chunk-size)
+// sets the page size of them all.
 type Lister struct {
 	Client kubernetes.Interface
+	// PageSize is the Limit of every LIST: 0 means the default, PageSize;
+	// negative means no paging, each list in one call (kubectl's
+	// --chunk-size=0).
+	PageSize int64
+}
+
+// NoPaging is the Lister.PageSize of lists made in one call.
+const NoPaging int64 = -1
+
+// PageSizeFromChunkSize is the Lister.PageSize of kubectl's --chunk-size
+// value: 0 there means no paging.
+func PageSizeFromChunkSize(chunk int64) int64 {
+	if chunk <= 0 {
+		return NoPaging
+	}
+	return chunk
+}
+
+func (l Lister) pageSize() int64 {
+	switch {
+	case l.PageSize == 0:
+		return PageSize
+	case l.PageSize < 0:
+		return 0
+	}
+	return l.PageSize
 }
 
 // For returns the list function of a resource in namespace ns ("" for all,
@@ -128,7 +164,7 @@ func (l Lister) Each(ctx context.Context, gvr schema.GroupVersionResource, ns st
 	if !ok {
 		return "", fmt.Errorf("listing %s: not a resource kubectl dc lists", gvr.Resource)
 	}
-	return ListAll(ctx, opts, f, each)
+	return l.List(ctx, opts, f, each)
 }
 
 var (

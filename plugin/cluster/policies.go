@@ -32,14 +32,20 @@ type Policies struct {
 	Forbidden error
 }
 
-// ReadPolicies lists the PlacementPolicies with one paginated LIST and
-// decodes each. A cluster without the CRD, or a caller who may not list
-// policies, gets no policies and no error (Installed, Forbidden say which);
-// any other failure is an error.
+// ReadPolicies lists the PlacementPolicies with pages of PageSize; see
+// Lister.ReadPolicies.
 func ReadPolicies(ctx context.Context, dyn dynamic.Interface) (Policies, error) {
+	return Lister{}.ReadPolicies(ctx, dyn)
+}
+
+// ReadPolicies lists the PlacementPolicies through dyn with one paginated
+// LIST of l's page size and decodes each. A cluster without the CRD, or a
+// caller who may not list policies, gets no policies and no error
+// (Installed, Forbidden say which); any other failure is an error.
+func (l Lister) ReadPolicies(ctx context.Context, dyn dynamic.Interface) (Policies, error) {
 	out := Policies{Installed: true}
 	var raw []*unstructured.Unstructured
-	_, err := ListAll(ctx, metav1.ListOptions{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	_, err := l.List(ctx, metav1.ListOptions{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return dyn.Resource(PolicyGVR).List(ctx, o)
 	}, func(obj runtime.Object) {
 		if u, ok := obj.(*unstructured.Unstructured); ok {

@@ -92,12 +92,16 @@ type Snapshot struct {
 // nil when there are none.
 func (s *Snapshot) ForbiddenError() error { return utilerrors.NewAggregate(s.forbidden) }
 
-// Read reads the snapshot. An error listing nodes (the API server is
-// unreachable or refuses) is returned; optional lists that RBAC forbids
-// are named in Forbidden.
+// Read reads the snapshot with pages of PageSize; see Lister.Read.
 func Read(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, o Options) (*Snapshot, error) {
+	return Lister{Client: kube}.Read(ctx, dyn, o)
+}
+
+// Read reads the snapshot, every LIST through l and so with its page
+// size. An error listing nodes (the API server is unreachable or refuses)
+// is returned; optional lists that RBAC forbids are named in Forbidden.
+func (l Lister) Read(ctx context.Context, dyn dynamic.Interface, o Options) (*Snapshot, error) {
 	s := &Snapshot{}
-	l := Lister{Client: kube}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := map[string]error{}
@@ -134,7 +138,7 @@ func Read(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface,
 	if dyn != nil {
 		run("placementpolicies", func() error {
 			var err error
-			s.Policies, err = ReadPolicies(ctx, dyn)
+			s.Policies, err = l.ReadPolicies(ctx, dyn)
 			return err
 		})
 	}

@@ -66,10 +66,17 @@ func withPrefix(names []string, prefix string) []string {
 	return out
 }
 
-// WarnIgnoredNamespace says so when -n was given to a verb that reads
-// every namespace, instead of ignoring it silently.
+// WarnIgnoredNamespace says so when -n was given to a verb that works on
+// every namespace (a datacenter spans namespaces), instead of ignoring it
+// silently; a verb with --pod-selector is told how to narrow its pods.
 func WarnIgnoredNamespace(cmd *cobra.Command, streams genericiooptions.IOStreams) {
-	if f := cmd.Flags().Lookup("namespace"); f != nil && f.Changed {
-		_, _ = streams.ErrOut.Write([]byte("Warning: -n/--namespace is ignored: " + cmd.CommandPath() + " works on the whole cluster\n"))
+	f := cmd.Flags().Lookup("namespace")
+	if f == nil || !f.Changed {
+		return
 	}
+	msg := "Warning: -n/--namespace is ignored: " + cmd.CommandPath() + " works on every namespace (a datacenter spans namespaces)"
+	if cmd.Flags().Lookup("pod-selector") != nil {
+		msg += "; --pod-selector limits the pods"
+	}
+	_, _ = streams.ErrOut.Write([]byte(msg + "\n"))
 }

@@ -76,7 +76,8 @@ type Options struct {
 	// ForceDeleteUnreachable deletes the pods of NotReady nodes with grace
 	// period 0 instead of evicting them.
 	ForceDeleteUnreachable bool
-	// ChunkSize is the page size of the drain's own pod lists.
+	// ChunkSize is the page size of every LIST the drain makes (the
+	// snapshot's and the relists of the wait); 0 means no paging.
 	ChunkSize int64
 	// IgnoreDaemonSets is accepted for kubectl drain scripts: DaemonSet
 	// pods are always skipped.
@@ -104,7 +105,12 @@ func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.
 
 // NewCmdDrain returns `kubectl dc drain DC`.
 func NewCmdDrain(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewOptions(config, streams)
+	return newCmdDrain(NewOptions(config, streams))
+}
+
+// newCmdDrain binds the command's flags to o; tests give o fake clients.
+func newCmdDrain(o *Options) *cobra.Command {
+	config := o.config
 	cmd := &cobra.Command{
 		Use:   "drain DATACENTER",
 		Short: "Plan, then cordon and evict a whole datacenter in parallel",
@@ -162,6 +168,7 @@ Exit status:
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cluster.CompleteDatacenters(config, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cmdutil.WarnIgnoredNamespace(cmd, o.IOStreams)
 			if err := o.Complete(cmd, args); err != nil {
 				return cmdutil.KubeconfigFailure(cmd, err)
 			}
@@ -183,7 +190,7 @@ Exit status:
 	f.BoolVar(&o.DisableEviction, "disable-eviction", o.DisableEviction, "Delete pods instead of evicting them: PodDisruptionBudgets are NOT honoured.")
 	f.IntVar(&o.SkipWaitForDeleteTimeout, "skip-wait-for-delete-timeout", o.SkipWaitForDeleteTimeout, fmt.Sprintf("Do not wait for pods whose deletionTimestamp is older than this many seconds (0: wait). Unset: pods of NotReady nodes are not waited for %s after their deletion, others are.", NotReadyWait))
 	f.BoolVar(&o.ForceDeleteUnreachable, "force-delete-unreachable", o.ForceDeleteUnreachable, "Delete the pods of NotReady nodes at once (grace period 0) instead of evicting them; their containers may still run if a node is only cut off.")
-	f.Int64Var(&o.ChunkSize, "chunk-size", o.ChunkSize, "Page size of the drain's lists of pods while it waits; 0 means no paging.")
+	f.Int64Var(&o.ChunkSize, "chunk-size", o.ChunkSize, "Return large lists in chunks of this many items: the page size of every LIST the drain makes; 0 means no paging.")
 	f.BoolVar(&o.IgnoreDaemonSets, "ignore-daemonsets", o.IgnoreDaemonSets, "Accepted for kubectl drain scripts; DaemonSet pods are always skipped.")
 	f.BoolVar(&o.Force, "force", o.Force, "Evict pods that no controller recreates; they are gone for good.")
 	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", o.DeleteEmptyDirData, "Evict pods with emptyDir volumes; their data is deleted.")
@@ -267,7 +274,7 @@ func (d *dryRunValue) Set(s string) error {
 // and returns the plan's input and the pods' resourceVersion for the
 // watch.
 func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
-	snap, err := cluster.Read(ctx, o.client, o.dynamic, cluster.Options{
+	snap, err := o.lister().Read(ctx, o.dynamic, cluster.Options{
 		ControlPlane: true, Pods: true, PDBs: true, ReplicaSets: true, LabelFlag: o.Label, LabelFlagSet: o.labelSet,
 	})
 	if err != nil {
@@ -288,6 +295,12 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 		ExecTLS: cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
 	})
 	return in, snap.PodsResourceVersion, nil
+}
+
+// lister is the one Lister of every LIST the drain makes: --chunk-size is
+// its page size.
+func (o *Options) lister() cluster.Lister {
+	return cluster.Lister{Client: o.client, PageSize: cluster.PageSizeFromChunkSize(o.ChunkSize)}
 }
 
 // planInputFrom takes the plan's input from a snapshot.
@@ -543,10 +556,7 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		g := int64(o.GracePeriod)
 		ev.GracePeriod = &g
 	}
-	waiter := &goneWaiter{Client: o.watchFor(), Abandoned: abandoned, OnGone: prog.gone, OnNotWaited: prog.notWaited, ChunkSize: o.ChunkSize}
-	if o.ChunkSize == 0 {
-		waiter.ChunkSize = -1
-	}
+	waiter := &goneWaiter{Client: o.watchFor(), Lister: o.lister(), Abandoned: abandoned, OnGone: prog.gone, OnNotWaited: prog.notWaited}
 	if o.skipWaitSet {
 		waiter.SkipAfter = time.Duration(o.SkipWaitForDeleteTimeout) * time.Second
 		waiter.NotReadyAfter = waiter.SkipAfter

@@ -14,9 +14,12 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 )
 
 // Annotations `kubectl dc drain` puts on the nodes it cordons, so that
@@ -345,9 +348,9 @@ type goneWaiter struct {
 	OnNotWaited func(t evictTarget, why string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// ChunkSize is the page size of the relist; 0 means 500, negative no
-	// paging.
-	ChunkSize int64
+	// Lister makes the relists, with its page size; without a Client it
+	// lists through Client.
+	Lister cluster.Lister
 
 	deadlines map[string]deadline
 }
@@ -528,31 +531,16 @@ func (w *goneWaiter) consume(ctx context.Context, watcher watch.Interface, pendi
 
 func (w *goneWaiter) relist(ctx context.Context, pending map[string]evictTarget, gone func(string)) (string, error) {
 	present := map[string]*corev1.Pod{}
-	limit := w.ChunkSize
-	switch {
-	case limit == 0:
-		limit = 500
-	case limit < 0:
-		limit = 0
+	l := w.Lister
+	if l.Client == nil {
+		l.Client = w.Client
 	}
-	opts := metav1.ListOptions{Limit: limit}
-	rv := ""
-	for {
-		list, err := w.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
-		if err != nil {
-			return "", err
-		}
-		if rv == "" {
-			rv = list.ResourceVersion
-		}
-		for i := range list.Items {
-			p := &list.Items[i]
-			present[p.Namespace+"/"+p.Name] = p
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+	rv, err := l.Each(ctx, cluster.GVRPods, metav1.NamespaceAll, metav1.ListOptions{}, func(obj runtime.Object) {
+		p := obj.(*corev1.Pod)
+		present[p.Namespace+"/"+p.Name] = p
+	})
+	if err != nil {
+		return "", err
 	}
 	keys := make([]string, 0, len(pending))
 	for k := range pending {

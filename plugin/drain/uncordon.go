@@ -35,7 +35,13 @@ func NewUncordonOptions(config *genericclioptions.ConfigFlags, streams genericio
 
 // NewCmdUncordon returns `kubectl dc uncordon DC`.
 func NewCmdUncordon(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewUncordonOptions(config, streams)
+	return newCmdUncordon(NewUncordonOptions(config, streams))
+}
+
+// newCmdUncordon binds the command's flags to o; tests give o fake
+// clients.
+func newCmdUncordon(o *UncordonOptions) *cobra.Command {
+	config := o.config
 	cmd := &cobra.Command{
 		Use:   "uncordon DATACENTER",
 		Short: "Make the nodes that kubectl dc drain cordoned schedulable again",
@@ -54,6 +60,7 @@ failed, 2 usage: a bad flag, or a datacenter that matches no node.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cluster.CompleteDatacenters(config, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cmdutil.WarnIgnoredNamespace(cmd, o.IOStreams)
 			if err := o.Complete(cmd, args); err != nil {
 				return cmdutil.KubeconfigFailure(cmd, err)
 			}
