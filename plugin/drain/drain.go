@@ -546,7 +546,7 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		InitialBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second,
 		OnWait:    prog.pdbWait,
 		OnEvicted: prog.evicted,
-		OnForced:  prog.forced,
+		OnForced:  prog.forced, OnAlreadyGone: prog.alreadyGone,
 		OnGiveUp: func(t evictTarget, why string) {
 			prog.gaveUp(t, why)
 			abandoned <- t.key()
@@ -564,10 +564,19 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		waiter.NotReadyAfter = o.notReadyWait
 	}
 	evictDone := make(chan map[string]string, 1)
+	stopEvicting := make(chan struct{})
+	ev.Stop = stopEvicting
 	go func() { evictDone <- ev.Run(runCtx, targets) }()
 	waitErr := waiter.Wait(runCtx, rv, targets)
-	cancel()
+	// Every pod is gone or not waited for: the watch often sees a pod go
+	// before its deletion's answer arrives. Let the evictor have its
+	// answers, so that each pod's fate is said, then stop.
+	close(stopEvicting)
+	if waitErr != nil {
+		cancel()
+	}
 	lastErr := <-evictDone
+	cancel()
 	prog.stop()
 
 	states := prog.states()

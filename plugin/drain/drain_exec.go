@@ -73,11 +73,25 @@ type evictor struct {
 	// OnEvicted is called when the API server accepted an eviction, or the
 	// pod was already gone.
 	OnEvicted func(t evictTarget)
-	// OnForced is called after each force deletion, before OnEvicted.
-	OnForced func(t evictTarget)
+	// OnForced is called, before OnEvicted, after each force deletion the
+	// API server accepted, and after one whose answer was lost (lost is
+	// that attempt's error) when the next attempt found the pod gone.
+	OnForced func(t evictTarget, lost string)
+	// OnAlreadyGone is called, before OnEvicted, when the pod was gone
+	// (404) or replaced by a pod of the same name (409 on its UID) at the
+	// first answer of its eviction or deletion: this drain removed
+	// nothing, and says so.
+	OnAlreadyGone func(t evictTarget, why string)
 	// GracePeriod, when not nil, overrides the pods' termination grace
 	// period (--grace-period).
 	GracePeriod *int64
+	// Stop is closed when the drain waits for no target any more (every
+	// pod gone or not waited for). The calls in flight are not cut off,
+	// and a target not yet answered for is tried once more at once and
+	// never again, so that what became of every pod is said: an answer
+	// cut off by the end of the wait would leave a force deletion
+	// unsaid. nil means never.
+	Stop <-chan struct{}
 
 	mu      sync.Mutex
 	backoff map[string]*backoffState
@@ -128,22 +142,42 @@ func (e *evictor) defaults() {
 	if e.OnGiveUp == nil {
 		e.OnGiveUp = func(evictTarget, string) {}
 	}
+	if e.OnForced == nil {
+		e.OnForced = func(evictTarget, string) {}
+	}
+	if e.OnAlreadyGone == nil {
+		e.OnAlreadyGone = func(evictTarget, string) {}
+	}
 	e.backoff = map[string]*backoffState{}
 	e.lastErr = map[string]string{}
 }
 
-// Run evicts every target and returns when all evictions were accepted or
-// ctx ended. It returns the last error of every pod not evicted, by
-// "namespace/name".
+// Run evicts every target and returns when all evictions were accepted,
+// ctx ended (calls in flight are cut off), or Stop was closed and every
+// target not yet answered for had its last attempt. It returns the last
+// error of every pod not evicted, by "namespace/name".
 func (e *evictor) Run(ctx context.Context, targets []evictTarget) map[string]string {
 	e.defaults()
+	// retry ends the backoffs: when ctx ends, or when the drain waits for
+	// nothing any more.
+	retry, stopRetries := context.WithCancel(ctx)
+	defer stopRetries()
+	if e.Stop != nil {
+		go func() {
+			select {
+			case <-e.Stop:
+				stopRetries()
+			case <-retry.Done():
+			}
+		}()
+	}
 	sem := make(chan struct{}, e.Concurrency)
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.evictOne(ctx, sem, t)
+			e.evictOne(ctx, retry, sem, t)
 		}()
 	}
 	wg.Wait()
@@ -220,17 +254,37 @@ func (e *evictor) reset(key string) {
 	delete(e.backoff, key)
 }
 
-func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget) {
+func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evictTarget) {
 	// Pods behind a PDB share its schedule; others back off alone.
 	key := "pod:" + t.key()
 	if len(t.PDBs) > 0 {
 		key = "pdb:" + t.PDBs[0]
 	}
+	// lost is the error of an earlier attempt whose answer was lost (a
+	// timeout, a 5xx, a broken connection): the API server may have
+	// carried it out, so a 404 after it is no proof the pod was gone
+	// before this drain.
+	lost := ""
+	// pause waits d; false means give up: ctx ended, or the drain stopped
+	// waiting and this was the last attempt.
+	pause := func(d time.Duration, last bool) bool {
+		if last {
+			return false
+		}
+		return e.Sleep(retry, d) == nil || ctx.Err() == nil
+	}
 	for {
-		if d := e.wait(key, false); d > 0 {
-			if e.Sleep(ctx, d) != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		// Once the drain waits for nothing, a pod not yet answered for is
+		// tried once more at once: its answer says what became of it.
+		last := retry.Err() != nil
+		if d := e.wait(key, false); d > 0 && !last {
+			if !pause(d, false) {
 				return
 			}
+			last = retry.Err() != nil
 		}
 		select {
 		case sem <- struct{}{}:
@@ -247,8 +301,16 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 			// (the API refuses evictions there): the watch waits for it.
 			e.reset(key)
 			e.setErr(t, "")
-			if t.Force && err == nil && e.OnForced != nil {
-				e.OnForced(t)
+			gone := apierrors.IsNotFound(err) || preconditionFailed(err)
+			switch {
+			case t.Force && (err == nil || gone && lost != ""):
+				e.OnForced(t, lost)
+			case gone && lost != "":
+				e.OnAlreadyGone(t, fmt.Sprintf("not found after a %s whose answer was lost (%s), which may have removed it", t.what(), lost))
+			case apierrors.IsNotFound(err):
+				e.OnAlreadyGone(t, "its "+t.what()+" found no pod: it was removed before the request reached it")
+			case gone:
+				e.OnAlreadyGone(t, "its "+t.what()+" found a new pod of that name (another UID), left alone: ours was removed before the request reached it")
 			}
 			e.OnEvicted(t)
 			return
@@ -256,7 +318,9 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 			return
 		case apierrors.IsConflict(err):
 			// Concurrent evictions under one PDB race on its status: the
-			// eviction was not accepted. Retry on the PDB's schedule.
+			// eviction was not accepted. Retry on the PDB's schedule. The
+			// refusal found the pod: an earlier lost answer removed nothing.
+			lost = ""
 			pdb := ""
 			if len(t.PDBs) > 0 {
 				pdb = t.PDBs[0]
@@ -264,10 +328,16 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 			msg := "conflict, retrying: " + err.Error()
 			e.setErr(t, msg)
 			e.OnWait(t, pdb, msg)
-			if e.Sleep(ctx, e.wait(key, true)) != nil {
+			if !pause(e.wait(key, true), last) {
 				return
 			}
 		case apierrors.IsTooManyRequests(err):
+			if apierrors.HasStatusCause(err, policyv1.DisruptionBudgetCause) {
+				// A PDB's refusal found the pod: an earlier lost answer
+				// removed nothing. (The API server's own throttling
+				// proves nothing.)
+				lost = ""
+			}
 			pdb, msg := refusingPDB(t, err)
 			if pdb != "" {
 				e.setErr(t, fmt.Sprintf("PDB %s refuses: %s", pdb, msg))
@@ -275,7 +345,7 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 				e.setErr(t, msg)
 			}
 			e.OnWait(t, pdb, msg)
-			if e.Sleep(ctx, e.wait(key, true)) != nil {
+			if !pause(e.wait(key, true), last) {
 				return
 			}
 		case apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
@@ -284,12 +354,24 @@ func (e *evictor) evictOne(ctx context.Context, sem chan struct{}, t evictTarget
 			e.OnGiveUp(t, err.Error())
 			return
 		default:
+			lost = err.Error()
 			e.setErr(t, err.Error())
-			if e.Sleep(ctx, e.wait("pod:"+t.key(), true)) != nil {
+			if !pause(e.wait("pod:"+t.key(), true), last) {
 				return
 			}
 		}
 	}
+}
+
+// what names what the drain does to the target's pod.
+func (t evictTarget) what() string {
+	switch {
+	case t.Force:
+		return "force deletion"
+	case t.Delete:
+		return "deletion"
+	}
+	return "eviction"
 }
 
 // call evicts or deletes the pod, as the target says.

@@ -315,11 +315,25 @@ func (p *progress) gaveUp(t evictTarget, why string) {
 	p.set(t, stateGaveUp, why)
 }
 
-// forced says, per pod, that it was force-deleted.
-func (p *progress) forced(t evictTarget) {
+// forced says, per pod, that it was force-deleted; lost is the error of
+// an earlier attempt whose answer was lost, after which the pod was found
+// gone.
+func (p *progress) forced(t evictTarget, lost string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.out, "force-deleted %s on %s (node not Ready, grace period 0): its containers may still run if the node is only cut off\n", t.key(), t.Node)
+	how := "node not Ready, grace period 0"
+	if lost != "" {
+		how += "; the answer was lost (" + lost + ") and the retry found the pod gone"
+	}
+	fmt.Fprintf(p.out, "force-deleted %s on %s (%s): its containers may still run if the node is only cut off\n", t.key(), t.Node, how)
+}
+
+// alreadyGone says, per pod, that its eviction or deletion found it gone
+// or replaced: the drain counts it, and says it did not remove it.
+func (p *progress) alreadyGone(t evictTarget, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "already gone: %s on %s: %s\n", t.key(), t.Node, why)
 }
 
 func (p *progress) pdbWait(t evictTarget, pdb, message string) {
