@@ -71,23 +71,39 @@ func writeYAML(t *testing.T, dir, name string, objs ...runtime.Object) string {
 // so that the other tests of the package see neither.
 func startWebhook(ctx context.Context, t *testing.T, c *cluster.Cluster, ns string) {
 	t.Helper()
+	// Ready when a Deployment the policy denies is denied by a dry run.
+	probe := testutil.Deployment(ns, "probe").Labels("app", templateApp).Obj().(*appsv1.Deployment)
+	startWebhookWith(ctx, t, c, []*v1alpha1.PlacementPolicy{suitePolicy()}, func(ctx context.Context) (bool, error) {
+		_, err := c.Client().AppsV1().Deployments(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), "e2e-check/template-workers"), nil
+	})
+}
+
+// startWebhookWith installs the CRD and policies, runs dc-webhook as a
+// local process registered through the manifests' configurations, and
+// waits until ready says the API server calls it with the policies in
+// force. Everything is removed when t ends.
+func startWebhookWith(ctx context.Context, t *testing.T, c *cluster.Cluster, policies []*v1alpha1.PlacementPolicy, ready func(context.Context) (bool, error)) {
+	t.Helper()
 	dyn, err := dynamic.NewForConfig(c.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	installCRD(ctx, t, dyn)
-	pol := suitePolicy()
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(pol)
-	if err != nil {
-		t.Fatal(err)
+	for _, pol := range policies {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if _, err := dyn.Resource(policyResource).Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create policy %s: %v", pol.Name, err)
+		}
+		name := pol.Name
+		t.Cleanup(func() {
+			_ = dyn.Resource(policyResource).Delete(context.Background(), name, metav1.DeleteOptions{})
+		})
 	}
-	u := &unstructured.Unstructured{Object: m}
-	if _, err := dyn.Resource(policyResource).Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create policy %s: %v", pol.Name, err)
-	}
-	t.Cleanup(func() {
-		_ = dyn.Resource(policyResource).Delete(context.Background(), pol.Name, metav1.DeleteOptions{})
-	})
 
 	root, err := cluster.ModuleRoot()
 	if err != nil {
@@ -108,14 +124,8 @@ func startWebhook(ctx context.Context, t *testing.T, c *cluster.Cluster, ns stri
 		_ = local.Uninstall(context.Background())
 		_ = local.Stop()
 	})
-	// Ready when a Deployment the policy denies is denied by a dry run.
-	probe := testutil.Deployment(ns, "probe").Labels("app", templateApp).Obj().(*appsv1.Deployment)
-	err = local.Install(ctx, func(ctx context.Context) (bool, error) {
-		_, err := c.Client().AppsV1().Deployments(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return err != nil && strings.Contains(err.Error(), "e2e-check/template-workers"), nil
-	})
-	if err != nil {
-		t.Fatalf("dc-webhook never denied by policy e2e-check: %v\n%s", err, local.LogTail())
+	if err := local.Install(ctx, ready); err != nil {
+		t.Fatalf("dc-webhook never answered with the policies in force: %v\n%s", err, local.LogTail())
 	}
 }
 
