@@ -518,7 +518,8 @@ func bypasses() []bypass {
 			run:     runBeingDeleted,
 		},
 	)
-	return append(rows, quorumBypasses()...)
+	rows = append(rows, quorumBypasses()...)
+	return append(rows, startupBypasses()...)
 }
 
 // runBeingDeleted is the object-being-deleted row.
