@@ -305,7 +305,8 @@ func TestKubectlApplyManifestsDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl apply --dry-run=server -k manifests/: %v\n%s", err, out)
 	}
-	for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/placementpolicies.placement.kubectl-dc.io", "deployment.apps/dc-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/dc-webhook", "(server dry run)"} {
+	for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/placementpolicies.placement.kubectl-dc.io", "deployment.apps/dc-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/dc-webhook",
+		"lease.coordination.k8s.io/dc-webhook-placements", "role.rbac.authorization.k8s.io/dc-webhook-placements", "(server dry run)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
