@@ -224,9 +224,12 @@ func operation(op admissionv1.Operation) (policy.Operation, bool) {
 	return "", false
 }
 
-// notReady is the answer while no engine is built: an error, so that the
-// API server applies the webhook's failure policy, as when no replica
-// answers, rather than an admission of something never judged.
+// notReady is the answer while no engine is built: a refusal (the API
+// server reads an answer as a verdict, so even an Ignore webhook refuses
+// here), never an admission of something never judged. Behind the Service
+// a replica is not routed to before its first sync (readyz); only the URL
+// layout (render-local, the demo) can be asked this early, and callers
+// retry.
 func notReady() admission.Response {
 	return admission.Errored(http.StatusServiceUnavailable, errors.New("dc-webhook is not ready: its PlacementPolicies are not loaded yet; retry in a moment"))
 }
