@@ -170,15 +170,38 @@ func TestDrainDatacenterDown(t *testing.T) {
 		t.Errorf("stderr does not say why the pods are not waited for:\n%s", errOut)
 	}
 
+	list, err := c.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var terminating []string
+	for _, p := range list.Items {
+		if p.Spec.NodeName == "pod-3-worker-1" && p.DeletionTimestamp != nil {
+			terminating = append(terminating, p.Name)
+		}
+	}
+	if len(terminating) != replicas {
+		t.Fatalf("%d pods of %s terminating on pod-3-worker-1 after the first drain, want %d", len(terminating), ns, replicas)
+	}
 	out, errOut, code = run(t, c, "drain", "pod-3", "--force-delete-unreachable", "-o", "json")
 	if code != 0 {
 		t.Fatalf("drain --force-delete-unreachable: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if n := strings.Count(errOut, "force-deleted "+ns+"/"); n != replicas {
-		t.Errorf("%d force-deletions of %s said, want %d:\n%s", n, ns, replicas, errOut)
+	// Each pod is accounted for once: force-deleted, or already gone when
+	// its force deletion came (removed by something else meanwhile).
+	if n := strings.Count(errOut, "force-deleted "+ns+"/") + strings.Count(errOut, "already gone: "+ns+"/"); n != replicas {
+		t.Errorf("%d force deletions of %s said, want %d:\n%s", n, ns, replicas, errOut)
 	}
-	list, err := c.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
+	for _, name := range terminating {
+		if !strings.Contains(errOut, "force-deleted "+ns+"/"+name+" on pod-3-worker-1") && !strings.Contains(errOut, "already gone: "+ns+"/"+name+" on pod-3-worker-1") {
+			t.Errorf("stderr does not say what became of %s/%s:\n%s", ns, name, errOut)
+		}
+	}
+	var forced drainResult
+	if err := json.Unmarshal([]byte(out), &forced); err != nil || forced.Summary.Result != "Done" || forced.Summary.Evicted != forced.Summary.ToEvict || forced.Summary.Gone != forced.Summary.ToEvict {
+		t.Errorf("summary of the force deletions: %+v (%v); want Done, every pod evicted and gone", forced.Summary, err)
+	}
+	if list, err = c.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range list.Items {
