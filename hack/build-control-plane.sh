@@ -20,6 +20,8 @@ export CGO_ENABLED=0
 	k8s.io/kubernetes/cmd/kube-controller-manager \
 	k8s.io/kubernetes/cmd/kube-scheduler)
 (cd "$tools" && go build -trimpath -ldflags=-s -o "$out/etcd" go.etcd.io/etcd/server/v3)
+# etcdctl is what operators run inside the etcd pods (kubectl exec).
+(cd "$tools" && go build -trimpath -ldflags=-s -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3)
 (cd "$tools/kwok" && go build -trimpath -ldflags=-s -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
 # kwok needs its stage files; copy them from the module that built it.
 kwokdir=$(cd "$tools/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)

@@ -95,7 +95,10 @@ type state struct {
 	Etcd       []Member            `json:"members"`
 	APIServers []APIServer         `json:"apiServers"`
 	Procs      map[string]*process `json:"processes"`
-	ServeOn    []net.IP            `json:"serveOn,omitempty"`
+	// KubeletPorts is the kubelet port each datacenter's nodes advertise,
+	// served by its kwok.
+	KubeletPorts map[string]int `json:"kubeletPorts"`
+	ServeOn      []net.IP       `json:"serveOn,omitempty"`
 }
 
 const (
@@ -178,22 +181,12 @@ func (c *Cluster) start(ctx context.Context) error {
 			return err
 		}
 		m := Member{Name: n.Name, Node: n.Name, Datacenter: n.Datacenter,
-			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", client), PeerURL: fmt.Sprintf("http://127.0.0.1:%d", peer)}
+			ClientURL: fmt.Sprintf("https://127.0.0.1:%d", client), PeerURL: fmt.Sprintf("https://127.0.0.1:%d", peer)}
 		c.Etcd = append(c.Etcd, m)
 		initial = append(initial, m.Name+"="+m.PeerURL)
 	}
 	for _, m := range c.Etcd {
-		c.Procs[etcdProc(m.Name)] = &process{Name: etcdProc(m.Name), Bin: filepath.Join(c.Bin, "etcd"), Args: []string{
-			"--name=" + m.Name,
-			"--data-dir=" + filepath.Join(c.Dir, "etcd", m.Name),
-			"--listen-client-urls=" + m.ClientURL, "--advertise-client-urls=" + m.ClientURL,
-			"--listen-peer-urls=" + m.PeerURL, "--initial-advertise-peer-urls=" + m.PeerURL,
-			"--initial-cluster=" + strings.Join(initial, ","),
-			"--initial-cluster-state=new", "--initial-cluster-token=kubectl-dc-" + filepath.Base(c.Dir),
-			"--log-level=warn",
-			// Test substrate on a shared disk: durability is not under test.
-			"--unsafe-no-fsync",
-		}}
+		c.Procs[etcdProc(m.Name)] = &process{Name: etcdProc(m.Name), Bin: filepath.Join(c.Bin, "etcd"), Args: c.etcdArgs(m, initial, "new")}
 	}
 	if err := c.startAll(ctx, etcdProcs(c.Etcd)); err != nil {
 		return err
@@ -233,13 +226,25 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	c.client = cs
+	c.KubeletPorts = map[string]int{}
+	for _, dc := range c.Topo.Datacenters {
+		if c.KubeletPorts[dc.Name] = ports.Free(); c.KubeletPorts[dc.Name] == 0 {
+			return errors.New("no free loopback port")
+		}
+	}
 	if err := c.registerNodes(ctx, nodes); err != nil {
+		return err
+	}
+	if err := c.writeExecTools(); err != nil {
+		return err
+	}
+	if err := c.writeKubeadmConfigMaps(ctx); err != nil {
 		return err
 	}
 
 	// kwok per datacenter, then scheduler and controller manager.
 	for i, dc := range c.Topo.Datacenters {
-		c.Procs[kwokProc(dc.Name)] = &process{Name: kwokProc(dc.Name), Bin: filepath.Join(c.Bin, "kwok"), Args: c.kwokArgs(i, dc.Name)}
+		c.Procs[kwokProc(dc.Name)] = &process{Name: kwokProc(dc.Name), Bin: filepath.Join(c.Bin, "kwok"), Args: c.kwokArgs(i, dc.Name), Env: []string{c.execPath()}}
 	}
 	sched, err := c.schedulerArgs()
 	if err != nil {
@@ -265,6 +270,28 @@ func (c *Cluster) start(ctx context.Context) error {
 	return nil
 }
 
+// etcdArgs are member m's flags, as kubeadm runs stacked etcd: TLS on
+// client and peer URLs, and only certificates of the etcd CA get in.
+// initial is the --initial-cluster list, state "new" or "existing".
+func (c *Cluster) etcdArgs(m Member, initial []string, state string) []string {
+	pki := filepath.Join(c.Dir, "pki", "etcd")
+	return []string{
+		"--name=" + m.Name,
+		"--cert-file=" + filepath.Join(pki, "server.crt"), "--key-file=" + filepath.Join(pki, "server.key"),
+		"--client-cert-auth=true", "--trusted-ca-file=" + filepath.Join(pki, "ca.crt"),
+		"--peer-cert-file=" + filepath.Join(pki, "peer.crt"), "--peer-key-file=" + filepath.Join(pki, "peer.key"),
+		"--peer-client-cert-auth=true", "--peer-trusted-ca-file=" + filepath.Join(pki, "ca.crt"),
+		"--data-dir=" + filepath.Join(c.Dir, "etcd", m.Name),
+		"--listen-client-urls=" + m.ClientURL, "--advertise-client-urls=" + m.ClientURL,
+		"--listen-peer-urls=" + m.PeerURL, "--initial-advertise-peer-urls=" + m.PeerURL,
+		"--initial-cluster=" + strings.Join(initial, ","),
+		"--initial-cluster-state=" + state, "--initial-cluster-token=kubectl-dc-" + filepath.Base(c.Dir),
+		"--log-level=warn",
+		// Test substrate on a shared disk: durability is not under test.
+		"--unsafe-no-fsync",
+	}
+}
+
 func (c *Cluster) apiserverArgs(port int) []string {
 	pki := filepath.Join(c.Dir, "pki")
 	var servers []string
@@ -279,6 +306,9 @@ func (c *Cluster) apiserverArgs(port int) []string {
 	}
 	return []string{
 		"--etcd-servers=" + strings.Join(servers, ","),
+		"--etcd-cafile=" + filepath.Join(pki, "etcd", "ca.crt"),
+		"--etcd-certfile=" + filepath.Join(pki, "apiserver-etcd-client.crt"),
+		"--etcd-keyfile=" + filepath.Join(pki, "apiserver-etcd-client.key"),
 		"--bind-address=" + bind,
 		"--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + filepath.Join(pki, "serving.crt"),
@@ -295,6 +325,9 @@ func (c *Cluster) apiserverArgs(port int) []string {
 		// Webhook Services are reached at their endpoint addresses, as
 		// there is no kube-proxy here.
 		"--enable-aggregator-routing=true",
+		// kubectl exec and logs reach the kwok that plays each node's
+		// kubelet at the node's loopback address.
+		"--kubelet-preferred-address-types=InternalIP",
 		// The endpoint reconciler refuses loopback advertise addresses; the
 		// kube-apiserver mirror pods say where each server runs instead.
 		"--endpoint-reconciler-type=none",
@@ -311,6 +344,12 @@ func (c *Cluster) kwokArgs(index int, dc string) []string {
 		"--manage-nodes-with-label-selector=" + KwokLabel + "=kwok," + c.Topo.Label + "=" + dc,
 		fmt.Sprintf("--cidr=10.%d.0.0/16", 100+index),
 		fmt.Sprintf("--node-lease-duration-seconds=%d", kwokLeaseSecs),
+	}
+	if addr := c.kubeletAddress(dc); addr != "" {
+		pki := filepath.Join(c.Dir, "pki")
+		args = append(args, "--server-address="+addr, fmt.Sprintf("--node-port=%d", c.KubeletPorts[dc]),
+			"--tls-cert-file="+filepath.Join(pki, "serving.crt"), "--tls-private-key-file="+filepath.Join(pki, "serving.key"),
+			"--config="+filepath.Join(c.Dir, execConfigName))
 	}
 	stages, _ := filepath.Glob(filepath.Join(c.Bin, "kwok-stages", "*.yaml"))
 	for _, s := range stages {
@@ -364,6 +403,7 @@ const KwokLabel = "type"
 func (c *Cluster) registerNodes(ctx context.Context, nodes []node) error {
 	for _, n := range nodes {
 		obj := NodeObject(n.Name, c.Topo.Label, n.Datacenter, n.IP, n.ControlPlane)
+		obj.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(c.KubeletPorts[n.Datacenter])
 		created, err := c.client.CoreV1().Nodes().Create(ctx, obj, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("create node %s: %w", n.Name, err)
@@ -387,12 +427,12 @@ func (c *Cluster) registerNodes(ctx context.Context, nodes []node) error {
 }
 
 func (c *Cluster) createMirrorPod(ctx context.Context, pod *corev1.Pod) error {
-	node, err := c.client.CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
+	node, err := c.Client().CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID, Controller: new(true)}}
-	if _, err := c.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client().CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create mirror pod %s: %w", pod.Name, err)
 	}
 	return nil
@@ -556,8 +596,14 @@ func (c *Cluster) startAll(ctx context.Context, names []string) error {
 }
 
 func (c *Cluster) waitEtcdHealthy(ctx context.Context) error {
+	cfg, err := c.EtcdClientTLS()
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	defer hc.CloseIdleConnections()
 	for _, m := range c.Etcd {
-		if err := waitHTTP(ctx, m.ClientURL+"/health", nil, c.Procs[etcdProc(m.Name)]); err != nil {
+		if err := waitHTTP(ctx, m.ClientURL+"/health", hc, c.Procs[etcdProc(m.Name)]); err != nil {
 			return fmt.Errorf("etcd member %s: %w", m.Name, err)
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
+	"net/url"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,7 +44,7 @@ func (c *Cluster) StartMember(name string) error {
 	}
 	for _, m := range c.Etcd {
 		if m.Name == name {
-			if err := waitListen(strings.TrimPrefix(m.ClientURL, "http://"), p); err != nil {
+			if err := waitListen(urlHost(m.ClientURL), p); err != nil {
 				return fmt.Errorf("etcd member %s: %w", name, err)
 			}
 		}
@@ -248,4 +248,13 @@ func waitListen(addr string, p *process) error {
 		_ = conn.Close()
 		return true, nil
 	})
+}
+
+// urlHost returns the host:port of a URL such as a member's client URL.
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Host
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -57,8 +58,14 @@ func NodeObject(name, label, dc, ip string, controlPlane bool) *corev1.Node {
 
 // staticPod returns the mirror pod of a kubeadm static pod on node.
 func staticPod(component, node string, annotations map[string]string, command []string) *corev1.Pod {
+	// The kubelet's annotations of a static pod's mirror: the hash of
+	// the manifest (config.mirror repeats config.hash), when it was seen,
+	// and that it came from a file under /etc/kubernetes/manifests.
+	hash := randomToken()[:32]
 	ann := map[string]string{
-		MirrorAnnotation:              randomToken()[:32],
+		MirrorAnnotation:              hash,
+		"kubernetes.io/config.hash":   hash,
+		"kubernetes.io/config.seen":   time.Now().UTC().Format(time.RFC3339Nano),
 		"kubernetes.io/config.source": "file",
 	}
 	for k, v := range annotations {
@@ -86,8 +93,12 @@ func staticPod(component, node string, annotations map[string]string, command []
 }
 
 func etcdMirrorPod(m Member) *corev1.Pod {
+	pki := kubeadmDir + "pki/etcd/"
 	return staticPod("etcd", m.Node, map[string]string{EtcdAdvertiseAnnotation: m.ClientURL},
-		[]string{"etcd", "--name=" + m.Name, "--advertise-client-urls=" + m.ClientURL, "--initial-advertise-peer-urls=" + m.PeerURL})
+		[]string{"etcd", "--name=" + m.Name, "--advertise-client-urls=" + m.ClientURL, "--initial-advertise-peer-urls=" + m.PeerURL,
+			"--cert-file=" + pki + "server.crt", "--key-file=" + pki + "server.key", "--client-cert-auth=true", "--trusted-ca-file=" + pki + "ca.crt",
+			"--peer-cert-file=" + pki + "peer.crt", "--peer-key-file=" + pki + "peer.key", "--peer-client-cert-auth=true", "--peer-trusted-ca-file=" + pki + "ca.crt",
+			"--data-dir=/var/lib/etcd"})
 }
 
 func apiserverMirrorPod(a APIServer) *corev1.Pod {

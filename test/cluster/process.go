@@ -16,7 +16,9 @@ type process struct {
 	Name string   `json:"name"`
 	Bin  string   `json:"bin"`
 	Args []string `json:"args"`
-	PID  int      `json:"pid,omitempty"`
+	// Env is added to the caller's environment.
+	Env []string `json:"env,omitempty"`
+	PID int      `json:"pid,omitempty"`
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -34,6 +36,9 @@ func (p *process) start(logDir string, detach bool) error {
 		return err
 	}
 	cmd := exec.Command(p.Bin, p.Args...)
+	if len(p.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if detach {

@@ -27,6 +27,8 @@ Commands:
   down                                     stop every process and remove DIR
   stop-member NAME | start-member NAME     stop or start one etcd member
   dc-down DC | dc-up DC                    take a whole datacenter down or back up
+  add-learner NODE --datacenter DC         join a new control-plane node whose member is a learner
+  promote NODE                             promote that learner to a voter once it caught up
 
 DIR defaults to .cache/demo under the repository.
 `
@@ -43,6 +45,7 @@ func run(args []string) error {
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	dir := fs.String("dir", "", "cluster directory (default .cache/demo)")
 	topo := fs.String("topology", "macstadium", "macstadium (3 voters 1/1/1) or macstadium5 (5 voters 2/2/1)")
+	dc := fs.String("datacenter", "", "datacenter of the node add-learner joins")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,6 +109,24 @@ func run(args []string) error {
 			return err
 		}
 		return c.DatacenterUp(ctx, arg)
+	case "add-learner":
+		if err := needArg(); err != nil {
+			return err
+		}
+		if *dc == "" {
+			return errors.New("add-learner needs --datacenter DC: the datacenter the new control-plane node is in")
+		}
+		m, err := c.AddLearner(ctx, arg, *dc)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("learner %s in %s at %s; promote it with: dc-cluster promote %s\n", m.Name, m.Datacenter, m.ClientURL, m.Name)
+		return nil
+	case "promote":
+		if err := needArg(); err != nil {
+			return err
+		}
+		return c.PromoteLearner(ctx, arg)
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", cmd)

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -302,14 +300,14 @@ func TestAgreement(t *testing.T) {
 // it catches up) and removes it when the test ends.
 func addLearner(ctx context.Context, t *testing.T, c *testcluster.Cluster) uint64 {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.EtcdEndpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := c.EtcdClient()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := cli.MemberAddAsLearner(cctx, []string{"http://127.0.0.1:1"})
+	resp, err := cli.MemberAddAsLearner(cctx, []string{"https://127.0.0.1:1"})
 	if err != nil {
 		t.Fatalf("member add --learner: %v", err)
 	}

@@ -207,9 +207,10 @@ func notAllowed(r *dcstatus.Report) []string {
 
 // TestStatusRole runs `kubectl dc status` as ServiceAccounts bound to
 // kubectl-dc-status, with and without the etcd exec Role, and without one
-// of its lists. In the local cluster etcd is read directly at the client
-// URLs advertised on the etcd pods (source "direct"); the exec path is
-// forced by a direct read that cannot start (a missing --etcd-cacert).
+// of its lists. The local members want client certificates, as kubeadm's
+// do: with the health-check certificate status reads etcd directly (source
+// "direct"), which needs no RBAC; without it, by exec (the etcd exec Role),
+// else from the etcd pods' readiness.
 func TestStatusRole(t *testing.T) {
 	c := cluster.Require(t)
 	ns := cluster.Namespace(t, c)
@@ -217,7 +218,9 @@ func TestStatusRole(t *testing.T) {
 
 	t.Run("enough", func(t *testing.T) {
 		s := bindClusterRole(t, c, ns, "status", roleNamed(t, crs, statusRole, ns+"-status"), true)
-		r, errOut, code := status(t, c, s)
+		ca, cert, key := c.EtcdClientFiles()
+		certs := []string{"--etcd-cacert", ca, "--etcd-cert", cert, "--etcd-key", key}
+		r, errOut, code := status(t, c, s, certs...)
 		if code != 0 {
 			t.Fatalf("status as %s: exit %d\n%s", s.user, code, errOut)
 		}
@@ -228,7 +231,7 @@ func TestStatusRole(t *testing.T) {
 		if f := notAllowed(r); len(f) > 0 {
 			t.Errorf("status as %s: %v", s.user, f)
 		}
-		r, errOut, code = status(t, c, s, "--lose", "pod-3")
+		r, errOut, code = status(t, c, s, append(certs, "--lose", "pod-3")...)
 		if code != 0 || r.WhatIf == nil {
 			t.Fatalf("status --lose pod-3 as %s: exit %d, what-if %v\n%s", s.user, code, r != nil && r.WhatIf != nil, errOut)
 		}
@@ -239,8 +242,7 @@ func TestStatusRole(t *testing.T) {
 
 	t.Run("etcd by exec", func(t *testing.T) {
 		s := bindClusterRole(t, c, ns, "status-exec", roleNamed(t, crs, statusRole, ns+"-status-exec"), true)
-		noCA := []string{"--etcd-cacert", filepath.Join(t.TempDir(), "missing-ca.crt")}
-		r, errOut, code := status(t, c, s, noCA...)
+		r, errOut, code := status(t, c, s)
 		if code != 0 {
 			t.Fatalf("status as %s: exit %d\n%s", s.user, code, errOut)
 		}
@@ -258,14 +260,13 @@ func TestStatusRole(t *testing.T) {
 		exec = exec.DeepCopy()
 		exec.ObjectMeta = metav1.ObjectMeta{Namespace: exec.Namespace, Name: ns + "-etcd-exec"}
 		bindRole(t, c, ns, "status-exec", exec)
-		r, errOut, code = status(t, c, s, noCA...)
+		r, errOut, code = status(t, c, s)
 		if code != 0 {
 			t.Fatalf("status as %s: exit %d\n%s", s.user, code, errOut)
 		}
-		// The local nodes have no kubelet to exec in: the API server lets
-		// the call through and it fails further on, never as forbidden.
-		if anyNote(r, func(n string) bool { return strings.Contains(n, "forbidden") }) || !anyNote(r, func(n string) bool { return strings.Contains(n, "etcdctl by exec failed") }) {
-			t.Errorf("with %s, exec notes = %q; want an exec failure that is not forbidden", etcdExecRole, r.Etcd.Notes)
+		// kwok plays the kubelet of the etcd pods' nodes and runs etcdctl.
+		if r.Etcd.Source != "exec" || r.Etcd.Size != 3 || r.Etcd.Healthy != 3 || anyNote(r, func(n string) bool { return strings.Contains(n, "forbidden") }) {
+			t.Errorf("with %s: etcd source %q size %d healthy %d, notes %q; want exec 3 3 and nothing forbidden", etcdExecRole, r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, r.Etcd.Notes)
 		}
 	})
 

@@ -134,9 +134,11 @@ func TestStatus(t *testing.T) {
 	cache := t.TempDir()
 
 	t.Run("healthy 2/2/1", func(t *testing.T) {
+		// The members want client certificates the operator does not
+		// have here, as on a kubeadm cluster: status reads them by exec.
 		r := statusJSON(t, c, cache, 0, "--fail-on-risk")
-		if r.Etcd.Source != "direct" || r.Etcd.Size != 5 || r.Etcd.Healthy != 5 || r.Etcd.Quorum != 3 || r.Etcd.FaultTolerance != 2 {
-			t.Errorf("etcd = source %s size %d healthy %d quorum %d tolerance %d, want direct 5 5 3 2",
+		if r.Etcd.Source != "exec" || r.Etcd.Size != 5 || r.Etcd.Healthy != 5 || r.Etcd.Quorum != 3 || r.Etcd.FaultTolerance != 2 {
+			t.Errorf("etcd = source %s size %d healthy %d quorum %d tolerance %d, want exec 5 5 3 2",
 				r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, r.Etcd.Quorum, r.Etcd.FaultTolerance)
 		}
 		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
@@ -315,8 +317,13 @@ func TestStatus(t *testing.T) {
 			}
 			waitAllHealthy(t, c, cache)
 		})
+		// The API cannot exec without quorum: dial the members, with the
+		// health-check client certificate as an operator on a control-plane
+		// node would.
+		ca, cert, key := c.EtcdClientFiles()
+		certs := []string{"--etcd-cacert", ca, "--etcd-cert", cert, "--etcd-key", key}
 		eps := strings.Join(c.EtcdEndpoints(), ",")
-		r := statusJSON(t, c, cache, status.ExitQuorumLost, "--etcd-endpoints", eps)
+		r := statusJSON(t, c, cache, status.ExitQuorumLost, append([]string{"--etcd-endpoints", eps}, certs...)...)
 		if r.Etcd.Source != "direct" || r.Etcd.Size != 5 || r.Etcd.Healthy != 2 || r.Etcd.HasQuorum {
 			t.Errorf("etcd = source %s size %d healthy %d quorum %v, want direct 5 2 false", r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, r.Etcd.HasQuorum)
 		}
@@ -331,7 +338,7 @@ func TestStatus(t *testing.T) {
 			}
 		}
 		// Without --etcd-endpoints the advertised or cached endpoints serve.
-		r = statusJSON(t, c, cache, status.ExitQuorumLost)
+		r = statusJSON(t, c, cache, status.ExitQuorumLost, certs...)
 		if r.Etcd.Healthy != 2 || r.Etcd.HasQuorum {
 			t.Errorf("without --etcd-endpoints: healthy %d quorum %v", r.Etcd.Healthy, r.Etcd.HasQuorum)
 		}
