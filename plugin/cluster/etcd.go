@@ -127,18 +127,28 @@ func ReadEtcdDirect(ctx context.Context, endpoints []string, files EtcdTLSFiles,
 // only when no endpoint answered.
 func combineStatuses(endpoints []string, statuses []endpointStatus) (*EtcdView, error) {
 	var members []EtcdMemberInfo
-	var errs []string
+	// Endpoints that failed for one reason are said once with it.
+	var reasons []string
+	failed := map[string][]string{}
 	answered := false
 	for _, s := range statuses {
 		members = mergeMembers(members, s.Members)
-		if s.Err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", s.Endpoint, s.Err))
-		} else {
+		if s.Err == nil {
 			answered = true
+			continue
 		}
+		why := s.Err.Error()
+		if failed[why] == nil {
+			reasons = append(reasons, why)
+		}
+		failed[why] = append(failed[why], s.Endpoint)
+	}
+	var errs []string
+	for _, why := range reasons {
+		errs = append(errs, strings.Join(failed[why], ", ")+": "+why)
 	}
 	if !answered {
-		return nil, fmt.Errorf("no etcd endpoint answered within the deadline (%s)", strings.Join(errs, "; "))
+		return nil, fmt.Errorf("no etcd endpoint answered (%s)", strings.Join(errs, "; "))
 	}
 	v := assembleView(members, statuses)
 	v.Source, v.Endpoints = EtcdSourceDirect, endpoints
@@ -223,6 +233,10 @@ func mergeMembers(a, b []EtcdMemberInfo) []EtcdMemberInfo {
 
 func probeEndpoint(ctx context.Context, ep string, tlsCfg *tls.Config, timeout time.Duration, list bool) endpointStatus {
 	s := endpointStatus{Endpoint: ep}
+	if err := tlsProblem(ctx, ep, tlsCfg, timeout); err != nil {
+		s.Err = err
+		return s
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{ep},
 		DialTimeout: timeout,
