@@ -101,8 +101,16 @@ fi
 printf '\033[36m$ kubectl dc check -f unpinned-worker.yaml --policy manifests/examples/macstadium-policy.yaml\033[0m\n'
 kubectl dc check -f "$dir/unpinned-worker.yaml" --policy manifests/examples/macstadium-policy.yaml || true
 
-step "Can we lose a datacenter right now?"
+step "etcd as kubeadm runs it: TLS with client certificates, read by exec into its pods"
+show kubectl -n kube-system exec etcd-pod-1-cp-1 -- etcdctl --endpoints="$(kubectl -n kube-system get pod etcd-pod-1-cp-1 -o jsonpath='{.metadata.annotations.kubeadm\.kubernetes\.io/etcd\.advertise-client-urls}')" \
+	--cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key \
+	endpoint status --cluster -w table
+
+step "Can we lose a datacenter right now? (etcd read by exec; the control-plane endpoint from kubeadm-config)"
 show kubectl dc status
+
+step "What if pod-1, which holds the control-plane endpoint, were lost?"
+show kubectl dc status --lose pod-1
 
 step "What if pod-2 were lost?"
 show kubectl dc status --lose pod-2
