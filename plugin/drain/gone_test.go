@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,13 +177,26 @@ func dTerminatingOnNotReady() []runtime.Object {
 	return objs
 }
 
+// dDeleteWhenWatched holds pod deletions until a watch is open: the fake
+// tracker, unlike the API server, replays nothing to a watch that starts
+// after the deletion. Prepend it last, so that it runs first.
+func dDeleteWhenWatched(cs *fake.Clientset, watching *atomic.Bool) {
+	cs.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		for deadline := time.Now().Add(30 * time.Second); !watching.Load() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		return false, nil, nil
+	})
+}
+
 // TestDrainRunForceDeleteAnswerAfterTheWatch is the flake of
 // TestDrainDatacenterDown ("2 force-deletions said, want 3" with "evicted
 // 3/3, 3 gone"): the watch sees the last pod go before the answer to its
 // force deletion arrives. The wait, with nothing left to wait for, must
 // not cut that answer off: every force deletion is said.
 func TestDrainRunForceDeleteAnswerAfterTheWatch(t *testing.T) {
-	cs, _ := dWatchedClientset(dTerminatingOnNotReady()...)
+	cs, watching := dWatchedClientset(dTerminatingOnNotReady()...)
+	dDeleteWhenWatched(cs, watching)
 	o, out, errOut := newDTestDrain(cs)
 	o.client = dSlowDeletes{cs, 300 * time.Millisecond}
 	o.Timeout, o.ForceDeleteUnreachable = time.Minute, true
@@ -209,7 +223,7 @@ func TestDrainRunForceDeleteAnswerAfterTheWatch(t *testing.T) {
 // accounts for every pod: three force deletions said, the lost answer
 // named, the summary's counts those of the progress lines.
 func TestDrainRunForceDeleteAnswerLost(t *testing.T) {
-	cs, _ := dWatchedClientset(dTerminatingOnNotReady()...)
+	cs, watching := dWatchedClientset(dTerminatingOnNotReady()...)
 	var mu sync.Mutex
 	lostOnce := false
 	cs.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -225,6 +239,7 @@ func TestDrainRunForceDeleteAnswerLost(t *testing.T) {
 		}
 		return true, nil, dLostAnswer
 	})
+	dDeleteWhenWatched(cs, watching)
 	o, out, errOut := newDTestDrain(cs)
 	o.Timeout, o.ForceDeleteUnreachable = time.Minute, true
 	if err := o.Run(context.Background()); err != nil {

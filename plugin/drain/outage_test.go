@@ -79,6 +79,7 @@ func TestDrainRunDatacenterDown(t *testing.T) {
 			cs, watching := dWatchedClientset(objs...)
 			dEvictWhenWatched(cs, watching, nil)
 			dTerminateOnEvict(t, cs, map[string]bool{"pod-2-worker-1": true})
+			dDeleteWhenWatched(cs, watching)
 			o, out, errOut := newDTestDrain(cs)
 			o.Timeout, o.notReadyWait, o.ForceDeleteUnreachable = time.Hour, 300*time.Millisecond, tt.force
 			done := make(chan error, 1)
