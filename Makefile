@@ -45,8 +45,15 @@ unit: ## Run unit tests and short fuzz runs (no cluster).
 	go test -count=1 $$(go list ./... | grep -v /test/)
 	hack/fuzz.sh $(FUZZTIME)
 
+.PHONY: test-deps
+test-deps: ## Install the Debian packages the e2e suites use (haproxy, the control-plane endpoint) when missing.
+	@command -v haproxy >/dev/null 2>&1 || { \
+		echo "installing haproxy with apt-get (the e2e suites run it as a control-plane endpoint)"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq haproxy >/dev/null; }
+
 .PHONY: e2e
-e2e: control-plane ## Run the e2e suites against local multi-datacenter control planes.
+e2e: control-plane test-deps ## Run the e2e suites against local multi-datacenter control planes.
 	go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $$(go list ./test/... | grep -v -e /test/tools -e /test/cmd)
 
 .PHONY: test

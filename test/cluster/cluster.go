@@ -99,6 +99,8 @@ type state struct {
 	// served by its kwok.
 	KubeletPorts map[string]int `json:"kubeletPorts"`
 	ServeOn      []net.IP       `json:"serveOn,omitempty"`
+	// LoadBalancers are the running HAProxies, the first the endpoint.
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
 }
 
 const (
@@ -156,7 +158,7 @@ func (c *Cluster) logf(format string, args ...any) {
 
 func (c *Cluster) start(ctx context.Context) error {
 	began := time.Now()
-	if err := writePKI(filepath.Join(c.Dir, "pki"), c.ServeOn); err != nil {
+	if err := writePKI(filepath.Join(c.Dir, "pki"), append(c.Topo.lbIPs(), c.ServeOn...)); err != nil {
 		return err
 	}
 	c.Token = randomToken()
@@ -214,6 +216,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	if err := c.waitAPIServers(ctx); err != nil {
+		return err
+	}
+	if err := c.startLoadBalancers(ctx); err != nil {
 		return err
 	}
 	if err := c.writeKubeconfig(); err != nil {
@@ -688,7 +693,13 @@ func nodeReady(n *corev1.Node) bool {
 
 func (c *Cluster) writeKubeconfig() error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubectl-dc"] = &clientcmdapi.Cluster{Server: c.serverLocked(), CertificateAuthority: filepath.Join(c.Dir, "pki", "ca.crt")}
+	// With a load balancer the kubeconfig names it, and fails when it is
+	// down, as an operator's would; else it follows a running API server.
+	server := c.serverLocked()
+	if len(c.LoadBalancers) > 0 {
+		server = "https://" + c.LoadBalancers[0].Address
+	}
+	cfg.Clusters["kubectl-dc"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: filepath.Join(c.Dir, "pki", "ca.crt")}
 	cfg.AuthInfos[adminUser] = &clientcmdapi.AuthInfo{Token: c.Token}
 	cfg.Contexts["kubectl-dc"] = &clientcmdapi.Context{Cluster: "kubectl-dc", AuthInfo: adminUser}
 	cfg.CurrentContext = "kubectl-dc"

@@ -88,6 +88,11 @@ func (c *Cluster) DatacenterDown(ctx context.Context, dc string) error {
 	if err := c.Procs[kwokProc(dc)].stop(0); err != nil {
 		return err
 	}
+	if p := c.Procs[lbProc(dc)]; p != nil {
+		if err := p.stop(0); err != nil {
+			return err
+		}
+	}
 	for _, m := range c.Etcd {
 		if m.Datacenter == dc {
 			if err := c.Procs[etcdProc(m.Name)].stop(0); err != nil {
@@ -145,6 +150,11 @@ func (c *Cluster) DatacenterUp(ctx context.Context, dc string) error {
 	}
 	if err := c.Procs[kwokProc(dc)].start(c.Dir+"/logs", c.detach); err != nil {
 		return err
+	}
+	if p := c.Procs[lbProc(dc)]; p != nil {
+		if err := p.start(c.Dir+"/logs", c.detach); err != nil {
+			return err
+		}
 	}
 	c.Client()
 	for _, a := range c.APIServers {

@@ -16,12 +16,15 @@ import (
 )
 
 // ControlPlaneEndpoint returns the address every node and kubeconfig of
-// the cluster dials, as kubeadm's controlPlaneEndpoint (host:port): here
-// the first API server, as on a kubeadm cluster set up without a load
-// balancer.
+// the cluster dials, as kubeadm's controlPlaneEndpoint (host:port): the
+// first load balancer, else the first API server, as on a kubeadm cluster
+// set up without one.
 func (c *Cluster) ControlPlaneEndpoint() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.LoadBalancers) > 0 {
+		return c.LoadBalancers[0].Address
+	}
 	if len(c.APIServers) == 0 {
 		return ""
 	}

@@ -26,6 +26,11 @@ type Topology struct {
 	// DefaultLabel.
 	Label       string
 	Datacenters []Datacenter
+	// LoadBalancers lists the datacenters that run an HAProxy in front of
+	// every API server. The first is the control-plane endpoint every
+	// kubeconfig and kubeadm ConfigMap names. Empty means none: they name
+	// the first API server, as a kubeadm cluster without a load balancer.
+	LoadBalancers []string
 }
 
 // MacStadium is the example topology: two MacStadium pods with the workers
@@ -37,6 +42,14 @@ func MacStadium() Topology {
 		{Name: "pod-2", Workers: 3, ControlPlanes: 1, APIServers: 1},
 		{Name: "pod-3", Workers: 1, ControlPlanes: 1, APIServers: 1},
 	}}
+}
+
+// Travis is MacStadium with the control-plane endpoint Travis CI had: one
+// HAProxy, in pod-1, in front of the three API servers.
+func Travis() Topology {
+	t := MacStadium()
+	t.LoadBalancers = []string{"pod-1"}
+	return t
 }
 
 // MacStadium5 is MacStadium with five voters placed 2/2/1.
@@ -71,6 +84,11 @@ func (t Topology) validate() error {
 		}
 		members += dc.ControlPlanes
 		apiservers += dc.APIServers
+	}
+	for _, lb := range t.LoadBalancers {
+		if !seen[lb] {
+			return fmt.Errorf("topology: load balancer in unknown datacenter %q", lb)
+		}
 	}
 	if members == 0 || apiservers == 0 {
 		return fmt.Errorf("topology needs at least one control-plane node with an API server (has %d members, %d API servers)", members, apiservers)

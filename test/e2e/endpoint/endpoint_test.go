@@ -1,0 +1,137 @@
+// Package endpoint drives `kubectl dc status` against Travis CI's
+// topology: three datacenters, an API server in each, and one HAProxy in
+// pod-1 that every kubeconfig and kubeadm ConfigMap names as the
+// control-plane endpoint.
+package endpoint
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/status"
+	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.Travis()}))
+}
+
+// run runs the built kubectl-dc with args, bounded by 30 s.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	bin, err := cluster.BuildBinary("./cmd/kubectl-dc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("kubectl dc %s did not finish within 30s\n%s\n%s", strings.Join(args, " "), out.String(), errOut.String())
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func statusJSON(t *testing.T, args ...string) *status.Report {
+	t.Helper()
+	out, errOut, code := run(t, append([]string{"status", "-o", "json"}, args...)...)
+	var r status.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("status %s: exit %d, %v\n%s\n%s", strings.Join(args, " "), code, err, out, errOut)
+	}
+	return &r
+}
+
+func hasFinding(r *status.Report, substr string) bool {
+	for _, f := range r.Findings {
+		if strings.Contains(f.Message, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLoadBalancerInOneDatacenter: the HAProxy in pod-1 is the endpoint;
+// status names it a single point of failure, and losing pod-1 loses the
+// API although pod-2 and pod-3 keep etcd's quorum. Powered off, pod-1
+// takes the load balancer with it: kubectl through the endpoint fails,
+// while status given another API server with --server still reports.
+func TestLoadBalancerInOneDatacenter(t *testing.T) {
+	c := cluster.Require(t)
+	kc := c.Kubeconfig()
+	lb := c.ControlPlaneEndpoint()
+
+	r := statusJSON(t, "--kubeconfig", kc)
+	ep := r.ControlPlaneEndpoint
+	if ep == nil || ep.Kind != "loadbalancer" || ep.Datacenter != "pod-1" || ep.Source != "kubeadm-config" || !strings.Contains(ep.Address, lb) {
+		t.Fatalf("controlPlaneEndpoint = %+v; want the load balancer %s in pod-1, read from kubeadm-config", ep, lb)
+	}
+	if len(ep.Servers) != 3 {
+		t.Errorf("servers behind the load balancer = %v, want the 3 API servers", ep.Servers)
+	}
+	if !hasFinding(r, "single point of failure") {
+		t.Errorf("no single-point-of-failure finding: %+v", r.Findings)
+	}
+
+	r = statusJSON(t, "--kubeconfig", kc, "--lose", "pod-1")
+	w := r.WhatIf
+	if w == nil || !w.HasQuorum || w.APIReachable == nil || *w.APIReachable || !strings.Contains(w.APIReachableReason, "pod-1") {
+		t.Fatalf("what-if pod-1 = %+v; want quorum kept, the API unreachable because the load balancer runs in pod-1", w)
+	}
+	table, _, _ := run(t, "status", "--kubeconfig", kc, "--lose", "pod-1")
+	if !strings.Contains(table, "API reachable: no") {
+		t.Errorf("the what-if table does not say the API is unreachable:\n%s", table)
+	}
+	r = statusJSON(t, "--kubeconfig", kc, "--lose", "pod-2")
+	if w := r.WhatIf; w == nil || w.APIReachable == nil || !*w.APIReachable {
+		t.Errorf("what-if pod-2 = %+v; want the API reachable through pod-1's load balancer", w)
+	}
+
+	ctx := context.Background()
+	if err := c.DatacenterDown(ctx, "pod-1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.DatacenterUp(context.Background(), "pod-1"); err != nil {
+			t.Errorf("pod-1 up: %v", err)
+		}
+	})
+	if out, err := exec.Command("kubectl", "--kubeconfig", kc, "--request-timeout", "5s", "get", "nodes").CombinedOutput(); err == nil {
+		t.Errorf("kubectl through the endpoint in powered-off pod-1 still works:\n%s", out)
+	}
+	var other string
+	for _, a := range c.APIServerList() {
+		if a.Datacenter == "pod-2" {
+			other = a.URL
+		}
+	}
+	r = statusJSON(t, "--kubeconfig", kc, "--server", other)
+	var down []string
+	for _, d := range r.Datacenters {
+		if d.Down {
+			down = append(down, d.Name)
+		}
+	}
+	if len(down) != 1 || down[0] != "pod-1" || !r.Etcd.HasQuorum {
+		t.Errorf("status through pod-2's API server: down %v, quorum %v; want pod-1 down and quorum kept", down, r.Etcd.HasQuorum)
+	}
+	if !hasFinding(r, "control-plane endpoint") {
+		t.Errorf("no finding says the endpoint is gone with pod-1: %+v", r.Findings)
+	}
+}
