@@ -98,6 +98,16 @@ var pluginCalls = []call{
 	{"authorization.k8s.io", "selfsubjectaccessreviews", "create", "", "", "drain: the preflight, whether the caller may cordon, evict, delete and watch before anything is touched"},
 }
 
+// pluginNamedCalls are the calls that name their object: a get by name.
+var pluginNamedCalls = []struct {
+	call
+	name string
+}{
+	{call{"", "configmaps", "get", "kube-system", statusRole, "status: kubeadm's controlPlaneEndpoint"}, "kubeadm-config"},
+	{call{"", "configmaps", "get", "kube-system", statusRole, "status: the endpoint every kube-proxy dials"}, "kube-proxy"},
+	{call{"", "configmaps", "get", "kube-public", statusRole, "status: the endpoint nodes join with"}, "cluster-info"},
+}
+
 // pluginWriteExceptions are the writes of manifests/rbac that cannot name
 // their objects.
 var pluginWriteExceptions = map[key]string{
@@ -126,6 +136,9 @@ func TestPluginRolesAreExact(t *testing.T) {
 			ns = c.namespace
 		}
 		want[c.role][key{group: c.group, resource: c.resource, namespace: ns, verb: c.verb}] = c.when
+	}
+	for _, c := range pluginNamedCalls {
+		want[c.role][key{group: c.group, resource: c.resource, name: c.name, verb: c.verb}] = c.when
 	}
 	got := map[string][]key{}
 	for name, r := range crs {
