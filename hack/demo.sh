@@ -115,7 +115,7 @@ show kubectl dc status --lose pod-1
 step "What if pod-2 were lost?"
 show kubectl dc status --lose pod-2
 
-step "What would draining pod-1 do?"
+step "What would draining pod-1 do? (it holds the control-plane endpoint)"
 show kubectl dc drain pod-1 --dry-run || true
 
 step "The cluster and dc-webhook keep running"

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -159,4 +160,20 @@ func kubeconfigServerOf(data string) (string, error) {
 		return "", nil
 	}
 	return "", fmt.Errorf("%d clusters and no current context", len(cfg.Clusters))
+}
+
+// Classify says what the endpoint is (policy.ClassifyEndpoint) given the
+// cluster's nodes and its API servers as MapAPIServers places them; dc is
+// the datacenter the operator says the endpoint runs in ("" unknown).
+// status and drain both ask it.
+func (ep ControlPlaneEndpoint) Classify(nodes []*corev1.Node, label, dc string, servers []APIServerStatus) policy.Endpoint {
+	in := policy.EndpointInput{Address: ep.Address, Resolved: ep.Resolved, Nodes: nodes, Label: label, Datacenter: dc}
+	for _, s := range servers {
+		sdc := s.Datacenter
+		if sdc == Unlabeled {
+			sdc = ""
+		}
+		in.APIServers = append(in.APIServers, policy.APIServer{Address: s.Address, Node: s.Node, Datacenter: sdc})
+	}
+	return policy.ClassifyEndpoint(in)
 }

@@ -194,7 +194,7 @@ Exit status:
 	f.BoolVar(&o.IgnoreDaemonSets, "ignore-daemonsets", o.IgnoreDaemonSets, "Accepted for kubectl drain scripts; DaemonSet pods are always skipped.")
 	f.BoolVar(&o.Force, "force", o.Force, "Evict pods that no controller recreates; they are gone for good.")
 	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", o.DeleteEmptyDirData, "Evict pods with emptyDir volumes; their data is deleted.")
-	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum or every API server.")
+	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum, every API server, or the control-plane endpoint every kubelet dials.")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Most eviction calls in flight at once, across all nodes of the datacenter.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long with the pods that are left (exit 1); 0 means no limit.")
 	cmdutil.AddOutputFlag(cmd, &o.Output, drainOutputs...)
@@ -290,10 +290,14 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	}
 	o.Label = snap.Label.Label
 	in := planInputFrom(snap, o.Datacenter)
+	endpoint := make(chan cluster.ControlPlaneEndpoint, 1)
+	go func() { endpoint <- cluster.ReadControlPlaneEndpoint(ctx, o.client, o.server, nil) }()
 	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, cluster.EtcdOptions{
 		Timeout: 2 * time.Second, Exec: o.podExec != nil, PodExec: o.podExec,
 		ExecTLS: cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
 	})
+	ep := <-endpoint
+	in.Endpoint = &ep
 	return in, snap.PodsResourceVersion, nil
 }
 

@@ -118,6 +118,9 @@ type PlanInput struct {
 	EtcdPods      []*corev1.Pod
 	APIServerPods []*corev1.Pod
 	APIAddresses  []string
+	// Endpoint is the control-plane endpoint the cluster names
+	// (cluster.ReadControlPlaneEndpoint); nil means not read, not judged.
+	Endpoint *cluster.ControlPlaneEndpoint
 }
 
 // Plan is what `kubectl dc drain` will do, computed before it touches
@@ -264,8 +267,22 @@ type QuorumPlan struct {
 	Survives bool `json:"survives"`
 	// EtcdSurvives is false when powering the datacenter off loses etcd
 	// quorum: kubectl dc status's survivesLoss of the same datacenter.
-	EtcdSurvives bool     `json:"etcdSurvives"`
-	Messages     []string `json:"messages"`
+	EtcdSurvives bool `json:"etcdSurvives"`
+	// Endpoint is the control-plane endpoint and whether it stays
+	// reachable without the datacenter, as kubectl dc status --lose says;
+	// nil when it was not read.
+	Endpoint *EndpointPlan `json:"endpoint,omitempty"`
+	Messages []string      `json:"messages"`
+}
+
+// EndpointPlan is the control-plane endpoint in the plan.
+type EndpointPlan struct {
+	policy.Endpoint
+	Source string `json:"source"`
+	// Reachable is false when the datacenter takes the endpoint with it,
+	// nil when that is not known.
+	Reachable *bool  `json:"reachable"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // QuorumCount counts members of one kind inside and outside the datacenter.
@@ -701,7 +718,8 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	// API servers: as kubectl dc status maps them (the kube-apiserver pods
 	// and the kubernetes EndpointSlices), else one per control-plane node,
 	// as kubeadm runs them.
-	if servers := cluster.MapAPIServers(in.APIAddresses, apiPods, at); len(servers) > 0 {
+	servers := cluster.MapAPIServers(in.APIAddresses, apiPods, at)
+	if len(servers) > 0 {
 		q.APIServers.Source = "pods"
 		for _, a := range servers {
 			q.APIServers.Total++
@@ -741,7 +759,26 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	default:
 		q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d API servers; %d remain", dc, q.APIServers.InDatacenter, q.APIServers.Total, q.APIServers.Remaining))
 	}
+	q.judgeEndpoint(in, nodes, servers)
 	return q
+}
+
+// judgeEndpoint says whether the control-plane endpoint survives the
+// datacenter, as status --lose does; one that does not refuses the drain
+// like a quorum loss.
+func (q *QuorumPlan) judgeEndpoint(in PlanInput, nodes []*corev1.Node, servers []cluster.APIServerStatus) {
+	if in.Endpoint == nil || in.Endpoint.Address == "" {
+		return
+	}
+	ep := in.Endpoint.Classify(nodes, in.Label, "", servers)
+	reach := policy.EndpointReachable(ep, []string{in.Datacenter})
+	q.Endpoint = &EndpointPlan{Endpoint: ep, Source: in.Endpoint.Source, Reachable: reach.Reachable, Reason: reach.Reason}
+	if reach.Reachable == nil || *reach.Reachable {
+		return
+	}
+	q.Survives = false
+	q.Messages = append(q.Messages, fmt.Sprintf("the control-plane endpoint %s (from %s) goes with %s: %s; every kubelet and kubectl that dials it loses the API although API servers remain elsewhere",
+		ep.Address, in.Endpoint.Source, in.Datacenter, reach.Reason))
 }
 
 // controlPlanePods returns the etcd and kube-apiserver pods: the

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
@@ -483,4 +484,47 @@ func TestDrainPlanQuorum(t *testing.T) {
 			t.Errorf("APIServers = %+v, want %+v", plan.Quorum.APIServers, want)
 		}
 	})
+}
+
+// TestDrainPlanControlPlaneEndpoint: a datacenter that holds the only
+// control-plane endpoint is refused like a quorum loss, whatever etcd
+// says; --allow-quorum-loss overrides it; other datacenters are judged as
+// before, and an endpoint not read changes nothing.
+func TestDrainPlanControlPlaneEndpoint(t *testing.T) {
+	withLB := func(dc string) PlanInput {
+		p := dThreeDCs()
+		p.in.Datacenter = dc
+		for i := range p.in.Nodes {
+			if p.in.Nodes[i].Name == "pod-1-cp-1" {
+				p.in.Nodes[i].Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.1.0.1"}}
+			}
+		}
+		p.in.Endpoint = &cluster.ControlPlaneEndpoint{Address: "10.1.0.1:6443", Source: cluster.EndpointSourceKubeadmConfig}
+		return p.in
+	}
+	plan := mustDPlan(t, withLB("pod-1"))
+	if !plan.Refused || plan.Quorum.Survives || !plan.Quorum.EtcdSurvives {
+		t.Fatalf("drain pod-1 holding the endpoint: refused %v, survives %v, etcd survives %v; want refused although etcd survives", plan.Refused, plan.Quorum.Survives, plan.Quorum.EtcdSurvives)
+	}
+	ep := plan.Quorum.Endpoint
+	if ep == nil || ep.Reachable == nil || *ep.Reachable || ep.Datacenter != "pod-1" {
+		t.Fatalf("endpoint = %+v; want it in pod-1 (a node's address), unreachable", ep)
+	}
+	if reasons := strings.Join(plan.Reasons, "\n"); !strings.Contains(reasons, "control-plane endpoint 10.1.0.1:6443 (from kubeadm-config) goes with pod-1") || !strings.Contains(reasons, "--allow-quorum-loss") {
+		t.Errorf("reasons do not name the endpoint and the override:\n%s", reasons)
+	}
+
+	in := withLB("pod-1")
+	in.AllowQuorumLoss = true
+	if plan := mustDPlan(t, in); plan.Refused {
+		t.Errorf("--allow-quorum-loss: still refused: %q", plan.Reasons)
+	}
+	if plan := mustDPlan(t, withLB("pod-2")); plan.Refused || plan.Quorum.Endpoint == nil || plan.Quorum.Endpoint.Reachable == nil || !*plan.Quorum.Endpoint.Reachable {
+		t.Errorf("drain pod-2: refused %v, endpoint %+v; want the endpoint kept", plan.Refused, plan.Quorum.Endpoint)
+	}
+	in = withLB("pod-1")
+	in.Endpoint = nil
+	if plan := mustDPlan(t, in); plan.Refused || plan.Quorum.Endpoint != nil {
+		t.Errorf("endpoint not read: refused %v, endpoint %+v; want neither", plan.Refused, plan.Quorum.Endpoint)
+	}
 }

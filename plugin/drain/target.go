@@ -26,6 +26,8 @@ type Target struct {
 	watchClient kubernetes.Interface
 	dynamic     dynamic.Interface
 	podExec     cluster.PodExecFunc
+	// server is the kubeconfig's API server, the endpoint of last resort.
+	server string
 }
 
 // complete takes the datacenter from args and builds the clients, unless
@@ -40,7 +42,7 @@ func (t *Target) complete(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	t.client, t.watchClient, t.dynamic = c.Kube, c.Watch, c.Dynamic
+	t.client, t.watchClient, t.dynamic, t.server = c.Kube, c.Watch, c.Dynamic, c.Server
 	t.podExec = cluster.NewPodExec(c.Config, c.Kube)
 	return nil
 }

@@ -60,18 +60,8 @@ func buildEndpoint(in *statusInput, servers []cluster.APIServerStatus) *Endpoint
 	if in.Endpoint == nil {
 		return nil
 	}
-	pin := policy.EndpointInput{
-		Address: in.Endpoint.Address, Resolved: in.Endpoint.Resolved,
-		Nodes: in.Nodes, Label: in.Label, Datacenter: in.EndpointDatacenter,
-	}
-	for _, s := range servers {
-		dc := s.Datacenter
-		if dc == cluster.Unlabeled {
-			dc = ""
-		}
-		pin.APIServers = append(pin.APIServers, policy.APIServer{Address: s.Address, Node: s.Node, Datacenter: dc})
-	}
-	return &EndpointReport{Endpoint: policy.ClassifyEndpoint(pin), Source: in.Endpoint.Source, Notes: in.Endpoint.Notes}
+	ep := in.Endpoint.Classify(in.Nodes, in.Label, in.EndpointDatacenter, servers)
+	return &EndpointReport{Endpoint: ep, Source: in.Endpoint.Source, Notes: in.Endpoint.Notes}
 }
 
 // endpoint: a datacenter whose loss loses the API for every kubelet while

@@ -67,7 +67,8 @@ func BenchmarkDrain(b *testing.B) {
 		name string
 		cmd  []string
 	}{
-		{"kubectl-dc-drain", []string{bin, kubeconfig, "drain", dc}},
+		// pod-1 holds the control-plane endpoint: --allow-quorum-loss.
+		{"kubectl-dc-drain", []string{bin, kubeconfig, "drain", dc, "--allow-quorum-loss"}},
 		{"kubectl-drain-l", []string{"kubectl", kubeconfig, "drain", "-l", c.Label() + "=" + dc, "--ignore-daemonsets", "--delete-emptydir-data"}},
 	}
 	scenarios := []struct {

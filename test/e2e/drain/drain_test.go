@@ -319,7 +319,9 @@ func TestPinnedWorkloadWithPDBBlocks(t *testing.T) {
 		t.Errorf("plan blockers %+v lack the PDB %s/worker", plan.Blockers, ns)
 	}
 
-	out, errOut, code = run(t, c, "drain", "pod-1", "--timeout", "15s", "-o", "json")
+	// pod-1 holds the control-plane endpoint (kubeadm-config names its API
+	// server): the drain is refused without --allow-quorum-loss.
+	out, errOut, code = run(t, c, "drain", "pod-1", "--allow-quorum-loss", "--timeout", "15s", "-o", "json")
 	if code != 1 {
 		t.Fatalf("drain blocked by a PDB: exit %d, want 1 (timed out)\n%s\n%s", code, out, errOut)
 	}

@@ -71,7 +71,8 @@ func TestDrainUnderOnePDB(t *testing.T) {
 	}
 	before := len(podsOn(t, c, ns, "pod-1")["ReplicaSet"])
 
-	cmd := exec.Command(binary(t), "--kubeconfig", c.Kubeconfig(), "drain", "pod-1", "-o", "json")
+	// pod-1 holds the control-plane endpoint: --allow-quorum-loss.
+	cmd := exec.Command(binary(t), "--kubeconfig", c.Kubeconfig(), "drain", "pod-1", "--allow-quorum-loss", "-o", "json")
 	var out syncBuffer
 	cmd.Stdout = &out
 	stderr, err := cmd.StderrPipe()
