@@ -21,14 +21,9 @@ func unknownDatacenterDetail(dc string, known []string, policy, label string) st
 		b.WriteString(label)
 		return b.String()
 	}
-	if s := closest(dc, known); s != "" {
-		b.WriteString(": did you mean ")
-		b.WriteString(s)
-		b.WriteString("?")
-	} else {
-		b.WriteString(":")
-	}
-	b.WriteString(" known datacenters: ")
+	b.WriteString(": ")
+	b.WriteString(DidYouMean(dc, known))
+	b.WriteString("known datacenters: ")
 	b.WriteString(strings.Join(known, ", "))
 	return b.String()
 }

@@ -1,6 +1,11 @@
 package policy
 
-// NearestKnownName returns the name of known that s is most likely a typo
-// of (a case difference, or a few edits), "" when none is near: the "did
-// you mean" of the verbs that take a datacenter argument.
-func NearestKnownName(s string, known []string) string { return closest(s, known) }
+// DidYouMean is the hint every verb gives for a name that is not known:
+// "did you mean pod-2? " (with the trailing space, to go before the list
+// of known names), or "" when no known name is near.
+func DidYouMean(s string, known []string) string {
+	if k := closest(s, known); k != "" {
+		return "did you mean " + k + "? "
+	}
+	return ""
+}

@@ -312,11 +312,7 @@ func (e *UnknownDatacenterError) Error() string {
 	if len(e.Known) > 0 {
 		known = strings.Join(e.Known, ", ")
 	}
-	hint := ""
-	if s := policy.NearestKnownName(e.Datacenter, e.Known); s != "" {
-		hint = " did you mean " + s + "?"
-	}
-	return fmt.Sprintf("datacenter %q matches no node with label %s:%s known datacenters: %s (set --datacenter-label if the label differs)", e.Datacenter, e.Label, hint, known)
+	return fmt.Sprintf("datacenter %q matches no node with label %s: %sknown datacenters: %s (set --datacenter-label if the label differs)", e.Datacenter, e.Label, policy.DidYouMean(e.Datacenter, e.Known), known)
 }
 
 // KnownDatacenters returns the sorted values of label over nodes.

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/sets"
-
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 	"github.com/kubectl-dc/kubectl-dc/policy"
@@ -43,15 +41,7 @@ func checkEndpointDatacenter(dc string, in *statusInput) error {
 	if dc == "" {
 		return nil
 	}
-	known := knownDatacenters(in)
-	if known.Len() == 0 || known.Has(dc) {
-		return nil
-	}
-	hint := ""
-	if s := policy.NearestKnownName(dc, sets.List(known)); s != "" {
-		hint = " did you mean " + s + "?"
-	}
-	return fmt.Errorf("--endpoint-datacenter %s: no node has %s=%s;%s known datacenters: %s", dc, in.Label, dc, hint, strings.Join(sets.List(known), ", "))
+	return unknownDatacenter("--endpoint-datacenter", dc, in)
 }
 
 // buildEndpoint classifies the endpoint read against the API servers and

@@ -446,16 +446,24 @@ func checkLose(lose []string, in *statusInput) error {
 	if len(lose) == 0 {
 		return nil
 	}
-	known := knownDatacenters(in)
-	if known.Len() == 0 {
-		return nil
-	}
 	for _, d := range lose {
-		if !known.Has(d) {
-			return fmt.Errorf("--lose %s: no node has %s=%s; known datacenters: %s", d, in.Label, d, strings.Join(sets.List(known), ", "))
+		if err := unknownDatacenter("--lose", d, in); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// unknownDatacenter is the error of a flag that names dc when no node or
+// policy knows it, with the nearest known name; nil when it is known, or
+// when nothing is known to compare with.
+func unknownDatacenter(flag, dc string, in *statusInput) error {
+	known := knownDatacenters(in)
+	if known.Len() == 0 || known.Has(dc) {
+		return nil
+	}
+	list := sets.List(known)
+	return fmt.Errorf("%s %s: no node has %s=%s; %sknown datacenters: %s", flag, dc, in.Label, dc, policy.DidYouMean(dc, list), strings.Join(list, ", "))
 }
 
 // knownDatacenters are the datacenters flags may name: the policies',

@@ -535,7 +535,7 @@ func TestStatusRunWithFakeClientset(t *testing.T) {
 		o.Lose = []string{"pod-9"}
 		err := o.Run(context.Background())
 		var exit *cmdutil.ExitError
-		if !errors.As(err, &exit) || exit.Code != cmdutil.ExitUsage || err.Error() != "--lose pod-9: no node has topology.kubernetes.io/zone=pod-9; known datacenters: pod-1, pod-2, pod-3" {
+		if !errors.As(err, &exit) || exit.Code != cmdutil.ExitUsage || err.Error() != "--lose pod-9: no node has topology.kubernetes.io/zone=pod-9; did you mean pod-1? known datacenters: pod-1, pod-2, pod-3" {
 			t.Errorf("err = %v", err)
 		}
 	})

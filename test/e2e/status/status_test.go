@@ -253,7 +253,7 @@ func TestStatus(t *testing.T) {
 		assertSurvives(t, r, map[string]string{"pod-1": "no", "pod-3": "no"})
 
 		bad := kubectlDC(t, c, cache, "--lose", "pod-7")
-		if bad.code != cmdutil.ExitUsage || !strings.Contains(bad.stderr, "--lose pod-7: no node has topology.kubernetes.io/zone=pod-7; known datacenters: pod-1, pod-2, pod-3") {
+		if bad.code != cmdutil.ExitUsage || !strings.Contains(bad.stderr, "--lose pod-7: no node has topology.kubernetes.io/zone=pod-7; did you mean pod-1? known datacenters: pod-1, pod-2, pod-3") {
 			t.Errorf("--lose pod-7: exit %d, stderr %q", bad.code, bad.stderr)
 		}
 	})
