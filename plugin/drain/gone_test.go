@@ -177,13 +177,15 @@ func dTerminatingOnNotReady() []runtime.Object {
 	return objs
 }
 
-// dDeleteWhenWatched holds pod deletions until a watch is open: the fake
+// dDeleteWhenWatched refuses pod deletions until a watch is open: the fake
 // tracker, unlike the API server, replays nothing to a watch that starts
 // after the deletion. Prepend it last, so that it runs first.
 func dDeleteWhenWatched(cs *fake.Clientset, watching *atomic.Bool) {
 	cs.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
-		for deadline := time.Now().Add(30 * time.Second); !watching.Load() && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
+		// Never block here: the fake clientset runs reactors under its
+		// lock, and the watch could then never open. Refuse until it has.
+		if !watching.Load() {
+			return true, nil, apierrors.NewTooManyRequests("not watching yet", 0)
 		}
 		return false, nil, nil
 	})

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
@@ -23,10 +25,16 @@ import (
 func dTerminateOnEvict(t *testing.T, cs interface {
 	PrependReactor(verb, resource string, reaction k8stesting.ReactionFunc)
 	Tracker() k8stesting.ObjectTracker
-}, stuck map[string]bool) {
+}, watching *atomic.Bool, stuck map[string]bool) {
 	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
+		}
+		// The fake watch replays nothing: a pod deleted between the
+		// waiter's LIST and its watch would never be seen to go. Refuse
+		// (as a PDB would) until the watch is open.
+		if !watching.Load() {
+			return true, nil, apierrors.NewTooManyRequests("not watching yet", 0)
 		}
 		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
 		obj, err := cs.Tracker().Get(dPodsGVR, ev.Namespace, ev.Name)
@@ -78,7 +86,7 @@ func TestDrainRunDatacenterDown(t *testing.T) {
 			}
 			cs, watching := dWatchedClientset(objs...)
 			dEvictWhenWatched(cs, watching, nil)
-			dTerminateOnEvict(t, cs, map[string]bool{"pod-2-worker-1": true})
+			dTerminateOnEvict(t, cs, watching, map[string]bool{"pod-2-worker-1": true})
 			dDeleteWhenWatched(cs, watching)
 			o, out, errOut := newDTestDrain(cs)
 			o.Timeout, o.notReadyWait, o.ForceDeleteUnreachable = time.Hour, 300*time.Millisecond, tt.force
