@@ -5,10 +5,8 @@
 package endpoint
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,34 +21,15 @@ func TestMain(m *testing.M) {
 	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.Travis()}))
 }
 
-// run runs the built kubectl-dc with args, bounded by 30 s.
-func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+// run runs the built kubectl-dc with args against c, bounded by 30 s.
+func run(t *testing.T, c *cluster.Cluster, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	bin, err := cluster.BuildBinary("./cmd/kubectl-dc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("kubectl dc %s did not finish within 30s\n%s\n%s", strings.Join(args, " "), out.String(), errOut.String())
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return cluster.KubectlDC(t, c, 30*time.Second, args...)
 }
 
-func statusJSON(t *testing.T, args ...string) *status.Report {
+func statusJSON(t *testing.T, c *cluster.Cluster, args ...string) *status.Report {
 	t.Helper()
-	out, errOut, code := run(t, append([]string{"status", "-o", "json"}, args...)...)
+	out, errOut, code := run(t, c, append([]string{"status", "-o", "json"}, args...)...)
 	var r status.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("status %s: exit %d, %v\n%s\n%s", strings.Join(args, " "), code, err, out, errOut)
@@ -77,7 +56,7 @@ func TestLoadBalancerInOneDatacenter(t *testing.T) {
 	kc := c.Kubeconfig()
 	lb := c.ControlPlaneEndpoint()
 
-	r := statusJSON(t, "--kubeconfig", kc)
+	r := statusJSON(t, c)
 	ep := r.ControlPlaneEndpoint
 	if ep == nil || ep.Kind != "loadbalancer" || ep.Datacenter != "pod-1" || ep.Source != "kubeadm-config" || !strings.Contains(ep.Address, lb) {
 		t.Fatalf("controlPlaneEndpoint = %+v; want the load balancer %s in pod-1, read from kubeadm-config", ep, lb)
@@ -89,16 +68,16 @@ func TestLoadBalancerInOneDatacenter(t *testing.T) {
 		t.Errorf("no single-point-of-failure finding: %+v", r.Findings)
 	}
 
-	r = statusJSON(t, "--kubeconfig", kc, "--lose", "pod-1")
+	r = statusJSON(t, c, "--lose", "pod-1")
 	w := r.WhatIf
 	if w == nil || !w.HasQuorum || w.APIReachable == nil || *w.APIReachable || !strings.Contains(w.APIReachableReason, "pod-1") {
 		t.Fatalf("what-if pod-1 = %+v; want quorum kept, the API unreachable because the load balancer runs in pod-1", w)
 	}
-	table, _, _ := run(t, "status", "--kubeconfig", kc, "--lose", "pod-1")
+	table, _, _ := run(t, c, "status", "--lose", "pod-1")
 	if !strings.Contains(table, "API reachable: no") {
 		t.Errorf("the what-if table does not say the API is unreachable:\n%s", table)
 	}
-	r = statusJSON(t, "--kubeconfig", kc, "--lose", "pod-2")
+	r = statusJSON(t, c, "--lose", "pod-2")
 	if w := r.WhatIf; w == nil || w.APIReachable == nil || !*w.APIReachable {
 		t.Errorf("what-if pod-2 = %+v; want the API reachable through pod-1's load balancer", w)
 	}
@@ -121,7 +100,7 @@ func TestLoadBalancerInOneDatacenter(t *testing.T) {
 			other = a.URL
 		}
 	}
-	r = statusJSON(t, "--kubeconfig", kc, "--server", other)
+	r = statusJSON(t, c, "--server", other)
 	var down []string
 	for _, d := range r.Datacenters {
 		if d.Down {
