@@ -50,7 +50,7 @@ func tlsProblem(ctx context.Context, endpoint string, cfg *tls.Config, timeout t
 		case errors.As(err, &hostname):
 			return fmt.Errorf("its serving certificate does not name %s: dial an address it names", u.Hostname())
 		case errors.As(err, &invalid):
-			return fmt.Errorf("its serving certificate is not valid: %v", invalid)
+			return fmt.Errorf("its serving certificate is not valid: %w", invalid)
 		case isClientCertRefusal(err):
 			return errClientCertRequired
 		}

@@ -21,9 +21,9 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// dLostAnswer is what the client sees when its request timeout ends a
+// errLostAnswer is what the client sees when its request timeout ends a
 // request the API server carries out anyway.
-var dLostAnswer = errors.New(`Delete "https://127.0.0.1:6443/api/v1/namespaces/apps/pods/w-1": net/http: request canceled (Client.Timeout exceeded while awaiting headers)`)
+var errLostAnswer = errors.New(`Delete "https://127.0.0.1:6443/api/v1/namespaces/apps/pods/w-1": net/http: request canceled (Client.Timeout exceeded while awaiting headers)`)
 
 // dUIDPrecondition is the 409 of a deletion whose UID precondition names a
 // pod that was replaced by another of the same name.
@@ -44,14 +44,14 @@ func TestEvictorSaysWhoRemovedThePod(t *testing.T) {
 		// force deletes with grace period 0; else the pod is evicted.
 		force bool
 		// script answers each call in turn; nil removes the pod and
-		// accepts, dLostAnswer removes the pod and loses the answer.
+		// accepts, errLostAnswer removes the pod and loses the answer.
 		script     []error
 		wantForced []string
 		wantGone   []string
 	}{
 		{name: "force deletion accepted", force: true, script: []error{nil}, wantForced: []string{""}},
-		{name: "answer lost, the retry finds the pod gone", force: true, script: []error{dLostAnswer, apierrors.NewNotFound(dPodsGVR.GroupResource(), "w-1")},
-			wantForced: []string{dLostAnswer.Error()}},
+		{name: "answer lost, the retry finds the pod gone", force: true, script: []error{errLostAnswer, apierrors.NewNotFound(dPodsGVR.GroupResource(), "w-1")},
+			wantForced: []string{errLostAnswer.Error()}},
 		{name: "gone before the force deletion", force: true, script: []error{apierrors.NewNotFound(dPodsGVR.GroupResource(), "w-1")},
 			wantGone: []string{"its force deletion found no pod: it was removed before the request reached it"}},
 		{name: "replaced before the force deletion", force: true, script: []error{dUIDPrecondition()},
@@ -77,7 +77,7 @@ func TestEvictorSaysWhoRemovedThePod(t *testing.T) {
 				}
 				err := tt.script[calls]
 				calls++
-				if err == nil || err == dLostAnswer {
+				if err == nil || errors.Is(err, errLostAnswer) {
 					if derr := cs.Tracker().Delete(dPodsGVR, "apps", "w-1"); derr != nil {
 						return true, nil, derr
 					}
@@ -239,7 +239,7 @@ func TestDrainRunForceDeleteAnswerLost(t *testing.T) {
 		if err := cs.Tracker().Delete(dPodsGVR, "apps", name); err != nil {
 			return true, nil, err
 		}
-		return true, nil, dLostAnswer
+		return true, nil, errLostAnswer
 	})
 	dDeleteWhenWatched(cs, watching)
 	o, out, errOut := newDTestDrain(cs)
@@ -255,7 +255,7 @@ func TestDrainRunForceDeleteAnswerLost(t *testing.T) {
 			t.Errorf("stderr does not say apps/%s was force-deleted:\n%s", name, errOut)
 		}
 	}
-	if !strings.Contains(errOut.String(), "force-deleted apps/edge-2 on pod-2-worker-1 (node not Ready, grace period 0; the answer was lost ("+dLostAnswer.Error()+") and the retry found the pod gone)") {
+	if !strings.Contains(errOut.String(), "force-deleted apps/edge-2 on pod-2-worker-1 (node not Ready, grace period 0; the answer was lost ("+errLostAnswer.Error()+") and the retry found the pod gone)") {
 		t.Errorf("stderr does not name the lost answer:\n%s", errOut)
 	}
 	if strings.Contains(errOut.String(), "already gone") {

@@ -154,7 +154,7 @@ func (c *Cluster) PromoteLearner(ctx context.Context, node string) error {
 		return false, fmt.Errorf("no etcd member named %s", node)
 	})
 	if err != nil && last != nil {
-		return fmt.Errorf("promote %s: %w (last: %v)", node, err, last)
+		return fmt.Errorf("promote %s: %w (last: %w)", node, err, last)
 	}
 	return err
 }

@@ -116,8 +116,6 @@ func (r *Replica) Ask(ctx context.Context, ca []byte, path string, review *admis
 	return out.Response, nil
 }
 
-// Requests returns how many admission requests the replica has answered,
-// from its dc_webhook_request_duration_seconds histogram.
 // MetricSum returns the sum of the replica's metric samples whose line
 // starts with prefix (a name, or a name and the start of its labels).
 func (r *Replica) MetricSum(ctx context.Context, prefix string) (float64, error) {
@@ -150,6 +148,8 @@ func (r *Replica) MetricSum(ctx context.Context, prefix string) (float64, error)
 	return total, nil
 }
 
+// Requests returns how many admission requests the replica has answered,
+// from its dc_webhook_request_duration_seconds histogram.
 func (r *Replica) Requests(ctx context.Context) (int, error) {
 	url := "http://" + net.JoinHostPort(r.Host.IP.String(), strconv.Itoa(metricsPort)) + "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

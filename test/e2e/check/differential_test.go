@@ -603,7 +603,7 @@ func createObject(ctx context.Context, dyn dynamic.Interface, obj runtime.Object
 	var got *unstructured.Unstructured
 	for attempt := 0; ; attempt++ {
 		got, err = dyn.Resource(k.GVR()).Namespace(u.GetNamespace()).Create(ctx, u.DeepCopy(), opts)
-		if err == nil || attempt == 3 || !(strings.Contains(err.Error(), "failed calling webhook") || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err)) {
+		if err == nil || attempt == 3 || (!strings.Contains(err.Error(), "failed calling webhook") && !apierrors.IsTimeout(err) && !apierrors.IsTooManyRequests(err)) {
 			break
 		}
 		time.Sleep(time.Second)
