@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,9 +109,11 @@ func (o *Options) preflight(ctx context.Context, plan *Plan) []string {
 		}
 	}
 	if o.DryRun == dryRunServer {
-		for why, calls := range o.serverDryRun(ctx, plan) {
+		refused, unsure := o.serverDryRun(ctx, plan)
+		for why, calls := range refused {
 			denied[why] = append(denied[why], calls...)
 		}
+		warnings = append(warnings, unsure...)
 	}
 	for _, why := range sortedMapKeys(denied) {
 		calls := denied[why]
@@ -128,19 +131,27 @@ func (o *Options) preflight(ctx context.Context, plan *Plan) []string {
 }
 
 // serverDryRun sends the cordons and one eviction (or deletion) per
-// namespace as server-side dry runs and returns the refusals by purpose.
-// A 429 is a PDB's answer of the moment, not a refusal.
-func (o *Options) serverDryRun(ctx context.Context, plan *Plan) map[string][]string {
+// namespace as server-side dry runs. It returns the refusals by purpose and
+// warnings for dry runs whose answer says nothing about the caller's rights.
+func (o *Options) serverDryRun(ctx context.Context, plan *Plan) (map[string][]string, []string) {
 	out := map[string][]string{}
+	var warnings []string
+	judge := func(why, call string, err error) {
+		switch {
+		case err == nil || dryRunSaysNothing(err):
+		case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+			out[why] = append(out[why], fmt.Sprintf("%s (server dry run: %v)", call, err))
+		default:
+			warnings = append(warnings, fmt.Sprintf("could not check whether you may %s: the server dry run of %s failed: %v", why, call, err))
+		}
+	}
 	dry := []string{metav1.DryRunAll}
 	for _, n := range plan.Nodes {
 		if n.Unschedulable {
 			continue
 		}
 		_, err := o.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{DryRun: dry})
-		if err != nil && !apierrors.IsNotFound(err) {
-			out["cordon the datacenter's nodes"] = append(out["cordon the datacenter's nodes"], fmt.Sprintf("patch node %s (server dry run: %v)", n.Name, err))
-		}
+		judge("cordon the datacenter's nodes", "patch node "+n.Name, err)
 	}
 	seen := map[string]bool{}
 	for _, p := range plan.Evict {
@@ -158,9 +169,16 @@ func (o *Options) serverDryRun(ctx context.Context, plan *Plan) map[string][]str
 				ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}, DeleteOptions: &metav1.DeleteOptions{DryRun: dry},
 			})
 		}
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsTooManyRequests(err) {
-			out[why] = append(out[why], fmt.Sprintf("pod %s/%s (server dry run: %v)", p.Namespace, p.Name, err))
-		}
+		judge(why, "pod "+p.Namespace+"/"+p.Name, err)
 	}
-	return out
+	return out, warnings
+}
+
+// dryRunSaysNothing: answers of a server dry run that are no refusal of the
+// caller: the object is already gone, a PDB allows no disruption at this
+// moment (429), or its namespace is being deleted (the API refuses every
+// eviction there, and the pod goes with its namespace).
+func dryRunSaysNothing(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
 }

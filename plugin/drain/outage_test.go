@@ -189,6 +189,61 @@ func TestDrainPreflight(t *testing.T) {
 	}
 }
 
+// TestDrainServerDryRunAnswers: with --dry-run=server only a refusal of
+// the caller refuses the drain. An eviction in a namespace being deleted
+// (the API refuses every one there; CI met it when another test's namespace
+// was going) or a server error is no RBAC refusal: the first says nothing,
+// the second is a warning.
+func TestDrainServerDryRunAnswers(t *testing.T) {
+	tests := []struct {
+		name     string
+		answer   error
+		refused  bool
+		warning  string
+		noAnswer string
+	}{
+		{name: "namespace being deleted", answer: terminatingNamespace("apps")},
+		{name: "server error", answer: apierrors.NewInternalError(errors.New("etcdserver: leader changed")),
+			warning: "could not check whether you may evict its pods: the server dry run of pod apps/web-1 failed"},
+		{name: "refused by RBAC", answer: apierrors.NewForbidden(dPodsGVR.GroupResource(), "web-1", errors.New(`User "tester" cannot create resource "pods/eviction"`)),
+			refused: true},
+		{name: "a PDB of the moment", answer: dPDBRefusal("web-pdb")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs, _ := dWatchedClientset(dFixture()...)
+			cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() != "eviction" {
+					return false, nil, nil
+				}
+				return true, nil, tt.answer
+			})
+			cs.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, &corev1.Node{}, nil
+			})
+			o, out, errOut := newDTestDrain(cs)
+			o.DryRun = dryRunServer
+			err := o.Run(context.Background())
+			var exit *cmdutil.ExitError
+			switch {
+			case tt.refused && (!errors.As(err, &exit) || exit.Code != ExitDrainRefused):
+				t.Fatalf("Run = %v, want exit %d\n%s", err, ExitDrainRefused, out)
+			case !tt.refused && err != nil:
+				t.Fatalf("Run = %v, want the plan approved\n%s\n%s", err, out, errOut)
+			}
+			if got := strings.Contains(out.String(), "you may not evict its pods"); got != tt.refused {
+				t.Errorf("RBAC blocker in the plan: %v, want %v\n%s", got, tt.refused, out)
+			}
+			if tt.warning != "" && !strings.Contains(errOut.String(), tt.warning) {
+				t.Errorf("stderr lacks %q:\n%s", tt.warning, errOut)
+			}
+			if tt.warning == "" && strings.Contains(errOut.String(), "could not check") {
+				t.Errorf("unexpected warning:\n%s", errOut)
+			}
+		})
+	}
+}
+
 // TestDrainParityFlags: the kubectl drain flags change what they name.
 func TestDrainParityFlags(t *testing.T) {
 	tests := []struct {
