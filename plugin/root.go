@@ -5,9 +5,12 @@
 package plugin
 
 import (
+	goflag "flag"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/check"
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
@@ -34,6 +37,7 @@ offline or live, with the same rules as the dc-webhook admission webhook.`,
 		},
 	}
 	config.AddFlags(cmd.PersistentFlags())
+	addVerbosityFlag(cmd)
 	cmdutil.RegisterGlobalCompletions(cmd, config)
 	cmd.AddCommand(
 		status.NewCmdStatus(config, streams),
@@ -44,6 +48,16 @@ offline or live, with the same rules as the dc-webhook admission webhook.`,
 		NewCmdCompletion(streams),
 	)
 	return cmd
+}
+
+// addVerbosityFlag adds kubectl's -v/--v: at 6 and above client-go logs
+// every request with its latency, at 8 the bodies, on stderr.
+func addVerbosityFlag(cmd *cobra.Command) {
+	var fs goflag.FlagSet
+	klog.InitFlags(&fs)
+	v := fs.Lookup("v")
+	v.Usage = "Log level: 6 logs every API request with its latency, 8 their bodies (on stderr)."
+	cmd.PersistentFlags().AddGoFlag(v)
 }
 
 // Execute runs cmd and returns the process exit code; see cmdutil.Execute.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 )
@@ -107,5 +108,28 @@ func TestIgnoredNamespaceIsSaid(t *testing.T) {
 		if !strings.Contains(errOut.String(), tc.want) {
 			t.Errorf("%v: stderr lacks %q:\n%s", tc.args, tc.want, errOut)
 		}
+	}
+}
+
+// TestVerbosityFlag: kubectl's -v and --v set the log level, so that
+// -v=6 shows every API request with its latency, as kubectl does.
+func TestVerbosityFlag(t *testing.T) {
+	for _, arg := range []string{"-v=7", "--v=7", "-v7"} {
+		t.Run(arg, func(t *testing.T) {
+			streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+			cmd := NewCmdDC(streams)
+			cmd.SetArgs([]string{"completion", "bash", arg})
+			if code := Execute(cmd, streams); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if !klog.V(7).Enabled() || klog.V(8).Enabled() {
+				t.Errorf("%s: log level not 7", arg)
+			}
+			cmd = NewCmdDC(streams)
+			cmd.SetArgs([]string{"completion", "bash", "--v=0"})
+			if code := Execute(cmd, streams); code != 0 || klog.V(1).Enabled() {
+				t.Fatalf("--v=0 did not reset the log level (exit %d)", code)
+			}
+		})
 	}
 }

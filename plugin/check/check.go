@@ -205,7 +205,7 @@ func newCmdCheck(o *Options) *cobra.Command {
 	cf := f.VarPF(clusterFlag{o}, "cluster", "", "The `NAME` of the kubeconfig cluster to use, as in every kubectl verb. Without a value: deprecated spelling of --live.")
 	cf.NoOptDefVal = liveAlias
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "With --live, check every namespace (the default unless -n is given).")
-	f.BoolVarP(&o.Verbose, "verbose", "v", false, "List every skipped object, not only their count.")
+	f.BoolVar(&o.Verbose, "verbose", false, "List every skipped object, not only their count.")
 	cmdutil.AddOutputFlag(cmd, &o.Output, checkOutputs...)
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("policy", "yaml", "yml", "json")

@@ -160,8 +160,8 @@ func TestCheckFiles(t *testing.T) {
 			errOut: "note: skipped 2 objects of 2 kinds that have no pod template; -v lists them\n",
 		},
 		{
-			name: "-v lists the skipped objects",
-			args: []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml", "-v"},
+			name: "--verbose lists the skipped objects",
+			args: []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml", "--verbose"},
 			code: cmdutil.ExitOK,
 			out:  "1 object checked, 0 denied, 0 warnings, 0 audit\n",
 			errOut: "note: " + td + "mixed.yaml: document 1: v1 Service team-a/web: skipped: no pod template\n" +
