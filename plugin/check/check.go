@@ -42,7 +42,7 @@ in spec.workloadKinds with the path of their pod template. A rule selects a
 workload by its own labels or the labels of any of its pod templates. In -f
 inputs, PlacementPolicy documents are used as policies, Node and Namespace
 documents as the known cluster, and other kinds are counted in one note
-(-v lists them); kinds that look like workloads are named, with the hint to
+(--verbose lists them); kinds that look like workloads are named, with the hint to
 declare them. Lists (kind List, or DeploymentList and the like) are expanded.
 
 Offline, every object first gets the mutation of dc-webhook's /mutate (the

@@ -157,7 +157,7 @@ func TestCheckFiles(t *testing.T) {
 			args:   []string{"-f", td + "mixed.yaml", "--policy", td + "policy.yaml"},
 			code:   cmdutil.ExitOK,
 			out:    "1 object checked, 0 denied, 0 warnings, 0 audit\n",
-			errOut: "note: skipped 2 objects of 2 kinds that have no pod template; -v lists them\n",
+			errOut: "note: skipped 2 objects of 2 kinds that have no pod template; --verbose lists them\n",
 		},
 		{
 			name: "--verbose lists the skipped objects",

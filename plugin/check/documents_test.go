@@ -243,7 +243,7 @@ func TestDeclaredKinds(t *testing.T) {
 			t.Errorf("exit code = %d\n%s%s", got.code, got.out, got.errOut)
 		}
 		wantErr := "warning: 2 objects of kind apps.kruise.io/v1alpha1 CloneSet look like workloads (a pod template at spec.template) but no policy declares the kind: they are not judged; declare it in a policy's spec.workloadKinds: {group: \"apps.kruise.io\", kind: CloneSet, templatePath: spec.template}\n" +
-			"note: skipped 3 objects of 2 kinds that have no pod template; -v lists them\n"
+			"note: skipped 3 objects of 2 kinds that have no pod template; --verbose lists them\n"
 		if got.errOut != wantErr {
 			t.Errorf("stderr:\n%s\nwant:\n%s", got.errOut, wantErr)
 		}

@@ -357,7 +357,7 @@ func templateOf(u *unstructured.Unstructured) (string, bool) {
 	return "", false
 }
 
-// noteSkipped writes one line for the skipped objects (every one with -v)
+// noteSkipped writes one line for the skipped objects (every one with --verbose)
 // and one per kind that looks like a workload.
 func (o *Options) noteSkipped(s *skippedKinds) {
 	for _, gvk := range s.order {
@@ -374,7 +374,7 @@ func (o *Options) noteSkipped(s *skippedKinds) {
 		}
 		return
 	}
-	o.notef("note: skipped %s of %s that have no pod template; -v lists them\n",
+	o.notef("note: skipped %s of %s that have no pod template; --verbose lists them\n",
 		plural(s.count, "object", "objects"), plural(len(s.kinds), "kind", "kinds"))
 }
 
