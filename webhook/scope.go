@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -12,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 )
 
 // Names in the validating webhook configuration that ScopeNodes edits.
@@ -45,38 +46,13 @@ func SelectedCondition(selectors []metav1.LabelSelector) string {
 		if len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
 			return "true"
 		}
-		var reqs []string
-		keys := make([]string, 0, len(s.MatchLabels))
-		for k := range s.MatchLabels {
-			keys = append(keys, k)
+		expr, ok := celpolicy.SelectorExpr(s, "m")
+		if !ok {
+			// A selector ValidatePolicy refused never reaches an engine;
+			// should one, send everything rather than guess.
+			return "true"
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			reqs = append(reqs, "("+strconv.Quote(k)+" in m && m["+strconv.Quote(k)+"] == "+strconv.Quote(s.MatchLabels[k])+")")
-		}
-		for _, x := range s.MatchExpressions {
-			k := strconv.Quote(x.Key)
-			quoted := make([]string, len(x.Values))
-			for j, v := range x.Values {
-				quoted[j] = strconv.Quote(v)
-			}
-			list := "[" + strings.Join(quoted, ", ") + "]"
-			switch x.Operator {
-			case metav1.LabelSelectorOpIn:
-				reqs = append(reqs, "("+k+" in m && m["+k+"] in "+list+")")
-			case metav1.LabelSelectorOpNotIn:
-				reqs = append(reqs, "(!("+k+" in m) || !(m["+k+"] in "+list+"))")
-			case metav1.LabelSelectorOpExists:
-				reqs = append(reqs, "("+k+" in m)")
-			case metav1.LabelSelectorOpDoesNotExist:
-				reqs = append(reqs, "!("+k+" in m)")
-			default:
-				// A selector ValidatePolicy refused never reaches an
-				// engine; should one, send everything rather than guess.
-				return "true"
-			}
-		}
-		terms = append(terms, "("+strings.Join(reqs, " && ")+")")
+		terms = append(terms, expr)
 	}
 	if len(terms) == 0 {
 		terms = []string{"false"}

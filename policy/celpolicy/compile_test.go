@@ -1,0 +1,175 @@
+package celpolicy_test
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/admission"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
+	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
+)
+
+// TestCompiledVerdicts: single cases whose answer and message are known.
+func TestCompiledVerdicts(t *testing.T) {
+	set, err := celpolicy.Compile(corpusPolicies(), celpolicy.Options{Nodes: corpusNodes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := newAPIServer(t, set)
+	prod := testutil.Namespace("prod", "env", "prod")
+	manyTerms := make([]corev1.NodeSelectorTerm, policy.MaxNodeSelectorTerms+1)
+	for i := range manyTerms {
+		manyTerms[i] = testutil.Term(testutil.In(zone, "pod-1"))
+	}
+	cases := []struct {
+		name string
+		obj  runtime.Object
+		// want are substrings of the one violation's message; none: admitted.
+		want []string
+		// selector is the nodeSelector after mutation.
+		selector map[string]string
+	}{
+		{name: "a worker without selector is denied, the known datacenters listed",
+			obj:  testutil.Deployment("prod", "w").Labels("app", "worker").Obj(),
+			want: []string{"alpha/workers", "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]", "pod-1, pod-2, pod-3"}},
+		{name: "a worker in pod-2 is admitted",
+			obj: testutil.Deployment("prod", "w").Labels("app", "worker").InDC("pod-2").Obj(), selector: map[string]string{zone: "pod-2"}},
+		{name: "an unknown datacenter is named",
+			obj:  testutil.Pod("prod", "w").Labels("app", "worker").InDC("pod-9").Obj(),
+			want: []string{"spec.nodeSelector[topology.kubernetes.io/zone]: Invalid value: pod-9", "known datacenters: pod-1, pod-2, pod-3"}},
+		{name: "datacenterFromLabel is injected",
+			obj:      testutil.Deployment("prod", "w").Labels("app", "worker").ObjectLabels(fromDC, "pod-3").Obj(),
+			selector: map[string]string{zone: "pod-3"}},
+		{name: "a non-default datacenterFromLabel key is injected on the policy's own label",
+			obj:      testutil.StatefulSet("prod", "s").Labels("app", "site").ObjectLabels(fromSite, "west").Obj(),
+			selector: map[string]string{site: "west"}},
+		{name: "a datacenterFromLabel value that disagrees is denied",
+			obj:  testutil.Job("prod", "w").Labels("app", "worker").ObjectLabels(fromDC, "pod-3").InDC("pod-1").Obj(),
+			want: []string{"placement.kubectl-dc.io/datacenter says another datacenter"}, selector: map[string]string{zone: "pod-1"}},
+		{name: "a permissive term is denied",
+			obj:  testutil.CronJob("prod", "w").Labels("app", "brain").Place(testutil.PlacePermissiveTerm, zone, "pod-1", "pod-2").Obj(),
+			want: []string{"spec.jobTemplate.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms", "does not pin"}},
+		{name: "beyond the terms limit",
+			obj:  testutil.PodTemplate("prod", "w").Labels("app", "brain").RequiredAffinity(manyTerms...).Obj(),
+			want: []string{"more than 32 required node affinity terms"}},
+		{name: "a mirror pod is left to the webhook",
+			obj: testutil.Pod("prod", "m").Labels("app", "worker").Mirror().Obj()},
+		{name: "an object being deleted is not judged",
+			obj: testutil.Deployment("prod", "w").Labels("app", "worker").Deleting().Obj()},
+		{name: "a pod no rule selects is admitted",
+			obj: testutil.Pod("prod", "x").Labels("app", "web").Obj()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, vs := api.admit(t, admission.Create, c.obj, nil, prod)
+			if len(c.want) == 0 && len(vs) > 0 {
+				t.Errorf("violations %v, want none", vs)
+			}
+			if len(c.want) > 0 {
+				if len(vs) != 1 {
+					t.Fatalf("violations %v, want one", vs)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(vs[0].Message, w) {
+						t.Errorf("message %q does not say %q", vs[0].Message, w)
+					}
+				}
+			}
+			if got := nodeSelectorOf(out); c.selector != nil && !equalMaps(got, c.selector) {
+				t.Errorf("nodeSelector %v after mutation, want %v", got, c.selector)
+			}
+		})
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCompileFollowsNodes: without spec.datacenters the known
+// datacenters are the Nodes', and a new datacenter's first Node makes it
+// known once compiled again.
+func TestCompileFollowsNodes(t *testing.T) {
+	policies := corpusPolicies()
+	pod := testutil.Pod("dev", "e").Labels("app", "edge").InDC("pod-5").Obj()
+	dev := testutil.Namespace("dev", "env", "dev")
+	for _, c := range []struct {
+		nodes []*corev1.Node
+		warn  bool
+	}{
+		{corpusNodes(), true},
+		{append(corpusNodes(), testutil.Node("pod-5-a").InDC("pod-5").Obj()), false},
+	} {
+		set, err := celpolicy.Compile(policies, celpolicy.Options{Nodes: c.nodes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, vs := newAPIServer(t, set).admit(t, admission.Create, pod, nil, dev)
+		if got := len(vs) > 0; got != c.warn {
+			t.Errorf("with %d nodes: violations %v, want some: %v", len(c.nodes), vs, c.warn)
+		}
+	}
+}
+
+// TestCompileBindings: actions map to validationActions, Warn and Audit
+// never fail closed, the namespaceSelector is the rule's less the
+// excluded and opted-out namespaces, and names are stable.
+func TestCompileBindings(t *testing.T) {
+	set, err := celpolicy.Compile(corpusPolicies(), celpolicy.Options{ExcludedNamespaces: []string{"dc-system"}, OptOutLabel: "placement.kubectl-dc.io/ignore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Validating) != 6 || len(set.ValidatingBindings) != 6 {
+		t.Fatalf("%d policies and %d bindings, want one each per pinned rule (6)", len(set.Validating), len(set.ValidatingBindings))
+	}
+	if len(set.Mutating) != 2 {
+		t.Errorf("%d mutating policies, want one per datacenter label with datacenterFromLabel (2)", len(set.Mutating))
+	}
+	want := map[string]string{"kubectl-dc.pinned.alpha.0": "Deny", "kubectl-dc.pinned.beta.0": "Warn", "kubectl-dc.pinned.beta.1": "Audit"}
+	for i, b := range set.ValidatingBindings {
+		p := set.Validating[i]
+		if b.Name != p.Name || b.Spec.PolicyName != p.Name {
+			t.Errorf("binding %s binds %s, want %s", b.Name, b.Spec.PolicyName, p.Name)
+		}
+		if a, ok := want[b.Name]; ok {
+			if len(b.Spec.ValidationActions) != 1 || string(b.Spec.ValidationActions[0]) != a {
+				t.Errorf("%s: validationActions %v, want [%s]", b.Name, b.Spec.ValidationActions, a)
+			}
+			if fail := string(*p.Spec.FailurePolicy); (a == "Deny") != (fail == "Fail") {
+				t.Errorf("%s: failurePolicy %s for action %s", p.Name, fail, a)
+			}
+		}
+		sel, err := metav1.LabelSelectorAsSelector(b.Spec.MatchResources.NamespaceSelector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ns := range []*corev1.Namespace{testutil.Namespace("dc-system", corev1.LabelMetadataName, "dc-system"), testutil.Namespace("x", "placement.kubectl-dc.io/ignore", "true")} {
+			if sel.Matches(labelsOf(ns)) {
+				t.Errorf("%s applies in namespace %s", b.Name, ns.Name)
+			}
+		}
+		if p.Labels[celpolicy.LabelManagedBy] != celpolicy.ManagedBy {
+			t.Errorf("%s is not labelled as managed by dc-webhook", p.Name)
+		}
+	}
+	prodSel := set.ValidatingBindings[2].Spec.MatchResources.NamespaceSelector
+	if prodSel.MatchLabels["env"] != "prod" {
+		t.Errorf("alpha/prod's binding selects namespaces %v, want env=prod among them", prodSel)
+	}
+}
+
+func labelsOf(ns *corev1.Namespace) labels.Set { return ns.Labels }

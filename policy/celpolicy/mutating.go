@@ -1,0 +1,92 @@
+package celpolicy
+
+import (
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+)
+
+// injection is one pinned rule that injects nodeSelector[label] from its
+// datacenterFromLabel.
+type injection struct {
+	rule *v1alpha1.PinnedRule
+}
+
+// The variables of a MutatingAdmissionPolicy beyond placementVariables.
+const (
+	varNSLabels = "namespaceLabels"
+	varWant     = "want"    // the datacenter to inject, '' for none
+	varPointer  = "pointer" // the JSON pointer of the pod spec
+)
+
+// mutating returns the MutatingAdmissionPolicy and binding that inject
+// nodeSelector[label] as Engine.Mutate does: into a pod template that
+// selects no datacenter on label (neither by nodeSelector nor by affinity),
+// the value of the datacenterFromLabel label of the first rule of rules
+// (in the engine's order) that matches the object, in its namespace, and
+// whose label the object carries with a value.
+func mutating(label string, rules []injection, kinds []policy.Kind, opts *Options) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding, error) {
+	want := "''"
+	for i := len(rules) - 1; i >= 0; i-- {
+		r := rules[i].rule
+		matchObj, ok1 := SelectorExpr(&r.Selector, v(varObjLabels))
+		matchTmpl, ok2 := SelectorExpr(&r.Selector, v(varTmplLabels))
+		matchNS, ok3 := "true", true
+		if r.NamespaceSelector != nil {
+			matchNS, ok3 = SelectorExpr(r.NamespaceSelector, v(varNSLabels))
+		}
+		if !ok1 || !ok2 || !ok3 {
+			return nil, nil, fmt.Errorf("pinned rule %s: a selector has an operator that is not In, NotIn, Exists or DoesNotExist", r.Name)
+		}
+		f := quote(r.DatacenterFromLabel)
+		cond := "(" + f + " in " + v(varObjLabels) + " && " + v(varObjLabels) + "[" + f + "] != '' && (" + matchObj + " || " + matchTmpl + ") && " + matchNS + ")"
+		want = cond + " ? " + v(varObjLabels) + "[" + f + "] : " + want
+	}
+	vars := placementVariables(label, kinds)
+	vars = append(vars,
+		admissionregistrationv1.Variable{Name: varNSLabels, Expression: "namespaceObject == null ? {} : namespaceObject.metadata.?labels.orValue({})"},
+		admissionregistrationv1.Variable{Name: varWant, Expression: want},
+		admissionregistrationv1.Variable{Name: varPointer, Expression: specPointerExpr(kinds)},
+	)
+	patch := "!" + v(varHasTemplate) + " || !" + v(varTemplate) + ".?spec.hasValue() || " + v(varWant) + " == '' || " + v(varHasNS) + " || " + v(varSelects) + " ? [] : " +
+		v(varSpec) + ".?nodeSelector.hasValue() ? " +
+		"[JSONPatch{op: 'add', path: " + v(varPointer) + " + " + quote("/nodeSelector/"+escapePointer(label)) + ", value: " + v(varWant) + "}] : " +
+		"[JSONPatch{op: 'add', path: " + v(varPointer) + " + '/nodeSelector', value: {" + quote(label) + ": " + v(varWant) + "}}]"
+
+	// A template whose placement is unchanged by an UPDATE was admitted
+	// before: the mutation leaves it alone, as the webhook does.
+	changed := admissionregistrationv1.MatchCondition{Name: "update-changes-templates-or-labels", Expression: "request.operation != 'UPDATE' || " +
+		"object.metadata.?labels.orValue({}) != oldObject.metadata.?labels.orValue({}) || " +
+		"(" + templateExpr("object", kinds) + ") != (" + templateExpr("oldObject", kinds) + ")"}
+
+	create := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+	fail := admissionregistrationv1.Fail
+	name := MutatingName(label)
+	m := &admissionregistrationv1.MutatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicy"},
+		ObjectMeta: managedMeta(name),
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			// A pod's nodeSelector cannot change after creation.
+			MatchConstraints:   &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(kinds, ops, create), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
+			MatchConditions:    []admissionregistrationv1.MatchCondition{notDeleted, notMirror, changed},
+			Variables:          vars,
+			Mutations:          []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{Expression: patch}}},
+			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
+		},
+	}
+	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicyBinding"},
+		ObjectMeta: managedMeta(name),
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
+			PolicyName:     name,
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: opts.namespaceSelector(nil)},
+		},
+	}
+	return m, binding, nil
+}
