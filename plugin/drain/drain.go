@@ -560,6 +560,11 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		g := int64(o.GracePeriod)
 		ev.GracePeriod = &g
 	}
+	if !o.DisableEviction && hasPDBs(targets) {
+		var stopWatch context.CancelFunc
+		ev.Budgets, stopWatch = watchBudgets(runCtx, o.client)
+		defer stopWatch()
+	}
 	waiter := &goneWaiter{Client: o.watchFor(), Lister: o.lister(), Abandoned: abandoned, OnGone: prog.gone, OnNotWaited: prog.notWaited}
 	if o.skipWaitSet {
 		waiter.SkipAfter = time.Duration(o.SkipWaitForDeleteTimeout) * time.Second
@@ -622,6 +627,16 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		fmt.Fprintf(o.ErrOut, "error: %v\n", waitErr)
 	}
 	return s, nil
+}
+
+// hasPDBs reports whether a PDB covers any target.
+func hasPDBs(targets []evictTarget) bool {
+	for _, t := range targets {
+		if len(t.PDBs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // targets turns the plan's pods into the evictor's targets.

@@ -65,7 +65,8 @@ type evictor struct {
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 	// OnWait is called on every 429 with the PDB that refused ("" when the
-	// API server throttled without naming one), the pod and the reason.
+	// API server throttled without naming one), the pod and the reason,
+	// and when a paced pod starts waiting for its PDB's status.
 	OnWait func(t evictTarget, pdb, message string)
 	// OnGiveUp is called when a pod's eviction is refused for good (RBAC,
 	// an API server without the Eviction API): nothing will evict it.
@@ -85,6 +86,9 @@ type evictor struct {
 	// GracePeriod, when not nil, overrides the pods' termination grace
 	// period (--grace-period).
 	GracePeriod *int64
+	// Budgets, when not nil, paces the pods behind a PDB by its status
+	// instead of a timer: they are tried while it allows a disruption.
+	Budgets *budgets
 	// Stop is closed when the drain waits for no target any more (every
 	// pod gone or not waited for). The calls in flight are not cut off,
 	// and a target not yet answered for is tried once more at once and
@@ -256,10 +260,12 @@ func (e *evictor) reset(key string) {
 
 func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evictTarget) {
 	// Pods behind a PDB share its schedule; others back off alone.
-	key := "pod:" + t.key()
+	key, pdb := "pod:"+t.key(), ""
 	if len(t.PDBs) > 0 {
-		key = "pdb:" + t.PDBs[0]
+		pdb = t.PDBs[0]
+		key = "pdb:" + pdb
 	}
+	paced := e.Budgets != nil && pdb != "" && !t.Delete && !t.Force
 	// lost is the error of an earlier attempt whose answer was lost (a
 	// timeout, a 5xx, a broken connection): the API server may have
 	// carried it out, so a 404 after it is no proof the pod was gone
@@ -279,8 +285,16 @@ func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evic
 		}
 		// Once the drain waits for nothing, a pod not yet answered for is
 		// tried once more at once: its answer says what became of it.
-		last := retry.Err() != nil
-		if d := e.wait(key, false); d > 0 && !last {
+		last, took := retry.Err() != nil, false
+		switch d := e.wait(key, false); {
+		case last:
+		case paced:
+			var proceed bool
+			if proceed, took = e.awaitBudget(retry, t, pdb); !proceed && ctx.Err() != nil {
+				return
+			}
+			last = retry.Err() != nil
+		case d > 0:
 			if !pause(d, false) {
 				return
 			}
@@ -293,6 +307,9 @@ func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evic
 		}
 		err := e.call(ctx, t)
 		<-sem
+		if took {
+			e.Budgets.done(pdb)
+		}
 		switch {
 		case err == nil, apierrors.IsNotFound(err), preconditionFailed(err),
 			apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
@@ -321,14 +338,10 @@ func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evic
 			// eviction was not accepted. Retry on the PDB's schedule. The
 			// refusal found the pod: an earlier lost answer removed nothing.
 			lost = ""
-			pdb := ""
-			if len(t.PDBs) > 0 {
-				pdb = t.PDBs[0]
-			}
 			msg := "conflict, retrying: " + err.Error()
 			e.setErr(t, msg)
 			e.OnWait(t, pdb, msg)
-			if !pause(e.wait(key, true), last) {
+			if !e.refused(key, pdb, paced, last, pause) {
 				return
 			}
 		case apierrors.IsTooManyRequests(err):
@@ -338,14 +351,14 @@ func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evic
 				// proves nothing.)
 				lost = ""
 			}
-			pdb, msg := refusingPDB(t, err)
-			if pdb != "" {
-				e.setErr(t, fmt.Sprintf("PDB %s refuses: %s", pdb, msg))
+			by, msg := refusingPDB(t, err)
+			if by != "" {
+				e.setErr(t, fmt.Sprintf("PDB %s refuses: %s", by, msg))
 			} else {
 				e.setErr(t, msg)
 			}
-			e.OnWait(t, pdb, msg)
-			if !pause(e.wait(key, true), last) {
+			e.OnWait(t, by, msg)
+			if !e.refused(key, pdb, paced, last, pause) {
 				return
 			}
 		case apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err):
@@ -361,6 +374,17 @@ func (e *evictor) evictOne(ctx, retry context.Context, sem chan struct{}, t evic
 			}
 		}
 	}
+}
+
+// refused handles a refusal of the pod's attempt on key: paced, the PDB's
+// status is spent and the next attempt waits for a new one; else the pod
+// waits out key's backoff. false: give up (last attempt, or ctx ended).
+func (e *evictor) refused(key, pdb string, paced, last bool, pause func(time.Duration, bool) bool) bool {
+	if paced {
+		e.Budgets.refused(pdb)
+		return !last
+	}
+	return pause(e.wait(key, true), last)
 }
 
 // what names what the drain does to the target's pod.

@@ -89,6 +89,7 @@ var pluginCalls = []call{
 	{"", "pods", "list", "", drainRole, "drain: the plan, the etcd and kube-apiserver pods of kube-system; the waiter's relist"},
 	{"discovery.k8s.io", "endpointslices", "list", "default", drainRole, "drain: the kubernetes Service's EndpointSlices, the API servers the plan counts as kubectl dc status does"},
 	{"policy", "poddisruptionbudgets", "list", "", drainRole, "drain: the plan's PDBs"},
+	{"policy", "poddisruptionbudgets", "watch", "", drainRole, "drain: the pods behind a PDB are evicted as its status allows (optional)"},
 	{"apps", "replicasets", "list", "", drainRole, "drain: the Deployments behind the datacenter's ReplicaSet pods"},
 	{"authentication.k8s.io", "selfsubjectreviews", "create", "", "", "drain: the user name of the cordoned-by annotation"},
 	{"", "nodes", "patch", "", drainRole, "drain: cordon and annotate; uncordon"},

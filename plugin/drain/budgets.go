@@ -1,0 +1,186 @@
+package drain
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// budgets paces the evictions behind each PodDisruptionBudget by the
+// status the disruption controller (and every accepted eviction) writes
+// to it. A pod behind a PDB is tried only while the latest status allows
+// a disruption that no attempt of this drain has taken yet, and otherwise
+// waits for the next status.
+//
+// Without it, every pod refused by a PDB retries on a timer: after each
+// wave hundreds of pods ask again, take the eviction slots, and all but a
+// few are refused; the next wave waits for them.
+type budgets struct {
+	mu sync.Mutex
+	m  map[string]*budget
+}
+
+type budget struct {
+	// status is the disruptions the latest status allows; inflight the
+	// attempts taken and not yet answered. An answer comes after the
+	// status write of an accepted eviction, so status - inflight is what
+	// is left to take.
+	status, inflight int
+	// unpaced: the PDB is gone, nothing refuses its pods.
+	unpaced bool
+	// changed is closed when a status or an answer arrives.
+	changed chan struct{}
+}
+
+func newBudgets() *budgets { return &budgets{m: map[string]*budget{}} }
+
+// with runs f on key's budget under the lock.
+func (b *budgets) with(key string, f func(s *budget)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.m[key]
+	if s == nil {
+		s = &budget{changed: make(chan struct{})}
+		b.m[key] = s
+	}
+	f(s)
+}
+
+// wake wakes the pods waiting on s.
+func (s *budget) wake() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// observe records a PDB's status and wakes the pods waiting for it.
+func (b *budgets) observe(p *policyv1.PodDisruptionBudget) {
+	b.with(p.Namespace+"/"+p.Name, func(s *budget) {
+		s.status, s.unpaced = int(p.Status.DisruptionsAllowed), false
+		s.wake()
+	})
+}
+
+// forget unpaces a deleted PDB's pods: nothing refuses them any more.
+func (b *budgets) forget(namespace, name string) {
+	b.with(namespace+"/"+name, func(s *budget) {
+		s.unpaced = true
+		s.wake()
+	})
+}
+
+// take reserves one disruption of the PDB key for an attempt (reserved;
+// done returns it), or says the PDB is gone (unpaced). Otherwise it
+// returns a channel closed at the next status or answer.
+func (b *budgets) take(key string) (reserved, unpaced bool, changed <-chan struct{}) {
+	b.with(key, func(s *budget) {
+		switch {
+		case s.unpaced:
+			unpaced = true
+		case s.status-s.inflight > 0:
+			s.inflight++
+			reserved = true
+		default:
+			changed = s.changed
+		}
+	})
+	return reserved, unpaced, changed
+}
+
+// done records the answer to an attempt take reserved.
+func (b *budgets) done(key string) {
+	b.with(key, func(s *budget) {
+		s.inflight--
+		s.wake()
+	})
+}
+
+// refused records that the API server refused an attempt on the PDB key:
+// the status the attempt was taken on is spent, whatever it said.
+func (b *budgets) refused(key string) {
+	b.with(key, func(s *budget) { s.status = 0 })
+}
+
+// budgetSyncTimeout bounds the wait for the PDB watch's first list.
+const budgetSyncTimeout = 10 * time.Second
+
+// watchBudgets watches every PodDisruptionBudget and returns the pacer
+// and the function that ends the watch, or nil when the caller may not
+// watch them or the watch does not start: the evictor then retries refused
+// pods on its timer.
+func watchBudgets(ctx context.Context, client kubernetes.Interface) (*budgets, context.CancelFunc) {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "watch", Group: policyv1.GroupName, Resource: "poddisruptionbudgets"},
+	}}
+	got, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+	if err != nil || !got.Status.Allowed {
+		return nil, func() {}
+	}
+	b := newBudgets()
+	watchCtx, stop := context.WithCancel(ctx)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	inf := factory.Policy().V1().PodDisruptionBudgets().Informer()
+	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if p, ok := obj.(*policyv1.PodDisruptionBudget); ok {
+				b.observe(p)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if p, ok := obj.(*policyv1.PodDisruptionBudget); ok {
+				b.observe(p)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*policyv1.PodDisruptionBudget); ok {
+				b.forget(p.Namespace, p.Name)
+			}
+		},
+	})
+	if err != nil {
+		stop()
+		return nil, func() {}
+	}
+	factory.Start(watchCtx.Done())
+	syncCtx, cancel := context.WithTimeout(watchCtx, budgetSyncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+		stop()
+		return nil, func() {}
+	}
+	return b, stop
+}
+
+// awaitBudget waits until the PDB pdb allows an attempt (took: one was
+// reserved, for budgets.done), for MaxBackoff at most: a status the watch
+// missed must not stall the drain. proceed is false when retry ended first.
+func (e *evictor) awaitBudget(retry context.Context, t evictTarget, pdb string) (proceed, took bool) {
+	for said := false; ; said = true {
+		reserved, unpaced, changed := e.Budgets.take(pdb)
+		if reserved || unpaced {
+			return true, reserved
+		}
+		if !said {
+			e.OnWait(t, pdb, "it allows no more disruptions now; the pod is evicted when its status allows one")
+		}
+		timer := time.NewTimer(e.MaxBackoff)
+		select {
+		case <-changed:
+			timer.Stop()
+		case <-timer.C:
+			return true, false
+		case <-retry.Done():
+			timer.Stop()
+			return false, false
+		}
+	}
+}

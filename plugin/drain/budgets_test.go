@@ -1,0 +1,221 @@
+package drain
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func pdbAllowing(ns, name string, allowed int32) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: allowed},
+	}
+}
+
+// TestBudgets: attempts are reserved against the latest status less those
+// not yet answered; a refusal spends the status; a deleted PDB paces
+// nothing; every status and answer wakes the waiting pods.
+func TestBudgets(t *testing.T) {
+	b := newBudgets()
+	const key = "apps/web"
+	if reserved, unpaced, changed := b.take(key); reserved || unpaced || changed == nil {
+		t.Fatalf("before any status: take = %v, %v; want a wait", reserved, unpaced)
+	}
+	_, _, changed := b.take(key)
+	b.observe(pdbAllowing("apps", "web", 2))
+	select {
+	case <-changed:
+	default:
+		t.Fatal("a status did not wake the waiting pods")
+	}
+	for i := range 2 {
+		if reserved, _, _ := b.take(key); !reserved {
+			t.Fatalf("take %d of 2 allowed refused", i+1)
+		}
+	}
+	reserved, _, changed := b.take(key)
+	if reserved {
+		t.Fatal("a third attempt was reserved while two are in flight and the status allows 2")
+	}
+	b.done(key)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("an answer did not wake the waiting pods")
+	}
+	if reserved, _, _ := b.take(key); !reserved {
+		t.Error("after an answer (the status still allows 2, one in flight) take refused")
+	}
+	b.refused(key)
+	b.done(key)
+	b.done(key)
+	if reserved, _, _ := b.take(key); reserved {
+		t.Error("after a refusal the spent status still reserved an attempt")
+	}
+	b.forget("apps", "web")
+	if reserved, unpaced, _ := b.take(key); reserved || !unpaced {
+		t.Errorf("deleted PDB: take = %v, %v; want unpaced", reserved, unpaced)
+	}
+	if _, unpaced, _ := b.take("apps/other"); unpaced {
+		t.Error("another PDB is unpaced too")
+	}
+}
+
+// pdbServer is a fake API server's eviction subresource under one PDB, and
+// its disruption controller: an accepted eviction writes the PDB's status
+// (allowed - 1) before it answers, as the API server does; a disruption
+// heals heal after acceptance (the replacement is healthy) and the status
+// says so.
+type pdbServer struct {
+	mu        sync.Mutex
+	allowed   int32
+	budgets   *budgets
+	heal      time.Duration
+	accepted  atomic.Int32
+	refusals  atomic.Int32
+	healing   sync.WaitGroup
+	namespace string
+}
+
+func (s *pdbServer) install(cs *fake.Clientset) {
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.allowed <= 0 {
+			s.refusals.Add(1)
+			return true, nil, dPDBRefusal("web")
+		}
+		s.allowed--
+		s.accepted.Add(1)
+		s.publish()
+		s.healing.Add(1)
+		time.AfterFunc(s.heal, func() {
+			defer s.healing.Done()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.allowed++
+			s.publish()
+		})
+		return true, nil, nil
+	})
+}
+
+// publish is the status write the watch delivers; s.mu is held.
+func (s *pdbServer) publish() {
+	if s.budgets != nil {
+		s.budgets.observe(pdbAllowing(s.namespace, "web", s.allowed))
+	}
+}
+
+// TestEvictorPacedByBudget: 30 pods behind a PDB that allows 3 disruptions
+// at a time. Paced by the PDB's status, the drain asks exactly once per
+// pod and is never refused; on its timer (the drain without the watch)
+// the same drain is refused again and again.
+func TestEvictorPacedByBudget(t *testing.T) {
+	run := func(paced bool) *pdbServer {
+		cs := fake.NewClientset()
+		s := &pdbServer{allowed: 3, heal: 5 * time.Millisecond, namespace: "apps"}
+		if paced {
+			s.budgets = newBudgets()
+			s.budgets.observe(pdbAllowing("apps", "web", 3))
+		}
+		s.install(cs)
+		var targets []evictTarget
+		for i := range 30 {
+			targets = append(targets, evictTarget{Namespace: "apps", Name: fmt.Sprintf("web-%d", i), PDBs: []string{"apps/web"}})
+		}
+		var evicted []string
+		var mu sync.Mutex
+		ev := &evictor{
+			Client: cs, Concurrency: 8, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+			Budgets:   s.budgets,
+			OnEvicted: func(t evictTarget) { mu.Lock(); evicted = append(evicted, t.key()); mu.Unlock() },
+		}
+		if paced {
+			// The watch never misses a status here: a timer that fired
+			// would be an attempt the budget did not allow.
+			ev.MaxBackoff = time.Minute
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if lastErr := ev.Run(ctx, targets); len(lastErr) != 0 {
+			t.Fatalf("paced %v: not evicted: %v", paced, lastErr)
+		}
+		s.healing.Wait()
+		sort.Strings(evicted)
+		if len(evicted) != 30 {
+			t.Fatalf("paced %v: %d evicted, want 30", paced, len(evicted))
+		}
+		return s
+	}
+	if s := run(true); s.refusals.Load() != 0 || s.accepted.Load() != 30 {
+		t.Errorf("paced: %d refusals and %d accepted; want 0 and 30", s.refusals.Load(), s.accepted.Load())
+	}
+	if s := run(false); s.refusals.Load() == 0 {
+		t.Errorf("on the timer: no refusal; the test no longer shows what pacing saves")
+	}
+}
+
+// TestWatchBudgets: the pacer follows the PDBs' statuses through a watch,
+// and is off (nil) when the caller may not watch PDBs.
+func TestWatchBudgets(t *testing.T) {
+	t.Run("watched", func(t *testing.T) {
+		cs := fake.NewClientset(pdbAllowing("apps", "web", 0))
+		dAllowAll(cs)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b, stop := watchBudgets(ctx, cs)
+		defer stop()
+		if b == nil {
+			t.Fatal("no pacer though the watch is allowed")
+		}
+		_, _, changed := b.take("apps/web")
+		if changed == nil {
+			t.Fatal("the listed status (0 allowed) reserved an attempt")
+		}
+		if _, err := cs.PolicyV1().PodDisruptionBudgets("apps").UpdateStatus(ctx, pdbAllowing("apps", "web", 1), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the new status never reached the pacer")
+		}
+		if reserved, _, _ := b.take("apps/web"); !reserved {
+			t.Error("the status allows 1; take refused")
+		}
+	})
+	t.Run("watch forbidden", func(t *testing.T) {
+		cs := fake.NewClientset()
+		cs.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+			r.Status.Allowed = false
+			return true, r, nil
+		})
+		b, stop := watchBudgets(context.Background(), cs)
+		defer stop()
+		if b != nil {
+			t.Error("a pacer without the right to watch PDBs")
+		}
+		for _, a := range cs.Actions() {
+			if a.GetVerb() == "watch" || a.GetVerb() == "list" {
+				t.Errorf("%s %s without the right to watch", a.GetVerb(), a.GetResource().Resource)
+			}
+		}
+	})
+}
