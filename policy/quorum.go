@@ -76,6 +76,28 @@ func SurvivesLoss(voters []Voter, lost ...string) bool {
 	return left >= Quorum(n)
 }
 
+// SurvivesLossKnown is SurvivesLoss when some voters' datacenters are
+// unknown (""): known is false when the verdict depends on where those
+// voters are, that is when the cluster survives only if none of them is in
+// the lost datacenters. survives is then the verdict with them outside.
+func SurvivesLossKnown(voters []Voter, lost ...string) (survives, known bool) {
+	survives = SurvivesLoss(voters, lost...)
+	worst := SurvivesLoss(voters, append(append([]string{}, lost...), "")...)
+	return survives, survives == worst
+}
+
+// UnknownVoters names the non-learner voters whose datacenter is unknown
+// (""), in the order given.
+func UnknownVoters(voters []Voter) []string {
+	var out []string
+	for i := range voters {
+		if !voters[i].Learner && voters[i].Datacenter == "" {
+			out = append(out, voters[i].Name)
+		}
+	}
+	return out
+}
+
 // LossVerdicts returns, for every datacenter in datacenters and every
 // datacenter a voter is in, whether the cluster survives losing it alone.
 // Voters with an unknown datacenter ("") are never lost.

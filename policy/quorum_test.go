@@ -101,3 +101,29 @@ func last(s string) byte {
 	}
 	return s[len(s)-1]
 }
+
+func TestSurvivesLossKnown(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		voters         []policy.Voter
+		lost           []string
+		survives, know bool
+	}{
+		{"all placed", voters("a", "b", "c"), []string{"a"}, true, true},
+		{"one unknown: depends on where it is", voters("a", "b", ""), []string{"a"}, true, false},
+		{"one unknown of five: survives wherever it is", voters("a", "a", "b", "c", ""), []string{"b"}, true, true},
+		{"one unknown: lost wherever it is", voters("a", "a", ""), []string{"a"}, false, true},
+		{"unknown learner does not matter", voters("a", "b", "c", "~"), []string{"a"}, true, true},
+		{"unknown and down", voters("a", "b", "!"), []string{"a"}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			survives, known := policy.SurvivesLossKnown(tc.voters, tc.lost...)
+			if survives != tc.survives || known != tc.know {
+				t.Errorf("SurvivesLossKnown(%v) = %v, known %v; want %v, known %v", tc.lost, survives, known, tc.survives, tc.know)
+			}
+		})
+	}
+	if got := policy.UnknownVoters(voters("a", "", "~", "b")); !reflect.DeepEqual(got, []string{"mb"}) {
+		t.Errorf("UnknownVoters = %v, want [mb]", got)
+	}
+}

@@ -39,6 +39,34 @@ func EtcdEndpointsFromPods(pods []*corev1.Pod) []string {
 	return out
 }
 
+// EtcdServersOfAPIServers returns the --etcd-servers of the kube-apiserver
+// pods: where an external etcd (or kine) is, when no etcd pod advertises it.
+func EtcdServersOfAPIServers(pods []*corev1.Pod) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range pods {
+		for _, c := range p.Spec.Containers {
+			args := append(append([]string{}, c.Command...), c.Args...)
+			for i, a := range args {
+				v, ok := strings.CutPrefix(a, "--etcd-servers=")
+				if !ok && a == "--etcd-servers" && i+1 < len(args) {
+					v, ok = args[i+1], true
+				}
+				if !ok {
+					continue
+				}
+				for _, u := range SplitURLList(v) {
+					if !seen[u] {
+						seen[u] = true
+						out = append(out, u)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
 // EtcdOptions say how etcd may be read.
 type EtcdOptions struct {
 	// TLS are client TLS files on this machine for dialling members.
@@ -50,6 +78,10 @@ type EtcdOptions struct {
 	Exec    bool
 	ExecTLS EtcdExecTLS
 	PodExec PodExecFunc
+	// APIServerPods are the kube-apiserver pods: when no etcd pod
+	// advertises client URLs (external etcd), their --etcd-servers are
+	// dialled instead.
+	APIServerPods []*corev1.Pod
 	// Prefetched, when set, is a direct read already made at some
 	// endpoints (status starts one while the API is listed); it is used
 	// when the pods advertise the same endpoints.
@@ -70,7 +102,11 @@ type Prefetched struct {
 // verb that judges quorum reads etcd through it.
 func ReadEtcd(ctx context.Context, etcdPods []*corev1.Pod, o EtcdOptions) *EtcdView {
 	var notes []string
-	if eps := EtcdEndpointsFromPods(etcdPods); len(eps) > 0 {
+	eps, from := EtcdEndpointsFromPods(etcdPods), "the advertised etcd client URLs"
+	if len(eps) == 0 {
+		eps, from = EtcdServersOfAPIServers(o.APIServerPods), "the API servers' --etcd-servers"
+	}
+	if len(eps) > 0 {
 		var v *EtcdView
 		var err error
 		if p := o.Prefetched; p != nil && SameEndpointSet(eps, p.Endpoints) {
@@ -84,7 +120,11 @@ func ReadEtcd(ctx context.Context, etcdPods []*corev1.Pod, o EtcdOptions) *EtcdV
 		if err == nil {
 			return v
 		}
-		notes = append(notes, fmt.Sprintf("dialling the advertised etcd client URLs failed: %v", err))
+		notes = append(notes, fmt.Sprintf("dialling %s failed: %v", from, err))
+		if len(etcdPods) == 0 {
+			// Nothing to exec into: say which endpoints were tried.
+			return &EtcdView{Endpoints: eps, Notes: notes}
+		}
 	}
 	if o.Exec && len(etcdPods) > 0 && o.PodExec != nil {
 		v, err := ReadEtcdExec(ctx, o.PodExec, etcdPods, o.ExecTLS, o.Timeout)

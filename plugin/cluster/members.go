@@ -55,15 +55,20 @@ type EtcdStatus struct {
 
 // EtcdMember is one etcd member.
 type EtcdMember struct {
-	Name       string   `json:"name"`
-	ID         string   `json:"id,omitempty"`
-	Node       string   `json:"node"`
-	Datacenter string   `json:"datacenter"`
-	Healthy    bool     `json:"healthy"`
-	Leader     bool     `json:"leader"`
-	Learner    bool     `json:"learner"`
-	ClientURLs []string `json:"clientURLs,omitempty"`
-	PeerURLs   []string `json:"peerURLs,omitempty"`
+	Name       string `json:"name"`
+	ID         string `json:"id,omitempty"`
+	Node       string `json:"node"`
+	Datacenter string `json:"datacenter"`
+	// DatacenterFrom says how the datacenter is known: "node" (the node
+	// the member runs on), "etcd-datacenters" (the operator placed a member
+	// that is on no node), "cache" (a previous run, the API being down);
+	// "" when it is not known.
+	DatacenterFrom string   `json:"datacenterFrom,omitempty"`
+	Healthy        bool     `json:"healthy"`
+	Leader         bool     `json:"leader"`
+	Learner        bool     `json:"learner"`
+	ClientURLs     []string `json:"clientURLs,omitempty"`
+	PeerURLs       []string `json:"peerURLs,omitempty"`
 }
 
 // EtcdView is the member list read from etcd.
@@ -113,6 +118,45 @@ type Placement struct {
 	Cached map[string]string
 	// Lost are the datacenters of a what-if: their members count as down.
 	Lost map[string]bool
+	// MemberDatacenters places the members that run on no node (external
+	// etcd): a member name or address (a client or peer URL, its
+	// host:port or its host) to a datacenter. A member on a node takes the
+	// node's datacenter.
+	MemberDatacenters map[string]string
+}
+
+// Datacenter sources of a member (EtcdMember.DatacenterFrom).
+const (
+	FromNode            = "node"
+	FromEtcdDatacenters = "etcd-datacenters"
+	FromCache           = "cache"
+)
+
+// MemberKeys are the names a member may be placed by: its name, then each
+// peer and client URL, its host:port and its host.
+func MemberKeys(name string, urls ...string) []string {
+	keys := []string{name}
+	for _, u := range urls {
+		keys = append(keys, strings.TrimRight(u, "/"))
+		if p, err := url.Parse(u); err == nil && p.Host != "" {
+			keys = append(keys, p.Host)
+			if h := urlHostOf(u); h != "" && h != p.Host {
+				keys = append(keys, h)
+			}
+		}
+	}
+	return keys
+}
+
+// PlacedDatacenter is the datacenter places gives a member, by the first
+// of its MemberKeys that places names; "" when none does.
+func PlacedDatacenter(places map[string]string, name string, urls ...string) string {
+	for _, k := range MemberKeys(name, urls...) {
+		if dc := places[k]; dc != "" {
+			return dc
+		}
+	}
+	return ""
 }
 
 // BuildEtcd maps the members (from etcd, else from the etcd pods) to nodes
@@ -139,9 +183,26 @@ func BuildEtcd(view *EtcdView, at Placement) EtcdStatus {
 				ClientURLs: m.ClientURLs, PeerURLs: m.PeerURLs,
 			}
 			if node != "" {
-				em.Datacenter = dcOfNode(node)
-			} else if dc := at.Cached[m.Name]; dc != "" {
-				em.Datacenter = dc
+				em.Datacenter, em.DatacenterFrom = dcOfNode(node), FromNode
+				if len(at.Nodes) == 0 {
+					// No node objects: the node is a guess by name and
+					// its datacenter the last run's.
+					em.DatacenterFrom = FromCache
+				}
+			}
+			if em.Datacenter == "" {
+				// No node holds it (external etcd), or the API is down and
+				// the node is a guess: the operator's placement, else the
+				// last run's.
+				urls := append(append([]string{}, m.PeerURLs...), m.ClientURLs...)
+				if dc := PlacedDatacenter(at.MemberDatacenters, m.Name, urls...); dc != "" {
+					em.Datacenter, em.DatacenterFrom = dc, FromEtcdDatacenters
+				} else if dc := at.Cached[m.Name]; dc != "" {
+					em.Datacenter, em.DatacenterFrom = dc, FromCache
+				}
+			}
+			if em.Datacenter == "" {
+				em.DatacenterFrom = ""
 			}
 			e.Members = append(e.Members, em)
 		}
@@ -155,8 +216,13 @@ func BuildEtcd(view *EtcdView, at Placement) EtcdStatus {
 			if name == "" {
 				name = p.Name
 			}
+			dc := dcOfNode(p.Spec.NodeName)
+			from := FromNode
+			if dc == "" {
+				from = ""
+			}
 			e.Members = append(e.Members, EtcdMember{
-				Name: name, Node: p.Spec.NodeName, Datacenter: dcOfNode(p.Spec.NodeName),
+				Name: name, Node: p.Spec.NodeName, Datacenter: dc, DatacenterFrom: from,
 				// A Ready pod on a NotReady node is a kubelet that stopped
 				// reporting, not a member that answers.
 				Healthy:    policy.PodReady(p) && (nodes[p.Spec.NodeName] == nil || policy.NodeReady(nodes[p.Spec.NodeName])),
@@ -175,7 +241,7 @@ func BuildEtcd(view *EtcdView, at Placement) EtcdStatus {
 		m := &e.Members[i]
 		if m.Node != "" && nodes[m.Node] == nil && len(nodes) > 0 && at.Cached[m.Node] == "" {
 			// A member on a node the API does not know: keep the name, no DC.
-			m.Datacenter = ""
+			m.Datacenter, m.DatacenterFrom = "", ""
 		}
 		if lost[m.Datacenter] {
 			m.Healthy = false

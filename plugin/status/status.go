@@ -57,6 +57,13 @@ const statusExample = `  # Where are my etcd voters and API servers, and can I l
   # In CI or a cron job: exit 3 when some datacenter cannot be lost
   kubectl dc status --fail-on-risk -o json
 
+  # External etcd on hosts that are not nodes: say where each member runs
+  kubectl dc status --etcd-cacert ca.crt --etcd-cert client.crt --etcd-key client.key \
+    --etcd-datacenters etcd-a=pod-1,etcd-b=pod-2,10.0.3.10=pod-3
+
+  # kine over PostgreSQL: where is the primary, is the replica streaming?
+  kubectl dc status --datastore-dsn postgres://kubectl-dc-ro@10.0.1.20,10.0.2.20/kine
+
   # The API server is down: read etcd directly
   kubectl dc status --etcd-endpoints https://10.0.1.10:2379,https://10.0.2.10:2379 \
     --etcd-cacert ca.crt --etcd-cert client.crt --etcd-key client.key`
@@ -80,10 +87,22 @@ type Options struct {
 	EndpointDatacenter string
 
 	EtcdEndpoints []string
-	EtcdTLS       cluster.EtcdTLSFiles
-	EtcdTimeout   time.Duration
-	Exec          bool
-	ExecTLS       cluster.EtcdExecTLS
+	// EtcdDatacenters are --etcd-datacenters entries, NAME=DC: members that
+	// run on no node (external etcd) placed by name or address.
+	EtcdDatacenters []string
+	memberDCs       map[string]string
+	EtcdTLS         cluster.EtcdTLSFiles
+	// DatastoreDSN is --datastore-dsn: the SQL database behind kine.
+	DatastoreDSN         string
+	dsn                  *cluster.DatastoreDSN
+	DatastoreDatacenters []string
+	databaseDCs          map[string]string
+	MaxReplayLag         time.Duration
+	// sqlReader reads the database; nil is PostgreSQL over the network.
+	sqlReader cluster.SQLReader
+	EtcdTimeout     time.Duration
+	Exec            bool
+	ExecTLS         cluster.EtcdExecTLS
 
 	client kubernetes.Interface
 	// watchClient has no request timeout, for -w.
@@ -108,6 +127,7 @@ func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.
 		factory:         cmdutil.NewFactory(config),
 		DatacenterLabel: v1alpha1.DefaultDatacenterLabel,
 		EtcdTimeout:     2 * time.Second,
+		MaxReplayLag:    DefaultMaxReplayLag,
 		Exec:            true,
 		ExecTLS:         cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
 	}
@@ -132,7 +152,25 @@ findings, each with what to do.
 etcd is read, in order: directly from --etcd-endpoints; directly from the
 client URLs kubeadm advertises on the etcd pods; by running etcdctl inside an
 etcd pod (kubeadm certificate paths, see --etcd-exec-*); else from the
-readiness of the etcd pods alone. etcd.source in -o json says which. Every
+readiness of the etcd pods alone. With no etcd pods (external etcd) the
+--etcd-servers of the kube-apiserver pods are dialled.
+
+A member is placed in the datacenter of the node it runs on (by name, by
+the etcd pod advertising its URL, or by the node's InternalIP). Members on
+hosts that are no node take theirs from --etcd-datacenters (by member name,
+URL, host:port or host); a member placed by neither is reported as in an
+unknown datacenter, and the loss of a datacenter whose verdict depends on
+where it is shows as unknown.
+
+A cluster whose API servers store in kine (the datastore answers the etcd
+API as kine does, or kine pods run where no etcd does) gets no etcd quorum
+arithmetic. With --datastore-dsn (PostgreSQL; a read-only role, see
+docs/database.md) status asks every host of the DSN, within --etcd-timeout,
+whether it is in recovery and what streams from it, places each in the
+datacenter of the node with its address or by --datastore-datacenters, and
+says which datacenter's loss needs a failover, which replica lags, and when
+two servers accept writes (split brain, exit 4). The password is never
+printed. etcd.source in -o json says which. Every
 etcd call has a short deadline (--etcd-timeout), and API requests time out
 after 5s unless --request-timeout says otherwise, so status never hangs when
 quorum is lost. The last good run is remembered under --cache-dir, so that
@@ -153,7 +191,8 @@ Exit codes:
   2  bad flags
   3  with --fail-on-risk: the cluster cannot survive the loss of some
      datacenter, or with --lose, of the datacenters named
-  4  etcd has lost quorum or cannot be reached`,
+  4  etcd has lost quorum or cannot be reached; kine: no database server, or
+     more than one, accepts writes`,
 		Example: statusExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -179,6 +218,10 @@ Exit codes:
 	f.StringVar(&o.EndpointDatacenter, "endpoint-datacenter", "", "Datacenter the control-plane endpoint's load balancer runs in, when its address is no node's.")
 	f.BoolVar(&o.FailOnRisk, "fail-on-risk", false, "Exit 3 when the cluster cannot survive the loss of some datacenter (with --lose: of those datacenters).")
 	f.StringSliceVar(&o.EtcdEndpoints, "etcd-endpoints", nil, "etcd client URLs to read directly (comma-separated). Default: the URLs advertised on the etcd pods.")
+	f.StringSliceVar(&o.EtcdDatacenters, "etcd-datacenters", nil, "Datacenters of etcd members that run on no node (external etcd), as NAME=DC pairs (comma-separated); NAME is a member name, a client or peer URL, host:port or host.")
+	f.StringVar(&o.DatastoreDSN, "datastore-dsn", "", "kine's PostgreSQL database, postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]...]/DATABASE, listing the primary and every replica; the role needs only read access (docs/database.md). The password may come from PGPASSWORD; it is never printed.")
+	f.StringSliceVar(&o.DatastoreDatacenters, "datastore-datacenters", nil, "Datacenters of database servers whose address is no node's, as HOST[:PORT]=DC pairs (comma-separated).")
+	f.DurationVar(&o.MaxReplayLag, "datastore-max-lag", o.MaxReplayLag, "Replay lag beyond which a database replica is reported.")
 	f.StringVar(&o.EtcdTLS.CACert, "etcd-cacert", "", "CA bundle to verify etcd's serving certificate (local file).")
 	f.StringVar(&o.EtcdTLS.Cert, "etcd-cert", "", "Client certificate for etcd (local file).")
 	f.StringVar(&o.EtcdTLS.Key, "etcd-key", "", "Client key for etcd (local file).")
@@ -226,6 +269,44 @@ func (o *Options) Validate() error {
 	}
 	if (o.EtcdTLS.Cert == "") != (o.EtcdTLS.Key == "") {
 		return errors.New("--etcd-cert and --etcd-key must be given together")
+	}
+	o.memberDCs = nil
+	for _, e := range o.EtcdDatacenters {
+		name, dc, ok := strings.Cut(e, "=")
+		name, dc = strings.TrimSpace(name), strings.TrimSpace(dc)
+		if !ok || name == "" || dc == "" {
+			return fmt.Errorf("--etcd-datacenters %q: want NAME=DC, a member name or address and its datacenter, e.g. etcd-a=pod-1 or 10.0.3.10=pod-3", e)
+		}
+		if prev, dup := o.memberDCs[name]; dup && prev != dc {
+			return fmt.Errorf("--etcd-datacenters places %s in both %s and %s: give it once", name, prev, dc)
+		}
+		if o.memberDCs == nil {
+			o.memberDCs = map[string]string{}
+		}
+		o.memberDCs[name] = dc
+	}
+	o.databaseDCs = nil
+	for _, e := range o.DatastoreDatacenters {
+		host, dc, ok := strings.Cut(e, "=")
+		host, dc = strings.TrimSpace(host), strings.TrimSpace(dc)
+		if !ok || host == "" || dc == "" {
+			return fmt.Errorf("--datastore-datacenters %q: want HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", e)
+		}
+		if o.databaseDCs == nil {
+			o.databaseDCs = map[string]string{}
+		}
+		o.databaseDCs[host] = dc
+	}
+	o.dsn = nil
+	if o.DatastoreDSN != "" {
+		dsn, err := cluster.ParseDatastoreDSN(o.DatastoreDSN)
+		if err != nil {
+			return err
+		}
+		o.dsn = dsn
+	}
+	if o.MaxReplayLag <= 0 {
+		return errors.New("--datastore-max-lag must be positive, e.g. 10s")
 	}
 	if o.EtcdTimeout <= 0 {
 		return errors.New("--etcd-timeout must be positive, e.g. 2s")
@@ -291,7 +372,8 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		fmt.Fprintf(o.ErrOut, "warning: cannot read the API server (%v); reporting from etcd directly\n", apiErr)
 	}
 
-	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter}
+	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter, MemberDatacenters: o.memberDCs,
+		DatabaseDatacenters: o.databaseDCs, MaxReplayLag: o.MaxReplayLag}
 	switch {
 	case snap != nil:
 		for _, w := range snap.Warnings() {
@@ -328,14 +410,33 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		}
 	default:
 		eo := o.etcdOptions()
+		eo.APIServerPods = snap.APIServerPods
 		if speculative != nil {
 			eo.Prefetched = <-speculative
 		}
 		in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, eo)
 	}
 
+	if o.dsn != nil && len(isKine(in)) > 0 {
+		reader := o.sqlReader
+		if reader == nil {
+			reader = cluster.PostgresReader{}
+		}
+		in.DatastoreDSN = o.dsn.String()
+		in.Database, in.DatabaseNotes = cluster.ReadDatastore(ctx, o.dsn, reader, o.EtcdTimeout)
+	}
+	for _, name := range sets.List(sets.KeySet(o.databaseDCs)) {
+		if err := unknownDatacenterIn("--datastore-datacenters "+name+"="+o.databaseDCs[name], o.databaseDCs[name], in); err != nil {
+			return nil, cmdutil.UsageError(err)
+		}
+	}
 	if err := checkLose(o.Lose, in); err != nil {
 		return nil, cmdutil.UsageError(err)
+	}
+	for _, name := range sets.List(sets.KeySet(o.memberDCs)) {
+		if err := unknownDatacenterIn("--etcd-datacenters "+name+"="+o.memberDCs[name], o.memberDCs[name], in); err != nil {
+			return nil, cmdutil.UsageError(err)
+		}
 	}
 	if err := checkEndpointDatacenter(o.EndpointDatacenter, in); err != nil {
 		return nil, cmdutil.UsageError(err)
@@ -374,6 +475,7 @@ func fromSnapshot(in *statusInput, snap *cluster.Snapshot) error {
 	in.PolicyDatacenters = snap.PolicyDatacenters()
 	in.Nodes, in.EtcdPods, in.APIServerPods, in.APIAddresses = snap.Nodes, snap.EtcdPods, snap.APIServerPods, snap.APIAddresses
 	in.Pods, in.PDBs, in.Forbidden = snap.Pods, snap.PDBs, snap.Forbidden
+	in.KinePods = cluster.KinePods(snap.Pods)
 	for _, obj := range snap.Workloads {
 		if w, ok := workloadOf(obj, in.Label); ok {
 			in.Workloads = append(in.Workloads, w)
@@ -458,12 +560,18 @@ func checkLose(lose []string, in *statusInput) error {
 // policy knows it, with the nearest known name; nil when it is known, or
 // when nothing is known to compare with.
 func unknownDatacenter(flag, dc string, in *statusInput) error {
+	return unknownDatacenterIn(flag+" "+dc, dc, in)
+}
+
+// unknownDatacenterIn is unknownDatacenter with the whole subject of the
+// message given (a flag and its value).
+func unknownDatacenterIn(subject, dc string, in *statusInput) error {
 	known := knownDatacenters(in)
 	if known.Len() == 0 || known.Has(dc) {
 		return nil
 	}
 	list := sets.List(known)
-	return fmt.Errorf("%s %s: no node has %s=%s; %sknown datacenters: %s", flag, dc, in.Label, dc, policy.DidYouMean(dc, list), strings.Join(list, ", "))
+	return fmt.Errorf("%s: no node has %s=%s; %sknown datacenters: %s", subject, in.Label, dc, policy.DidYouMean(dc, list), strings.Join(list, ", "))
 }
 
 // knownDatacenters are the datacenters flags may name: the policies',
@@ -501,6 +609,9 @@ func cacheFromReport(server string, r *Report) *statusCache {
 
 // statusExit maps a report to the documented exit code.
 func statusExit(r *Report, failOnRisk bool) error {
+	if d := r.Datastore; d != nil {
+		return datastoreExit(r, failOnRisk)
+	}
 	if r.Etcd.Source != cluster.EtcdSourceUnknown && r.Etcd.Size > 0 && !r.Etcd.HasQuorum && len(r.Lose) == 0 {
 		return &cmdutil.ExitError{Code: ExitQuorumLost}
 	}
@@ -553,6 +664,19 @@ func verdictLine(r *Report) string {
 		fmt.Fprintf(&b, "as if %s were lost: ", strings.Join(r.Lose, ", "))
 	}
 	switch {
+	case r.Datastore != nil:
+		b.WriteString(datastoreLine(r))
+		var parts []string
+		for _, d := range r.Datacenters {
+			if d.Name == cluster.Unlabeled || d.Lost {
+				continue
+			}
+			parts = append(parts, d.Name+" "+yesNo(d.SurvivesLoss))
+		}
+		if len(parts) > 0 {
+			b.WriteString("; survives loss of: " + strings.Join(parts, ", "))
+		}
+		return b.String()
 	case e.Source == cluster.EtcdSourceUnknown || e.Size == 0:
 		b.WriteString("etcd: unknown (no members could be read)")
 		return b.String()
@@ -562,6 +686,9 @@ func verdictLine(r *Report) string {
 			fmt.Fprintf(&b, " (+%d learners)", e.Learners)
 		}
 		fmt.Fprintf(&b, ", quorum %d, tolerates %d %s", e.Quorum, e.FaultTolerance, cmdutil.Plural(e.FaultTolerance, "failure", "failures"))
+		if n := len(policy.UnknownVoters(cluster.Voters(e.Members))); n > 0 {
+			fmt.Fprintf(&b, ", %d in no known datacenter", n)
+		}
 	}
 	if e.Healthy < e.Size {
 		fmt.Fprintf(&b, ", %d healthy", e.Healthy)
@@ -600,7 +727,11 @@ func printStatusTable(out io.Writer, r *Report, wide, noHeaders bool) error {
 	if !noHeaders {
 		fmt.Fprintln(out, verdictLine(r))
 		fmt.Fprintln(out)
-		header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\tETCD\tAPI SERVERS\tPINNED\tVIOLATIONS"
+		store := "ETCD"
+		if r.Datastore != nil {
+			store = "DATASTORE"
+		}
+		header := "DATACENTER\tSURVIVES LOSS\tNODES\tCONTROL-PLANE\t" + store + "\tAPI SERVERS\tPINNED\tVIOLATIONS"
 		if wide {
 			header += "\tMEMBERS\tNODE NAMES"
 		}
@@ -620,6 +751,9 @@ func printStatusTable(out io.Writer, r *Report, wide, noHeaders bool) error {
 		}
 		if d.Learners > 0 {
 			etcd += fmt.Sprintf(" +%dL", d.Learners)
+		}
+		if r.Datastore != nil {
+			etcd = datastoreCell(d)
 		}
 		survives := yesNo(d.SurvivesLoss)
 		if d.Name == cluster.Unlabeled || d.Lost {
@@ -681,6 +815,12 @@ func printStatusTable(out io.Writer, r *Report, wide, noHeaders bool) error {
 	if ep := r.ControlPlaneEndpoint; ep != nil && len(ep.Notes) > 0 && wide {
 		fmt.Fprintln(out, "\ncontrol-plane endpoint notes:")
 		for _, n := range ep.Notes {
+			fmt.Fprintf(out, "  %s\n", n)
+		}
+	}
+	if d := r.Datastore; d != nil && len(d.Notes) > 0 && wide {
+		fmt.Fprintln(out, "\ndatastore notes:")
+		for _, n := range d.Notes {
 			fmt.Fprintf(out, "  %s\n", n)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
@@ -38,6 +39,9 @@ type Report struct {
 	APIAvailable bool                      `json:"apiAvailable"`
 	Datacenters  []DatacenterStatus        `json:"datacenters"`
 	Etcd         cluster.EtcdStatus        `json:"etcd"`
+	// Datastore is set when the API servers store in kine rather than
+	// etcd (etcd.source is then "kine").
+	Datastore  *DatastoreReport          `json:"datastore,omitempty"`
 	APIServers   []cluster.APIServerStatus `json:"apiServers"`
 	// ControlPlaneEndpoint is what kubelets and operators dial; null when
 	// the API server could not be read.
@@ -78,6 +82,10 @@ type DatacenterStatus struct {
 	// Violations counts PlacementPolicy results on workloads pinned here and
 	// on etcd pods here; null when no policy exists.
 	Violations *int `json:"violations"`
+	// KineInstances counts the kine pods here.
+	KineInstances int `json:"kineInstances,omitempty"`
+	// Database lists the database servers here, "<role> <address>".
+	Database []string `json:"database,omitempty"`
 	// NodeNames and Members (etcd member names) are the details of -o
 	// wide.
 	NodeNames []string `json:"nodeNames,omitempty"`
@@ -119,6 +127,9 @@ type WhatIfReport struct {
 	LostWorkloads []WorkloadLoss `json:"lostWorkloads"`
 	// ViolatedPDBs would fall below their budget.
 	ViolatedPDBs []PDBViolation `json:"violatedPDBs"`
+	// Datastore is the verdict on a kine datastore; HasQuorum then says
+	// whether it stays writable.
+	Datastore *DatastoreWhatIf `json:"datastore,omitempty"`
 	// PDBs are the verdicts on every PDB that covers a lost pod, as
 	// kubectl dc drain's plan reports them for the same datacenter.
 	PDBs []cluster.PDBVerdict `json:"pdbs"`
@@ -193,6 +204,22 @@ type statusInput struct {
 	Endpoint *cluster.ControlPlaneEndpoint
 	// EndpointDatacenter is --endpoint-datacenter.
 	EndpointDatacenter string
+	// MemberDatacenters is --etcd-datacenters: members on no node placed by
+	// name or address.
+	MemberDatacenters map[string]string
+	// KinePods are the pods that run kine.
+	KinePods []*corev1.Pod
+	// Database are the SQL servers behind kine as read with
+	// --datastore-dsn (datacenters not yet placed); nil when not read.
+	Database []policy.DatabaseServer
+	// DatabaseNotes say what could not be read of them.
+	DatabaseNotes []string
+	// DatastoreDSN is --datastore-dsn without its password.
+	DatastoreDSN string
+	// DatabaseDatacenters is --datastore-datacenters.
+	DatabaseDatacenters map[string]string
+	// MaxReplayLag is --datastore-max-lag; 0 means DefaultMaxReplayLag.
+	MaxReplayLag time.Duration
 }
 
 // isDown says whether a datacenter is out now: every node NotReady, no
@@ -279,8 +306,13 @@ func buildReport(in *statusInput) *Report {
 		rw.NodeNames = append(rw.NodeNames, n.Name)
 	}
 
-	at := cluster.Placement{Nodes: in.Nodes, EtcdPods: in.EtcdPods, DatacenterOf: dcOfNode, Cached: in.CachedDatacenters, Lost: lost}
-	r.Etcd = cluster.BuildEtcd(in.Etcd, at)
+	at := cluster.Placement{Nodes: in.Nodes, EtcdPods: in.EtcdPods, DatacenterOf: dcOfNode, Cached: in.CachedDatacenters, Lost: lost, MemberDatacenters: in.MemberDatacenters}
+	kineBy := isKine(in)
+	if len(kineBy) > 0 {
+		buildDatastore(in, r, kineBy, dcOfNode, row)
+	} else {
+		r.Etcd = cluster.BuildEtcd(in.Etcd, at)
+	}
 	for _, m := range r.Etcd.Members {
 		if m.Datacenter == "" {
 			continue
@@ -350,11 +382,15 @@ func buildReport(in *statusInput) *Report {
 			// Voters of lost datacenters are already down, so this is the
 			// loss of name on top of them; a lost row says whether the
 			// cluster lives on without it.
-			v := r.Etcd.HasQuorum
+			v, sure := r.Etcd.HasQuorum, true
 			if !lost[name] {
-				v = policy.SurvivesLoss(voters, name)
+				// A voter in no known datacenter may be in this one:
+				// a verdict that depends on it is unknown, not yes.
+				v, sure = policy.SurvivesLossKnown(voters, name)
 			}
-			rw.SurvivesLoss = &v
+			if sure {
+				rw.SurvivesLoss = &v
+			}
 		}
 		if in.Violations != nil {
 			v := in.Violations[name]
@@ -372,6 +408,7 @@ func buildReport(in *statusInput) *Report {
 	if r.Datacenters == nil {
 		r.Datacenters = []DatacenterStatus{}
 	}
+	datastoreVerdicts(r, lost)
 
 	if len(in.Lose) > 0 {
 		r.WhatIf = buildWhatIf(in, r, dcOfNode, lost)
@@ -430,6 +467,7 @@ func buildWhatIf(in *statusInput, r *Report, dcOfNode func(string) string, lost 
 			w.LostWorkloads = append(w.LostWorkloads, WorkloadLoss{Kind: wl.Kind, Namespace: wl.Namespace, Name: wl.Name, Pinned: wl.Pinned})
 		}
 	}
+	datastoreWhatIf(in, r, w)
 	w.PDBs = cluster.PDBVerdicts(in.PDBs, in.Pods, podLost)
 	for _, v := range w.PDBs {
 		if v.Violated {
@@ -476,7 +514,7 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 	if len(in.Lose) > 0 {
 		f.what = " (as if " + strings.Join(in.Lose, ", ") + " were lost)"
 	}
-	for _, check := range []func(){f.datacentersDown, f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.apiServers, f.endpoint, f.labels, f.readProblems, f.whatIf} {
+	for _, check := range []func(){f.datacentersDown, f.etcdReadable, f.etcdFromPods, f.etcdPlacement, f.memberPlacements, f.datastore, f.apiServers, f.endpoint, f.labels, f.readProblems, f.whatIf, f.datastoreWhatIf} {
 		check()
 	}
 	order := map[string]int{severityCritical: 0, severityWarning: 1, severityInfo: 2}
@@ -491,6 +529,8 @@ func buildFindings(in *statusInput, r *Report, unlabeled []string) []Finding {
 func (f *findings) etcdReadable() {
 	e, what, add := &f.r.Etcd, f.what, f.add
 	switch {
+	case e.Source == cluster.EtcdSourceKine:
+		// No etcd: the datastore check judges the database.
 	case e.Source == cluster.EtcdSourceUnknown && len(e.Endpoints) > 0:
 		add(severityCritical,
 			fmt.Sprintf("no etcd endpoint answered (%s): etcd is down or unreachable from here", strings.Join(e.Endpoints, ", ")),
@@ -566,18 +606,62 @@ func (f *findings) etcdPlacement() {
 		if e.Size == 1 {
 			add(severityWarning, "etcd has a single voter: it tolerates no failure", "run three or five voters over three datacenters")
 		}
+		var unsure []string
+		for _, d := range r.Datacenters {
+			if d.SurvivesLoss == nil && d.Name != cluster.Unlabeled && !d.Lost {
+				unsure = append(unsure, d.Name)
+			}
+		}
+		depends := "no loss verdict depends on it"
+		if len(unsure) > 0 {
+			depends = "whether the cluster survives the loss of " + orList(unsure) + " depends on it and is shown as unknown"
+		}
 		for _, m := range e.Members {
 			switch {
-			case m.Node == "":
+			case m.Node == "" && m.Datacenter == "":
 				add(severityWarning,
-					fmt.Sprintf("etcd member %s matches no node by name or address: its datacenter is unknown and it is never counted as lost", m.Name),
-					"name members after their nodes (kubeadm does), or make their peer URLs use the node InternalIP")
+					fmt.Sprintf("etcd member %s matches no node by name or address and --etcd-datacenters does not place it: its datacenter is unknown; %s", m.Name, depends),
+					fmt.Sprintf("say where it runs with --etcd-datacenters %s=<datacenter> (a member name, URL, host:port or host), or, on a stacked control plane, name members after their nodes and use the node InternalIP in their peer URLs", m.Name))
 			case m.Datacenter == cluster.Unlabeled:
 				add(severityWarning,
-					fmt.Sprintf("etcd member %s runs on node %s, which has no %s label: its datacenter is unknown and it is never counted as lost", m.Name, m.Node, in.Label),
+					fmt.Sprintf("etcd member %s runs on node %s, which has no %s label: its datacenter is unknown; %s", m.Name, m.Node, in.Label, depends),
 					fmt.Sprintf("kubectl label node %s %s=<datacenter>", m.Node, in.Label))
 			}
 		}
+	}
+}
+
+// memberPlacements: --etcd-datacenters entries that place no member, and
+// entries for members that run on a node (the node's datacenter wins).
+func (f *findings) memberPlacements() {
+	places := f.in.MemberDatacenters
+	if len(places) == 0 || f.r.Etcd.Source == cluster.EtcdSourceUnknown || f.r.Etcd.Source == cluster.EtcdSourcePods {
+		return
+	}
+	used := map[string]bool{}
+	for _, m := range f.r.Etcd.Members {
+		for _, k := range cluster.MemberKeys(m.Name, append(append([]string{}, m.PeerURLs...), m.ClientURLs...)...) {
+			if dc, ok := places[k]; ok {
+				used[k] = true
+				if m.DatacenterFrom == cluster.FromNode && dc != m.Datacenter {
+					f.add(severityWarning,
+						fmt.Sprintf("--etcd-datacenters places etcd member %s in %s, but it runs on node %s in %s: the node's datacenter counts", m.Name, dc, m.Node, m.Datacenter),
+						fmt.Sprintf("drop %s from --etcd-datacenters, or fix the %s label of node %s", k, f.in.Label, m.Node))
+				}
+			}
+		}
+	}
+	var unused []string
+	for k := range places {
+		if !used[k] {
+			unused = append(unused, k)
+		}
+	}
+	sort.Strings(unused)
+	for _, k := range unused {
+		f.add(severityWarning,
+			fmt.Sprintf("--etcd-datacenters names %s, which is no etcd member's name, URL, host:port or host", k),
+			"check the member names and URLs (kubectl dc status -o json lists etcd.members) and correct the entry")
 	}
 }
 
@@ -655,6 +739,13 @@ func (f *findings) readProblems() {
 func (f *findings) whatIf() {
 	r, what, add := f.r, f.what, f.add
 	if w := r.WhatIf; w != nil {
+		if unknown := policy.UnknownVoters(cluster.Voters(r.Etcd.Members)); len(unknown) > 0 && r.Etcd.HasQuorum {
+			if _, known := policy.SurvivesLossKnown(cluster.Voters(r.Etcd.Members)); !known {
+				add(severityWarning,
+					fmt.Sprintf("etcd keeps quorum%s only if %s, in no known datacenter, %s not there", what, strings.Join(unknown, ", "), map[bool]string{true: "is", false: "are"}[len(unknown) == 1]),
+					"place them with --etcd-datacenters NAME=DC")
+			}
+		}
 		if w.APIServersLeft == 0 && len(r.APIServers) > 0 {
 			add(severityCritical, fmt.Sprintf("no API server is left%s", what), "run an API server in a datacenter that is not lost")
 		}
@@ -681,6 +772,8 @@ func (f *findings) datacentersDown() {
 		}
 		var held []string
 		switch {
+		case e.Source == cluster.EtcdSourceKine:
+			held = append(held, "datastore: kine")
 		case e.Source == cluster.EtcdSourceUnknown || e.Size == 0:
 			held = append(held, "etcd: unknown")
 		case e.HasQuorum:
