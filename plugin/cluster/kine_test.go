@@ -129,4 +129,3 @@ func TestReadDatastore(t *testing.T) {
 		t.Errorf("notes show the password: %v", notes)
 	}
 }
-

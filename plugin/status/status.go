@@ -99,10 +99,10 @@ type Options struct {
 	databaseDCs          map[string]string
 	MaxReplayLag         time.Duration
 	// sqlReader reads the database; nil is PostgreSQL over the network.
-	sqlReader cluster.SQLReader
-	EtcdTimeout     time.Duration
-	Exec            bool
-	ExecTLS         cluster.EtcdExecTLS
+	sqlReader   cluster.SQLReader
+	EtcdTimeout time.Duration
+	Exec        bool
+	ExecTLS     cluster.EtcdExecTLS
 
 	client kubernetes.Interface
 	// watchClient has no request timeout, for -w.

@@ -36,13 +36,13 @@ type Report struct {
 	Lose []string `json:"lose,omitempty"`
 	// APIAvailable is false when the API server could not be read; the
 	// report then holds only what etcd (and the cache) said.
-	APIAvailable bool                      `json:"apiAvailable"`
-	Datacenters  []DatacenterStatus        `json:"datacenters"`
-	Etcd         cluster.EtcdStatus        `json:"etcd"`
+	APIAvailable bool               `json:"apiAvailable"`
+	Datacenters  []DatacenterStatus `json:"datacenters"`
+	Etcd         cluster.EtcdStatus `json:"etcd"`
 	// Datastore is set when the API servers store in kine rather than
 	// etcd (etcd.source is then "kine").
 	Datastore  *DatastoreReport          `json:"datastore,omitempty"`
-	APIServers   []cluster.APIServerStatus `json:"apiServers"`
+	APIServers []cluster.APIServerStatus `json:"apiServers"`
 	// ControlPlaneEndpoint is what kubelets and operators dial; null when
 	// the API server could not be read.
 	ControlPlaneEndpoint *EndpointReport `json:"controlPlaneEndpoint"`
