@@ -145,12 +145,23 @@ func BuildBinary(pkg string) (string, error) {
 // code. It fails t when the command cannot run or outlives timeout.
 func KubectlDC(t testing.TB, c *Cluster, timeout time.Duration, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	bin, err := BuildBinary("./cmd/kubectl-dc")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stdout, stderr, code, err := RunKubectlDC(ctx, c, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	return stdout, stderr, code
+}
+
+// RunKubectlDC runs the built kubectl-dc against c until ctx ends and
+// returns its output and exit code; err says why it could not run or
+// finish. Safe to call from any goroutine.
+func RunKubectlDC(ctx context.Context, c *Cluster, args ...string) (stdout, stderr string, code int, err error) {
+	bin, err := BuildBinary("./cmd/kubectl-dc")
+	if err != nil {
+		return "", "", 0, err
+	}
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -158,11 +169,11 @@ func KubectlDC(t testing.TB, c *Cluster, timeout time.Duration, args ...string) 
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("kubectl dc %s did not finish within %s: %s", strings.Join(args, " "), timeout, errOut.String())
+		return out.String(), errOut.String(), 0, fmt.Errorf("kubectl dc %s did not finish in time: %s", strings.Join(args, " "), errOut.String())
 	case errors.As(err, &exit):
-		code = exit.ExitCode()
+		return out.String(), errOut.String(), exit.ExitCode(), nil
 	case err != nil:
-		t.Fatalf("kubectl dc %s: %v", strings.Join(args, " "), err)
+		return out.String(), errOut.String(), 0, fmt.Errorf("kubectl dc %s: %w", strings.Join(args, " "), err)
 	}
-	return out.String(), errOut.String(), code
+	return out.String(), errOut.String(), 0, nil
 }

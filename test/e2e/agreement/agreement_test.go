@@ -9,11 +9,13 @@ package agreement
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,19 +71,65 @@ func run(t *testing.T, c *testcluster.Cluster, args ...string) (string, string, 
 	return testcluster.KubectlDC(t, c, time.Minute, args...)
 }
 
-// fromStatus reads the answers of kubectl dc status (and --lose per
-// datacenter for the PDB verdicts).
-func fromStatus(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
+// ran is one command's answer.
+type ran struct {
+	out, errOut string
+	code        int
+}
+
+// runAll runs the commands at once (they only read, and the state is
+// settled) and returns their answers in order.
+func runAll(t *testing.T, c *testcluster.Cluster, cmds [][]string) []ran {
 	t.Helper()
-	report := func(args ...string) dcstatus.Report {
-		out, errOut, code := run(t, c, append(append([]string{"status", "-o", "json", "--cache-dir", t.TempDir()}, extra...), args...)...)
-		var r dcstatus.Report
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
-			t.Fatalf("status %v: exit %d, %v\n%s\n%s", args, code, err, out, errOut)
-		}
-		return r
+	answers := make([]ran, len(cmds))
+	errs := make([]error, len(cmds))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, args := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &answers[i]
+			a.out, a.errOut, a.code, errs[i] = testcluster.RunKubectlDC(ctx, c, args...)
+		}()
 	}
-	r := report()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return answers
+}
+
+// commands are what agree runs: status, status --lose and drain --dry-run
+// of each datacenter, and check --cluster.
+func commands(t *testing.T, extra []string) [][]string {
+	// Each status its own cache: they run at once.
+	status := func(args ...string) []string {
+		return append(append([]string{"status", "-o", "json", "--cache-dir", t.TempDir()}, extra...), args...)
+	}
+	cmds := [][]string{status()}
+	for _, dc := range datacenters {
+		cmds = append(cmds, status("--lose", dc))
+	}
+	for _, dc := range datacenters {
+		cmds = append(cmds, append([]string{"drain", dc, "--dry-run", "-o", "json"}, extra...))
+	}
+	return append(cmds, []string{"check", "--cluster", "-A", "-o", "json"})
+}
+
+// fromStatus reads the answers of kubectl dc status and of --lose per
+// datacenter (for the PDB verdicts): the first 1+len(datacenters) answers.
+func fromStatus(t *testing.T, reports []ran) answers {
+	t.Helper()
+	report := func(r ran) dcstatus.Report {
+		var rep dcstatus.Report
+		if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+			t.Fatalf("status: exit %d, %v\n%s\n%s", r.code, err, r.out, r.errOut)
+		}
+		return rep
+	}
+	r := report(reports[0])
 	a := answers{label: r.DatacenterLabel, voters: map[string]int{}, survives: map[string]bool{}, pdbs: map[string][]cluster.PDBVerdict{}, size: r.Etcd.Size, learners: r.Etcd.Learners}
 	for _, d := range r.Datacenters {
 		a.voters[d.Name] = d.Voters
@@ -93,8 +141,8 @@ func fromStatus(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 	if r.Violations != nil {
 		a.violations = *r.Violations
 	}
-	for _, dc := range datacenters {
-		w := report("--lose", dc).WhatIf
+	for i, dc := range datacenters {
+		w := report(reports[1+i]).WhatIf
 		if w == nil {
 			t.Fatalf("status --lose %s: no whatIf", dc)
 		}
@@ -104,15 +152,14 @@ func fromStatus(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 }
 
 // fromDrain reads the answers of kubectl dc drain --dry-run of each
-// datacenter.
-func fromDrain(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
+// datacenter, in the order of datacenters.
+func fromDrain(t *testing.T, plans []ran) answers {
 	t.Helper()
 	a := answers{voters: map[string]int{}, survives: map[string]bool{}, pdbs: map[string][]cluster.PDBVerdict{}}
-	for _, dc := range datacenters {
-		out, errOut, code := run(t, c, append([]string{"drain", dc, "--dry-run", "-o", "json"}, extra...)...)
+	for i, dc := range datacenters {
 		var p dcdrain.Plan
-		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			t.Fatalf("drain %s --dry-run: exit %d, %v\n%s\n%s", dc, code, err, out, errOut)
+		if err := json.Unmarshal([]byte(plans[i].out), &p); err != nil {
+			t.Fatalf("drain %s --dry-run: exit %d, %v\n%s\n%s", dc, plans[i].code, err, plans[i].out, plans[i].errOut)
 		}
 		if a.label != "" && a.label != p.Label {
 			t.Errorf("drain disagrees with itself on the label: %s, then %s", a.label, p.Label)
@@ -128,26 +175,27 @@ func fromDrain(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 
 // checkLive is the number of results of kubectl dc check --live, -1 when
 // the cluster has no policy (exit 2 saying so).
-func checkLive(t *testing.T, c *testcluster.Cluster) int {
+func checkLive(t *testing.T, r ran) int {
 	t.Helper()
-	out, errOut, code := run(t, c, "check", "--cluster", "-A", "-o", "json")
-	if code == 2 && strings.Contains(errOut, "has no PlacementPolicy") {
+	if r.code == 2 && strings.Contains(r.errOut, "has no PlacementPolicy") {
 		return -1
 	}
-	var r struct {
+	var rep struct {
 		Results []json.RawMessage `json:"results"`
 	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("check --cluster: exit %d, %v\n%s\n%s", code, err, out, errOut)
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+		t.Fatalf("check --cluster: exit %d, %v\n%s\n%s", r.code, err, r.out, r.errOut)
 	}
-	return len(r.Results)
+	return len(rep.Results)
 }
 
 // agree asserts that status, drain and check answer alike, and returns the
-// answers for the state's own assertions.
+// answers for the state's own assertions. The commands run at once.
 func agree(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 	t.Helper()
-	s, d := fromStatus(t, c, extra...), fromDrain(t, c, extra...)
+	all := runAll(t, c, commands(t, extra))
+	n := len(datacenters)
+	s, d := fromStatus(t, all[:1+n]), fromDrain(t, all[1+n:1+2*n])
 	if s.label != d.label {
 		t.Errorf("label: status %s, drain %s", s.label, d.label)
 	}
@@ -165,7 +213,7 @@ func agree(t *testing.T, c *testcluster.Cluster, extra ...string) answers {
 			t.Errorf("PDB verdicts for %s:\n status %+v\n drain  %+v", dc, s.pdbs[dc], d.pdbs[dc])
 		}
 	}
-	if n := checkLive(t, c); n != s.violations {
+	if n := checkLive(t, all[len(all)-1]); n != s.violations {
 		t.Errorf("violations: status %d, check --live %d results", s.violations, n)
 	}
 	if t.Failed() {
