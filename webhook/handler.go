@@ -306,7 +306,7 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 			return invalid(gkPolicy, p.Name, errs)
 		}
 		h.Metrics.decision("", "Allow", kind, string(op))
-		return admission.Allowed("").WithWarnings(append(policy.Advice(p), mutationLabelWarnings(p)...)...)
+		return admission.Allowed("").WithWarnings(policy.Advice(p)...)
 	}
 
 	if !scaled && op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
@@ -368,23 +368,10 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	return admission.Allowed("").WithWarnings(warnings...)
 }
 
-// MutationLabel is the only datacenterFromLabel the deployed mutating
-// webhook configuration forwards (its has-datacenter-label matchCondition).
+// MutationLabel is the datacenterFromLabel of the example policy, the one
+// the mutating webhook configuration of manifests/ forwards until a
+// replica first scopes it to the live policies' keys (ScopeNodes).
 const MutationLabel = "placement.kubectl-dc.io/datacenter"
-
-// mutationLabelWarnings warns about pinned rules whose datacenterFromLabel
-// the deployed mutating webhook does not forward, so that their nodeSelector
-// would never be injected.
-func mutationLabelWarnings(p *v1alpha1.PlacementPolicy) []string {
-	var out []string
-	for i, r := range p.Spec.Pinned {
-		if r.DatacenterFromLabel != "" && r.DatacenterFromLabel != MutationLabel {
-			out = append(out, fmt.Sprintf("spec.pinned[%d].datacenterFromLabel: the mutating webhook of manifests/ only receives objects labelled %s; add %q to its has-datacenter-label matchCondition or the nodeSelector will not be injected",
-				i, MutationLabel, r.DatacenterFromLabel))
-		}
-	}
-	return out
-}
 
 // rememberMember keeps an admitted member pod in the state until the member
 // informer sees it.

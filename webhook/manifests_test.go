@@ -250,3 +250,60 @@ func TestCertManagerOverlay(t *testing.T) {
 		}
 	}
 }
+
+// TestCELOverlay: overlays/cel turns on --pinned-enforcement=cel and grants
+// exactly what the admission policies' writer needs: list, create, update
+// and delete on the four admission policy kinds (names follow the
+// policies, so they cannot be listed by name), and get and update on its
+// leader election Lease by name; no wildcards, nothing else.
+func TestCELOverlay(t *testing.T) {
+	m := build(t, "../manifests/overlays/cel")
+	d := get[appsv1.Deployment](t, m, "Deployment", "dc-webhook")
+	if d == nil {
+		t.Fatal("no Deployment dc-webhook")
+	}
+	if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--pinned-enforcement=cel") {
+		t.Errorf("args %s do not pass --pinned-enforcement=cel", args)
+	}
+	cr := get[rbacv1.ClusterRole](t, m, "ClusterRole", "dc-webhook-admission-policies")
+	if cr == nil {
+		t.Fatal("no ClusterRole dc-webhook-admission-policies")
+	}
+	want := []string{"mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "validatingadmissionpolicies", "validatingadmissionpolicybindings"}
+	var resources []string
+	for _, r := range cr.Rules {
+		if !slices.Equal(r.APIGroups, []string{"admissionregistration.k8s.io"}) {
+			t.Errorf("rule %+v outside admissionregistration.k8s.io", r)
+		}
+		if v := slices.Sorted(slices.Values(r.Verbs)); !slices.Equal(v, []string{"create", "delete", "list", "update"}) {
+			t.Errorf("verbs %v, want exactly list, create, update and delete", r.Verbs)
+		}
+		resources = append(resources, r.Resources...)
+	}
+	if slices.Sort(resources); !slices.Equal(resources, want) {
+		t.Errorf("resources %v, want %v", resources, want)
+	}
+	o := NewOptions()
+	var lease *coordinationv1.Lease
+	for _, r := range m.Resources() {
+		if r.GetKind() == "Lease" && r.GetName() == o.AdmissionPoliciesLease && r.GetNamespace() == d.Namespace {
+			lease = get[coordinationv1.Lease](t, m, "Lease", o.AdmissionPoliciesLease)
+		}
+	}
+	if lease == nil {
+		t.Errorf("no Lease %s/%s, the default --admission-policies-lease", d.Namespace, o.AdmissionPoliciesLease)
+	}
+	role := get[rbacv1.Role](t, m, "Role", "dc-webhook-admission-policies")
+	if role == nil || len(role.Rules) != 1 || !slices.Equal(role.Rules[0].ResourceNames, []string{o.AdmissionPoliciesLease}) ||
+		!slices.Equal(role.Rules[0].Verbs, []string{"get", "update"}) {
+		t.Errorf("Role dc-webhook-admission-policies = %+v, want get and update on the Lease %s by name", role, o.AdmissionPoliciesLease)
+	}
+	for _, r := range m.Resources() {
+		for _, k := range []string{"ClusterRoleBinding", "RoleBinding"} {
+			if r.GetKind() == k && r.GetName() == "dc-webhook-admission-policies" {
+				return
+			}
+		}
+	}
+	t.Error("the admission policy roles are bound to nothing")
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +53,12 @@ type Options struct {
 	// placements across replicas (see PlacementLedger); "" judges each
 	// placement alone.
 	PlacementLease string
+	// PinnedEnforcement is who enforces the pinned rules: webhook, cel or
+	// both (PinnedModes).
+	PinnedEnforcement string
+	// AdmissionPoliciesLease names the Lease in Namespace through which
+	// replicas elect the one that writes the compiled admission policies.
+	AdmissionPoliciesLease string
 
 	log *textlogger.Config
 }
@@ -63,19 +70,21 @@ func NewOptions() *Options {
 		ns = "dc-system"
 	}
 	return &Options{
-		Port:                 9443,
-		CertDir:              "/certs",
-		HealthAddr:           ":8081",
-		MetricsAddr:          ":8080",
-		AllowedLabelGroups:   []string{"system:masters"},
-		Namespace:            ns,
-		CertSecret:           "dc-webhook-certs",
-		Service:              "dc-webhook",
-		WebhookConfiguration: "dc-webhook",
-		QPS:                  50,
-		Burst:                100,
-		ShutdownDelay:        5 * time.Second,
-		log:                  textlogger.NewConfig(),
+		Port:                   9443,
+		CertDir:                "/certs",
+		HealthAddr:             ":8081",
+		MetricsAddr:            ":8080",
+		AllowedLabelGroups:     []string{"system:masters"},
+		Namespace:              ns,
+		CertSecret:             "dc-webhook-certs",
+		Service:                "dc-webhook",
+		WebhookConfiguration:   "dc-webhook",
+		QPS:                    50,
+		Burst:                  100,
+		ShutdownDelay:          5 * time.Second,
+		PinnedEnforcement:      string(PinnedWebhook),
+		AdmissionPoliciesLease: "dc-webhook-admission-policies",
+		log:                    textlogger.NewConfig(),
 	}
 }
 
@@ -121,6 +130,8 @@ the API server on the admission path.`,
 	f.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the client that lists and watches.")
 	f.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the client that lists and watches.")
 	f.StringVar(&o.PlacementLease, "placement-lease", o.PlacementLease, "Lease in --namespace through which replicas serialise member placements, so that placements made at once cannot together exceed a spread limit; it must exist and the webhook needs get and update on it. Empty judges each placement alone.")
+	f.StringVar(&o.PinnedEnforcement, "pinned-enforcement", o.PinnedEnforcement, "Who enforces the pinned rules: webhook (the webhook judges and injects), cel (the rules are compiled into ValidatingAdmissionPolicies and MutatingAdmissionPolicies that the API server runs in-process, even with every replica down; the webhook configurations stop sending what they cover), or both (the compiled policies enforce and the webhook judges as with webhook). cel and both need the RBAC of manifests/overlays/cel.")
+	f.StringVar(&o.AdmissionPoliciesLease, "admission-policies-lease", o.AdmissionPoliciesLease, "Lease in --namespace through which replicas elect the one that writes the compiled admission policies (--pinned-enforcement cel or both); it must exist and the webhook needs get and update on it.")
 	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "How long to keep answering after SIGTERM, with /readyz failing, so that the Service stops sending requests first; keep it below terminationGracePeriodSeconds.")
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	o.log.AddFlags(logFlags)
@@ -155,6 +166,12 @@ func (o *Options) Validate() error {
 	if len(o.AllowedLabelGroups) == 0 {
 		return fmt.Errorf("--allowed-label-groups is empty: nobody could ever label a node; keep system:masters at least")
 	}
+	if !slices.Contains(PinnedModes, PinnedMode(o.PinnedEnforcement)) {
+		return fmt.Errorf("--pinned-enforcement %q is not one of webhook, cel, both", o.PinnedEnforcement)
+	}
+	if PinnedMode(o.PinnedEnforcement).compiles() && (o.Namespace == "" || o.AdmissionPoliciesLease == "") {
+		return fmt.Errorf("--pinned-enforcement %s needs --namespace and --admission-policies-lease: replicas elect the one that writes the admission policies through that Lease", o.PinnedEnforcement)
+	}
 	if o.SelfManagedCerts && (o.Namespace == "" || o.CertSecret == "" || o.Service == "" || o.WebhookConfiguration == "") {
 		return fmt.Errorf("--self-managed-certs needs --namespace, --cert-secret, --service and --webhook-configuration")
 	}
@@ -180,6 +197,10 @@ func (o *Options) Run(ctx context.Context) error {
 		ShutdownDelay:      o.ShutdownDelay,
 	}
 	sc.WebhookConfiguration = o.WebhookConfiguration
+	sc.Pinned = PinnedMode(o.PinnedEnforcement)
+	if sc.Pinned.compiles() {
+		sc.AdmissionPoliciesLease = &types.NamespacedName{Namespace: o.Namespace, Name: o.AdmissionPoliciesLease}
+	}
 	if o.PlacementLease != "" {
 		sc.PlacementLease = &types.NamespacedName{Namespace: o.Namespace, Name: o.PlacementLease}
 	}

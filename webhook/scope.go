@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 )
 
@@ -20,6 +21,7 @@ const (
 	nodesWebhook         = "nodes.placement.kubectl-dc.io"
 	nodesLabelsCondition = "create-or-labels-change"
 	selectedCondition    = "selected-by-a-rule"
+	fromLabelCondition   = "has-datacenter-label"
 )
 
 // workloadWebhooks are the webhooks whose selected-by-a-rule condition
@@ -40,28 +42,68 @@ const templateLabels = "(request.resource.resource == 'cronjobs' ? object.?spec.
 // are not narrowed: namespaceSelectors are left to the engine. An empty
 // selector matches everything; no selector at all, nothing.
 func SelectedCondition(selectors []metav1.LabelSelector) string {
+	return SelectedConditionCEL(selectors, nil)
+}
+
+// SelectedConditionCEL is SelectedCondition for a webhook that leaves the
+// pinned rules to the compiled admission policies (celpolicy): objects
+// matched by selectors (the spread rules') are sent as before, and of the
+// objects matched by pinned (the pinned rules' selectors) only pods with
+// spec.nodeName, whose node the compiled policies cannot see (mirror pods
+// among them).
+func SelectedConditionCEL(selectors, pinned []metav1.LabelSelector) string {
+	spread, all := disjunction(selectors)
+	if all {
+		return "true"
+	}
+	cond := "request.?subResource.orValue('') in ['scale', 'binding'] || " +
+		// Kinds whose template paths this expression does not know (kinds a
+		// policy declares) are always sent.
+		"!(request.resource.resource in ['pods', 'deployments', 'replicasets', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs', 'replicationcontrollers', 'podtemplates']) || " +
+		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + spread + ")"
+	if len(pinned) > 0 {
+		p, _ := disjunction(pinned)
+		cond += " || (request.resource.resource == 'pods' && object.?spec.?nodeName.orValue('') != '' && [object.?metadata.?labels.orValue({})].exists(m, " + p + "))"
+	}
+	return cond
+}
+
+// disjunction returns the CEL expression that the labels m match one of
+// selectors ("false" for none), and all=true when one of them matches
+// everything or cannot be expressed (send everything rather than guess).
+func disjunction(selectors []metav1.LabelSelector) (expr string, all bool) {
 	var terms []string
 	for i := range selectors {
 		s := &selectors[i]
 		if len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
-			return "true"
+			return "true", true
 		}
-		expr, ok := celpolicy.SelectorExpr(s, "m")
+		e, ok := celpolicy.SelectorExpr(s, "m")
 		if !ok {
-			// A selector ValidatePolicy refused never reaches an engine;
-			// should one, send everything rather than guess.
-			return "true"
+			// A selector ValidatePolicy refused never reaches an engine.
+			return "true", true
 		}
-		terms = append(terms, expr)
+		terms = append(terms, e)
 	}
 	if len(terms) == 0 {
-		terms = []string{"false"}
+		return "false", false
 	}
-	return "request.?subResource.orValue('') in ['scale', 'binding'] || " +
-		// Kinds whose template paths this expression does not know (kinds a
-		// policy declares) are always sent.
-		"!(request.resource.resource in ['pods', 'deployments', 'replicasets', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs', 'replicationcontrollers', 'podtemplates']) || " +
-		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + strings.Join(terms, " || ") + ")"
+	return strings.Join(terms, " || "), false
+}
+
+// FromLabelCondition returns the CEL expression of the mutating webhooks'
+// has-datacenter-label condition: the object carries one of keys, the
+// datacenterFromLabel keys of the live policies (Engine.FromLabelKeys);
+// "false" for none, since then the mutation changes nothing.
+func FromLabelCondition(keys []string) string {
+	if len(keys) == 0 {
+		return "false"
+	}
+	quoted := make([]string, len(keys))
+	for i, k := range keys {
+		quoted[i] = strconv.Quote(k)
+	}
+	return "[" + strings.Join(quoted, ", ") + "].exists(k, k in object.?metadata.?labels.orValue({}))"
 }
 
 // NodeLabelsCondition returns the CEL expression of the nodes webhook's
@@ -80,27 +122,45 @@ func NodeLabelsCondition(keys []string) string {
 		"(has(object.metadata.labels) && k in object.metadata.labels && object.metadata.labels[k] != oldObject.metadata.labels[k]))"
 }
 
-// ScopeNodes keeps the validating webhook configuration Name in step with
-// the live policies: the nodes webhook's create-or-labels-change condition
+// ScopeNodes keeps the webhook configurations named Name in step with the
+// live policies: the nodes webhook's create-or-labels-change condition
 // sends only changes of the label keys the engine judges
-// (Engine.NodeLabelKeys), and the workload webhooks' selected-by-a-rule
+// (Engine.NodeLabelKeys), the workload webhooks' selected-by-a-rule
 // condition only objects some rule's selector matches
-// (Engine.ObjectSelectors), so that with every replica down nothing
-// outside the policies' reach is refused. It reads the configuration by
-// list (the webhook's RBAC has no get on it) and writes it with Update, by
-// name, as the certificate rotator does; conflicts are retried.
+// (Engine.ObjectSelectors; with Pinned enforced by the compiled admission
+// policies, pinned rules only for pods with spec.nodeName), and the
+// mutating webhooks' has-datacenter-label condition only objects that
+// carry a datacenterFromLabel key of some rule, so that with every replica
+// down nothing outside the policies' reach is refused. It reads the
+// configurations by list (the webhook's RBAC has no get on them) and
+// writes them with Update, by name, as the certificate rotator does;
+// conflicts are retried.
 type ScopeNodes struct {
 	Client kubernetes.Interface
 	Name   string
+	// Pinned says who enforces the pinned rules.
+	Pinned PinnedMode
 }
 
-// Sync sets the nodes condition for keys and the workload webhooks'
-// selected-by-a-rule condition for selectors, and reports whether it
-// changed the configuration. Webhooks or conditions the configuration
-// lacks (a local layout, an edited manifest) are left alone.
-func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selectors []metav1.LabelSelector) (changed bool, err error) {
+// Conditions returns the conditions for eng: the nodes webhook's label
+// keys, the workload webhooks' selected-by-a-rule expression and the
+// mutating webhooks' has-datacenter-label expression.
+func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string) {
+	if s.Pinned.CELEnforces() {
+		// The compiled policies judge and inject the pinned rules; the
+		// webhook judges the rest and pods on a named node.
+		return eng.NodeLabelKeys(), SelectedConditionCEL(eng.SpreadPodSelectors(), eng.PinnedSelectors()), "false"
+	}
+	return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys())
+}
+
+// Sync sets the nodes condition for keys, the workload webhooks'
+// selected-by-a-rule condition to selected and, unless mutate is empty,
+// the mutating webhooks' has-datacenter-label condition to mutate, and
+// reports whether it changed a configuration. Webhooks or conditions the
+// configurations lack (a local layout, an edited manifest) are left alone.
+func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate string) (changed bool, err error) {
 	want := NodeLabelsCondition(keys)
-	selected := SelectedCondition(selectors)
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		changed = false
 		list, err := s.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{
@@ -118,9 +178,9 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selectors []metav1
 		if cfg == nil {
 			return nil
 		}
-		edited := setCondition(cfg, nodesWebhook, nodesLabelsCondition, want)
+		edited := setCondition(cfg.Webhooks, nodesWebhook, nodesLabelsCondition, want)
 		for _, w := range workloadWebhooks {
-			edited = setCondition(cfg, w, selectedCondition, selected) || edited
+			edited = setCondition(cfg.Webhooks, w, selectedCondition, selected) || edited
 		}
 		if !edited {
 			return nil
@@ -132,25 +192,73 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selectors []metav1
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("scoping the nodes webhook of ValidatingWebhookConfiguration %s: %w", s.Name, err)
+		return false, fmt.Errorf("scoping the webhooks of ValidatingWebhookConfiguration %s: %w", s.Name, err)
+	}
+	if mutate == "" {
+		return changed, nil
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		list, err := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("metadata.name", s.Name).String(),
+		})
+		if err != nil {
+			return err
+		}
+		for i := range list.Items {
+			cfg := list.Items[i].DeepCopy()
+			if cfg.Name != s.Name {
+				continue
+			}
+			edited := false
+			for j := range cfg.Webhooks {
+				edited = setCondition(cfg.Webhooks[j:j+1], cfg.Webhooks[j].Name, fromLabelCondition, mutate) || edited
+			}
+			if !edited {
+				return nil
+			}
+			if _, err := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, cfg, metav1.UpdateOptions{FieldManager: "dc-webhook"}); err != nil {
+				return err
+			}
+			changed = true
+		}
+		return nil
+	})
+	if err != nil {
+		return changed, fmt.Errorf("scoping the webhooks of MutatingWebhookConfiguration %s: %w", s.Name, err)
 	}
 	return changed, nil
 }
 
+// webhookConditions are the validating and mutating webhooks, seen by
+// their names and match conditions.
+type webhookConditions interface {
+	admissionregistrationv1.ValidatingWebhook | admissionregistrationv1.MutatingWebhook
+}
+
 // setCondition sets the condition named cond of the webhook named webhook
-// in cfg to expr and reports whether it changed anything.
-func setCondition(cfg *admissionregistrationv1.ValidatingWebhookConfiguration, webhook, cond, expr string) bool {
-	for i := range cfg.Webhooks {
-		w := &cfg.Webhooks[i]
-		if w.Name != webhook {
+// among webhooks to expr and reports whether it changed anything.
+func setCondition[W webhookConditions](webhooks []W, webhook, cond, expr string) bool {
+	for i := range webhooks {
+		name, conds := nameAndConditions(&webhooks[i])
+		if name != webhook {
 			continue
 		}
-		for j := range w.MatchConditions {
-			if c := &w.MatchConditions[j]; c.Name == cond && c.Expression != expr {
+		for j := range conds {
+			if c := &conds[j]; c.Name == cond && c.Expression != expr {
 				c.Expression = expr
 				return true
 			}
 		}
 	}
 	return false
+}
+
+func nameAndConditions[W webhookConditions](w *W) (string, []admissionregistrationv1.MatchCondition) {
+	switch x := any(w).(type) {
+	case *admissionregistrationv1.ValidatingWebhook:
+		return x.Name, x.MatchConditions
+	case *admissionregistrationv1.MutatingWebhook:
+		return x.Name, x.MatchConditions
+	}
+	return "", nil
 }

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -31,12 +32,16 @@ import (
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 )
 
 // Paths the handlers are served on.
 const (
 	PathValidate = "/validate"
 	PathMutate   = "/mutate"
+	// LabelIgnoreNamespace with the value "true" opts a namespace out of
+	// every webhook and every compiled admission policy.
+	LabelIgnoreNamespace = "placement.kubectl-dc.io/ignore"
 )
 
 // ServerConfig is what Serve needs; Options fills it from flags.
@@ -65,6 +70,11 @@ type ServerConfig struct {
 	// configuration whose nodes webhook is kept scoped to the label keys
 	// the live policies judge (ScopeNodes).
 	WebhookConfiguration string
+	// Pinned says who enforces the pinned rules; "" is PinnedWebhook.
+	Pinned PinnedMode
+	// AdmissionPoliciesLease is the Lease of the leader that writes the
+	// compiled admission policies, with Pinned cel or both.
+	AdmissionPoliciesLease *types.NamespacedName
 }
 
 // RotatorConfig names what the certificate rotator manages.
@@ -141,7 +151,26 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	metrics := NewMetrics(crmetrics.Registry)
 	engines := &EngineStore{State: state, Metrics: metrics, Log: log}
 	if cfg.WebhookConfiguration != "" {
-		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration}
+		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned}
+	}
+	if l := cfg.AdmissionPoliciesLease; l != nil && cfg.Pinned.compiles() {
+		host, _ := os.Hostname()
+		ap := &AdmissionPolicies{
+			Client: clientset, Mode: cfg.Pinned, Engines: engines, Nodes: informers["nodes"].GetIndexer(),
+			Options: celpolicy.Options{ExcludedNamespaces: []string{l.Namespace, "kube-node-lease"}, OptOutLabel: LabelIgnoreNamespace},
+			Lease:   *l, Identity: host + "_" + string(uuid.NewUUID()), Log: log.WithName("admission-policies"),
+		}
+		engines.OnRebuild = ap.Kick
+		if _, err := informers["nodes"].AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { ap.Kick() },
+			UpdateFunc: func(any, any) { ap.Kick() },
+			DeleteFunc: func(any) { ap.Kick() },
+		}); err != nil {
+			return err
+		}
+		if err := mgr.Add(ap); err != nil {
+			return err
+		}
 	}
 	policies := informers["placementpolicies"]
 	if _, err := policies.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
@@ -323,6 +352,8 @@ type EngineStore struct {
 	// Scope, when set, keeps the nodes webhook scoped to the new engine's
 	// label keys after every rebuild.
 	Scope *ScopeNodes
+	// OnRebuild, when set, is called after every new engine is in use.
+	OnRebuild func()
 
 	engine atomic.Pointer[policy.Engine]
 	mu     sync.Mutex // serialises Rebuild, so that an older build never wins
@@ -374,6 +405,9 @@ func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
 	s.engine.Store(eng)
 	s.Log.Info("policy engine rebuilt", "policies", len(valid), "labels", eng.Labels())
 	s.syncScope(ctx, eng)
+	if s.OnRebuild != nil {
+		s.OnRebuild()
+	}
 }
 
 // Timing of ScopeNodes: how long one sync may take, and how often the
@@ -392,7 +426,8 @@ func (s *EngineStore) syncScope(ctx context.Context, eng *policy.Engine) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
 	defer cancel()
-	if changed, err := s.Scope.Sync(sctx, eng.NodeLabelKeys(), eng.ObjectSelectors()); err != nil {
+	keys, selected, mutate := s.Scope.Conditions(eng)
+	if changed, err := s.Scope.Sync(sctx, keys, selected, mutate); err != nil {
 		s.Log.Error(err, "keeping the previous scope of the webhooks")
 	} else if changed {
 		s.Log.Info("webhooks scoped to the policies' selectors and label keys", "nodeLabelKeys", eng.NodeLabelKeys())
