@@ -22,6 +22,11 @@ import (
 // Without it, every pod refused by a PDB retries on a timer: after each
 // wave hundreds of pods ask again, take the eviction slots, and all but a
 // few are refused; the next wave waits for them.
+//
+// One attempt per PDB is in flight at a time: the API server writes the
+// PDB's status with every accepted eviction, so concurrent evictions under
+// one PDB conflict, and the server retries each conflict after half a
+// second, up to the request's timeout. One at a time, none conflicts.
 type budgets struct {
 	mu sync.Mutex
 	m  map[string]*budget
@@ -29,9 +34,9 @@ type budgets struct {
 
 type budget struct {
 	// status is the disruptions the latest status allows; inflight the
-	// attempts taken and not yet answered. An answer comes after the
-	// status write of an accepted eviction, so status - inflight is what
-	// is left to take.
+	// attempts taken and not yet answered (at most one). An answer comes
+	// after the status write of an accepted eviction, so once the attempt
+	// in flight is answered, status is what is left to take.
 	status, inflight int
 	// unpaced: the PDB is gone, nothing refuses its pods.
 	unpaced bool
@@ -75,15 +80,16 @@ func (b *budgets) forget(namespace, name string) {
 	})
 }
 
-// take reserves one disruption of the PDB key for an attempt (reserved;
-// done returns it), or says the PDB is gone (unpaced). Otherwise it
-// returns a channel closed at the next status or answer.
+// take reserves the PDB key's one attempt (reserved; done returns it)
+// when the latest status allows a disruption, or says the PDB is gone
+// (unpaced). Otherwise it returns a channel closed at the next status or
+// answer.
 func (b *budgets) take(key string) (reserved, unpaced bool, changed <-chan struct{}) {
 	b.with(key, func(s *budget) {
 		switch {
 		case s.unpaced:
 			unpaced = true
-		case s.status-s.inflight > 0:
+		case s.inflight == 0 && s.status > 0:
 			s.inflight++
 			reserved = true
 		default:
@@ -110,11 +116,12 @@ func (b *budgets) refused(key string) {
 // budgetSyncTimeout bounds the wait for the PDB watch's first list.
 const budgetSyncTimeout = 10 * time.Second
 
-// watchBudgets watches every PodDisruptionBudget and returns the pacer
+// watchBudgets watches every PodDisruptionBudget (through watchClient,
+// which has no request timeout) and returns the pacer
 // and the function that ends the watch, or nil when the caller may not
 // watch them or the watch does not start: the evictor then retries refused
 // pods on its timer.
-func watchBudgets(ctx context.Context, client kubernetes.Interface) (*budgets, context.CancelFunc) {
+func watchBudgets(ctx context.Context, client, watchClient kubernetes.Interface) (*budgets, context.CancelFunc) {
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "watch", Group: policyv1.GroupName, Resource: "poddisruptionbudgets"},
 	}}
@@ -124,7 +131,7 @@ func watchBudgets(ctx context.Context, client kubernetes.Interface) (*budgets, c
 	}
 	b := newBudgets()
 	watchCtx, stop := context.WithCancel(ctx)
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory := informers.NewSharedInformerFactory(watchClient, 0)
 	inf := factory.Policy().V1().PodDisruptionBudgets().Informer()
 	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {

@@ -562,7 +562,7 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 	}
 	if !o.DisableEviction && hasPDBs(targets) {
 		var stopWatch context.CancelFunc
-		ev.Budgets, stopWatch = watchBudgets(runCtx, o.client)
+		ev.Budgets, stopWatch = watchBudgets(runCtx, o.client, o.watchFor())
 		defer stopWatch()
 	}
 	waiter := &goneWaiter{Client: o.watchFor(), Lister: o.lister(), Abandoned: abandoned, OnGone: prog.gone, OnNotWaited: prog.notWaited}
