@@ -250,14 +250,8 @@ func PlaceDatabaseServers(servers []policy.DatabaseServer, places map[string]str
 			s.Datacenter = dc
 			continue
 		}
-		var found []string
-		for _, n := range nodes {
-			if statusNodeHasIP(n, host) {
-				found = append(found, n.Name)
-			}
-		}
-		if len(found) == 1 {
-			if dc := dcOfNode(found[0]); dc != Unlabeled {
+		if n := nodeWithIP(nodes, host); n != "" {
+			if dc := dcOfNode(n); dc != Unlabeled {
 				s.Datacenter = dc
 			}
 		}

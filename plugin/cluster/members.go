@@ -292,18 +292,8 @@ func MemberNode(m EtcdMemberInfo, nodes []*corev1.Node, etcdPods []*corev1.Pod) 
 		}
 	}
 	for _, u := range append(append([]string{}, m.PeerURLs...), m.ClientURLs...) {
-		host := urlHostOf(u)
-		if host == "" {
-			continue
-		}
-		var found []string
-		for _, n := range nodes {
-			if statusNodeHasIP(n, host) {
-				found = append(found, n.Name)
-			}
-		}
-		if len(found) == 1 {
-			return found[0]
+		if n := nodeWithIP(nodes, urlHostOf(u)); n != "" {
+			return n
 		}
 	}
 	// With no node objects (API down), a member named like a node is
@@ -312,6 +302,24 @@ func MemberNode(m EtcdMemberInfo, nodes []*corev1.Node, etcdPods []*corev1.Pod) 
 		return m.Name
 	}
 	return ""
+}
+
+// nodeWithIP names the one node whose InternalIP is ip, "" when none or
+// several are.
+func nodeWithIP(nodes []*corev1.Node, ip string) string {
+	if ip == "" {
+		return ""
+	}
+	found := ""
+	for _, n := range nodes {
+		if statusNodeHasIP(n, ip) {
+			if found != "" {
+				return ""
+			}
+			found = n.Name
+		}
+	}
+	return found
 }
 
 func statusNodeHasIP(n *corev1.Node, ip string) bool {

@@ -666,16 +666,7 @@ func verdictLine(r *Report) string {
 	switch {
 	case r.Datastore != nil:
 		b.WriteString(datastoreLine(r))
-		var parts []string
-		for _, d := range r.Datacenters {
-			if d.Name == cluster.Unlabeled || d.Lost {
-				continue
-			}
-			parts = append(parts, d.Name+" "+yesNo(d.SurvivesLoss))
-		}
-		if len(parts) > 0 {
-			b.WriteString("; survives loss of: " + strings.Join(parts, ", "))
-		}
+		b.WriteString(survivalList(r))
 		return b.String()
 	case e.Source == cluster.EtcdSourceUnknown || e.Size == 0:
 		b.WriteString("etcd: unknown (no members could be read)")
@@ -696,6 +687,14 @@ func verdictLine(r *Report) string {
 	if !e.HasQuorum {
 		b.WriteString(", QUORUM LOST")
 	}
+	b.WriteString(survivalList(r))
+	fmt.Fprintf(&b, " [source: %s]", e.Source)
+	return b.String()
+}
+
+// survivalList is the verdict line's "; survives loss of: ..." over the
+// datacenters not already lost, "" when there are none.
+func survivalList(r *Report) string {
 	var parts []string
 	for _, d := range r.Datacenters {
 		if d.Name == cluster.Unlabeled || d.Lost {
@@ -703,11 +702,10 @@ func verdictLine(r *Report) string {
 		}
 		parts = append(parts, d.Name+" "+yesNo(d.SurvivesLoss))
 	}
-	if len(parts) > 0 {
-		b.WriteString("; survives loss of: " + strings.Join(parts, ", "))
+	if len(parts) == 0 {
+		return ""
 	}
-	fmt.Fprintf(&b, " [source: %s]", e.Source)
-	return b.String()
+	return "; survives loss of: " + strings.Join(parts, ", ")
 }
 
 func yesNo(b *bool) string {
