@@ -12,12 +12,13 @@ import (
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy/celtest"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
 // TestCompiledVerdicts: single cases whose answer and message are known.
 func TestCompiledVerdicts(t *testing.T) {
-	set, err := celpolicy.Compile(corpusPolicies(), celpolicy.Options{Nodes: corpusNodes()})
+	set, err := celpolicy.Compile(celtest.Policies(), celpolicy.Options{Nodes: celtest.Nodes()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func TestCompiledVerdicts(t *testing.T) {
 	prod := testutil.Namespace("prod", "env", "prod")
 	manyTerms := make([]corev1.NodeSelectorTerm, policy.MaxNodeSelectorTerms+1)
 	for i := range manyTerms {
-		manyTerms[i] = testutil.Term(testutil.In(zone, "pod-1"))
+		manyTerms[i] = testutil.Term(testutil.In(celtest.Zone, "pod-1"))
 	}
 	cases := []struct {
 		name string
@@ -39,21 +40,21 @@ func TestCompiledVerdicts(t *testing.T) {
 			obj:  testutil.Deployment("prod", "w").Labels("app", "worker").Obj(),
 			want: []string{"alpha/workers", "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]", "pod-1, pod-2, pod-3"}},
 		{name: "a worker in pod-2 is admitted",
-			obj: testutil.Deployment("prod", "w").Labels("app", "worker").InDC("pod-2").Obj(), selector: map[string]string{zone: "pod-2"}},
+			obj: testutil.Deployment("prod", "w").Labels("app", "worker").InDC("pod-2").Obj(), selector: map[string]string{celtest.Zone: "pod-2"}},
 		{name: "an unknown datacenter is named",
 			obj:  testutil.Pod("prod", "w").Labels("app", "worker").InDC("pod-9").Obj(),
 			want: []string{"spec.nodeSelector[topology.kubernetes.io/zone]: Invalid value: pod-9", "known datacenters: pod-1, pod-2, pod-3"}},
 		{name: "datacenterFromLabel is injected",
-			obj:      testutil.Deployment("prod", "w").Labels("app", "worker").ObjectLabels(fromDC, "pod-3").Obj(),
-			selector: map[string]string{zone: "pod-3"}},
+			obj:      testutil.Deployment("prod", "w").Labels("app", "worker").ObjectLabels(celtest.FromDC, "pod-3").Obj(),
+			selector: map[string]string{celtest.Zone: "pod-3"}},
 		{name: "a non-default datacenterFromLabel key is injected on the policy's own label",
-			obj:      testutil.StatefulSet("prod", "s").Labels("app", "site").ObjectLabels(fromSite, "west").Obj(),
-			selector: map[string]string{site: "west"}},
+			obj:      testutil.StatefulSet("prod", "s").Labels("app", "site").ObjectLabels(celtest.FromSite, "west").Obj(),
+			selector: map[string]string{celtest.Site: "west"}},
 		{name: "a datacenterFromLabel value that disagrees is denied",
-			obj:  testutil.Job("prod", "w").Labels("app", "worker").ObjectLabels(fromDC, "pod-3").InDC("pod-1").Obj(),
-			want: []string{"placement.kubectl-dc.io/datacenter says another datacenter"}, selector: map[string]string{zone: "pod-1"}},
+			obj:  testutil.Job("prod", "w").Labels("app", "worker").ObjectLabels(celtest.FromDC, "pod-3").InDC("pod-1").Obj(),
+			want: []string{"placement.kubectl-dc.io/datacenter says another datacenter"}, selector: map[string]string{celtest.Zone: "pod-1"}},
 		{name: "a permissive term is denied",
-			obj:  testutil.CronJob("prod", "w").Labels("app", "brain").Place(testutil.PlacePermissiveTerm, zone, "pod-1", "pod-2").Obj(),
+			obj:  testutil.CronJob("prod", "w").Labels("app", "brain").Place(testutil.PlacePermissiveTerm, celtest.Zone, "pod-1", "pod-2").Obj(),
 			want: []string{"spec.jobTemplate.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms", "does not pin"}},
 		{name: "beyond the terms limit",
 			obj:  testutil.PodTemplate("prod", "w").Labels("app", "brain").RequiredAffinity(manyTerms...).Obj(),
@@ -81,7 +82,7 @@ func TestCompiledVerdicts(t *testing.T) {
 					}
 				}
 			}
-			if got := nodeSelectorOf(out); c.selector != nil && !equalMaps(got, c.selector) {
+			if got := celtest.NodeSelectorOf(out); c.selector != nil && !equalMaps(got, c.selector) {
 				t.Errorf("nodeSelector %v after mutation, want %v", got, c.selector)
 			}
 		})
@@ -104,15 +105,15 @@ func equalMaps(a, b map[string]string) bool {
 // datacenters are the Nodes', and a new datacenter's first Node makes it
 // known once compiled again.
 func TestCompileFollowsNodes(t *testing.T) {
-	policies := corpusPolicies()
+	policies := celtest.Policies()
 	pod := testutil.Pod("dev", "e").Labels("app", "edge").InDC("pod-5").Obj()
 	dev := testutil.Namespace("dev", "env", "dev")
 	for _, c := range []struct {
 		nodes []*corev1.Node
 		warn  bool
 	}{
-		{corpusNodes(), true},
-		{append(corpusNodes(), testutil.Node("pod-5-a").InDC("pod-5").Obj()), false},
+		{celtest.Nodes(), true},
+		{append(celtest.Nodes(), testutil.Node("pod-5-a").InDC("pod-5").Obj()), false},
 	} {
 		set, err := celpolicy.Compile(policies, celpolicy.Options{Nodes: c.nodes})
 		if err != nil {
@@ -129,7 +130,7 @@ func TestCompileFollowsNodes(t *testing.T) {
 // never fail closed, the namespaceSelector is the rule's less the
 // excluded and opted-out namespaces, and names are stable.
 func TestCompileBindings(t *testing.T) {
-	set, err := celpolicy.Compile(corpusPolicies(), celpolicy.Options{ExcludedNamespaces: []string{"dc-system"}, OptOutLabel: "placement.kubectl-dc.io/ignore"})
+	set, err := celpolicy.Compile(celtest.Policies(), celpolicy.Options{ExcludedNamespaces: []string{"dc-system"}, OptOutLabel: "placement.kubectl-dc.io/ignore"})
 	if err != nil {
 		t.Fatal(err)
 	}

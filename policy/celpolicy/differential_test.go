@@ -1,250 +1,18 @@
 package celpolicy_test
 
 import (
-	"fmt"
 	"maps"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apiserver/pkg/admission"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
-	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy/celtest"
 )
-
-// Labels of the corpus: the default datacenter label, a second policy's
-// own datacenter label, and datacenterFromLabel keys, one of them not the
-// default one.
-const (
-	zone     = testutil.Zone
-	site     = "example.com/site"
-	fromDC   = "placement.kubectl-dc.io/datacenter"
-	fromSite = "example.com/site-of"
-)
-
-// corpusPolicies are the policies of the differential tests: listed
-// datacenters, datacenters from the Nodes, another datacenter label with a
-// non-default datacenterFromLabel key, every action, a namespaceSelector
-// and every selector operator.
-func corpusPolicies() []v1alpha1.PlacementPolicy {
-	return []v1alpha1.PlacementPolicy{
-		testutil.Policy("alpha").Datacenters("pod-1", "pod-2", "pod-3").Pinned(
-			testutil.PinnedRule("workers").MatchLabels("app", "worker").FromLabel(fromDC),
-			testutil.PinnedRule("brains").In("app", "brain", "brain-canary"),
-			testutil.PinnedRule("prod").MatchLabels("tier", "pinned").NamespaceSelector("env", "prod").FromLabel(fromDC),
-		).Value(),
-		testutil.Policy("beta").Pinned(
-			testutil.PinnedRule("edge").MatchLabels("app", "edge").Action(v1alpha1.ActionWarn).FromLabel(fromDC),
-			testutil.PinnedRule("canary").Selector(metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-				{Key: "track", Operator: metav1.LabelSelectorOpExists},
-				{Key: "legacy", Operator: metav1.LabelSelectorOpDoesNotExist},
-				{Key: "tier", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"pinned"}},
-			}}).Action(v1alpha1.ActionAudit),
-		).Value(),
-		testutil.Policy("gamma").Label(site).Datacenters("east", "west").Pinned(
-			testutil.PinnedRule("sites").MatchLabels("app", "site").FromLabel(fromSite),
-		).Value(),
-	}
-}
-
-// corpusNodes: three datacenters on the default label, one of them
-// (pod-4) not in alpha's list, and two sites.
-func corpusNodes() []*corev1.Node {
-	var out []*corev1.Node
-	for _, dc := range []string{"pod-1", "pod-2", "pod-4"} {
-		out = append(out, testutil.Node(dc+"-a").InDC(dc).Label(site, "east").Obj())
-	}
-	return out
-}
-
-func corpusNamespaces() []*corev1.Namespace {
-	return []*corev1.Namespace{
-		testutil.Namespace("prod", "env", "prod"),
-		testutil.Namespace("dev", "env", "dev"),
-		testutil.Namespace("plain"),
-	}
-}
-
-// request is one admission request of the corpus.
-type request struct {
-	op       admission.Operation
-	obj, old runtime.Object
-	ns       *corev1.Namespace
-	what     string
-}
-
-// target is a rule with labels it selects (one of match) and labels it
-// does not (miss), the datacenter label it pins on, the datacenters to
-// draw from and its datacenterFromLabel key.
-type target struct {
-	match       [][]string
-	miss        []string
-	label, from string
-	dcs         []string
-}
-
-var targets = []target{
-	{[][]string{{"app", "worker"}}, []string{"app", "worker-x"}, zone, fromDC, nil},
-	{[][]string{{"app", "brain"}, {"app", "brain-canary"}}, []string{"app", "brainy"}, zone, fromDC, nil},
-	{[][]string{{"app", "web", "tier", "pinned"}}, []string{"app", "web", "tier", "free"}, zone, fromDC, nil},
-	{[][]string{{"app", "edge"}}, []string{"app", "edges"}, zone, fromDC, nil},
-	{[][]string{{"app", "web", "track", "canary"}, {"app", "web", "track", "", "tier", "free"}}, []string{"app", "web", "track", "canary", "legacy", "yes"}, zone, fromDC, nil},
-	{[][]string{{"app", "site"}}, []string{"app", "sites"}, site, fromSite, []string{"east", "west", "north", "east", ""}},
-	{nil, []string{"app", "web"}, zone, fromDC, nil},
-}
-
-var zoneValues = []string{"pod-1", "pod-2", "pod-3", "pod-4", "pod-1", "pod-2", "pod-9", "pod2"}
-
-// buildObject draws one object of kind index k.
-func buildObject(r *rand.Rand, k int, ns, name string) (*testutil.ObjectBuilder, string) {
-	b := testutil.Kinds(ns, name)[k]
-	b.TemplateLabels("corpus", name)
-	t := targets[r.IntN(len(targets))]
-	var match []string
-	if len(t.match) > 0 {
-		match = t.match[r.IntN(len(t.match))]
-	}
-	shape := r.IntN(4)
-	if b.Kind() == "Pod" && shape > 1 {
-		shape = 1
-	}
-	var what []string
-	switch {
-	case match == nil || shape == 0:
-		what = append(what, "no match")
-		b.Labels(t.miss...)
-	case shape == 1:
-		what = append(what, "object and template labels")
-		b.Labels(match...)
-	case shape == 2:
-		what = append(what, "template labels only")
-		b.ObjectLabels("owner", "team-"+name).TemplateLabels(match...)
-	default:
-		what = append(what, "object labels only")
-		b.ObjectLabels(match...).TemplateLabels(t.miss...)
-	}
-	values := zoneValues
-	if t.dcs != nil {
-		values = t.dcs
-	}
-	dc := values[r.IntN(len(values))]
-	other := values[r.IntN(len(values))]
-	places := testutil.Placements()
-	if p := r.IntN(len(places) + 2); p < len(places) {
-		what = append(what, fmt.Sprintf("%s (%s, %s)", places[p], dc, other))
-		b.Place(places[p], t.label, dc, other)
-	} else {
-		what = append(what, "fuzz")
-		b.FuzzPlacement(r, t.label, append(values, "", "7", "ssd"))
-	}
-	if r.IntN(6) == 0 {
-		// A selection on the other datacenter label too.
-		l := site
-		if t.label == site {
-			l = zone
-		}
-		b.NodeSelector(l, []string{"pod-1", "east", "west", "pod-9"}[r.IntN(4)])
-	}
-	switch x := r.IntN(10); {
-	case x < 4:
-	case x < 7:
-		b.ObjectLabels(t.from, dc)
-	case x < 8:
-		b.ObjectLabels(t.from, other)
-	case x < 9:
-		b.ObjectLabels(t.from, "pod-7")
-	default:
-		b.ObjectLabels(t.from, "")
-	}
-	return b.Replicas(1), strings.Join(what, ", ")
-}
-
-// buildCorpus makes n requests from seed: creates of every judged kind,
-// and updates that change labels, placement, both or neither.
-func buildCorpus(seed uint64, n int) []request {
-	r := rand.New(rand.NewPCG(seed, 0x63656c))
-	nss := corpusNamespaces()
-	kinds := len(policy.JudgedKinds())
-	var out []request
-	for i := range n {
-		ns := nss[r.IntN(len(nss))]
-		name := fmt.Sprintf("c%04d", i)
-		b, what := buildObject(r, i%kinds, ns.Name, name)
-		req := request{op: admission.Create, obj: b.Obj(), ns: ns, what: "create: " + what}
-		if r.IntN(4) == 0 {
-			req.op = admission.Update
-			switch r.IntN(3) {
-			case 0:
-				// Another draw of the same object: labels and placement change.
-				ob, owhat := buildObject(r, i%kinds, ns.Name, name)
-				req.old, req.what = ob.Obj(), "update from "+owhat+" to "+what
-			case 1:
-				// Only the image changes.
-				old := b.Obj().DeepCopyObject()
-				policy.PodTemplates(old)[0].Spec.Containers[0].Image = "old"
-				req.old, req.what = old, "image-only update: "+what
-			default:
-				// Only the object's labels change.
-				old := b.Obj().DeepCopyObject()
-				old.(metav1.Object).SetLabels(map[string]string{"app": "before"})
-				req.old, req.what = old, "relabel: "+what
-			}
-		}
-		out = append(out, req)
-	}
-	return out
-}
-
-// engineAdmit is what dc-webhook does with the request: the mutation
-// (pods on create only; other updates only when they change labels or
-// templates, as the mutating webhook's rules and conditions say), then
-// the engine's verdicts.
-func engineAdmit(e *policy.Engine, state policy.State, req request) (runtime.Object, policy.Results) {
-	obj := req.obj.DeepCopyObject()
-	_, isPod := obj.(*corev1.Pod)
-	mutate := req.op == admission.Create
-	if req.op == admission.Update && !isPod {
-		om, nm := req.old.(metav1.Object), obj.(metav1.Object)
-		ot, nt := policy.PodTemplates(req.old), policy.PodTemplates(obj)
-		mutate = !maps.Equal(om.GetLabels(), nm.GetLabels()) || len(ot) != len(nt) ||
-			(len(nt) > 0 && (!equality.Semantic.DeepEqual(ot[0].Meta, nt[0].Meta) || !equality.Semantic.DeepEqual(ot[0].Spec, nt[0].Spec)))
-	}
-	if mutate {
-		e.Mutate(obj, req.ns.Name, state)
-	}
-	op := policy.OperationCreate
-	if req.op == admission.Update {
-		op = policy.OperationUpdate
-	}
-	return obj, e.Evaluate(policy.Request{Operation: op, Object: obj, OldObject: req.old, Namespace: req.ns.Name}, state)
-}
-
-// ruleOf maps the compiled policies' names to the rules they compile.
-func ruleOf(policies []v1alpha1.PlacementPolicy) map[string]string {
-	m := map[string]string{}
-	for _, p := range policies {
-		for i, r := range p.Spec.Pinned {
-			m[celpolicy.ValidatingName(p.Name, i)] = p.Name + "/" + r.Name
-		}
-	}
-	return m
-}
-
-func nodeSelectorOf(obj runtime.Object) map[string]string {
-	ts := policy.PodTemplates(obj)
-	if len(ts) == 0 {
-		return nil
-	}
-	return ts[0].Spec.NodeSelector
-}
 
 // TestDifferential runs a corpus of creates and updates of every judged
 // kind, selector, placement, datacenterFromLabel and namespace shape
@@ -252,8 +20,8 @@ func nodeSelectorOf(obj runtime.Object) map[string]string {
 // compiled policies (as kube-apiserver runs them), and fails on any
 // object whose injected nodeSelector, broken rules or actions differ.
 func TestDifferential(t *testing.T) {
-	policies := corpusPolicies()
-	nodes := corpusNodes()
+	policies := celtest.Policies()
+	nodes := celtest.Nodes()
 	set, err := celpolicy.Compile(policies, celpolicy.Options{Nodes: nodes})
 	if err != nil {
 		t.Fatal(err)
@@ -267,18 +35,18 @@ func TestDifferential(t *testing.T) {
 	for _, n := range nodes {
 		objs = append(objs, n)
 	}
-	for _, ns := range corpusNamespaces() {
+	for _, ns := range celtest.Namespaces() {
 		objs = append(objs, ns)
 	}
 	state := policy.NewStaticState(objs...)
-	rules := ruleOf(policies)
+	rules := celtest.RuleOf(policies)
 
-	corpus := buildCorpus(18, 1800)
+	corpus := celtest.Corpus(18, 1800, celtest.Namespaces())
 	counts := map[string]int{}
 	differ := 0
 	for _, req := range corpus {
-		eObj, rs := engineAdmit(engine, state, req)
-		cObj, vs := api.admit(t, req.op, req.obj, req.old, req.ns)
+		eObj, rs := celtest.EngineAdmit(engine, state, req)
+		cObj, vs := api.admit(t, req.Op, req.Obj, req.Old, req.NS)
 		want := map[string]bool{}
 		for _, r := range rs {
 			want[r.Rule+" "+string(r.Action)] = true
@@ -287,24 +55,24 @@ func TestDifferential(t *testing.T) {
 		for _, v := range vs {
 			got[rules[v.Policy]+" "+actionOf(v)] = true
 		}
-		ref := policy.ObjectRefOf(req.obj)
+		ref := policy.ObjectRefOf(req.Obj)
 		if !maps.Equal(want, got) {
 			differ++
-			t.Errorf("%s %s/%s (%s, %s): engine %v, compiled policies %v\nengine: %s\ncompiled: %s", req.op, ref.Kind, ref.Namespace+"/"+ref.Name, req.ns.Name, req.what,
+			t.Errorf("%s %s/%s (%s, %s): engine %v, compiled policies %v\nengine: %s\ncompiled: %s", req.Op, ref.Kind, ref.Namespace+"/"+ref.Name, req.NS.Name, req.What,
 				sortedKeys(want), sortedKeys(got), messages(rs), verdictMessages(vs))
 		}
-		if e, c := nodeSelectorOf(eObj), nodeSelectorOf(cObj); !maps.Equal(e, c) {
+		if e, c := celtest.NodeSelectorOf(eObj), celtest.NodeSelectorOf(cObj); !maps.Equal(e, c) {
 			differ++
-			t.Errorf("%s %s/%s (%s): engine injects nodeSelector %v, compiled policies %v", req.op, ref.Kind, ref.Name, req.what, e, c)
+			t.Errorf("%s %s/%s (%s): engine injects nodeSelector %v, compiled policies %v", req.Op, ref.Kind, ref.Name, req.What, e, c)
 		}
-		counts[string(req.op)]++
+		counts[string(req.Op)]++
 		if len(rs) == 0 {
 			counts["admitted"]++
 		}
 		for _, r := range rs {
 			counts[string(r.Action)]++
 		}
-		if !maps.Equal(nodeSelectorOf(req.obj), nodeSelectorOf(eObj)) {
+		if !maps.Equal(celtest.NodeSelectorOf(req.Obj), celtest.NodeSelectorOf(eObj)) {
 			counts["mutated"]++
 		}
 	}
