@@ -92,7 +92,9 @@ func namespaces(ctx context.Context, t *testing.T, cs kubernetes.Interface) []*c
 			t.Fatal(err)
 		}
 		out = append(out, created)
-		t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), created.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = cs.CoreV1().Namespaces().Delete(context.Background(), created.Name, metav1.DeleteOptions{})
+		})
 	}
 	return out
 }
