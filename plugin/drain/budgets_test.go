@@ -24,10 +24,10 @@ func pdbAllowing(ns, name string, allowed int32) *policyv1.PodDisruptionBudget {
 	}
 }
 
-// TestBudgets: one attempt per PDB is in flight at a time, and only while
-// the latest status allows a disruption; a refusal spends the status; a
-// deleted PDB paces nothing; every status and answer wakes the waiting
-// pods.
+// TestBudgets: attempts under a PDB are reserved while the latest status
+// allows a disruption no attempt in flight holds, at most inflightPerPDB
+// at a time; a refusal spends the status; a deleted PDB paces nothing;
+// every status and answer wakes the waiting pods.
 func TestBudgets(t *testing.T) {
 	b := newBudgets()
 	const key = "apps/web"
@@ -41,12 +41,14 @@ func TestBudgets(t *testing.T) {
 	default:
 		t.Fatal("a status did not wake the waiting pods")
 	}
-	if reserved, _, _ := b.take(key); !reserved {
-		t.Fatal("the status allows 2; the first take was refused")
+	for i := range 2 {
+		if reserved, _, _ := b.take(key); !reserved {
+			t.Fatalf("take %d of the 2 allowed refused", i+1)
+		}
 	}
 	reserved, _, changed := b.take(key)
 	if reserved {
-		t.Fatal("a second attempt was reserved while one is in flight: concurrent evictions under one PDB conflict")
+		t.Fatal("a third attempt was reserved while two are in flight and the status allows 2")
 	}
 	if reserved, _, _ := b.take("apps/other-pdb"); reserved {
 		t.Fatal("a PDB with no status yet reserved an attempt")
@@ -59,6 +61,10 @@ func TestBudgets(t *testing.T) {
 	default:
 		t.Fatal("an answer did not wake the waiting pods")
 	}
+	if reserved, _, _ := b.take(key); reserved {
+		t.Fatal("the status allows 1, held by the attempt in flight; take reserved another")
+	}
+	b.done(key)
 	if reserved, _, _ := b.take(key); !reserved {
 		t.Fatal("the status allows 1 and nothing is in flight; take refused")
 	}
@@ -66,6 +72,16 @@ func TestBudgets(t *testing.T) {
 	b.done(key)
 	if reserved, _, _ := b.take(key); reserved {
 		t.Error("after a refusal the spent status still reserved an attempt")
+	}
+	// A large budget: no more than inflightPerPDB at once.
+	b.observe(pdbAllowing("apps", "web", 50))
+	for i := range inflightPerPDB {
+		if reserved, _, _ := b.take(key); !reserved {
+			t.Fatalf("take %d of %d refused with 50 allowed", i+1, inflightPerPDB)
+		}
+	}
+	if reserved, _, _ := b.take(key); reserved {
+		t.Errorf("%d attempts in flight under one PDB, want at most %d: they conflict on its status", inflightPerPDB+1, inflightPerPDB)
 	}
 	b.forget("apps", "web")
 	if reserved, unpaced, _ := b.take(key); reserved || !unpaced {
