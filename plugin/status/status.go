@@ -152,8 +152,9 @@ findings, each with what to do.
 etcd is read, in order: directly from --etcd-endpoints; directly from the
 client URLs kubeadm advertises on the etcd pods; by running etcdctl inside an
 etcd pod (kubeadm certificate paths, see --etcd-exec-*); else from the
-readiness of the etcd pods alone. With no etcd pods (external etcd) the
---etcd-servers of the kube-apiserver pods are dialled.
+readiness of the etcd pods alone; etcd.source in -o json says which. With
+no etcd pods (external etcd) the --etcd-servers of the kube-apiserver pods
+are dialled.
 
 A member is placed in the datacenter of the node it runs on (by name, by
 the etcd pod advertising its URL, or by the node's InternalIP). Members on
@@ -170,11 +171,13 @@ whether it is in recovery and what streams from it, places each in the
 datacenter of the node with its address or by --datastore-datacenters, and
 says which datacenter's loss needs a failover, which replica lags, and when
 two servers accept writes (split brain, exit 4). The password is never
-printed. etcd.source in -o json says which. Every
-etcd call has a short deadline (--etcd-timeout), and API requests time out
-after 5s unless --request-timeout says otherwise, so status never hangs when
-quorum is lost. The last good run is remembered under --cache-dir, so that
-while the API server is down status still knows where each member runs.
+printed.
+
+Every etcd call has a short deadline (--etcd-timeout), and API requests
+time out after 5s unless --request-timeout says otherwise, so status never
+hangs when quorum is lost. The last good run is remembered under
+--cache-dir, so that while the API server is down status still knows where
+each member runs.
 
 The datacenter label is the live PlacementPolicy's, else --datacenter-label.
 
