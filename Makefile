@@ -39,6 +39,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD.
 .PHONY: control-plane
 control-plane: ## Build (or reuse from .cache/) the local control-plane binaries.
 	@hack/build-control-plane.sh >/dev/null
+	@hack/build-control-plane.sh kine >/dev/null
 
 .PHONY: unit
 unit: ## Run unit tests and short fuzz runs (no cluster).
@@ -46,11 +47,15 @@ unit: ## Run unit tests and short fuzz runs (no cluster).
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: test-deps
-test-deps: ## Install the Debian packages the e2e suites use (haproxy, the control-plane endpoint) when missing.
+test-deps: ## Install the Debian packages the e2e suites use (haproxy, the control-plane endpoint; postgresql, kine's database) when missing.
 	@command -v haproxy >/dev/null 2>&1 || { \
 		echo "installing haproxy with apt-get (the e2e suites run it as a control-plane endpoint)"; \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq haproxy >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		echo "installing postgresql with apt-get (test/e2e/kine runs kine over a primary and a streaming replica, as an unprivileged user)"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql >/dev/null; }
 
 .PHONY: e2e
 e2e: control-plane test-deps ## Run the e2e suites against local multi-datacenter control planes.

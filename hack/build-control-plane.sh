@@ -3,9 +3,25 @@
 # control plane from the pinned tools modules and caches them under
 # .cache/control-plane/<key>, the key being a hash of the tools modules and
 # the Go version, so only the first build pays. It prints the bin directory.
+#
+# With the argument "kine" it builds kine instead, from its own module
+# (test/tools/kine) into .cache/kine/<key>, keyed on that module alone, so
+# that kine never changes the control-plane key above; it prints kine's path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/test/tools"
+if [ "${1:-}" = kine ]; then
+	kkey=$( (cat "$tools/kine/go.mod" "$tools/kine/go.sum"; go version) | sha256sum | cut -c1-16)
+	kout="$root/.cache/kine/$kkey"
+	if [ ! -f "$kout/.complete" ]; then
+		mkdir -p "$kout"
+		echo "building kine into $kout (first time only, a few minutes)" >&2
+		(cd "$tools/kine" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$kout/kine" github.com/k3s-io/kine)
+		touch "$kout/.complete"
+	fi
+	echo "$kout/kine"
+	exit 0
+fi
 key=$( (cat "$tools/go.mod" "$tools/go.sum" "$tools/kwok/go.mod" "$tools/kwok/go.sum"; go version) | sha256sum | cut -c1-16)
 out="$root/.cache/control-plane/$key"
 if [ -f "$out/.complete" ]; then

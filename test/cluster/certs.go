@@ -105,9 +105,10 @@ func writeKeyPair(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
 
 // writePKI writes the cluster's certificates into dir. The API server's
 // serving certificate (serving.crt) also names the extra addresses in
-// serveOn; etcd's server certificate names loopback, where every member
-// listens.
-func writePKI(dir string, serveOn []net.IP) error {
+// serveOn; etcd's server and peer certificates name loopback, where
+// stacked members listen, and etcdIPs, the addresses of external etcd
+// hosts.
+func writePKI(dir string, serveOn, etcdIPs []net.IP) error {
 	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	loopback := []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
@@ -136,8 +137,8 @@ func writePKI(dir string, serveOn []net.IP) error {
 		dns           []string
 		ips           []net.IP
 	}{
-		{etcdDir, "server", "kube-etcd", both, []string{"localhost"}, loopback},
-		{etcdDir, "peer", "kube-etcd-peer", both, []string{"localhost"}, loopback},
+		{etcdDir, "server", "kube-etcd", both, []string{"localhost"}, append(append([]net.IP{}, loopback...), etcdIPs...)},
+		{etcdDir, "peer", "kube-etcd-peer", both, []string{"localhost"}, append(append([]net.IP{}, loopback...), etcdIPs...)},
 		{etcdDir, "healthcheck-client", "kube-etcd-healthcheck-client", client, nil, nil},
 		{dir, "apiserver-etcd-client", "kube-apiserver-etcd-client", client, nil, nil},
 	}

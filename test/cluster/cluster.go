@@ -101,6 +101,15 @@ type state struct {
 	ServeOn      []net.IP       `json:"serveOn,omitempty"`
 	// LoadBalancers are the running HAProxies, the first the endpoint.
 	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	// Databases, KineURLs (per API server node), the binaries and the
+	// read-only role's password of a kine topology.
+	Databases        []Database        `json:"databases,omitempty"`
+	KineURLs         map[string]string `json:"kineURLs,omitempty"`
+	PGBin            string            `json:"pgBin,omitempty"`
+	KineBin          string            `json:"kineBin,omitempty"`
+	DatabasePassword string            `json:"databasePassword,omitempty"`
+	// Down lists the datacenters DatacenterDown took down.
+	Down []string `json:"down,omitempty"`
 }
 
 const (
@@ -158,7 +167,11 @@ func (c *Cluster) logf(format string, args ...any) {
 
 func (c *Cluster) start(ctx context.Context) error {
 	began := time.Now()
-	if err := writePKI(filepath.Join(c.Dir, "pki"), append(c.Topo.lbIPs(), c.ServeOn...)); err != nil {
+	var etcdIPs []net.IP
+	for _, h := range c.Topo.etcdHosts() {
+		etcdIPs = append(etcdIPs, net.ParseIP(h.IP))
+	}
+	if err := writePKI(filepath.Join(c.Dir, "pki"), append(c.Topo.lbIPs(), c.ServeOn...), etcdIPs); err != nil {
 		return err
 	}
 	c.Token = randomToken()
@@ -169,21 +182,33 @@ func (c *Cluster) start(ctx context.Context) error {
 	c.Procs = map[string]*process{}
 	nodes := c.Topo.nodes()
 
-	// etcd: one member per control-plane node.
+	// etcd: one member per control-plane node (stacked), or per etcd
+	// host (external) on the host's own address.
 	var initial []string
-	for _, n := range nodes {
-		if !n.ControlPlane {
-			continue
-		}
-		client, peer, err := ports.Free(), ports.Free(), error(nil)
-		if client == 0 || peer == 0 {
-			err = errors.New("no free loopback port")
-		}
-		if err != nil {
+	hosts := c.Topo.etcdHosts()
+	c.KineURLs = map[string]string{}
+	if c.Topo.Kine {
+		if err := c.startDatastore(ctx, nodes); err != nil {
 			return err
 		}
-		m := Member{Name: n.Name, Node: n.Name, Datacenter: n.Datacenter,
-			ClientURL: fmt.Sprintf("https://127.0.0.1:%d", client), PeerURL: fmt.Sprintf("https://127.0.0.1:%d", peer)}
+		hosts = nil
+	} else if len(hosts) == 0 {
+		for _, n := range nodes {
+			if n.ControlPlane {
+				hosts = append(hosts, etcdHost{Name: n.Name, Datacenter: n.Datacenter, IP: "127.0.0.1"})
+			}
+		}
+	}
+	for _, h := range hosts {
+		client, peer := ports.Free(), ports.Free()
+		if client == 0 || peer == 0 {
+			return errors.New("no free loopback port")
+		}
+		m := Member{Name: h.Name, Datacenter: h.Datacenter,
+			ClientURL: fmt.Sprintf("https://%s:%d", h.IP, client), PeerURL: fmt.Sprintf("https://%s:%d", h.IP, peer)}
+		if !c.Topo.External() {
+			m.Node = h.Name
+		}
 		c.Etcd = append(c.Etcd, m)
 		initial = append(initial, m.Name+"="+m.PeerURL)
 	}
@@ -196,7 +221,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.waitEtcdHealthy(ctx); err != nil {
 		return err
 	}
-	c.logf("etcd: %d members healthy after %s", len(c.Etcd), time.Since(began).Round(100*time.Millisecond))
+	if c.Topo.Kine {
+		c.logf("kine: %d instances over %d PostgreSQL servers after %s", len(c.KineURLs), len(c.Databases), time.Since(began).Round(100*time.Millisecond))
+	} else {
+		c.logf("etcd: %d members healthy after %s", len(c.Etcd), time.Since(began).Round(100*time.Millisecond))
+	}
 
 	// kube-apiservers on the control-plane nodes that run one.
 	for _, n := range nodes {
@@ -206,7 +235,11 @@ func (c *Cluster) start(ctx context.Context) error {
 		port := ports.Free()
 		a := APIServer{Node: n.Name, Datacenter: n.Datacenter, URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
 		c.APIServers = append(c.APIServers, a)
-		c.Procs[apiProc(n.Name)] = &process{Name: apiProc(n.Name), Bin: filepath.Join(c.Bin, "kube-apiserver"), Args: c.apiserverArgs(port)}
+		args := c.apiserverArgs(port)
+		if c.Topo.Kine {
+			args = kineAPIServerArgs(args, c.KineURLs[n.Name])
+		}
+		c.Procs[apiProc(n.Name)] = &process{Name: apiProc(n.Name), Bin: filepath.Join(c.Bin, "kube-apiserver"), Args: args}
 	}
 	var names []string
 	for _, a := range c.APIServers {
@@ -297,12 +330,18 @@ func (c *Cluster) etcdArgs(m Member, initial []string, state string) []string {
 	}
 }
 
-func (c *Cluster) apiserverArgs(port int) []string {
-	pki := filepath.Join(c.Dir, "pki")
+// etcdServers are the client URLs the API servers dial.
+func (c *Cluster) etcdServers() []string {
 	var servers []string
 	for _, m := range c.Etcd {
 		servers = append(servers, m.ClientURL)
 	}
+	return servers
+}
+
+func (c *Cluster) apiserverArgs(port int) []string {
+	pki := filepath.Join(c.Dir, "pki")
+	servers := c.etcdServers()
 	bind := "127.0.0.1"
 	if len(c.ServeOn) > 0 {
 		// kube-apiserver binds one address: all of them, then, with the
@@ -419,12 +458,25 @@ func (c *Cluster) registerNodes(ctx context.Context, nodes []node) error {
 		}
 	}
 	for _, m := range c.Etcd {
+		if m.Node == "" {
+			// An external member: its host is no Node, it has no pod.
+			continue
+		}
 		if err := c.createMirrorPod(ctx, etcdMirrorPod(m)); err != nil {
 			return err
 		}
 	}
+	for node, u := range c.KineURLs {
+		if err := c.createMirrorPod(ctx, kineMirrorPod(node, u, c.kineArgs(node, c.primaryAddress()))); err != nil {
+			return err
+		}
+	}
 	for _, a := range c.APIServers {
-		if err := c.createMirrorPod(ctx, apiserverMirrorPod(a)); err != nil {
+		servers := c.etcdServers()
+		if c.Topo.Kine {
+			servers = []string{c.KineURLs[a.Node]}
+		}
+		if err := c.createMirrorPod(ctx, apiserverMirrorPod(a, servers)); err != nil {
 			return err
 		}
 	}
@@ -456,10 +508,13 @@ func (c *Cluster) Stop() error {
 			return 0
 		case strings.HasPrefix(name, "kube-apiserver-"):
 			return 1
+		case strings.HasPrefix(name, "postgres-"):
+			// After kine: a smart shutdown waits for its sessions.
+			return 3
 		}
 		return 2
 	}
-	for pass := 0; pass < 3; pass++ {
+	for pass := 0; pass < 4; pass++ {
 		var wg sync.WaitGroup
 		var emu sync.Mutex
 		for name, p := range c.Procs {
@@ -642,7 +697,7 @@ func waitHTTP(ctx context.Context, url string, hc *http.Client, p *process) erro
 	defer cancel()
 	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		if p != nil && !p.running() {
-			return false, fmt.Errorf("%s exited; see its log", p.Name)
+			return false, p.exited()
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := hc.Do(req)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,7 +29,9 @@ func (c *Cluster) StopMember(name string) error {
 	if err := p.stop(0); err != nil {
 		return err
 	}
-	c.setPodReady("etcd-"+c.memberNode(name), false)
+	if node := c.memberNode(name); node != "" {
+		c.setPodReady("etcd-"+node, false)
+	}
 	return c.saveState()
 }
 
@@ -49,7 +52,9 @@ func (c *Cluster) StartMember(name string) error {
 			}
 		}
 	}
-	c.setPodReady("etcd-"+c.memberNode(name), true)
+	if node := c.memberNode(name); node != "" {
+		c.setPodReady("etcd-"+node, true)
+	}
 	return c.saveState()
 }
 
@@ -93,6 +98,19 @@ func (c *Cluster) DatacenterDown(ctx context.Context, dc string) error {
 			return err
 		}
 	}
+	// A kine datastore: the datacenter's PostgreSQL server and kines.
+	if p := c.Procs[pgProc(dc)]; p != nil {
+		if err := p.stop(0); err != nil {
+			return err
+		}
+	}
+	for _, name := range c.Nodes(dc) {
+		if p := c.Procs[kineProc(name)]; p != nil {
+			if err := p.stop(0); err != nil {
+				return err
+			}
+		}
+	}
 	for _, m := range c.Etcd {
 		if m.Datacenter == dc {
 			if err := c.Procs[etcdProc(m.Name)].stop(0); err != nil {
@@ -113,20 +131,43 @@ func (c *Cluster) DatacenterDown(ctx context.Context, dc string) error {
 	c.mu.Lock()
 	c.client = nil
 	c.mu.Unlock()
+	if !slices.Contains(c.Down, dc) {
+		c.Down = append(c.Down, dc)
+	}
+	c.markDown(ctx, dc)
+	return c.saveState()
+}
+
+// markDown marks what datacenter dc's kubelets reported as the node
+// lifecycle controller would once they are silent: its mirror pods not
+// Ready, its nodes NotReady. Best effort: without a datastore the API cannot
+// be written, and markDownAgain repeats it once it can.
+func (c *Cluster) markDown(ctx context.Context, dc string) {
 	for _, m := range c.Etcd {
-		if m.Datacenter == dc {
+		if m.Datacenter == dc && m.Node != "" {
 			c.setPodReady("etcd-"+m.Node, false)
 		}
 	}
 	for _, a := range c.APIServers {
 		if a.Datacenter == dc {
 			c.setPodReady("kube-apiserver-"+a.Node, false)
+			if c.KineURLs[a.Node] != "" {
+				c.setPodReady("kine-"+a.Node, false)
+			}
 		}
 	}
 	for _, name := range c.Nodes(dc) {
 		c.setNodeReady(ctx, name, corev1.ConditionUnknown)
 	}
-	return c.saveState()
+}
+
+// markDownAgain repeats markDown for every datacenter that is down, once
+// the API can be written again (a kine datastore repointed at a promoted
+// replica): the node lifecycle controller would have done it meanwhile.
+func (c *Cluster) markDownAgain(ctx context.Context) {
+	for _, dc := range c.Down {
+		c.markDown(ctx, dc)
+	}
 }
 
 // DatacenterUp brings datacenter dc back: etcd members, API servers and kwok
@@ -142,6 +183,24 @@ func (c *Cluster) DatacenterUp(ctx context.Context, dc string) error {
 			}
 		}
 	}
+	if db := c.databaseIn(dc); db != nil {
+		// It comes back as it went: a primary that was replaced by a
+		// promotion meanwhile makes a split brain, as a real one would.
+		if err := c.startPG(db); err != nil {
+			return err
+		}
+	}
+	for _, name := range c.Nodes(dc) {
+		if p := c.Procs[kineProc(name)]; p != nil {
+			if err := p.start(c.Dir+"/logs", c.detach); err != nil {
+				return err
+			}
+			if err := waitListen(urlHost(c.KineURLs[name]), p); err != nil {
+				return fmt.Errorf("kine on %s: %w", name, err)
+			}
+		}
+	}
+	c.Down = slices.DeleteFunc(c.Down, func(d string) bool { return d == dc })
 	if err := c.StartAPIServer(ctx); err != nil {
 		return err
 	}
@@ -160,6 +219,9 @@ func (c *Cluster) DatacenterUp(ctx context.Context, dc string) error {
 	for _, a := range c.APIServers {
 		if a.Datacenter == dc {
 			c.setPodReady("kube-apiserver-"+a.Node, true)
+			if c.KineURLs[a.Node] != "" {
+				c.setPodReady("kine-"+a.Node, true)
+			}
 		}
 	}
 	if err := c.waitNodesReady(ctx, c.Nodes(dc)); err != nil {
@@ -185,6 +247,7 @@ func (c *Cluster) proc(name string) (*process, error) {
 	return p, nil
 }
 
+// memberNode is the node member name runs on, "" for an external member.
 func (c *Cluster) memberNode(name string) string {
 	for _, m := range c.Etcd {
 		if m.Name == name {
@@ -249,7 +312,7 @@ func waitListen(addr string, p *process) error {
 	defer cancel()
 	return wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		if !p.running() {
-			return false, fmt.Errorf("%s exited; see its log", p.Name)
+			return false, p.exited()
 		}
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {

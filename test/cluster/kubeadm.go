@@ -63,17 +63,25 @@ func (c *Cluster) writeKubeadmConfigMaps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	etcd := "  local:\n    dataDir: /var/lib/etcd\n"
+	if c.Topo.External() {
+		// kubeadm's external etcd: the endpoints and the API server's
+		// client certificate.
+		etcd = "  external:\n    endpoints:\n"
+		for _, u := range c.etcdServers() {
+			etcd += "    - " + u + "\n"
+		}
+		etcd += "    caFile: /etc/kubernetes/pki/etcd/ca.crt\n    certFile: /etc/kubernetes/pki/apiserver-etcd-client.crt\n    keyFile: /etc/kubernetes/pki/apiserver-etcd-client.key\n"
+	}
 	clusterConfig := fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 clusterName: kubectl-dc-local
 controlPlaneEndpoint: %s
 certificatesDir: /etc/kubernetes/pki
 etcd:
-  local:
-    dataDir: /var/lib/etcd
-networking:
+%snetworking:
   serviceSubnet: 10.96.0.0/16
-`, endpoint)
+`, endpoint, etcd)
 	for _, cm := range []*corev1.ConfigMap{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "kubeadm-config"}, Data: map[string]string{"ClusterConfiguration": clusterConfig}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespacePublic, Name: "cluster-info"}, Data: map[string]string{"kubeconfig": clusterInfo}},

@@ -101,10 +101,21 @@ func etcdMirrorPod(m Member) *corev1.Pod {
 			"--data-dir=/var/lib/etcd"})
 }
 
-func apiserverMirrorPod(a APIServer) *corev1.Pod {
+// apiserverMirrorPod is a kube-apiserver's mirror pod; its command names
+// the etcd servers it dials, as kubeadm's manifest does.
+func apiserverMirrorPod(a APIServer, etcdServers []string) *corev1.Pod {
 	endpoint := strings.TrimPrefix(a.URL, "https://")
+	pki := kubeadmDir + "pki/"
 	return staticPod("kube-apiserver", a.Node, map[string]string{APIServerAdvertiseAnnotation: endpoint},
-		[]string{"kube-apiserver", "--advertise-address=" + strings.Split(endpoint, ":")[0]})
+		[]string{"kube-apiserver", "--advertise-address=" + strings.Split(endpoint, ":")[0],
+			"--etcd-servers=" + strings.Join(etcdServers, ","),
+			"--etcd-cafile=" + pki + "etcd/ca.crt", "--etcd-certfile=" + pki + "apiserver-etcd-client.crt", "--etcd-keyfile=" + pki + "apiserver-etcd-client.key"})
+}
+
+// kineMirrorPod is the mirror pod of node's kine, as a kubeadm-style
+// static pod (component=kine) would show it.
+func kineMirrorPod(node, listenURL string, args []string) *corev1.Pod {
+	return staticPod("kine", node, map[string]string{"placement.kubectl-dc.io/kine-listen-url": listenURL}, append([]string{"kine"}, args...))
 }
 
 func randomToken() string {

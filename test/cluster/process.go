@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -18,10 +19,27 @@ type process struct {
 	Args []string `json:"args"`
 	// Env is added to the caller's environment.
 	Env []string `json:"env,omitempty"`
-	PID int      `json:"pid,omitempty"`
+	// UID, when not 0, is the user the process runs as (PostgreSQL
+	// refuses root).
+	UID uint32 `json:"uid,omitempty"`
+	PID int    `json:"pid,omitempty"`
 
 	cmd  *exec.Cmd
 	done chan struct{}
+	// log is the path of its output.
+	log string
+}
+
+// exited is the error of a process that died while awaited, with the last
+// lines of its log: the cluster's directory, and so the log, is gone once a
+// failed start has stopped everything.
+func (p *process) exited() error {
+	data, _ := os.ReadFile(p.log)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	return fmt.Errorf("%s exited; the end of its log:\n%s", p.Name, strings.Join(lines, "\n"))
 }
 
 // start runs the process with its output in logDir/<name>.log. A detached
@@ -31,7 +49,8 @@ func (p *process) start(logDir string, detach bool) error {
 	if p.running() {
 		return nil
 	}
-	logf, err := os.OpenFile(filepath.Join(logDir, p.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p.log = filepath.Join(logDir, p.Name+".log")
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -45,6 +64,10 @@ func (p *process) start(logDir string, detach bool) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	} else {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if p.UID != 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: p.UID, Gid: p.UID}
+		cmd.Dir = "/"
 	}
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()

@@ -145,6 +145,11 @@ func BuildBinary(pkg string) (string, error) {
 // code. It fails t when the command cannot run or outlives timeout.
 func KubectlDC(t testing.TB, c *Cluster, timeout time.Duration, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	// Build first: the first call of a test process compiles the binary,
+	// which on a loaded machine takes longer than a command may.
+	if _, err := BuildBinary("./cmd/kubectl-dc"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	stdout, stderr, code, err := RunKubectlDC(ctx, c, args...)

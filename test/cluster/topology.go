@@ -12,8 +12,16 @@ type Datacenter struct {
 	// Workers is the number of worker nodes, named "<dc>-worker-<i>".
 	Workers int
 	// ControlPlanes is the number of control-plane nodes, named
-	// "<dc>-cp-<i>". Each runs one etcd member named after it.
+	// "<dc>-cp-<i>". Each runs one etcd member named after it, unless the
+	// topology's etcd is external (some datacenter has EtcdHosts).
 	ControlPlanes int
+	// EtcdHosts is the number of external etcd members, on hosts that are
+	// no Node: named "<dc>-etcd-<i>", listening on 127.1.<dc>.<200+i>
+	// (a loopback address of the datacenter that no node has), with no
+	// mirror pod. When any datacenter has one, etcd runs only there and the
+	// control-plane nodes run API servers alone, as kubeadm's "external
+	// etcd" or DC/OS's etcd tasks.
+	EtcdHosts int
 	// APIServers is how many of the control-plane nodes, first ones first,
 	// also run a kube-apiserver. 0 means none; at least one datacenter of a
 	// topology must have one.
@@ -31,6 +39,12 @@ type Topology struct {
 	// kubeconfig and kubeadm ConfigMap names. Empty means none: they name
 	// the first API server, as a kubeadm cluster without a load balancer.
 	LoadBalancers []string
+	// Kine stores the cluster's state in kine over PostgreSQL instead of
+	// etcd: each datacenter's first control-plane node runs a PostgreSQL
+	// server (the first datacenter's the primary, the others streaming
+	// replicas), every API server node a kine writing to the primary.
+	// There is no etcd member.
+	Kine bool
 }
 
 // MacStadium is the example topology: two MacStadium pods with the workers
@@ -60,6 +74,27 @@ func MacStadium5() Topology {
 	return t
 }
 
+// ExternalEtcd is MacStadium with etcd on three hosts that are no Node,
+// one per datacenter, and the API servers still on the control-plane
+// nodes (as mirror pods, their --etcd-servers naming the members).
+func ExternalEtcd() Topology {
+	t := MacStadium()
+	for i := range t.Datacenters {
+		t.Datacenters[i].EtcdHosts = 1
+	}
+	return t
+}
+
+// External reports whether etcd runs on hosts of its own (EtcdHosts).
+func (t Topology) External() bool {
+	for _, dc := range t.Datacenters {
+		if dc.EtcdHosts > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // label returns the datacenter label, defaulted.
 func (t Topology) label() string {
 	if t.Label == "" {
@@ -82,8 +117,20 @@ func (t Topology) validate() error {
 		if dc.APIServers > dc.ControlPlanes {
 			return fmt.Errorf("topology: datacenter %s has %d API servers but only %d control-plane nodes to run them", dc.Name, dc.APIServers, dc.ControlPlanes)
 		}
-		members += dc.ControlPlanes
+		if dc.EtcdHosts < 0 || dc.EtcdHosts > 50 {
+			return fmt.Errorf("topology: datacenter %s has %d etcd hosts: use 0 to 50", dc.Name, dc.EtcdHosts)
+		}
+		if t.Kine {
+			members += dc.APIServers
+		} else if t.External() {
+			members += dc.EtcdHosts
+		} else {
+			members += dc.ControlPlanes
+		}
 		apiservers += dc.APIServers
+	}
+	if t.Kine && t.External() {
+		return fmt.Errorf("topology: kine and external etcd hosts exclude each other")
 	}
 	for _, lb := range t.LoadBalancers {
 		if !seen[lb] {
@@ -94,6 +141,25 @@ func (t Topology) validate() error {
 		return fmt.Errorf("topology needs at least one control-plane node with an API server (has %d members, %d API servers)", members, apiservers)
 	}
 	return nil
+}
+
+// etcdHost is an external etcd member's host: no Node, an address of its
+// datacenter's loopback range.
+type etcdHost struct {
+	Name       string
+	Datacenter string
+	IP         string
+}
+
+// etcdHosts lists the external etcd hosts, per datacenter.
+func (t Topology) etcdHosts() []etcdHost {
+	var out []etcdHost
+	for d, dc := range t.Datacenters {
+		for i := 1; i <= dc.EtcdHosts; i++ {
+			out = append(out, etcdHost{Name: fmt.Sprintf("%s-etcd-%d", dc.Name, i), Datacenter: dc.Name, IP: fmt.Sprintf("127.1.%d.%d", d+1, 200+i)})
+		}
+	}
+	return out
 }
 
 // node is one node of the topology, as created in the cluster.

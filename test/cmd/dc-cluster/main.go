@@ -22,7 +22,7 @@ import (
 const usage = `usage: dc-cluster [--dir DIR] COMMAND [ARG]
 
 Commands:
-  up [--topology macstadium|macstadium5|travis]  start the cluster in the background
+  up [--topology macstadium|macstadium5|travis|external-etcd|kine]  start the cluster in the background
   status                                   show datacenters, members and processes
   down                                     stop every process and remove DIR
   stop-member NAME | start-member NAME     stop or start one etcd member
@@ -44,7 +44,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("dc-cluster", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	dir := fs.String("dir", "", "cluster directory (default .cache/demo)")
-	topo := fs.String("topology", "macstadium", "macstadium (3 voters 1/1/1), macstadium5 (5 voters 2/2/1) or travis (macstadium behind one HAProxy in pod-1)")
+	topo := fs.String("topology", "macstadium", "macstadium (3 voters 1/1/1), macstadium5 (5 voters 2/2/1) travis (macstadium behind one HAProxy in pod-1) external-etcd (macstadium with etcd on three hosts that are no Node) or kine (two datacenters, API servers on kine over a PostgreSQL primary in pod-1 and its streaming replica in pod-2)")
 	dc := fs.String("datacenter", "", "datacenter of the node add-learner joins")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -146,8 +146,12 @@ func up(ctx context.Context, dir, topo string) error {
 		t = cluster.MacStadium5()
 	case "travis":
 		t = cluster.Travis()
+	case "external-etcd":
+		t = cluster.ExternalEtcd()
+	case "kine":
+		t = cluster.KinePostgres()
 	default:
-		return fmt.Errorf("unknown --topology %q: use macstadium, macstadium5 or travis", topo)
+		return fmt.Errorf("unknown --topology %q: use macstadium, macstadium5, travis, external-etcd or kine", topo)
 	}
 	c, err := cluster.Start(ctx, cluster.Options{Topology: t, Dir: dir, Log: os.Stderr, Detach: true})
 	if err != nil {
