@@ -273,40 +273,18 @@ func (o *Options) Validate() error {
 	if (o.EtcdTLS.Cert == "") != (o.EtcdTLS.Key == "") {
 		return errors.New("--etcd-cert and --etcd-key must be given together")
 	}
-	o.memberDCs = nil
-	for _, e := range o.EtcdDatacenters {
-		name, dc, ok := strings.Cut(e, "=")
-		name, dc = strings.TrimSpace(name), strings.TrimSpace(dc)
-		if !ok || name == "" || dc == "" {
-			return fmt.Errorf("--etcd-datacenters %q: want NAME=DC, a member name or address and its datacenter, e.g. etcd-a=pod-1 or 10.0.3.10=pod-3", e)
-		}
-		if prev, dup := o.memberDCs[name]; dup && prev != dc {
-			return fmt.Errorf("--etcd-datacenters places %s in both %s and %s: give it once", name, prev, dc)
-		}
-		if o.memberDCs == nil {
-			o.memberDCs = map[string]string{}
-		}
-		o.memberDCs[name] = dc
+	var err error
+	if o.memberDCs, err = placements("--etcd-datacenters", "NAME=DC, a member name or address and its datacenter, e.g. etcd-a=pod-1 or 10.0.3.10=pod-3", o.EtcdDatacenters); err != nil {
+		return err
 	}
-	o.databaseDCs = nil
-	for _, e := range o.DatastoreDatacenters {
-		host, dc, ok := strings.Cut(e, "=")
-		host, dc = strings.TrimSpace(host), strings.TrimSpace(dc)
-		if !ok || host == "" || dc == "" {
-			return fmt.Errorf("--datastore-datacenters %q: want HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", e)
-		}
-		if o.databaseDCs == nil {
-			o.databaseDCs = map[string]string{}
-		}
-		o.databaseDCs[host] = dc
+	if o.databaseDCs, err = placements("--datastore-datacenters", "HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", o.DatastoreDatacenters); err != nil {
+		return err
 	}
 	o.dsn = nil
 	if o.DatastoreDSN != "" {
-		dsn, err := cluster.ParseDatastoreDSN(o.DatastoreDSN)
-		if err != nil {
+		if o.dsn, err = cluster.ParseDatastoreDSN(o.DatastoreDSN); err != nil {
 			return err
 		}
-		o.dsn = dsn
 	}
 	if o.MaxReplayLag <= 0 {
 		return errors.New("--datastore-max-lag must be positive, e.g. 10s")
@@ -315,6 +293,27 @@ func (o *Options) Validate() error {
 		return errors.New("--etcd-timeout must be positive, e.g. 2s")
 	}
 	return nil
+}
+
+// placements parses a flag of KEY=DC pairs; nil when there are none. want
+// says the form in the error of an entry that has not got it.
+func placements(flag, want string, entries []string) (map[string]string, error) {
+	var out map[string]string
+	for _, e := range entries {
+		key, dc, ok := strings.Cut(e, "=")
+		key, dc = strings.TrimSpace(key), strings.TrimSpace(dc)
+		if !ok || key == "" || dc == "" {
+			return nil, fmt.Errorf("%s %q: want %s", flag, e, want)
+		}
+		if prev, dup := out[key]; dup && prev != dc {
+			return nil, fmt.Errorf("%s places %s in both %s and %s: give it once", flag, key, prev, dc)
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[key] = dc
+	}
+	return out, nil
 }
 
 // Run gathers, builds and prints the report, then maps it to the exit code.
