@@ -63,6 +63,23 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 		"object.metadata.?labels.orValue({}) != oldObject.metadata.?labels.orValue({}) || " +
 		"(" + templateExpr("object", kinds) + ") != (" + templateExpr("oldObject", kinds) + ")"}
 
+	// Cheap conditions first: the API server runs the patch (encoding and
+	// decoding the whole object) for every request that matches, so only
+	// objects that carry a datacenterFromLabel value and whose template
+	// has no nodeSelector on the label match.
+	keys := map[string]bool{}
+	var fromKeys []string
+	for _, r := range rules {
+		if !keys[r.rule.DatacenterFromLabel] {
+			keys[r.rule.DatacenterFromLabel] = true
+			fromKeys = append(fromKeys, r.rule.DatacenterFromLabel)
+		}
+	}
+	carries := admissionregistrationv1.MatchCondition{Name: "carries-a-datacenter-from-label", Expression: quoteList(fromKeys) +
+		".exists(k, k in object.metadata.?labels.orValue({}) && object.metadata.labels[k] != '')"}
+	noSelector := admissionregistrationv1.MatchCondition{Name: "no-node-selector-on-the-label", Expression: "!(" + quote(label) + " in (" +
+		templateExpr("object", kinds) + ").orValue({}).?spec.?nodeSelector.orValue({}))"}
+
 	create := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
 	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 	fail := admissionregistrationv1.Fail
@@ -74,7 +91,7 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 			FailurePolicy: &fail,
 			// A pod's nodeSelector cannot change after creation.
 			MatchConstraints:   &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(kinds, ops, create), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
-			MatchConditions:    []admissionregistrationv1.MatchCondition{notDeleted, notMirror, changed},
+			MatchConditions:    []admissionregistrationv1.MatchCondition{carries, noSelector, notDeleted, notMirror, changed},
 			Variables:          vars,
 			Mutations:          []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{Expression: patch}}},
 			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,

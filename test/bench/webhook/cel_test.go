@@ -1,0 +1,220 @@
+package webhook_test
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
+	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
+	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
+)
+
+// Admission modes of BenchmarkPodCreateCEL.
+const (
+	modeNone    = "base"    // no webhook, no compiled policies
+	modeCEL     = "cel"     // the example policy's pinned rules compiled, no webhook
+	modeWebhook = "webhook" // today's webhook, no compiled policies
+)
+
+// BenchmarkPodCreateCEL reports pod-create latency through the API server
+// with no admission of ours (base-*), with the pinned rules compiled into
+// admission policies (cel-*) and with the webhook (webhook-*), in
+// interleaved rounds of the same run, with the ratios to base; and the API
+// server's own time in the compiled policies, from its metrics. Run with
+// -benchtime 1x: one run holds all the rounds.
+func BenchmarkPodCreateCEL(b *testing.B) {
+	c := cluster.Require(b)
+	rounds, pods, conc := envInt("BENCH_ROUNDS", 6), envInt("BENCH_PODS", 100), envInt("BENCH_CONCURRENCY", 20)
+	// BENCH_SETTLE_MS: the pause after each mode change.
+	settle := time.Duration(envInt("BENCH_SETTLE_MS", 3000)) * time.Millisecond
+	ctx := context.Background()
+	manifests, err := cluster.ManifestsDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
+		b.Fatal(err)
+	}
+	if local == nil {
+		bin, err := cluster.BuildBinary("./cmd/dc-webhook")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(c.RESTConfig())
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ns := cluster.Namespace(b, c)
+	set := compileLive(ctx, b, c)
+
+	// answer says who refuses a worker Deployment without a datacenter:
+	// "" nobody, "cel" a compiled policy, "webhook" the webhook.
+	answer := func(ctx context.Context) string {
+		d := tu.Deployment(ns, "probe").Labels("app", "worker").Deployment()
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		switch {
+		case err == nil:
+			return ""
+		case strings.Contains(err.Error(), "ValidatingAdmissionPolicy"):
+			return modeCEL
+		}
+		return modeWebhook
+	}
+	setMode := func(mode string) {
+		if mode != modeWebhook {
+			if err := local.Uninstall(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if mode == modeCEL {
+			installCompiled(ctx, b, cs, set)
+		} else {
+			deleteCompiled(ctx, cs)
+		}
+		if mode == modeWebhook {
+			if err := local.Install(ctx, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		want := map[string]string{modeNone: "", modeCEL: modeCEL, modeWebhook: modeWebhook}[mode]
+		if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) { return answer(ctx) == want, nil }); err != nil {
+			b.Fatalf("mode %s never took effect", mode)
+		}
+		// Every API server compiles new admission policies (and the
+		// controller manager type-checks them) in the background: let that
+		// work end before measuring, in every mode alike.
+		time.Sleep(settle)
+	}
+
+	modes := []string{modeNone, modeCEL, modeWebhook}
+	lat := map[string][]time.Duration{}
+	errs := map[string]*atomic.Int64{}
+	for _, m := range modes {
+		errs[m] = &atomic.Int64{}
+	}
+	seq := 0
+	b.ResetTimer()
+	for r := 0; r < rounds; r++ {
+		// Rotate which mode goes first so that drift hits all alike.
+		for i := range modes {
+			mode := modes[(i+r)%len(modes)]
+			b.StopTimer()
+			setMode(mode)
+			b.StartTimer()
+			lat[mode] = append(lat[mode], createPods(ctx, cs, ns, &seq, pods, conc, errs[mode])...)
+			b.StopTimer()
+			cleanup(ctx, b, cs, ns)
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	logPolicyCost(ctx, b, cs)
+	_ = local.Uninstall(ctx)
+	deleteCompiled(ctx, cs)
+
+	p := func(d []time.Duration, q float64) float64 {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return float64(d[int(float64(len(d)-1)*q)].Microseconds()) / 1000
+	}
+	b50, b99 := p(lat[modeNone], 0.50), p(lat[modeNone], 0.99)
+	for _, m := range modes {
+		m50, m99 := p(lat[m], 0.50), p(lat[m], 0.99)
+		b.ReportMetric(m50, m+"-p50-ms")
+		b.ReportMetric(m99, m+"-p99-ms")
+		b.ReportMetric(float64(errs[m].Load()), m+"-errors")
+		if m != modeNone {
+			b.ReportMetric(m50/b50, m+"-p50-ratio")
+			b.ReportMetric(m99/b99, m+"-p99-ratio")
+		}
+		b.Logf("%s: p50 %.1fms p99 %.1fms (x%.2f, x%.2f of base), %d errors", m, m50, m99, m50/b50, m99/b99, errs[m].Load())
+	}
+	b.Logf("%d rounds x %d pods per mode at concurrency %d", rounds, pods, conc)
+}
+
+// compileLive compiles the live policies with the cluster's Nodes, as
+// dc-webhook --pinned-enforcement=cel does.
+func compileLive(ctx context.Context, b *testing.B, c *cluster.Cluster) *celpolicy.Set {
+	cl, err := client.New(c.RESTConfig(), client.Options{Scheme: policy.Scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var list v1alpha1.PlacementPolicyList
+	if err := cl.List(ctx, &list); err != nil {
+		b.Fatal(err)
+	}
+	nodeList, err := c.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nodes := make([]*corev1.Node, len(nodeList.Items))
+	for i := range nodeList.Items {
+		nodes[i] = &nodeList.Items[i]
+	}
+	set, err := celpolicy.Compile(list.Items, celpolicy.Options{Nodes: nodes, ExcludedNamespaces: []string{"dc-system", "kube-node-lease"}, OptOutLabel: "placement.kubectl-dc.io/ignore"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return set
+}
+
+func installCompiled(ctx context.Context, b *testing.B, cs kubernetes.Interface, set *celpolicy.Set) {
+	ar := cs.AdmissionregistrationV1()
+	for i := range set.Validating {
+		if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, &set.Validating[i], metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, &set.ValidatingBindings[i], metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range set.Mutating {
+		if _, err := ar.MutatingAdmissionPolicies().Create(ctx, &set.Mutating[i], metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ar.MutatingAdmissionPolicyBindings().Create(ctx, &set.MutatingBindings[i], metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func deleteCompiled(ctx context.Context, cs kubernetes.Interface) {
+	sel := metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy}
+	ar := cs.AdmissionregistrationV1()
+	_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	_ = ar.ValidatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	_ = ar.MutatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+}
+
+// logPolicyCost logs the API server's own time in the compiled policies,
+// per policy, from its metrics.
+func logPolicyCost(ctx context.Context, b *testing.B, cs kubernetes.Interface) {
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		b.Logf("apiserver metrics: %v", err)
+		return
+	}
+	for _, name := range []string{"apiserver_validating_admission_policy_check_duration_seconds", "apiserver_mutating_admission_policy_check_duration_seconds"} {
+		sum, cnt := sumCount(string(raw), name, `kubectl-dc.`)
+		if cnt > 0 {
+			b.Logf("apiserver: %s: %d evaluations, mean %.1fµs", name, int(cnt), 1e6*sum/cnt)
+		}
+	}
+}
