@@ -60,9 +60,10 @@ type EtcdMember struct {
 	Node       string `json:"node"`
 	Datacenter string `json:"datacenter"`
 	// DatacenterFrom says how the datacenter is known: "node" (the node
-	// the member runs on), "etcd-datacenters" (the operator placed a member
-	// that is on no node), "cache" (a previous run, the API being down);
-	// "" when it is not known.
+	// the member runs on), "etcd-datacenters" or "PlacementPolicy/<name>"
+	// (the operator placed a member that is on no node with the flag or
+	// the policy's spec.etcdMembers), "cache" (a previous run, the API being
+	// down); "" when it is not known.
 	DatacenterFrom string   `json:"datacenterFrom,omitempty"`
 	Healthy        bool     `json:"healthy"`
 	Leader         bool     `json:"leader"`
@@ -123,6 +124,9 @@ type Placement struct {
 	// host:port or its host) to a datacenter. A member on a node takes the
 	// node's datacenter.
 	MemberDatacenters map[string]string
+	// MemberSources says where an entry of MemberDatacenters comes from
+	// ("PlacementPolicy/<name>"); FromEtcdDatacenters when it has none.
+	MemberSources map[string]string
 }
 
 // Datacenter sources of a member (EtcdMember.DatacenterFrom).
@@ -149,14 +153,14 @@ func MemberKeys(name string, urls ...string) []string {
 }
 
 // PlacedDatacenter is the datacenter places gives a member, by the first
-// of its MemberKeys that places names; "" when none does.
-func PlacedDatacenter(places map[string]string, name string, urls ...string) string {
+// of its MemberKeys that places names, and that key; "" when none does.
+func PlacedDatacenter(places map[string]string, name string, urls ...string) (dc, key string) {
 	for _, k := range MemberKeys(name, urls...) {
 		if dc := places[k]; dc != "" {
-			return dc
+			return dc, k
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // BuildEtcd maps the members (from etcd, else from the etcd pods) to nodes
@@ -195,8 +199,11 @@ func BuildEtcd(view *EtcdView, at Placement) EtcdStatus {
 				// the node is a guess: the operator's placement, else the
 				// last run's.
 				urls := append(append([]string{}, m.PeerURLs...), m.ClientURLs...)
-				if dc := PlacedDatacenter(at.MemberDatacenters, m.Name, urls...); dc != "" {
+				if dc, key := PlacedDatacenter(at.MemberDatacenters, m.Name, urls...); dc != "" {
 					em.Datacenter, em.DatacenterFrom = dc, FromEtcdDatacenters
+					if src := at.MemberSources[key]; src != "" {
+						em.DatacenterFrom = src
+					}
 				} else if dc := at.Cached[m.Name]; dc != "" {
 					em.Datacenter, em.DatacenterFrom = dc, FromCache
 				}

@@ -28,7 +28,7 @@ func TestPlacedDatacenter(t *testing.T) {
 		{"etcd-e", []string{"https://10.0.5.10:2379"}, ""},
 		{"etcd-f", []string{"not a url"}, ""},
 	} {
-		if got := PlacedDatacenter(places, tc.name, tc.urls...); got != tc.want {
+		if got, _ := PlacedDatacenter(places, tc.name, tc.urls...); got != tc.want {
 			t.Errorf("PlacedDatacenter(%s, %v) = %q, want %q", tc.name, tc.urls, got, tc.want)
 		}
 	}

@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
 // externalEtcd gives the topology an external etcd: one member per entry
@@ -204,5 +207,30 @@ func TestDatastoreDatacentersFlag(t *testing.T) {
 	o.DatastoreDatacenters, o.DatastoreDSN = nil, "mysql://ro:hunter2@h/kine"
 	if err := o.Validate(); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("a DSN that does not parse: %v", err)
+	}
+}
+
+func TestPolicyEtcdMembers(t *testing.T) {
+	p := v1alpha1.PlacementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "external"}, Spec: v1alpha1.PlacementPolicySpec{
+		EtcdMembers: map[string]string{"etcd-0": "pod-1", "10.9.1.10": "pod-2", "etcd-2": "pod-9"},
+	}}
+	tp := newTopo().dc("pod-1", 1, 1).dc("pod-2", 1, 1).dc("pod-3", 1, 1).externalEtcd([]string{"pod-1", "pod-2", "pod-3"})
+	// The flag wins over the policy for etcd-2.
+	tp.in.MemberDatacenters = map[string]string{"etcd-2": "pod-3"}
+	if err := fromSnapshot(tp.in, &cluster.Snapshot{Policies: cluster.Policies{Items: []v1alpha1.PlacementPolicy{p}}}); err != nil {
+		t.Fatal(err)
+	}
+	tp.in.Label = testutil.Zone
+	r := tp.build()
+	got := map[string]string{}
+	for _, m := range r.Etcd.Members {
+		got[m.Name] = m.Datacenter + " from " + m.DatacenterFrom
+	}
+	want := map[string]string{"etcd-0": "pod-1 from PlacementPolicy/external", "etcd-1": "pod-2 from PlacementPolicy/external", "etcd-2": "pod-3 from etcd-datacenters"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("members = %v, want %v", got, want)
+	}
+	if s := survives(r); s["pod-1"] != "yes" || s["pod-2"] != "yes" || s["pod-3"] != "yes" {
+		t.Errorf("survivesLoss = %v", s)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"strings"
@@ -374,7 +375,7 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		fmt.Fprintf(o.ErrOut, "warning: cannot read the API server (%v); reporting from etcd directly\n", apiErr)
 	}
 
-	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter, MemberDatacenters: o.memberDCs,
+	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter, MemberDatacenters: maps.Clone(o.memberDCs),
 		DatabaseDatacenters: o.databaseDCs, MaxReplayLag: o.MaxReplayLag}
 	switch {
 	case snap != nil:
@@ -478,6 +479,21 @@ func fromSnapshot(in *statusInput, snap *cluster.Snapshot) error {
 	in.Nodes, in.EtcdPods, in.APIServerPods, in.APIAddresses = snap.Nodes, snap.EtcdPods, snap.APIServerPods, snap.APIAddresses
 	in.Pods, in.PDBs, in.Forbidden = snap.Pods, snap.PDBs, snap.Forbidden
 	in.KinePods = cluster.KinePods(snap.Pods)
+	// The policies' spec.etcdMembers place members the flag does not.
+	for _, p := range snap.Policies.Items {
+		for k, dc := range p.Spec.EtcdMembers {
+			if _, ok := in.MemberDatacenters[k]; ok {
+				continue
+			}
+			if in.MemberDatacenters == nil {
+				in.MemberDatacenters = map[string]string{}
+			}
+			if in.MemberSources == nil {
+				in.MemberSources = map[string]string{}
+			}
+			in.MemberDatacenters[k], in.MemberSources[k] = dc, "PlacementPolicy/"+p.Name
+		}
+	}
 	for _, obj := range snap.Workloads {
 		if w, ok := workloadOf(obj, in.Label); ok {
 			in.Workloads = append(in.Workloads, w)

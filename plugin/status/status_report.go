@@ -204,9 +204,12 @@ type statusInput struct {
 	Endpoint *cluster.ControlPlaneEndpoint
 	// EndpointDatacenter is --endpoint-datacenter.
 	EndpointDatacenter string
-	// MemberDatacenters is --etcd-datacenters: members on no node placed by
-	// name or address.
+	// MemberDatacenters is --etcd-datacenters and the policies'
+	// spec.etcdMembers: members on no node placed by name or address.
 	MemberDatacenters map[string]string
+	// MemberSources names the PlacementPolicy of the MemberDatacenters
+	// entries that come from a policy's spec.etcdMembers.
+	MemberSources map[string]string
 	// KinePods are the pods that run kine.
 	KinePods []*corev1.Pod
 	// Database are the SQL servers behind kine as read with
@@ -306,7 +309,7 @@ func buildReport(in *statusInput) *Report {
 		rw.NodeNames = append(rw.NodeNames, n.Name)
 	}
 
-	at := cluster.Placement{Nodes: in.Nodes, EtcdPods: in.EtcdPods, DatacenterOf: dcOfNode, Cached: in.CachedDatacenters, Lost: lost, MemberDatacenters: in.MemberDatacenters}
+	at := cluster.Placement{Nodes: in.Nodes, EtcdPods: in.EtcdPods, DatacenterOf: dcOfNode, Cached: in.CachedDatacenters, Lost: lost, MemberDatacenters: in.MemberDatacenters, MemberSources: in.MemberSources}
 	kineBy := isKine(in)
 	if len(kineBy) > 0 {
 		buildDatastore(in, r, kineBy, dcOfNode, row)
@@ -638,6 +641,12 @@ func (f *findings) memberPlacements() {
 	if len(places) == 0 || f.r.Etcd.Source == cluster.EtcdSourceUnknown || f.r.Etcd.Source == cluster.EtcdSourcePods {
 		return
 	}
+	source := func(k string) string {
+		if src := f.in.MemberSources[k]; src != "" {
+			return src + " spec.etcdMembers"
+		}
+		return "--etcd-datacenters"
+	}
 	used := map[string]bool{}
 	for _, m := range f.r.Etcd.Members {
 		for _, k := range cluster.MemberKeys(m.Name, append(append([]string{}, m.PeerURLs...), m.ClientURLs...)...) {
@@ -645,8 +654,8 @@ func (f *findings) memberPlacements() {
 				used[k] = true
 				if m.DatacenterFrom == cluster.FromNode && dc != m.Datacenter {
 					f.add(severityWarning,
-						fmt.Sprintf("--etcd-datacenters places etcd member %s in %s, but it runs on node %s in %s: the node's datacenter counts", m.Name, dc, m.Node, m.Datacenter),
-						fmt.Sprintf("drop %s from --etcd-datacenters, or fix the %s label of node %s", k, f.in.Label, m.Node))
+						fmt.Sprintf("%s places etcd member %s in %s, but it runs on node %s in %s: the node's datacenter counts", source(k), m.Name, dc, m.Node, m.Datacenter),
+						fmt.Sprintf("drop %s from %s, or fix the %s label of node %s", k, source(k), f.in.Label, m.Node))
 				}
 			}
 		}
@@ -660,7 +669,7 @@ func (f *findings) memberPlacements() {
 	sort.Strings(unused)
 	for _, k := range unused {
 		f.add(severityWarning,
-			fmt.Sprintf("--etcd-datacenters names %s, which is no etcd member's name, URL, host:port or host", k),
+			fmt.Sprintf("%s names %s, which is no etcd member's name, URL, host:port or host", source(k), k),
 			"check the member names and URLs (kubectl dc status -o json lists etcd.members) and correct the entry")
 	}
 }

@@ -94,6 +94,14 @@ type PlacementPolicySpec struct {
 	// +listMapKey=kind
 	// +kubebuilder:validation:MaxItems=64
 	WorkloadKinds []WorkloadKind `json:"workloadKinds,omitempty"`
+
+	// EtcdMembers places etcd members that run on no Node (external etcd,
+	// etcd on hosts of their own): a member name, client or peer URL,
+	// host:port or host, to its datacenter. kubectl dc status counts them
+	// there; its --etcd-datacenters flag overrides an entry.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=256
+	EtcdMembers map[string]string `json:"etcdMembers,omitempty"`
 }
 
 // WorkloadKind is a kind of object with a pod template, in any version of
