@@ -375,3 +375,23 @@ func trimRight(b []byte) []byte {
 	}
 	return b
 }
+
+// WaitCondition waits until the match condition cond of some webhook of
+// the ValidatingWebhookConfiguration name satisfies ok: a replica has
+// scoped it to the live policies.
+func WaitCondition(ctx context.Context, cs kubernetes.Interface, name, cond string, ok func(expr string) bool) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		v, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, w := range v.Webhooks {
+			for _, m := range w.MatchConditions {
+				if m.Name == cond && ok(m.Expression) {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+}

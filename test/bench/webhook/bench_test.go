@@ -68,22 +68,7 @@ func BenchmarkPodCreate(b *testing.B) {
 	c := cluster.Require(b)
 	rounds, pods, conc := envInt("BENCH_ROUNDS", 8), envInt("BENCH_PODS", 100), envInt("BENCH_CONCURRENCY", 20)
 	ctx := context.Background()
-	manifests, err := cluster.ManifestsDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
-		b.Fatal(err)
-	}
-	if local == nil {
-		bin, err := cluster.BuildBinary("./cmd/dc-webhook")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	startLocal(ctx, b, c)
 	cfg := rest.CopyConfig(c.RESTConfig())
 	cfg.QPS, cfg.Burst = 1000, 1000
 	cs := kubernetes.NewForConfigOrDie(cfg)
@@ -150,6 +135,29 @@ func BenchmarkPodCreate(b *testing.B) {
 	b.ReportMetric(float64(errs[0].Load()), "base-errors")
 	b.ReportMetric(float64(errs[1].Load()), "webhook-errors")
 	b.Logf("%d rounds x %d pods at concurrency %d: base p50 %.1fms p99 %.1fms, webhook p50 %.1fms p99 %.1fms", rounds, pods, conc, b50, b99, w50, w99)
+}
+
+// startLocal installs the CRD and the example policy and starts the local
+// webhook once for every benchmark of the run, without registering it.
+func startLocal(ctx context.Context, b *testing.B, c *cluster.Cluster) {
+	b.Helper()
+	manifests, err := cluster.ManifestsDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
+		b.Fatal(err)
+	}
+	if local != nil {
+		return
+	}
+	bin, err := cluster.BuildBinary("./cmd/dc-webhook")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests}); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func b2i(v bool) int {

@@ -20,7 +20,6 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
-	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
 )
 
 // Admission modes of BenchmarkPodCreateCEL.
@@ -42,22 +41,7 @@ func BenchmarkPodCreateCEL(b *testing.B) {
 	// BENCH_SETTLE_MS: the pause after each mode change.
 	settle := time.Duration(envInt("BENCH_SETTLE_MS", 3000)) * time.Millisecond
 	ctx := context.Background()
-	manifests, err := cluster.ManifestsDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
-		b.Fatal(err)
-	}
-	if local == nil {
-		bin, err := cluster.BuildBinary("./cmd/dc-webhook")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	startLocal(ctx, b, c)
 	cfg := rest.CopyConfig(c.RESTConfig())
 	cfg.QPS, cfg.Burst = 1000, 1000
 	cs := kubernetes.NewForConfigOrDie(cfg)

@@ -19,7 +19,6 @@ import (
 
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
-	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
 )
 
 // BenchmarkWebhookHTTPS posts pod-create AdmissionReviews straight to the
@@ -28,22 +27,7 @@ import (
 func BenchmarkWebhookHTTPS(b *testing.B) {
 	c := cluster.Require(b)
 	ctx := context.Background()
-	manifests, err := cluster.ManifestsDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := webhooktest.InstallExample(ctx, c.RESTConfig(), manifests); err != nil {
-		b.Fatal(err)
-	}
-	if local == nil {
-		bin, err := cluster.BuildBinary("./cmd/dc-webhook")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	startLocal(ctx, b, c)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(local.CABundle)
 	hc := &http.Client{Transport: &http.Transport{

@@ -171,20 +171,8 @@ func eventually(ctx context.Context, t *testing.T, what string, cfg *rest.Config
 }
 
 // waitScoped waits until the local webhook has scoped its validating
-// configuration's workload webhooks to the rules.
+// configuration's workload webhooks to the rules, pinned ones left to the
+// compiled policies but for pods on a named node.
 func waitScoped(ctx context.Context, c *cluster.Cluster) error {
-	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		v, err := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "dc-webhook"+webhook.LocalSuffix, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, w := range v.Webhooks {
-			for _, m := range w.MatchConditions {
-				if m.Name == "selected-by-a-rule" && strings.Contains(m.Expression, "nodeName") {
-					return true, nil
-				}
-			}
-		}
-		return false, nil
-	})
+	return webhooktest.WaitCondition(ctx, c.Client(), "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return strings.Contains(expr, "nodeName") })
 }

@@ -124,20 +124,7 @@ func setup(c *cluster.Cluster) error {
 // waitScoped waits until the local webhook has scoped its validating
 // configuration's workload webhooks to the rules' selectors.
 func waitScoped(ctx context.Context, c *cluster.Cluster) error {
-	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		v, err := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "dc-webhook"+webhook.LocalSuffix, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, w := range v.Webhooks {
-			for _, m := range w.MatchConditions {
-				if m.Name == "selected-by-a-rule" && m.Expression != "true" {
-					return true, nil
-				}
-			}
-		}
-		return false, nil
-	})
+	return webhooktest.WaitCondition(ctx, c.Client(), "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return expr != "true" })
 }
 
 // recorder collects the API server's warning headers.
