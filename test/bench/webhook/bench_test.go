@@ -106,24 +106,14 @@ func BenchmarkPodCreate(b *testing.B) {
 			order = []bool{true, false}
 		}
 		for _, withWebhook := range order {
-			b.StopTimer()
-			setMode(withWebhook)
-			b.StartTimer()
-			round := createPods(ctx, cs, ns, &seq, pods, conc, &errs[b2i(withWebhook)])
-			lat[withWebhook] = append(lat[withWebhook], round...)
-			b.StopTimer()
-			cleanup(ctx, b, cs, ns)
-			b.StartTimer()
+			lat[withWebhook] = append(lat[withWebhook], round(ctx, b, cs, ns, func() { setMode(withWebhook) }, &seq, pods, conc, &errs[b2i(withWebhook)])...)
 		}
 	}
 	b.StopTimer()
 	logAdmissionCost(ctx, b, cs)
 	_ = local.Uninstall(ctx)
 
-	p := func(d []time.Duration, q float64) float64 {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		return float64(d[int(float64(len(d)-1)*q)].Microseconds()) / 1000
-	}
+	p := percentileMs
 	b50, b99 := p(lat[false], 0.50), p(lat[false], 0.99)
 	w50, w99 := p(lat[true], 0.50), p(lat[true], 0.99)
 	b.ReportMetric(b50, "base-p50-ms")
@@ -158,6 +148,25 @@ func startLocal(ctx context.Context, b *testing.B, c *cluster.Cluster) {
 	if local, err = webhooktest.Start(ctx, webhooktest.Options{Binary: bin, Kubeconfig: c.Kubeconfig(), REST: c.RESTConfig(), ManifestsDir: manifests}); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// round sets a mode (untimed), creates pods (timed) and deletes them
+// (untimed), and returns the creates' latencies.
+func round(ctx context.Context, b *testing.B, cs kubernetes.Interface, ns string, setMode func(), seq *int, pods, conc int, errs *atomic.Int64) []time.Duration {
+	b.StopTimer()
+	setMode()
+	b.StartTimer()
+	out := createPods(ctx, cs, ns, seq, pods, conc, errs)
+	b.StopTimer()
+	cleanup(ctx, b, cs, ns)
+	b.StartTimer()
+	return out
+}
+
+// percentileMs returns the q-quantile of d in milliseconds, sorting d.
+func percentileMs(d []time.Duration, q float64) float64 {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return float64(d[int(float64(len(d)-1)*q)].Microseconds()) / 1000
 }
 
 func b2i(v bool) int {

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,13 +98,7 @@ func BenchmarkPodCreateCEL(b *testing.B) {
 		// Rotate which mode goes first so that drift hits all alike.
 		for i := range modes {
 			mode := modes[(i+r)%len(modes)]
-			b.StopTimer()
-			setMode(mode)
-			b.StartTimer()
-			lat[mode] = append(lat[mode], createPods(ctx, cs, ns, &seq, pods, conc, errs[mode])...)
-			b.StopTimer()
-			cleanup(ctx, b, cs, ns)
-			b.StartTimer()
+			lat[mode] = append(lat[mode], round(ctx, b, cs, ns, func() { setMode(mode) }, &seq, pods, conc, errs[mode])...)
 		}
 	}
 	b.StopTimer()
@@ -113,10 +106,7 @@ func BenchmarkPodCreateCEL(b *testing.B) {
 	_ = local.Uninstall(ctx)
 	deleteCompiled(ctx, cs)
 
-	p := func(d []time.Duration, q float64) float64 {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		return float64(d[int(float64(len(d)-1)*q)].Microseconds()) / 1000
-	}
+	p := percentileMs
 	b50, b99 := p(lat[modeNone], 0.50), p(lat[modeNone], 0.99)
 	for _, m := range modes {
 		m50, m99 := p(lat[m], 0.50), p(lat[m], 0.99)
