@@ -273,6 +273,16 @@ type QuorumPlan struct {
 	// nil when it was not read.
 	Endpoint *EndpointPlan `json:"endpoint,omitempty"`
 	Messages []string      `json:"messages"`
+	// losses are the messages that make Survives false: the reasons of
+	// a refusal, without what the datacenter's loss leaves intact.
+	losses []string
+}
+
+// lose records a message that makes powering the datacenter off fatal.
+func (q *QuorumPlan) lose(msg string) {
+	q.Survives = false
+	q.Messages = append(q.Messages, msg)
+	q.losses = append(q.losses, msg)
 }
 
 // EndpointPlan is the control-plane endpoint in the plan.
@@ -477,7 +487,7 @@ func ComputePlan(in PlanInput) (*Plan, error) {
 	}
 	if !plan.Quorum.Survives && !in.AllowQuorumLoss {
 		plan.Refused = true
-		plan.Reasons = append(plan.Reasons, plan.Quorum.Messages...)
+		plan.Reasons = append(plan.Reasons, plan.Quorum.losses...)
 		plan.Reasons = append(plan.Reasons, "pass --allow-quorum-loss to drain anyway")
 	}
 	return plan, nil
@@ -695,13 +705,12 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	q.EtcdSurvives = n > 0 && policy.SurvivesLoss(voters, dc)
 	if n > 0 {
 		if !q.EtcdSurvives {
-			q.Survives = false
 			unhealthy := n - q.Etcd.InDatacenter - q.Etcd.Remaining
 			extra := ""
 			if unhealthy > 0 {
 				extra = fmt.Sprintf(" (%d more outside it are unhealthy)", unhealthy)
 			}
-			q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d etcd voters; without it %d remain%s, quorum is %d: powering it off loses etcd quorum",
+			q.lose(fmt.Sprintf("%s holds %d of %d etcd voters; without it %d remain%s, quorum is %d: powering it off loses etcd quorum",
 				dc, q.Etcd.InDatacenter, n, q.Etcd.Remaining, extra, q.Etcd.Quorum))
 		} else {
 			q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d etcd voters; without it %d remain, quorum is %d: etcd keeps quorum",
@@ -750,8 +759,7 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	case q.APIServers.Total == 0:
 		q.Messages = append(q.Messages, "no API servers found (kube-apiserver pods or control-plane nodes): API server availability not checked")
 	case q.APIServers.Remaining == 0:
-		q.Survives = false
-		q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d API servers; without it none remain healthy: the cluster becomes unreachable", dc, q.APIServers.InDatacenter, q.APIServers.Total))
+		q.lose(fmt.Sprintf("%s holds %d of %d API servers; without it none remain healthy: the cluster becomes unreachable", dc, q.APIServers.InDatacenter, q.APIServers.Total))
 	default:
 		q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d API servers; %d remain", dc, q.APIServers.InDatacenter, q.APIServers.Total, q.APIServers.Remaining))
 	}
@@ -772,8 +780,7 @@ func (q *QuorumPlan) judgeEndpoint(in PlanInput, nodes []*corev1.Node, servers [
 	if reach.Reachable == nil || *reach.Reachable {
 		return
 	}
-	q.Survives = false
-	q.Messages = append(q.Messages, fmt.Sprintf("the control-plane endpoint %s (from %s) goes with %s: %s; every kubelet and kubectl that dials it loses the API although API servers remain elsewhere",
+	q.lose(fmt.Sprintf("the control-plane endpoint %s (from %s) goes with %s: %s; every kubelet and kubectl that dials it loses the API although API servers remain elsewhere",
 		ep.Address, in.Endpoint.Source, in.Datacenter, reach.Reason))
 }
 

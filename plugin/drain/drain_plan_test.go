@@ -405,9 +405,9 @@ func TestDrainPlanQuorum(t *testing.T) {
 		if !reflect.DeepEqual(plan.Quorum.Etcd, wantEtcd) {
 			t.Errorf("Etcd = %+v, want %+v", plan.Quorum.Etcd, wantEtcd)
 		}
+		// Only what refuses: the API servers that remain are no reason.
 		wantReasons := []string{
 			"pod-1 holds 2 of 3 etcd voters; without it 1 remain, quorum is 2: powering it off loses etcd quorum",
-			"pod-1 holds 2 of 3 API servers; 1 remain",
 			"pass --allow-quorum-loss to drain anyway",
 		}
 		if !reflect.DeepEqual(plan.Reasons, wantReasons) {
@@ -512,6 +512,11 @@ func TestDrainPlanControlPlaneEndpoint(t *testing.T) {
 	}
 	if reasons := strings.Join(plan.Reasons, "\n"); !strings.Contains(reasons, "control-plane endpoint 10.1.0.1:6443 (from kubeadm-config) goes with pod-1") || !strings.Contains(reasons, "--allow-quorum-loss") {
 		t.Errorf("reasons do not name the endpoint and the override:\n%s", reasons)
+	}
+	// etcd keeps quorum and API servers remain: those lines are in the
+	// plan, not among the reasons of the refusal.
+	if len(plan.Reasons) != 2 {
+		t.Errorf("reasons = %q; want the endpoint and the override only", plan.Reasons)
 	}
 
 	in := withLB("pod-1")
