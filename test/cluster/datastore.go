@@ -168,14 +168,15 @@ func (c *Cluster) startDatastore(ctx context.Context, nodes []node) error {
 			return errors.New("no free loopback port")
 		}
 		c.KineURLs[n.Name] = fmt.Sprintf("http://%s:%d", n.IP, port)
-		c.Procs[kineProc(n.Name)] = &process{Name: kineProc(n.Name), Bin: kine, Args: c.kineArgs(n.Name, primary.Address)}
-		if err := c.Procs[kineProc(n.Name)].start(filepath.Join(c.Dir, "logs"), c.detach); err != nil {
+		p := &process{Name: kineProc(n.Name), Bin: kine, Args: c.kineArgs(n.Name, primary.Address)}
+		c.Procs[p.Name] = p
+		if err := p.start(filepath.Join(c.Dir, "logs"), c.detach); err != nil {
 			return err
 		}
-	}
-	for node, u := range c.KineURLs {
-		if err := waitListen(urlHost(u), c.Procs[kineProc(node)]); err != nil {
-			return fmt.Errorf("kine on %s: %w", node, err)
+		// One at a time: two kines creating the schema at once collide
+		// (duplicate key in pg_class); once one listens, it exists.
+		if err := waitListen(urlHost(c.KineURLs[n.Name]), p); err != nil {
+			return fmt.Errorf("kine on %s: %w", n.Name, err)
 		}
 	}
 	return nil

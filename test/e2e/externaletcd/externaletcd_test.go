@@ -9,8 +9,11 @@ package externaletcd
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +174,47 @@ func TestExternalEtcd(t *testing.T) {
 		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "no", "pod-3": "no"})
 		if f := finding(r, "losing datacenter pod-2 loses etcd quorum"); f == nil {
 			t.Errorf("findings = %+v", r.Findings)
+		}
+	})
+
+	t.Run("placed by a PlacementPolicy's spec.etcdMembers", func(t *testing.T) {
+		dir, err := cluster.ManifestsDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("kubectl", "--kubeconfig", c.Kubeconfig(), "apply", "--server-side", "-f", filepath.Join(dir, "crd")).CombinedOutput(); err != nil {
+			t.Fatalf("kubectl apply the CRD: %v\n%s", err, out)
+		}
+		members := ""
+		for _, kv := range place {
+			k, v, _ := strings.Cut(kv, "=")
+			members += fmt.Sprintf("    %q: %s\n", k, v)
+		}
+		policy := "apiVersion: placement.kubectl-dc.io/v1alpha1\nkind: PlacementPolicy\nmetadata: {name: external-etcd}\nspec:\n  datacenters: [pod-1, pod-2, pod-3]\n  etcdMembers:\n" + members
+		cmd := exec.Command("kubectl", "--kubeconfig", c.Kubeconfig(), "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(policy)
+		// The CRD is served a moment after it is created.
+		var out []byte
+		for i := 0; i < 50; i++ {
+			if out, err = cmd.CombinedOutput(); err == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+			cmd = exec.Command("kubectl", "--kubeconfig", c.Kubeconfig(), "apply", "-f", "-")
+			cmd.Stdin = strings.NewReader(policy)
+		}
+		if err != nil {
+			t.Fatalf("kubectl apply the policy: %v\n%s", err, out)
+		}
+		t.Cleanup(func() {
+			_ = exec.Command("kubectl", "--kubeconfig", c.Kubeconfig(), "delete", "placementpolicy", "external-etcd").Run()
+		})
+		r := statusJSON(t, c, 0, certs...)
+		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
+		for _, m := range r.Etcd.Members {
+			if m.DatacenterFrom != "PlacementPolicy/external-etcd" || !strings.HasPrefix(m.Name, m.Datacenter+"-") {
+				t.Errorf("member %s in %q from %q, want its own datacenter from the policy", m.Name, m.Datacenter, m.DatacenterFrom)
+			}
 		}
 	})
 
