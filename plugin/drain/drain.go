@@ -47,6 +47,9 @@ var drainOutputs = []string{cmdutil.OutputTable, cmdutil.OutputJSON, cmdutil.Out
 type Options struct {
 	// Target is the datacenter to drain and the clients.
 	Target
+	// EtcdFlags say how to read etcd and where its members run, as status
+	// reads them.
+	cluster.EtcdFlags
 	// DryRun is --dry-run: none, client (plan only) or server (plan, then
 	// the cordons and evictions sent as server-side dry runs).
 	DryRun             string
@@ -98,7 +101,7 @@ type Options struct {
 func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
 	return &Options{
 		Concurrency: 20, Timeout: 5 * time.Minute, Output: cmdutil.OutputTable, DryRun: dryRunNone, GracePeriod: -1, ChunkSize: 500,
-		Target: Target{config: config}, IOStreams: streams, now: time.Now,
+		Target: Target{config: config}, EtcdFlags: cluster.NewEtcdFlags(), IOStreams: streams, now: time.Now,
 		notReadyWait: NotReadyWait, stallEvery: 5 * time.Second,
 	}
 }
@@ -197,6 +200,7 @@ Exit status:
 	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum, every API server, or the control-plane endpoint every kubelet dials.")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Most eviction calls in flight at once, across all nodes of the datacenter.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long with the pods that are left (exit 1); 0 means no limit.")
+	o.EtcdFlags.AddFlags(f)
 	cmdutil.AddOutputFlag(cmd, &o.Output, drainOutputs...)
 	return cmd
 }
@@ -234,7 +238,7 @@ func (o *Options) Validate() error {
 	if _, err := labels.Parse(o.PodSelector); err != nil {
 		errs = append(errs, field.Invalid(field.NewPath("--pod-selector"), o.PodSelector, err.Error()))
 	}
-	return errs.ToAggregate()
+	return errors.Join(errs.ToAggregate(), o.EtcdFlags.Validate())
 }
 
 // NotReadyWait is how long, unless --skip-wait-for-delete-timeout is
@@ -292,10 +296,8 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	in := planInputFrom(snap, o.Datacenter)
 	endpoint := make(chan cluster.ControlPlaneEndpoint, 1)
 	go func() { endpoint <- cluster.ReadControlPlaneEndpoint(ctx, o.client, o.server, nil) }()
-	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, cluster.EtcdOptions{
-		Timeout: 2 * time.Second, Exec: o.podExec != nil, PodExec: o.podExec,
-		ExecTLS: cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
-	})
+	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, o.EtcdFlags.Options(o.podExec, snap.APIServerPods))
+	in.MemberDatacenters, in.MemberSources = snap.EtcdMemberDatacenters(o.MemberDCs)
 	ep := <-endpoint
 	in.Endpoint = &ep
 	return in, snap.PodsResourceVersion, nil

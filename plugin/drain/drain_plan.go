@@ -121,6 +121,10 @@ type PlanInput struct {
 	// Endpoint is the control-plane endpoint the cluster names
 	// (cluster.ReadControlPlaneEndpoint); nil means not read, not judged.
 	Endpoint *cluster.ControlPlaneEndpoint
+	// MemberDatacenters and MemberSources place the etcd members that run
+	// on no node, as kubectl dc status places them
+	// (cluster.Snapshot.EtcdMemberDatacenters).
+	MemberDatacenters, MemberSources map[string]string
 }
 
 // Plan is what `kubectl dc drain` will do, computed before it touches
@@ -667,7 +671,7 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 		nodeReady[in.Nodes[i].Name] = policy.NodeReady(&in.Nodes[i])
 	}
 	etcdPods, apiPods := in.controlPlanePods()
-	at := cluster.Placement{Nodes: nodes, EtcdPods: etcdPods, DatacenterOf: func(name string) string {
+	at := cluster.Placement{Nodes: nodes, EtcdPods: etcdPods, MemberDatacenters: in.MemberDatacenters, MemberSources: in.MemberSources, DatacenterOf: func(name string) string {
 		dc, ok := nodeDC[name]
 		switch {
 		case !ok:

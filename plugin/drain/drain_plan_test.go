@@ -2,6 +2,7 @@ package drain
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -531,5 +532,39 @@ func TestDrainPlanControlPlaneEndpoint(t *testing.T) {
 	in.Endpoint = nil
 	if plan := mustDPlan(t, in); plan.Refused || plan.Quorum.Endpoint != nil {
 		t.Errorf("endpoint not read: refused %v, endpoint %+v; want neither", plan.Refused, plan.Quorum.Endpoint)
+	}
+}
+
+// TestDrainPlanExternalEtcd: members on hosts that are no node (external
+// etcd) count in the datacenter --etcd-datacenters or a policy's
+// spec.etcdMembers gives them, as kubectl dc status counts them: two of
+// three voters in pod-1 refuse its drain, one in pod-2 does not.
+func TestDrainPlanExternalEtcd(t *testing.T) {
+	view := &cluster.EtcdView{Source: cluster.EtcdSourceDirect, LeaderID: 1}
+	for i := range 3 {
+		host := fmt.Sprintf("10.9.%d.10", i)
+		view.Members = append(view.Members, cluster.EtcdMemberInfo{
+			ID: uint64(i + 1), Name: fmt.Sprintf("etcd-%d", i), Healthy: true,
+			ClientURLs: []string{"https://" + host + ":2379"}, PeerURLs: []string{"https://" + host + ":2380"},
+		})
+	}
+	in := func(dc string) PlanInput {
+		p := dThreeDCs()
+		p.in.Datacenter = dc
+		p.in.EtcdPods = []*corev1.Pod{}
+		p.in.Pods = nil
+		p.in.Etcd = view
+		// By name (the flag), by address (a policy).
+		p.in.MemberDatacenters = map[string]string{"etcd-0": "pod-1", "10.9.1.10": "pod-1", "etcd-2": "pod-2"}
+		p.in.MemberSources = map[string]string{"10.9.1.10": "PlacementPolicy/external"}
+		return p.in
+	}
+	plan := mustDPlan(t, in("pod-1"))
+	if plan.Quorum.Etcd.Total != 3 || plan.Quorum.Etcd.InDatacenter != 2 || !plan.Refused || plan.Quorum.EtcdSurvives {
+		t.Errorf("drain pod-1: etcd %+v, refused %v; want 2 of 3 external voters in pod-1, refused", plan.Quorum.Etcd, plan.Refused)
+	}
+	plan = mustDPlan(t, in("pod-2"))
+	if plan.Quorum.Etcd.InDatacenter != 1 || plan.Refused || !plan.Quorum.EtcdSurvives {
+		t.Errorf("drain pod-2: etcd %+v, refused %v (%q); want 1 of 3 in pod-2, not refused", plan.Quorum.Etcd, plan.Refused, plan.Reasons)
 	}
 }

@@ -183,8 +183,8 @@ func TestEtcdDatacentersFlag(t *testing.T) {
 			t.Errorf("%v: %v", tc.flag, err)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%v: error %v, want %q", tc.flag, err, tc.err)
-		case tc.err == "" && !reflect.DeepEqual(o.memberDCs, tc.want):
-			t.Errorf("%v: parsed %v, want %v", tc.flag, o.memberDCs, tc.want)
+		case tc.err == "" && !reflect.DeepEqual(o.MemberDCs, tc.want):
+			t.Errorf("%v: parsed %v, want %v", tc.flag, o.MemberDCs, tc.want)
 		}
 	}
 	in := newTopo().dc("pod-1", 1, 0).dc("pod-2", 1, 0).in

@@ -87,12 +87,9 @@ type Options struct {
 	// endpoint's load balancer runs, "" when not said.
 	EndpointDatacenter string
 
-	EtcdEndpoints []string
-	// EtcdDatacenters are --etcd-datacenters entries, NAME=DC: members that
-	// run on no node (external etcd) placed by name or address.
-	EtcdDatacenters []string
-	memberDCs       map[string]string
-	EtcdTLS         cluster.EtcdTLSFiles
+	// EtcdFlags say how to read etcd and where its members run, as on
+	// every verb that judges quorum.
+	cluster.EtcdFlags
 	// DatastoreDSN is --datastore-dsn: the SQL database behind kine.
 	DatastoreDSN         string
 	dsn                  *cluster.DatastoreDSN
@@ -100,10 +97,7 @@ type Options struct {
 	databaseDCs          map[string]string
 	MaxReplayLag         time.Duration
 	// sqlReader reads the database; nil is PostgreSQL over the network.
-	sqlReader   cluster.SQLReader
-	EtcdTimeout time.Duration
-	Exec        bool
-	ExecTLS     cluster.EtcdExecTLS
+	sqlReader cluster.SQLReader
 
 	client kubernetes.Interface
 	// watchClient has no request timeout, for -w.
@@ -127,10 +121,8 @@ func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.
 		config:          config,
 		factory:         cmdutil.NewFactory(config),
 		DatacenterLabel: v1alpha1.DefaultDatacenterLabel,
-		EtcdTimeout:     2 * time.Second,
+		EtcdFlags:       cluster.NewEtcdFlags(),
 		MaxReplayLag:    DefaultMaxReplayLag,
-		Exec:            true,
-		ExecTLS:         cluster.EtcdExecTLS{CACert: cluster.DefaultExecCACert, Cert: cluster.DefaultExecCert, Key: cluster.DefaultExecKey},
 	}
 }
 
@@ -222,18 +214,10 @@ Exit codes:
 	f.StringVar(&o.EndpointDatacenter, "endpoint-datacenter", "", "Datacenter the control-plane endpoint's load balancer runs in, when its address is no node's.")
 	f.BoolVar(&o.FailOnRisk, "fail-on-risk", false, "Exit 3 when the cluster cannot survive the loss of some datacenter (with --lose: of those datacenters).")
 	f.StringSliceVar(&o.EtcdEndpoints, "etcd-endpoints", nil, "etcd client URLs to read directly (comma-separated). Default: the URLs advertised on the etcd pods.")
-	f.StringSliceVar(&o.EtcdDatacenters, "etcd-datacenters", nil, "Datacenters of etcd members that run on no node (external etcd), as NAME=DC pairs (comma-separated); NAME is a member name, a client or peer URL, host:port or host.")
+	o.EtcdFlags.AddFlags(f)
 	f.StringVar(&o.DatastoreDSN, "datastore-dsn", "", "kine's PostgreSQL database, postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]...]/DATABASE, listing the primary and every replica; the role needs only read access (docs/database.md). The password may come from PGPASSWORD; it is never printed.")
 	f.StringSliceVar(&o.DatastoreDatacenters, "datastore-datacenters", nil, "Datacenters of database servers whose address is no node's, as HOST[:PORT]=DC pairs (comma-separated).")
 	f.DurationVar(&o.MaxReplayLag, "datastore-max-lag", o.MaxReplayLag, "Replay lag beyond which a database replica is reported.")
-	f.StringVar(&o.EtcdTLS.CACert, "etcd-cacert", "", "CA bundle to verify etcd's serving certificate (local file).")
-	f.StringVar(&o.EtcdTLS.Cert, "etcd-cert", "", "Client certificate for etcd (local file).")
-	f.StringVar(&o.EtcdTLS.Key, "etcd-key", "", "Client key for etcd (local file).")
-	f.DurationVar(&o.EtcdTimeout, "etcd-timeout", o.EtcdTimeout, "Deadline of each etcd call.")
-	f.BoolVar(&o.Exec, "etcd-exec", o.Exec, "When etcd cannot be dialled, run etcdctl inside an etcd pod.")
-	f.StringVar(&o.ExecTLS.CACert, "etcd-exec-cacert", o.ExecTLS.CACert, "CA path inside the etcd pod for --etcd-exec.")
-	f.StringVar(&o.ExecTLS.Cert, "etcd-exec-cert", o.ExecTLS.Cert, "Client certificate path inside the etcd pod for --etcd-exec.")
-	f.StringVar(&o.ExecTLS.Key, "etcd-exec-key", o.ExecTLS.Key, "Client key path inside the etcd pod for --etcd-exec.")
 	_ = cmd.RegisterFlagCompletionFunc("lose", cluster.CompleteDatacenters(config, false))
 	_ = cmd.RegisterFlagCompletionFunc("endpoint-datacenter", cluster.CompleteDatacenters(config, false))
 	return cmd
@@ -271,14 +255,11 @@ func (o *Options) Validate() error {
 			return errors.New("--lose has an empty datacenter name: use --lose pod-2 or --lose pod-2,pod-3")
 		}
 	}
-	if (o.EtcdTLS.Cert == "") != (o.EtcdTLS.Key == "") {
-		return errors.New("--etcd-cert and --etcd-key must be given together")
-	}
-	var err error
-	if o.memberDCs, err = placements("--etcd-datacenters", "NAME=DC, a member name or address and its datacenter, e.g. etcd-a=pod-1 or 10.0.3.10=pod-3", o.EtcdDatacenters); err != nil {
+	if err := o.EtcdFlags.Validate(); err != nil {
 		return err
 	}
-	if o.databaseDCs, err = placements("--datastore-datacenters", "HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", o.DatastoreDatacenters); err != nil {
+	var err error
+	if o.databaseDCs, err = cluster.ParsePlacements("--datastore-datacenters", "HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", o.DatastoreDatacenters); err != nil {
 		return err
 	}
 	o.dsn = nil
@@ -290,31 +271,7 @@ func (o *Options) Validate() error {
 	if o.MaxReplayLag <= 0 {
 		return errors.New("--datastore-max-lag must be positive, e.g. 10s")
 	}
-	if o.EtcdTimeout <= 0 {
-		return errors.New("--etcd-timeout must be positive, e.g. 2s")
-	}
 	return nil
-}
-
-// placements parses a flag of KEY=DC pairs; nil when there are none. want
-// says the form in the error of an entry that has not got it.
-func placements(flag, want string, entries []string) (map[string]string, error) {
-	var out map[string]string
-	for _, e := range entries {
-		key, dc, ok := strings.Cut(e, "=")
-		key, dc = strings.TrimSpace(key), strings.TrimSpace(dc)
-		if !ok || key == "" || dc == "" {
-			return nil, fmt.Errorf("%s %q: want %s", flag, e, want)
-		}
-		if prev, dup := out[key]; dup && prev != dc {
-			return nil, fmt.Errorf("%s places %s in both %s and %s: give it once", flag, key, prev, dc)
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[key] = dc
-	}
-	return out, nil
 }
 
 // Run gathers, builds and prints the report, then maps it to the exit code.
@@ -375,7 +332,7 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		fmt.Fprintf(o.ErrOut, "warning: cannot read the API server (%v); reporting from etcd directly\n", apiErr)
 	}
 
-	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter, MemberDatacenters: maps.Clone(o.memberDCs),
+	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter, MemberDatacenters: maps.Clone(o.MemberDCs),
 		DatabaseDatacenters: o.databaseDCs, MaxReplayLag: o.MaxReplayLag}
 	switch {
 	case snap != nil:
@@ -436,8 +393,8 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 	if err := checkLose(o.Lose, in); err != nil {
 		return nil, cmdutil.UsageError(err)
 	}
-	for _, name := range sets.List(sets.KeySet(o.memberDCs)) {
-		if err := unknownDatacenterIn("--etcd-datacenters "+name+"="+o.memberDCs[name], o.memberDCs[name], in); err != nil {
+	for _, name := range sets.List(sets.KeySet(o.MemberDCs)) {
+		if err := unknownDatacenterIn("--etcd-datacenters "+name+"="+o.MemberDCs[name], o.MemberDCs[name], in); err != nil {
 			return nil, cmdutil.UsageError(err)
 		}
 	}
@@ -453,7 +410,7 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 
 // etcdOptions are the flags' ways to read etcd.
 func (o *Options) etcdOptions() cluster.EtcdOptions {
-	return cluster.EtcdOptions{TLS: o.EtcdTLS, Timeout: o.EtcdTimeout, Exec: o.Exec, ExecTLS: o.ExecTLS, PodExec: o.podExec}
+	return o.EtcdFlags.Options(o.podExec, nil)
 }
 
 // prefetch reads etcd directly at endpoints in the background; nil when
@@ -480,20 +437,7 @@ func fromSnapshot(in *statusInput, snap *cluster.Snapshot) error {
 	in.Pods, in.PDBs, in.Forbidden = snap.Pods, snap.PDBs, snap.Forbidden
 	in.KinePods = cluster.KinePods(snap.Pods)
 	// The policies' spec.etcdMembers place members the flag does not.
-	for _, p := range snap.Policies.Items {
-		for k, dc := range p.Spec.EtcdMembers {
-			if _, ok := in.MemberDatacenters[k]; ok {
-				continue
-			}
-			if in.MemberDatacenters == nil {
-				in.MemberDatacenters = map[string]string{}
-			}
-			if in.MemberSources == nil {
-				in.MemberSources = map[string]string{}
-			}
-			in.MemberDatacenters[k], in.MemberSources[k] = dc, "PlacementPolicy/"+p.Name
-		}
-	}
+	in.MemberDatacenters, in.MemberSources = snap.EtcdMemberDatacenters(in.MemberDatacenters)
 	for _, obj := range snap.Workloads {
 		if w, ok := workloadOf(obj, in.Label); ok {
 			in.Workloads = append(in.Workloads, w)
