@@ -200,7 +200,7 @@ Exit status:
 	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum, every API server, or the control-plane endpoint every kubelet dials.")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Most eviction calls in flight at once, across all nodes of the datacenter.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long with the pods that are left (exit 1); 0 means no limit.")
-	o.EtcdFlags.AddFlags(f)
+	o.AddFlags(f)
 	cmdutil.AddOutputFlag(cmd, &o.Output, drainOutputs...)
 	return cmd
 }
@@ -296,7 +296,7 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	in := planInputFrom(snap, o.Datacenter)
 	endpoint := make(chan cluster.ControlPlaneEndpoint, 1)
 	go func() { endpoint <- cluster.ReadControlPlaneEndpoint(ctx, o.client, o.server, nil) }()
-	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, o.EtcdFlags.Options(o.podExec, snap.APIServerPods))
+	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, o.Options(o.podExec, snap.APIServerPods))
 	in.MemberDatacenters, in.MemberSources = snap.EtcdMemberDatacenters(o.MemberDCs)
 	ep := <-endpoint
 	in.Endpoint = &ep

@@ -214,7 +214,7 @@ Exit codes:
 	f.StringVar(&o.EndpointDatacenter, "endpoint-datacenter", "", "Datacenter the control-plane endpoint's load balancer runs in, when its address is no node's.")
 	f.BoolVar(&o.FailOnRisk, "fail-on-risk", false, "Exit 3 when the cluster cannot survive the loss of some datacenter (with --lose: of those datacenters).")
 	f.StringSliceVar(&o.EtcdEndpoints, "etcd-endpoints", nil, "etcd client URLs to read directly (comma-separated). Default: the URLs advertised on the etcd pods.")
-	o.EtcdFlags.AddFlags(f)
+	o.AddFlags(f)
 	f.StringVar(&o.DatastoreDSN, "datastore-dsn", "", "kine's PostgreSQL database, postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]...]/DATABASE, listing the primary and every replica; the role needs only read access (docs/database.md). The password may come from PGPASSWORD; it is never printed.")
 	f.StringSliceVar(&o.DatastoreDatacenters, "datastore-datacenters", nil, "Datacenters of database servers whose address is no node's, as HOST[:PORT]=DC pairs (comma-separated).")
 	f.DurationVar(&o.MaxReplayLag, "datastore-max-lag", o.MaxReplayLag, "Replay lag beyond which a database replica is reported.")
@@ -410,7 +410,7 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 
 // etcdOptions are the flags' ways to read etcd.
 func (o *Options) etcdOptions() cluster.EtcdOptions {
-	return o.EtcdFlags.Options(o.podExec, nil)
+	return o.Options(o.podExec, nil)
 }
 
 // prefetch reads etcd directly at endpoints in the background; nil when

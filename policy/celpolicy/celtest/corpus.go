@@ -34,7 +34,7 @@ const (
 	FromSite = "example.com/site-of"
 )
 
-// corpusPolicies are the policies of the differential tests: listed
+// Policies are the policies of the differential tests: listed
 // datacenters, datacenters from the Nodes, another datacenter label with a
 // non-default datacenterFromLabel key, every action, a namespaceSelector
 // and every selector operator.
@@ -59,7 +59,7 @@ func Policies() []v1alpha1.PlacementPolicy {
 	}
 }
 
-// corpusNodes: three datacenters on the default label, one of them
+// Nodes are three datacenters on the default label, one of them
 // (pod-4) not in alpha's list, and two sites.
 func Nodes() []*corev1.Node {
 	var out []*corev1.Node
@@ -69,6 +69,8 @@ func Nodes() []*corev1.Node {
 	return out
 }
 
+// Namespaces are the namespaces of the corpus, with the labels the
+// rules' namespaceSelectors match.
 func Namespaces() []*corev1.Namespace {
 	return []*corev1.Namespace{
 		testutil.Namespace("prod", "env", "prod"),
@@ -77,7 +79,7 @@ func Namespaces() []*corev1.Namespace {
 	}
 }
 
-// request is one admission request of the corpus.
+// Request is one admission request of the corpus.
 type Request struct {
 	Op       admission.Operation
 	Obj, Old runtime.Object
@@ -171,7 +173,7 @@ func buildObject(r *rand.Rand, k int, ns, name string) (*testutil.ObjectBuilder,
 	return b.Replicas(1), strings.Join(what, ", ")
 }
 
-// buildCorpus makes n requests from seed: creates of every judged kind,
+// Corpus makes n requests from seed: creates of every judged kind,
 // and updates that change labels, placement, both or neither.
 func Corpus(seed uint64, n int, nss []*corev1.Namespace) []Request {
 	r := rand.New(rand.NewPCG(seed, 0x63656c))
@@ -206,7 +208,7 @@ func Corpus(seed uint64, n int, nss []*corev1.Namespace) []Request {
 	return out
 }
 
-// engineAdmit is what dc-webhook does with the request: the mutation
+// EngineAdmit is what dc-webhook does with the request: the mutation
 // (pods on create only; other updates only when they change labels or
 // templates, as the mutating webhook's rules and conditions say), then
 // the engine's verdicts.
@@ -230,7 +232,7 @@ func EngineAdmit(e *policy.Engine, state policy.State, req Request) (runtime.Obj
 	return obj, e.Evaluate(policy.Request{Operation: op, Object: obj, OldObject: req.Old, Namespace: req.NS.Name}, state)
 }
 
-// ruleOf maps the compiled policies' names to the rules they compile.
+// RuleOf maps the compiled policies' names to the rules they compile.
 func RuleOf(policies []v1alpha1.PlacementPolicy) map[string]string {
 	m := map[string]string{}
 	for _, p := range policies {
@@ -241,6 +243,8 @@ func RuleOf(policies []v1alpha1.PlacementPolicy) map[string]string {
 	return m
 }
 
+// NodeSelectorOf is the pod template's nodeSelector of obj, as the
+// admission left it.
 func NodeSelectorOf(obj runtime.Object) map[string]string {
 	ts := policy.PodTemplates(obj)
 	if len(ts) == 0 {
