@@ -81,6 +81,10 @@ type ran struct {
 // settled) and returns their answers in order.
 func runAll(t *testing.T, c *testcluster.Cluster, cmds [][]string) []ran {
 	t.Helper()
+	// Build first: the commands' deadline is for running them.
+	if _, err := testcluster.BuildBinary("./cmd/kubectl-dc"); err != nil {
+		t.Fatal(err)
+	}
 	answers := make([]ran, len(cmds))
 	errs := make([]error, len(cmds))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
