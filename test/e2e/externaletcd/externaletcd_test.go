@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/test/e2e/reports"
 )
 
 func TestMain(m *testing.M) {
@@ -38,40 +39,6 @@ func statusJSON(t *testing.T, c *cluster.Cluster, want int, args ...string) *sta
 		t.Fatalf("decoding -o json: %v\n%s", err, stdout)
 	}
 	return &r
-}
-
-func survives(r *status.Report) map[string]string {
-	out := map[string]string{}
-	for _, d := range r.Datacenters {
-		switch {
-		case d.SurvivesLoss == nil:
-			out[d.Name] = "unknown"
-		case *d.SurvivesLoss:
-			out[d.Name] = "yes"
-		default:
-			out[d.Name] = "no"
-		}
-	}
-	return out
-}
-
-func assertSurvives(t *testing.T, r *status.Report, want map[string]string) {
-	t.Helper()
-	got := survives(r)
-	for dc, w := range want {
-		if got[dc] != w {
-			t.Errorf("survivesLoss[%s] = %s, want %s (all: %v)", dc, got[dc], w, got)
-		}
-	}
-}
-
-func finding(r *status.Report, substr string) *status.Finding {
-	for i := range r.Findings {
-		if strings.Contains(r.Findings[i].Message, substr) {
-			return &r.Findings[i]
-		}
-	}
-	return nil
 }
 
 func TestExternalEtcd(t *testing.T) {
@@ -105,12 +72,12 @@ func TestExternalEtcd(t *testing.T) {
 		if r.Etcd.Source != "direct" || r.Etcd.Size != 3 || r.Etcd.Healthy != 3 {
 			t.Fatalf("etcd = source %s, %d voters, %d healthy; want direct 3 3\nnotes: %v", r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, r.Etcd.Notes)
 		}
-		assertSurvives(t, r, map[string]string{"pod-1": "unknown", "pod-2": "unknown", "pod-3": "unknown"})
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "unknown", "pod-2": "unknown", "pod-3": "unknown"})
 		for _, m := range r.Etcd.Members {
 			if m.Datacenter != "" || m.Node != "" {
 				t.Errorf("member %s placed in %q on %q with nothing to place it", m.Name, m.Datacenter, m.Node)
 			}
-			if f := finding(r, "etcd member "+m.Name+" matches no node"); f == nil || !strings.Contains(f.Message, "datacenter is unknown") {
+			if f := reports.Finding(r, "etcd member "+m.Name+" matches no node"); f == nil || !strings.Contains(f.Message, "datacenter is unknown") {
 				t.Errorf("no unknown-datacenter finding for %s: %+v", m.Name, r.Findings)
 			}
 		}
@@ -119,7 +86,7 @@ func TestExternalEtcd(t *testing.T) {
 	t.Run("placed by --etcd-datacenters: the stacked verdicts", func(t *testing.T) {
 		r := statusJSON(t, c, 0, append([]string{"--fail-on-risk", "--etcd-datacenters", all}, certs...)...)
 		// test/e2e/status: three voters 1/1/1 survive the loss of each.
-		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
 		for _, m := range r.Etcd.Members {
 			if m.DatacenterFrom != "etcd-datacenters" || !strings.HasPrefix(m.Name, m.Datacenter+"-") {
 				t.Errorf("member %s in %q from %q, want its own datacenter from --etcd-datacenters", m.Name, m.Datacenter, m.DatacenterFrom)
@@ -130,7 +97,7 @@ func TestExternalEtcd(t *testing.T) {
 				t.Errorf("%s: %d/%d voters, want 1/1", d.Name, d.HealthyVoters, d.Voters)
 			}
 		}
-		if f := finding(r, "datacenter is unknown"); f != nil {
+		if f := reports.Finding(r, "datacenter is unknown"); f != nil {
 			t.Errorf("every member is placed, yet: %s", f.Message)
 		}
 
@@ -146,8 +113,8 @@ func TestExternalEtcd(t *testing.T) {
 
 	t.Run("one member placed nowhere", func(t *testing.T) {
 		r := statusJSON(t, c, status.ExitRisk, append([]string{"--fail-on-risk", "--etcd-datacenters", strings.Join(place[:2], ",")}, certs...)...)
-		assertSurvives(t, r, map[string]string{"pod-1": "unknown", "pod-2": "unknown", "pod-3": "yes"})
-		f := finding(r, "etcd member "+pod3+" matches no node")
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "unknown", "pod-2": "unknown", "pod-3": "yes"})
+		f := reports.Finding(r, "etcd member "+pod3+" matches no node")
 		if f == nil || !strings.Contains(f.Message, "pod-1 or pod-2") || !strings.Contains(f.Remedy, "--etcd-datacenters "+pod3+"=") {
 			t.Errorf("findings = %+v, want %s reported in no known datacenter", r.Findings, pod3)
 		}
@@ -171,8 +138,8 @@ func TestExternalEtcd(t *testing.T) {
 		if r.Etcd.Healthy != 2 || !r.Etcd.HasQuorum {
 			t.Errorf("etcd = %d healthy, quorum %v; want 2 and quorum", r.Etcd.Healthy, r.Etcd.HasQuorum)
 		}
-		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "no", "pod-3": "no"})
-		if f := finding(r, "losing datacenter pod-2 loses etcd quorum"); f == nil {
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "no", "pod-3": "no"})
+		if f := reports.Finding(r, "losing datacenter pod-2 loses etcd quorum"); f == nil {
 			t.Errorf("findings = %+v", r.Findings)
 		}
 	})
@@ -210,7 +177,7 @@ func TestExternalEtcd(t *testing.T) {
 			_ = exec.Command("kubectl", "--kubeconfig", c.Kubeconfig(), "delete", "placementpolicy", "external-etcd").Run()
 		})
 		r := statusJSON(t, c, 0, certs...)
-		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
 		for _, m := range r.Etcd.Members {
 			if m.DatacenterFrom != "PlacementPolicy/external-etcd" || !strings.HasPrefix(m.Name, m.Datacenter+"-") {
 				t.Errorf("member %s in %q from %q, want its own datacenter from the policy", m.Name, m.Datacenter, m.DatacenterFrom)

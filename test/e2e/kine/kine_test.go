@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/test/e2e/reports"
 )
 
 func TestMain(m *testing.M) {
@@ -56,30 +57,6 @@ func server(r *status.Report, dc string) *status.DatabaseServerReport {
 	return nil
 }
 
-func survives(r *status.Report, dc string) string {
-	for _, d := range r.Datacenters {
-		if d.Name == dc {
-			switch {
-			case d.SurvivesLoss == nil:
-				return "unknown"
-			case *d.SurvivesLoss:
-				return "yes"
-			}
-			return "no"
-		}
-	}
-	return "missing"
-}
-
-func finding(r *status.Report, substr string) *status.Finding {
-	for i := range r.Findings {
-		if strings.Contains(r.Findings[i].Message, substr) {
-			return &r.Findings[i]
-		}
-	}
-	return nil
-}
-
 // The subtests run in order, each on what the one before left.
 func TestKineOverPostgres(t *testing.T) {
 	c := cluster.Require(t)
@@ -111,10 +88,10 @@ func TestKineOverPostgres(t *testing.T) {
 		if p == nil || p.Role != "primary" || rep == nil || rep.Role != "replica" || !rep.Streaming || rep.ReplayLagSeconds == nil {
 			t.Fatalf("servers = %+v, want the primary in pod-1 and a streaming replica with a lag in pod-2", r.Datastore.Servers)
 		}
-		if survives(r, "pod-1") != "no" || survives(r, "pod-2") != "yes" {
-			t.Errorf("survivesLoss pod-1 %s, pod-2 %s; want no (the primary's) and yes", survives(r, "pod-1"), survives(r, "pod-2"))
+		if reports.Survives(r)["pod-1"] != "no" || reports.Survives(r)["pod-2"] != "yes" {
+			t.Errorf("survivesLoss pod-1 %s, pod-2 %s; want no (the primary's) and yes", reports.Survives(r)["pod-1"], reports.Survives(r)["pod-2"])
 		}
-		if f := finding(r, "losing datacenter pod-1, which holds the database primary"); f == nil || !strings.Contains(f.Message, "promote "+rep.Address) {
+		if f := reports.Finding(r, "losing datacenter pod-1, which holds the database primary"); f == nil || !strings.Contains(f.Message, "promote "+rep.Address) {
 			t.Errorf("findings = %+v, want the failover pod-1's loss needs", r.Findings)
 		}
 		if !strings.Contains(r.Datastore.DSN, "xxxxx") {
@@ -171,7 +148,7 @@ func TestKineOverPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := statusJSON(t, c, cache, status.ExitQuorumLost)
-		f := finding(r, "SPLIT BRAIN: 2 database servers accept writes")
+		f := reports.Finding(r, "SPLIT BRAIN: 2 database servers accept writes")
 		if f == nil || f.Severity != "critical" || !strings.Contains(f.Remedy, "witness") {
 			t.Fatalf("findings = %+v, want a critical split brain", r.Findings)
 		}
@@ -194,10 +171,10 @@ func TestKineOverPostgres(t *testing.T) {
 		if p == nil || p.Role != "primary" || old == nil || old.Role != "unreachable" {
 			t.Fatalf("servers = %+v, want the primary in pod-2 and pod-1's server unreachable", r.Datastore.Servers)
 		}
-		if f := finding(r, "has no streaming replica"); f == nil {
+		if f := reports.Finding(r, "has no streaming replica"); f == nil {
 			t.Errorf("findings = %+v, want pod-2's primary without a replica", r.Findings)
 		}
-		if f := finding(r, "datacenter pod-1 is DOWN"); f == nil || !strings.Contains(f.Message, "datastore: kine") {
+		if f := reports.Finding(r, "datacenter pod-1 is DOWN"); f == nil || !strings.Contains(f.Message, "datastore: kine") {
 			t.Errorf("findings = %+v, want pod-1 down", r.Findings)
 		}
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/test/e2e/reports"
 )
 
 func TestMain(m *testing.M) {
@@ -79,21 +80,6 @@ func statusJSON(t *testing.T, c *cluster.Cluster, cacheDir string, wantCode int,
 	return &rep
 }
 
-func survives(r *status.Report) map[string]string {
-	out := map[string]string{}
-	for _, d := range r.Datacenters {
-		switch {
-		case d.SurvivesLoss == nil:
-			out[d.Name] = "unknown"
-		case *d.SurvivesLoss:
-			out[d.Name] = "yes"
-		default:
-			out[d.Name] = "no"
-		}
-	}
-	return out
-}
-
 func hasFinding(r *status.Report, substr string) bool {
 	for _, f := range r.Findings {
 		if strings.Contains(f.Message, substr) {
@@ -101,16 +87,6 @@ func hasFinding(r *status.Report, substr string) bool {
 		}
 	}
 	return false
-}
-
-func assertSurvives(t *testing.T, r *status.Report, want map[string]string) {
-	t.Helper()
-	got := survives(r)
-	for dc, w := range want {
-		if got[dc] != w {
-			t.Errorf("survivesLoss[%s] = %s, want %s (all: %v)", dc, got[dc], w, got)
-		}
-	}
 }
 
 // waitAllHealthy waits until status sees every member healthy again.
@@ -141,7 +117,7 @@ func TestStatus(t *testing.T) {
 			t.Errorf("etcd = source %s size %d healthy %d quorum %d tolerance %d, want exec 5 5 3 2",
 				r.Etcd.Source, r.Etcd.Size, r.Etcd.Healthy, r.Etcd.Quorum, r.Etcd.FaultTolerance)
 		}
-		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "yes", "pod-3": "yes"})
 		leaders := 0
 		for _, m := range r.Etcd.Members {
 			if m.Leader {
@@ -250,7 +226,7 @@ func TestStatus(t *testing.T) {
 			t.Errorf("violatedPDBs = %+v, want %s/pinned-worker", r.WhatIf.ViolatedPDBs, ns)
 		}
 		// Without pod-2, losing pod-1 (2 voters) or pod-3 (1 voter) is fatal.
-		assertSurvives(t, r, map[string]string{"pod-1": "no", "pod-3": "no"})
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "no", "pod-3": "no"})
 
 		bad := kubectlDC(t, c, cache, "--lose", "pod-7")
 		if bad.code != cmdutil.ExitUsage || !strings.Contains(bad.stderr, "--lose pod-7: no node has topology.kubernetes.io/zone=pod-7; did you mean pod-1? known datacenters: pod-1, pod-2, pod-3") {
@@ -291,7 +267,7 @@ func TestStatus(t *testing.T) {
 		if r.Etcd.Size != 5 || r.Etcd.Healthy != 4 || r.Etcd.FaultTolerance != 1 || !r.Etcd.HasQuorum {
 			t.Errorf("etcd = size %d healthy %d tolerance %d quorum %v, want 5 4 1 true", r.Etcd.Size, r.Etcd.Healthy, r.Etcd.FaultTolerance, r.Etcd.HasQuorum)
 		}
-		assertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "no", "pod-3": "yes"})
+		reports.AssertSurvives(t, r, map[string]string{"pod-1": "yes", "pod-2": "no", "pod-3": "yes"})
 		if !hasFinding(r, "losing datacenter pod-2 loses etcd quorum") {
 			t.Errorf("findings = %+v", r.Findings)
 		}
