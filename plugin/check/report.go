@@ -145,11 +145,9 @@ func refString(r policy.ObjectRef) string {
 // oneLine keeps a table row on one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// plural is n and the word for n.
 func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
+	return fmt.Sprintf("%d %s", n, cmdutil.Plural(n, one, many))
 }
 
 // judged reports whether obj is one of the built-in kinds check judges.

@@ -243,7 +243,7 @@ func datastoreExit(r *Report, failOnRisk bool) error {
 func datastoreLine(r *Report) string {
 	d := r.Datastore
 	var b strings.Builder
-	fmt.Fprintf(&b, "datastore: kine (%d %s", len(d.Instances), plural(len(d.Instances), "instance", "instances"))
+	fmt.Fprintf(&b, "datastore: kine (%d %s", len(d.Instances), cmdutil.Plural(len(d.Instances), "instance", "instances"))
 	b.WriteString("), no etcd quorum")
 	if d.Servers == nil {
 		b.WriteString("; database unknown (no --datastore-dsn)")
@@ -266,13 +266,6 @@ func datastoreLine(r *Report) string {
 		b.WriteString("; SPLIT BRAIN")
 	}
 	return b.String()
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 func orUnknown(dc string) string {

@@ -596,7 +596,7 @@ func (f *findings) etcdPlacement() {
 			for _, d := range r.Datacenters {
 				if d.SurvivesLoss != nil && !*d.SurvivesLoss && !d.Lost {
 					add(severityCritical,
-						fmt.Sprintf("losing datacenter %s loses etcd quorum%s: %d healthy voters would be left of %d, %d needed", d.Name, what, e.Healthy-d.HealthyVoters, e.Size, e.Quorum),
+						fmt.Sprintf("losing datacenter %s loses etcd quorum%s: %d healthy %s would be left of %d, %d needed", d.Name, what, e.Healthy-d.HealthyVoters, cmdutil.Plural(e.Healthy-d.HealthyVoters, "voter", "voters"), e.Size, e.Quorum),
 						fmt.Sprintf("restore failed members, or spread voters so that no datacenter holds more than %d of %d", policy.MaxPerDatacenter(e.Size), e.Size))
 				}
 			}

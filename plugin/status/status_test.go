@@ -68,6 +68,16 @@ func TestBuildReportMacStadium5(t *testing.T) {
 	}
 }
 
+// TestBuildReportOneVoterLeft: one healthy voter left is said in the
+// singular.
+func TestBuildReportOneVoterLeft(t *testing.T) {
+	r := newTopo().dc("pod-1", 1, 1).dc("pod-2", 1, 1).dc("pod-3", 1, 1).etcdFromPods("pod-1-cp-1", "pod-3-cp-1").build()
+	f := findingWith(r, "losing datacenter pod-1 loses etcd quorum")
+	if f == nil || !strings.Contains(f.Message, "1 healthy voter would be left of 3, 2 needed") {
+		t.Fatalf("findings = %+v, want pod-1's loss to leave 1 healthy voter", r.Findings)
+	}
+}
+
 func TestBuildReportOneVoterDown(t *testing.T) {
 	r := newTopo().dc("pod-1", 2, 3).dc("pod-2", 2, 3).dc("pod-3", 1, 1).etcdFromPods("pod-2-cp-1", "pod-1-cp-1").build()
 	if r.Etcd.Size != 5 || r.Etcd.Healthy != 4 || r.Etcd.FaultTolerance != 1 || !r.Etcd.HasQuorum {
