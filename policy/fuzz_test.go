@@ -25,44 +25,12 @@ func (f *fuzzBytes) next(n int) int {
 	return int(b) % n
 }
 
-var (
-	fuzzValues = []string{"pod-1", "pod-2", "pod-3", "pod2", "", "7", "ssd"}
-	fuzzKeys   = []string{zone, zone, "disk", "kubernetes.io/hostname"}
-	fuzzOps    = []corev1.NodeSelectorOperator{corev1.NodeSelectorOpIn, corev1.NodeSelectorOpIn, corev1.NodeSelectorOpNotIn,
-		corev1.NodeSelectorOpExists, corev1.NodeSelectorOpDoesNotExist, corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt}
-)
+// fuzzValues are the values fuzz objects draw from.
+var fuzzValues = testutil.FuzzValues
 
 // fuzzObject builds one of the nine kinds with a pod template chosen by data.
 func fuzzObject(data []byte) (*testutil.ObjectBuilder, bool) {
-	f := fuzzBytes(data)
-	b := testutil.Kinds("travis", "worker")[f.next(9)]
-	matched := f.next(4) != 0
-	if matched {
-		b.Labels("app", "worker")
-	} else {
-		b.Labels("app", "web")
-	}
-	if f.next(3) == 0 {
-		b.ObjectLabels("placement.kubectl-dc.io/datacenter", fuzzValues[f.next(len(fuzzValues))])
-	}
-	for i, n := 0, f.next(3); i < n; i++ {
-		b.NodeSelector(fuzzKeys[f.next(len(fuzzKeys))], fuzzValues[f.next(len(fuzzValues))])
-	}
-	if f.next(2) == 1 {
-		b.NodeName([]string{"pod-1-1", "pod-2-1", "pod-3-1", "ghost"}[f.next(4)])
-	}
-	for i, nt := 0, f.next(4); i < nt; i++ {
-		var reqs []corev1.NodeSelectorRequirement
-		for j, ne := 0, f.next(4); j < ne; j++ {
-			var vals []string
-			for k, nv := 0, f.next(4); k < nv; k++ {
-				vals = append(vals, fuzzValues[f.next(len(fuzzValues))])
-			}
-			reqs = append(reqs, testutil.Expr(fuzzKeys[f.next(len(fuzzKeys))], fuzzOps[f.next(len(fuzzOps))], vals...))
-		}
-		b.RequiredAffinity(testutil.Term(reqs...))
-	}
-	return b, matched
+	return testutil.FuzzPinnedObject(data)
 }
 
 // nodeMatches is an oracle for the scheduler's node selection, independent of

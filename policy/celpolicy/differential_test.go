@@ -2,6 +2,7 @@ package celpolicy_test
 
 import (
 	"maps"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -42,10 +43,29 @@ func TestDifferential(t *testing.T) {
 	rules := celtest.RuleOf(policies)
 
 	corpus := celtest.Corpus(18, 1800, celtest.Namespaces())
+	seeds, skipped, err := celtest.Seeds(filepath.Join("..", ".."), celtest.Namespaces())
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus = append(corpus, seeds...)
 	counts := map[string]int{}
 	differ := 0
 	for _, req := range corpus {
-		eObj, rs := celtest.EngineAdmit(engine, state, req)
+		eObj, all := celtest.EngineAdmit(engine, state, req)
+		var rs policy.Results
+		for _, r := range all {
+			if celtest.WebhookOnly(r) {
+				counts["left to the webhook"]++
+				continue
+			}
+			rs = append(rs, r)
+		}
+		if strings.HasPrefix(req.What, "seed ") {
+			counts["seeds"]++
+			for _, r := range rs {
+				counts["seed "+string(r.Action)]++
+			}
+		}
 		cObj, vs := api.admit(t, req.Op, req.Obj, req.Old, req.NS)
 		want := map[string]bool{}
 		for _, r := range rs {
@@ -76,7 +96,10 @@ func TestDifferential(t *testing.T) {
 			counts["mutated"]++
 		}
 	}
-	t.Logf("%d requests, %d differences; %v", len(corpus), differ, counts)
+	t.Logf("%d requests (%d of them from the fuzz targets' seed corpora, %d seeds of no judged object left out), %d differences; %v", len(corpus), len(seeds), skipped, differ, counts)
+	if len(seeds) < 40 {
+		t.Errorf("only %d requests from the seed corpora %v", len(seeds), celtest.SeedCorpora)
+	}
 	// The corpus must exercise every verdict, or agreement proves little.
 	for _, k := range []string{"CREATE", "UPDATE", "admitted", "Deny", "Warn", "Audit", "mutated"} {
 		if counts[k] < 20 {
