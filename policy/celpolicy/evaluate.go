@@ -1,0 +1,259 @@
+package celpolicy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/admission"
+	plugincel "k8s.io/apiserver/pkg/admission/plugin/cel"
+	"k8s.io/apiserver/pkg/admission/plugin/policy/mutating/patch"
+	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
+	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"k8s.io/apiserver/pkg/cel/environment"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+)
+
+// An Evaluator runs a compiled Set in-process through the API server's own
+// admission policy machinery (k8s.io/apiserver): the CEL environment new
+// expressions are checked against when a policy is created, the same
+// variable composition, match conditions, validator and JSON patcher as
+// kube-apiserver. Only the resource and namespace matching of bindings is
+// done here, with label selectors, as the API server's matcher does. It
+// lets dc-webhook know, without asking the API server, what the compiled
+// policies answer (--pinned-enforcement=both), and the differential tests
+// run the compiled policies without one. An Evaluator is safe for
+// concurrent use.
+type Evaluator struct {
+	validators []*validator
+	mutators   []*mutator
+}
+
+// Verdict is one compiled policy's answer that an object breaks it.
+type Verdict struct {
+	// Policy is the name of the ValidatingAdmissionPolicy.
+	Policy string
+	// Action is the binding's validation action.
+	Action admissionregistrationv1.ValidationAction
+	// Message is the policy's message.
+	Message string
+}
+
+// noParams: the compiled policies take no parameters.
+var noParams = plugincel.OptionalVariableDeclarations{}
+
+func newCompiler(vars []admissionregistrationv1.Variable) (*plugincel.CompositedCompiler, error) {
+	c, err := plugincel.NewCompositedCompiler(environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()))
+	if err != nil {
+		return nil, err
+	}
+	acc := make([]plugincel.NamedExpressionAccessor, len(vars))
+	for i, v := range vars {
+		acc[i] = &validating.Variable{Name: v.Name, Expression: v.Expression}
+	}
+	c.CompileAndStoreVariables(acc, noParams, environment.NewExpressions)
+	return c, nil
+}
+
+func newMatcher(c *plugincel.CompositedCompiler, conds []admissionregistrationv1.MatchCondition, fail *admissionregistrationv1.FailurePolicyType, name string) matchconditions.Matcher {
+	acc := make([]plugincel.ExpressionAccessor, len(conds))
+	for i := range conds {
+		acc[i] = (*matchconditions.MatchCondition)(&conds[i])
+	}
+	return matchconditions.NewMatcher(c.CompileCondition(acc, noParams, environment.NewExpressions), fail, "policy", "validate", name)
+}
+
+// validator is one compiled ValidatingAdmissionPolicy with its binding.
+type validator struct {
+	name    string
+	actions []admissionregistrationv1.ValidationAction
+	nsSel   labels.Selector
+	v       validating.Validator
+}
+
+func newValidator(p *admissionregistrationv1.ValidatingAdmissionPolicy, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) (*validator, error) {
+	c, err := newCompiler(p.Spec.Variables)
+	if err != nil {
+		return nil, err
+	}
+	var vals, msgs []plugincel.ExpressionAccessor
+	for _, x := range p.Spec.Validations {
+		vals = append(vals, &validating.ValidationCondition{Expression: x.Expression, Message: x.Message, Reason: x.Reason})
+		msgs = append(msgs, &validating.MessageExpressionCondition{MessageExpression: x.MessageExpression})
+	}
+	v := validating.NewValidator(
+		c.CompileCondition(vals, noParams, environment.NewExpressions),
+		newMatcher(c, p.Spec.MatchConditions, p.Spec.FailurePolicy, p.Name),
+		c.CompileCondition(nil, noParams, environment.NewExpressions),
+		c.CompileCondition(msgs, noParams, environment.NewExpressions),
+		p.Spec.FailurePolicy, nil)
+	if err := v.CompileError(); err != nil {
+		return nil, fmt.Errorf("ValidatingAdmissionPolicy %s does not compile: %w", p.Name, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(b.Spec.MatchResources.NamespaceSelector)
+	if err != nil {
+		return nil, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
+	}
+	return &validator{name: p.Name, actions: b.Spec.ValidationActions, nsSel: sel, v: v}, nil
+}
+
+// mutator is one compiled MutatingAdmissionPolicy with its binding.
+type mutator struct {
+	name    string
+	ops     map[string]map[admissionregistrationv1.OperationType]bool // resource -> operations
+	nsSel   labels.Selector
+	match   matchconditions.Matcher
+	patcher patch.Patcher
+	// compiler makes the composition context that evaluates the
+	// variables once per request, as the API server's dispatcher does.
+	compiler *plugincel.CompositedCompiler
+}
+
+func newMutator(p *admissionregistrationv1.MutatingAdmissionPolicy, b *admissionregistrationv1.MutatingAdmissionPolicyBinding) (*mutator, error) {
+	c, err := newCompiler(p.Spec.Variables)
+	if err != nil {
+		return nil, err
+	}
+	m := &mutator{name: p.Name, compiler: c, ops: map[string]map[admissionregistrationv1.OperationType]bool{}, match: newMatcher(c, p.Spec.MatchConditions, p.Spec.FailurePolicy, p.Name)}
+	for _, r := range p.Spec.MatchConstraints.ResourceRules {
+		for _, res := range r.Resources {
+			m.ops[res] = map[admissionregistrationv1.OperationType]bool{}
+			for _, op := range r.Operations {
+				m.ops[res][op] = true
+			}
+		}
+	}
+	for _, x := range p.Spec.Mutations {
+		if x.PatchType != admissionregistrationv1.PatchTypeJSONPatch || x.JSONPatch == nil {
+			return nil, fmt.Errorf("MutatingAdmissionPolicy %s: patch type %s, want JSONPatch", p.Name, x.PatchType)
+		}
+		ev := c.CompileMutatingEvaluator(&patch.JSONPatchCondition{Expression: x.JSONPatch.Expression}, plugincel.OptionalVariableDeclarations{HasPatchTypes: true}, environment.NewExpressions)
+		if errs := ev.CompilationErrors(); len(errs) > 0 {
+			return nil, fmt.Errorf("MutatingAdmissionPolicy %s does not compile: %w", p.Name, errors.Join(errs...))
+		}
+		m.patcher = patch.NewJSONPatcher(ev)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(b.Spec.MatchResources.NamespaceSelector)
+	if err != nil {
+		return nil, fmt.Errorf("MutatingAdmissionPolicyBinding %s: %w", b.Name, err)
+	}
+	m.nsSel = sel
+	return m, nil
+}
+
+// NewEvaluator compiles the expressions of set, as the API server does
+// when the policies are created. It takes milliseconds per policy: build
+// one per compilation, not per request.
+func NewEvaluator(set *Set) (*Evaluator, error) {
+	e := &Evaluator{}
+	for i := range set.Validating {
+		v, err := newValidator(&set.Validating[i], &set.ValidatingBindings[i])
+		if err != nil {
+			return nil, err
+		}
+		e.validators = append(e.validators, v)
+	}
+	for i := range set.Mutating {
+		m, err := newMutator(&set.Mutating[i], &set.MutatingBindings[i])
+		if err != nil {
+			return nil, err
+		}
+		e.mutators = append(e.mutators, m)
+	}
+	return e, nil
+}
+
+// attributes are the request as the policies see it.
+func attributes(kind policy.Kind, op admission.Operation, obj, old runtime.Object, ns *corev1.Namespace) *admission.VersionedAttributes {
+	name := ""
+	if m, ok := obj.(metav1.Object); ok {
+		name = m.GetName()
+	}
+	a := admission.NewAttributesRecord(obj, old, kind.GVK(), ns.Name, name, kind.GVR(), "", op, nil, false, nil)
+	return &admission.VersionedAttributes{Attributes: a, VersionedKind: kind.GVK(), VersionedOldObject: admission.NewLazyObject(old), VersionedObject: admission.NewLazyObject(obj)}
+}
+
+// Admit is what the API server does with a create or update of obj (old
+// before an update) in ns: the mutating policies, then the validating
+// ones. It returns the mutated object (a copy; obj is left alone) and the
+// verdicts; the error gathers what could not be evaluated (a Deny
+// policy's failurePolicy Fail refuses then). obj must be a judged kind.
+func (e *Evaluator) Admit(ctx context.Context, op admission.Operation, obj, old runtime.Object, ns *corev1.Namespace) (runtime.Object, []Verdict, error) {
+	kind, ok := policy.JudgedKindOf(obj)
+	if !ok {
+		return obj, nil, nil
+	}
+	obj = obj.DeepCopyObject()
+	nsLabels := labels.Set(ns.Labels)
+	var errs []error
+	for _, m := range e.mutators {
+		if !m.ops[kind.Resource][admissionregistrationv1.OperationType(op)] || !m.nsSel.Matches(nsLabels) {
+			continue
+		}
+		va := attributes(kind, op, obj, old, ns)
+		ctx := m.compiler.CreateContext(ctx)
+		r := m.match.Match(ctx, va, nil, nil)
+		if r.Error != nil {
+			errs = append(errs, fmt.Errorf("%s: match conditions: %w", m.name, r.Error))
+			continue
+		}
+		if !r.Matches {
+			continue
+		}
+		out, err := m.patcher.Patch(ctx, patch.Request{
+			MatchedResource:     kind.GVR(),
+			VersionedAttributes: va,
+			ObjectInterfaces:    admission.NewObjectInterfacesFromScheme(scheme.Scheme),
+			Namespace:           ns,
+		}, celconfig.RuntimeCELCostBudget)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.name, err))
+			continue
+		}
+		obj = out
+	}
+	vs, err := e.Validate(ctx, op, obj, old, ns)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return obj, vs, utilerrors.NewAggregate(errs)
+}
+
+// Validate runs the validating policies alone on obj, as the API server
+// does after every mutation: what dc-webhook's handlers see has been
+// through the mutating policies already.
+func (e *Evaluator) Validate(ctx context.Context, op admission.Operation, obj, old runtime.Object, ns *corev1.Namespace) ([]Verdict, error) {
+	kind, ok := policy.JudgedKindOf(obj)
+	if !ok {
+		return nil, nil
+	}
+	nsLabels := labels.Set(ns.Labels)
+	var vs []Verdict
+	var errs []error
+	for _, v := range e.validators {
+		if !v.nsSel.Matches(nsLabels) {
+			continue
+		}
+		res := v.v.Validate(ctx, kind.GVR(), attributes(kind, op, obj, old, ns), nil, ns, celconfig.RuntimeCELCostBudget, nil)
+		for _, d := range res.Decisions {
+			if d.Evaluation == validating.EvalError {
+				errs = append(errs, fmt.Errorf("%s: %s", v.name, d.Message))
+			}
+			if d.Action == validating.ActionDeny {
+				for _, a := range v.actions {
+					vs = append(vs, Verdict{Policy: v.name, Action: a, Message: d.Message})
+				}
+			}
+		}
+	}
+	return vs, utilerrors.NewAggregate(errs)
+}
