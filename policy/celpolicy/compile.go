@@ -58,6 +58,20 @@ type Options struct {
 	// OptOutLabel, when set, is the namespace label whose value "true"
 	// opts a namespace out, as for the webhook configurations.
 	OptOutLabel string
+	// Enforcement is who enforces the pinned rules of a policy without
+	// spec.pinnedEnforcement (dc-webhook's flag); "" compiles them.
+	// Policies whose enforcement is webhook are not compiled.
+	Enforcement v1alpha1.PinnedEnforcement
+}
+
+// Compiled reports whether Compile compiles the pinned rules of p under
+// opts: its spec.pinnedEnforcement, else opts.Enforcement, is cel or both.
+func (o *Options) Compiled(p *v1alpha1.PlacementPolicy) bool {
+	def := o.Enforcement
+	if def == "" {
+		def = v1alpha1.PinnedEnforcementCEL
+	}
+	return p.Spec.EffectivePinnedEnforcement(def).Compiles()
 }
 
 // Set is the compiled form of the pinned rules of a set of policies.
@@ -68,7 +82,8 @@ type Set struct {
 	MutatingBindings   []admissionregistrationv1.MutatingAdmissionPolicyBinding
 }
 
-// Compile compiles the pinned rules of policies: one
+// Compile compiles the pinned rules of policies (those opts.Compiled
+// says are compiled): one
 // ValidatingAdmissionPolicy and binding per rule, and one
 // MutatingAdmissionPolicy and binding per datacenter label that some
 // rule's datacenterFromLabel injects. Names are stable across calls, so
@@ -92,6 +107,9 @@ func Compile(policies []v1alpha1.PlacementPolicy, opts Options) (*Set, error) {
 	injections := map[string][]injection{}
 	var labels []string
 	for _, p := range engine.Policies() {
+		if !opts.Compiled(&p) {
+			continue
+		}
 		one, err := policy.NewEngine([]v1alpha1.PlacementPolicy{p})
 		if err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy/celtest"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
@@ -174,3 +175,47 @@ func TestCompileBindings(t *testing.T) {
 }
 
 func labelsOf(ns *corev1.Namespace) labels.Set { return ns.Labels }
+
+// TestCompileHonoursPinnedEnforcement: a policy's spec.pinnedEnforcement
+// decides whether its pinned rules are compiled, the default (the flag)
+// decides for the others.
+func TestCompileHonoursPinnedEnforcement(t *testing.T) {
+	policies := celtest.Policies() // alpha (3 rules), beta (2), gamma (1)
+	policies[0].Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementWebhook
+	policies[1].Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementBoth
+	for _, tc := range []struct {
+		def  v1alpha1.PinnedEnforcement
+		want []string // policies whose rules are compiled
+	}{
+		{"", []string{"beta", "gamma"}},
+		{v1alpha1.PinnedEnforcementCEL, []string{"beta", "gamma"}},
+		{v1alpha1.PinnedEnforcementBoth, []string{"beta", "gamma"}},
+		{v1alpha1.PinnedEnforcementWebhook, []string{"beta"}},
+	} {
+		set, err := celpolicy.Compile(policies, celpolicy.Options{Nodes: celtest.Nodes(), Enforcement: tc.def})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, v := range set.Validating {
+			got[strings.Split(v.Name, ".")[2]] = true
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("default %q: compiled the rules of %v, want %v", tc.def, got, tc.want)
+		}
+		for _, p := range tc.want {
+			if !got[p] {
+				t.Errorf("default %q: compiled the rules of %v, want %v", tc.def, got, tc.want)
+			}
+		}
+		// beta's edge rule injects on the zone label, gamma's on the site
+		// label: alpha, which also injects on the zone, adds none.
+		wantMutating := 2
+		if tc.def == v1alpha1.PinnedEnforcementWebhook {
+			wantMutating = 1
+		}
+		if len(set.Mutating) != wantMutating {
+			t.Errorf("default %q: %d MutatingAdmissionPolicies, want %d", tc.def, len(set.Mutating), wantMutating)
+		}
+	}
+}

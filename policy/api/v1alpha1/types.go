@@ -34,6 +34,35 @@ const (
 	ActionAudit Action = "Audit"
 )
 
+// PinnedEnforcement says who enforces a policy's pinned rules.
+// +kubebuilder:validation:Enum=webhook;cel;both
+type PinnedEnforcement string
+
+const (
+	// PinnedEnforcementWebhook: dc-webhook judges the pinned rules and
+	// injects datacenterFromLabel.
+	PinnedEnforcementWebhook PinnedEnforcement = "webhook"
+	// PinnedEnforcementCEL: the pinned rules are compiled into
+	// ValidatingAdmissionPolicies and MutatingAdmissionPolicies that the
+	// API server runs in-process, also with every webhook replica down;
+	// the webhook is no longer sent what they cover.
+	PinnedEnforcementCEL PinnedEnforcement = "cel"
+	// PinnedEnforcementBoth: the compiled admission policies enforce and
+	// inject; dc-webhook judges the same requests with the policy engine
+	// without refusing them for what the compiled policies cover, and
+	// counts every verdict that differs from theirs.
+	PinnedEnforcementBoth PinnedEnforcement = "both"
+)
+
+// PinnedEnforcements are the valid values, in the order messages list them.
+var PinnedEnforcements = []PinnedEnforcement{PinnedEnforcementWebhook, PinnedEnforcementCEL, PinnedEnforcementBoth}
+
+// Compiles reports whether the pinned rules are compiled into admission
+// policies (cel and both).
+func (e PinnedEnforcement) Compiles() bool {
+	return e == PinnedEnforcementCEL || e == PinnedEnforcementBoth
+}
+
 // PlacementPolicy binds workloads to datacenters and keeps quorum members
 // spread across them. Several policies may exist; all of them apply.
 //
@@ -95,6 +124,17 @@ type PlacementPolicySpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	WorkloadKinds []WorkloadKind `json:"workloadKinds,omitempty"`
 
+	// PinnedEnforcement says who enforces this policy's pinned rules:
+	// webhook (dc-webhook judges and injects), cel (admission policies
+	// compiled from them, run by the API server in-process) or both (the
+	// compiled policies enforce, dc-webhook audits them and counts the
+	// differences). Empty means dc-webhook's --pinned-enforcement. Spread
+	// rules, the Node label guard and a pod's spec.nodeName stay with
+	// dc-webhook whatever it says; kubectl dc check judges every rule the
+	// same way whatever it says.
+	// +optional
+	PinnedEnforcement PinnedEnforcement `json:"pinnedEnforcement,omitempty"`
+
 	// EtcdMembers places etcd members that run on no Node (external etcd,
 	// etcd on hosts of their own): a member name, client or peer URL,
 	// host:port or host, to its datacenter. kubectl dc status counts them
@@ -102,6 +142,15 @@ type PlacementPolicySpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxProperties=256
 	EtcdMembers map[string]string `json:"etcdMembers,omitempty"`
+}
+
+// EffectivePinnedEnforcement is who enforces the pinned rules: the spec's
+// PinnedEnforcement when set, else def (dc-webhook's flag).
+func (s *PlacementPolicySpec) EffectivePinnedEnforcement(def PinnedEnforcement) PinnedEnforcement {
+	if s.PinnedEnforcement != "" {
+		return s.PinnedEnforcement
+	}
+	return def
 }
 
 // WorkloadKind is a kind of object with a pod template, in any version of
