@@ -119,7 +119,7 @@ func writePKI(dir string, serveOn, etcdIPs []net.IP) error {
 	}
 	apiIPs := append(append(append([]net.IP{}, loopback...), net.ParseIP("10.96.0.1")), serveOn...)
 	if err := ca.issue(dir, "serving", "kube-apiserver", both,
-		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, apiIPs); err != nil {
+		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", EndpointName}, apiIPs); err != nil {
 		return err
 	}
 

@@ -99,8 +99,17 @@ type state struct {
 	// served by its kwok.
 	KubeletPorts map[string]int `json:"kubeletPorts"`
 	ServeOn      []net.IP       `json:"serveOn,omitempty"`
-	// LoadBalancers are the running HAProxies, the first the endpoint.
+	// LoadBalancers are the running HAProxies, the first the endpoint
+	// unless EndpointAddress names another.
 	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	// EndpointAddress is the control-plane endpoint (host:port) set by
+	// NameControlPlaneEndpoint, and HostsFile the /etc/hosts that resolves
+	// its name; both "" otherwise.
+	EndpointAddress string `json:"endpointAddress,omitempty"`
+	HostsFile       string `json:"hostsFile,omitempty"`
+	// KubeletForwarders maps each control-plane node whose kubelet port an
+	// HAProxy forwards to its datacenter's kwok to that datacenter.
+	KubeletForwarders map[string]string `json:"kubeletForwarders,omitempty"`
 	// Databases, KineURLs (per API server node), the binaries and the
 	// read-only role's password of a kine topology.
 	Databases        []Database        `json:"databases,omitempty"`
@@ -293,6 +302,18 @@ func (c *Cluster) start(ctx context.Context) error {
 	rest := []string{"kube-scheduler", "kube-controller-manager"}
 	for _, dc := range c.Topo.Datacenters {
 		rest = append(rest, kwokProc(dc.Name))
+	}
+	for _, n := range nodes {
+		if !n.ControlPlane {
+			continue
+		}
+		name, err := c.addKubeletForwarder(n.Name, n.IP, n.Datacenter)
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			rest = append(rest, name)
+		}
 	}
 	if err := c.startAll(ctx, rest); err != nil {
 		return err

@@ -93,9 +93,11 @@ func (c *Cluster) DatacenterDown(ctx context.Context, dc string) error {
 	if err := c.Procs[kwokProc(dc)].stop(0); err != nil {
 		return err
 	}
-	if p := c.Procs[lbProc(dc)]; p != nil {
-		if err := p.stop(0); err != nil {
-			return err
+	for _, name := range append(c.kubeletForwarders(dc), lbProc(dc)) {
+		if p := c.Procs[name]; p != nil {
+			if err := p.stop(0); err != nil {
+				return err
+			}
 		}
 	}
 	// A kine datastore: the datacenter's PostgreSQL server and kines.
@@ -210,9 +212,11 @@ func (c *Cluster) DatacenterUp(ctx context.Context, dc string) error {
 	if err := c.Procs[kwokProc(dc)].start(c.Dir+"/logs", c.detach); err != nil {
 		return err
 	}
-	if p := c.Procs[lbProc(dc)]; p != nil {
-		if err := p.start(c.Dir+"/logs", c.detach); err != nil {
-			return err
+	for _, name := range append(c.kubeletForwarders(dc), lbProc(dc)) {
+		if p := c.Procs[name]; p != nil {
+			if err := p.start(c.Dir+"/logs", c.detach); err != nil {
+				return err
+			}
 		}
 	}
 	c.Client()

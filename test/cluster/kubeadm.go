@@ -17,11 +17,14 @@ import (
 
 // ControlPlaneEndpoint returns the address every node and kubeconfig of
 // the cluster dials, as kubeadm's controlPlaneEndpoint (host:port): the
-// first load balancer, else the first API server, as on a kubeadm cluster
-// set up without one.
+// name NameControlPlaneEndpoint set, else the first load balancer, else
+// the first API server, as on a kubeadm cluster set up without one.
 func (c *Cluster) ControlPlaneEndpoint() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.EndpointAddress != "" {
+		return c.EndpointAddress
+	}
 	if len(c.LoadBalancers) > 0 {
 		return c.LoadBalancers[0].Address
 	}
@@ -35,7 +38,8 @@ func (c *Cluster) ControlPlaneEndpoint() string {
 // and for tools: kube-system/kubeadm-config (ClusterConfiguration with the
 // controlPlaneEndpoint), kube-public/cluster-info (the kubeconfig nodes
 // join with) and kube-system/kube-proxy (the kubeconfig every node's
-// kube-proxy dials), all naming the control-plane endpoint.
+// kube-proxy dials), all naming the control-plane endpoint; existing ones
+// are overwritten.
 func (c *Cluster) writeKubeadmConfigMaps(ctx context.Context) error {
 	endpoint := c.ControlPlaneEndpoint()
 	ca, err := os.ReadFile(filepath.Join(c.Dir, "pki", "ca.crt"))
@@ -91,8 +95,11 @@ etcd:
 		// starts: wait for it rather than fail.
 		var last error
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			_, last = c.Client().CoreV1().ConfigMaps(cm.Namespace).Create(ctx, cm, metav1.CreateOptions{})
-			return last == nil || apierrors.IsAlreadyExists(last), nil
+			cms := c.Client().CoreV1().ConfigMaps(cm.Namespace)
+			if _, last = cms.Create(ctx, cm, metav1.CreateOptions{}); apierrors.IsAlreadyExists(last) {
+				_, last = cms.Update(ctx, cm, metav1.UpdateOptions{})
+			}
+			return last == nil, nil
 		})
 		if err != nil {
 			return fmt.Errorf("create configmap %s/%s: %w", cm.Namespace, cm.Name, last)

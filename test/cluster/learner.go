@@ -118,6 +118,15 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, erro
 	if err := c.createMirrorPod(ctx, etcdMirrorPod(m)); err != nil {
 		return Member{}, err
 	}
+	fwd, err := c.addKubeletForwarder(node, ip, dc)
+	if err != nil {
+		return Member{}, err
+	}
+	if fwd != "" {
+		if err := c.Procs[fwd].start(c.Dir+"/logs", c.detach); err != nil {
+			return Member{}, err
+		}
+	}
 	return m, c.saveState()
 }
 
@@ -208,8 +217,10 @@ func (c *Cluster) RemoveMember(ctx context.Context, node string) error {
 		}
 	}
 	c.mu.Lock()
-	p := c.Procs[etcdProc(node)]
+	procs := []*process{c.Procs[etcdProc(node)], c.Procs[kubeletProc(node)]}
 	delete(c.Procs, etcdProc(node))
+	delete(c.Procs, kubeletProc(node))
+	delete(c.KubeletForwarders, node)
 	for i, m := range c.Etcd {
 		if m.Node == node {
 			c.Etcd = append(c.Etcd[:i], c.Etcd[i+1:]...)
@@ -217,7 +228,10 @@ func (c *Cluster) RemoveMember(ctx context.Context, node string) error {
 		}
 	}
 	c.mu.Unlock()
-	if p != nil {
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
 		if err := p.stop(stopGrace); err != nil {
 			return err
 		}

@@ -55,7 +55,9 @@ func (t Topology) lbIPs() []net.IP {
 // startLoadBalancers starts one HAProxy per datacenter of the topology's
 // LoadBalancers, in TCP mode with a health check of each API server's
 // /readyz, as a kubeadm HA guide sets one up, and waits until each passes
-// requests through.
+// requests through. They share one port, each on its own datacenter's
+// address, so that one host name resolving to all of them (EndpointName)
+// is an endpoint with one address per datacenter.
 func (c *Cluster) startLoadBalancers(ctx context.Context) error {
 	if len(c.Topo.LoadBalancers) == 0 {
 		return nil
@@ -68,12 +70,12 @@ func (c *Cluster) startLoadBalancers(ctx context.Context) error {
 	for _, a := range c.APIServers {
 		backends = append(backends, fmt.Sprintf("    server %s %s", a.Node, urlHost(a.URL)))
 	}
+	port := ports.Free()
+	if port == 0 {
+		return fmt.Errorf("no free loopback port")
+	}
 	var names []string
 	for _, dc := range c.Topo.LoadBalancers {
-		port := ports.Free()
-		if port == 0 {
-			return fmt.Errorf("no free loopback port")
-		}
 		lb := LoadBalancer{Datacenter: dc, Address: net.JoinHostPort(c.Topo.lbIP(dc), fmt.Sprint(port))}
 		cfg := fmt.Sprintf(`global
     maxconn 4000
@@ -112,4 +114,68 @@ backend kube-apiservers
 		}
 	}
 	return nil
+}
+
+// EndpointName is the host name NameControlPlaneEndpoint points the
+// cluster at. Every API server's serving certificate carries it.
+const EndpointName = "control-plane.kubectl-dc.test"
+
+// NameControlPlaneEndpoint does what an operator does to remove the single
+// load balancer from the path: a host name resolving to every running load
+// balancer, one per datacenter (a DNS round robin), becomes the endpoint
+// kubeadm-config, cluster-info and the kube-proxy kubeconfig name. Nothing
+// serves DNS here, so the name resolves only in commands run with
+// HostsFile as their /etc/hosts, as RunKubectlDC runs kubectl-dc; the
+// admin kubeconfig keeps the first load balancer's address.
+// RestoreControlPlaneEndpoint undoes it.
+func (c *Cluster) NameControlPlaneEndpoint(ctx context.Context) error {
+	c.mu.Lock()
+	lbs := append([]LoadBalancer(nil), c.LoadBalancers...)
+	c.mu.Unlock()
+	if len(lbs) == 0 {
+		return fmt.Errorf("the topology runs no load balancer to name")
+	}
+	hosts, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		return err
+	}
+	var port string
+	for _, lb := range lbs {
+		host, p, err := net.SplitHostPort(lb.Address)
+		if err != nil {
+			return err
+		}
+		port = p
+		hosts = fmt.Appendf(hosts, "%s %s\n", host, EndpointName)
+	}
+	path := filepath.Join(c.Dir, "hosts")
+	if err := os.WriteFile(path, hosts, 0o644); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.HostsFile, c.EndpointAddress = path, net.JoinHostPort(EndpointName, port)
+	c.mu.Unlock()
+	return c.writeKubeadmConfigMaps(ctx)
+}
+
+// RestoreControlPlaneEndpoint points the kubeadm ConfigMaps back at the
+// first load balancer and forgets the host name.
+func (c *Cluster) RestoreControlPlaneEndpoint(ctx context.Context) error {
+	c.mu.Lock()
+	c.HostsFile, c.EndpointAddress = "", ""
+	c.mu.Unlock()
+	return c.writeKubeadmConfigMaps(ctx)
+}
+
+// resolving returns the command that runs bin with args so that it
+// resolves host names through HostsFile: in a private mount namespace
+// whose /etc/hosts is that file. Without HostsFile it is bin itself.
+func (c *Cluster) resolving(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	c.mu.Lock()
+	hosts := c.HostsFile
+	c.mu.Unlock()
+	if hosts == "" {
+		return exec.CommandContext(ctx, bin, args...)
+	}
+	return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--", "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hosts, bin}, args...)...)
 }

@@ -161,13 +161,14 @@ func KubectlDC(t testing.TB, c *Cluster, timeout time.Duration, args ...string) 
 
 // RunKubectlDC runs the built kubectl-dc against c until ctx ends and
 // returns its output and exit code; err says why it could not run or
-// finish. Safe to call from any goroutine.
+// finish. Host names resolve through c's HostsFile when it has one. Safe
+// to call from any goroutine.
 func RunKubectlDC(ctx context.Context, c *Cluster, args ...string) (stdout, stderr string, code int, err error) {
 	bin, err := BuildBinary("./cmd/kubectl-dc")
 	if err != nil {
 		return "", "", 0, err
 	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
+	cmd := c.resolving(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()

@@ -66,6 +66,16 @@ func Travis() Topology {
 	return t
 }
 
+// LoadBalancerPerDatacenter is MacStadium with an HAProxy in every
+// datacenter in front of the three API servers. Until
+// NameControlPlaneEndpoint names all of them, the endpoint is pod-1's, as
+// in Travis.
+func LoadBalancerPerDatacenter() Topology {
+	t := MacStadium()
+	t.LoadBalancers = []string{"pod-1", "pod-2", "pod-3"}
+	return t
+}
+
 // MacStadium5 is MacStadium with five voters placed 2/2/1.
 func MacStadium5() Topology {
 	t := MacStadium()

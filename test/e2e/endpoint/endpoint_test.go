@@ -1,7 +1,8 @@
 // Package endpoint drives `kubectl dc status` against Travis CI's
-// topology: three datacenters, an API server in each, and one HAProxy in
+// topology: three datacenters, an API server in each, and the HAProxy in
 // pod-1 that every kubeconfig and kubeadm ConfigMap names as the
-// control-plane endpoint.
+// control-plane endpoint. An HAProxy runs in pod-2 and pod-3 too, unnamed
+// until a test points the cluster at a host name resolving to all three.
 package endpoint
 
 import (
@@ -18,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.Travis()}))
+	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.LoadBalancerPerDatacenter()}))
 }
 
 // run runs the built kubectl-dc with args against c, bounded by 30 s.
@@ -112,5 +113,47 @@ func TestLoadBalancerInOneDatacenter(t *testing.T) {
 	}
 	if !hasFinding(r, "control-plane endpoint") {
 		t.Errorf("no finding says the endpoint is gone with pod-1: %+v", r.Findings)
+	}
+}
+
+// TestLoadBalancerPerDatacenter: with the endpoint a host name resolving to
+// one HAProxy per datacenter, status places each address in its
+// datacenter, the single-point-of-failure finding is gone, and losing any
+// one datacenter keeps the API reachable.
+func TestLoadBalancerPerDatacenter(t *testing.T) {
+	c := cluster.Require(t)
+	ctx := context.Background()
+	if err := c.NameControlPlaneEndpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.RestoreControlPlaneEndpoint(context.Background()); err != nil {
+			t.Errorf("restore the endpoint: %v", err)
+		}
+	})
+
+	r := statusJSON(t, c)
+	ep := r.ControlPlaneEndpoint
+	if ep == nil || ep.Kind != "loadbalancer" || ep.Datacenter != "" || !strings.HasPrefix(ep.Address, cluster.EndpointName+":") {
+		t.Fatalf("controlPlaneEndpoint = %+v; want load balancers named %s in several datacenters", ep, cluster.EndpointName)
+	}
+	var dcs []string
+	for _, tg := range ep.Targets {
+		if tg.Kind != "loadbalancer" || len(tg.Servers) != 3 {
+			t.Errorf("target %+v: want a load balancer in front of the 3 API servers", tg)
+		}
+		dcs = append(dcs, tg.Datacenter)
+	}
+	if strings.Join(dcs, ",") != "pod-1,pod-2,pod-3" {
+		t.Errorf("the endpoint's addresses are in %v, want one in each of pod-1, pod-2, pod-3", dcs)
+	}
+	if hasFinding(r, "single point of failure") {
+		t.Errorf("a single-point-of-failure finding with a load balancer in every datacenter: %+v", r.Findings)
+	}
+	for _, dc := range []string{"pod-1", "pod-2", "pod-3"} {
+		r := statusJSON(t, c, "--lose", dc)
+		if w := r.WhatIf; w == nil || w.APIReachable == nil || !*w.APIReachable {
+			t.Errorf("what-if %s = %+v; want the API reachable through the other datacenters' load balancers", dc, w)
+		}
 	}
 }

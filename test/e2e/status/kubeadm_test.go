@@ -69,6 +69,30 @@ func TestKubeadmEtcd(t *testing.T) {
 		}
 	}
 
+	// As an operator runs etcdctl: into each member's own pod, with the
+	// certificates at kubeadm's paths. The second control-plane node of a
+	// datacenter and the learner's node answer exec as the first does.
+	t.Run("kubectl exec etcdctl in every etcd pod", func(t *testing.T) {
+		pods, err := c.Client().CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "component=etcd"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) != 6 {
+			t.Fatalf("%d etcd pods, want 6 (5 voters and the learner)", len(pods.Items))
+		}
+		pki := "/etc/kubernetes/pki/etcd/"
+		for _, p := range pods.Items {
+			url := p.Annotations[cluster.EtcdAdvertiseAnnotation]
+			out, err := exec.Command("kubectl", "--kubeconfig", c.Kubeconfig(), "--request-timeout", "20s", "-n", metav1.NamespaceSystem,
+				"exec", p.Name, "--", "etcdctl", "--endpoints", url,
+				"--cacert", pki+"ca.crt", "--cert", pki+"healthcheck-client.crt", "--key", pki+"healthcheck-client.key",
+				"endpoint", "status").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), url) {
+				t.Errorf("kubectl exec %s (on %s) -- etcdctl endpoint status: %v\n%s", p.Name, p.Spec.NodeName, err, out)
+			}
+		}
+	})
+
 	t.Run("exec without certificates", func(t *testing.T) {
 		r := statusJSON(t, c, cache, 0)
 		assertView(t, r, "exec")
