@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 )
 
@@ -37,9 +39,11 @@ const (
 	// the API server; the webhook configurations no longer send what they
 	// cover, so pinned enforcement holds with every replica down.
 	PinnedCEL PinnedMode = "cel"
-	// PinnedBoth: the compiled admission policies enforce, and the webhook
-	// keeps judging everything it judged before, a second opinion that
-	// refuses the same objects.
+	// PinnedBoth: the compiled admission policies enforce and inject; the
+	// webhook audits them: it judges the pinned rules' objects with the
+	// policy engine, never refuses or patches them for what the compiled
+	// policies cover, and counts every verdict that differs from theirs
+	// (Metrics.PinnedDifferences), evaluated in-process (PinnedAuditor).
 	PinnedBoth PinnedMode = "both"
 )
 
@@ -53,6 +57,32 @@ func (m PinnedMode) CELEnforces() bool { return m == PinnedCEL }
 // compiles reports whether the mode compiles admission policies.
 func (m PinnedMode) compiles() bool { return m == PinnedCEL || m == PinnedBoth }
 
+// For returns who enforces the pinned rules of p: its
+// spec.pinnedEnforcement when set, else m ("" is PinnedWebhook).
+func (m PinnedMode) For(p *v1alpha1.PlacementPolicy) PinnedMode {
+	if m == "" {
+		m = PinnedWebhook
+	}
+	return PinnedMode(p.Spec.EffectivePinnedEnforcement(v1alpha1.PinnedEnforcement(m)))
+}
+
+// anyCompiles reports whether some policy of eng has its pinned rules
+// compiled under the default m.
+func (m PinnedMode) anyCompiles(eng *policy.Engine) bool {
+	if m.compiles() {
+		return true
+	}
+	if eng == nil {
+		return false
+	}
+	for _, p := range eng.Policies() {
+		if m.For(&p).compiles() {
+			return true
+		}
+	}
+	return false
+}
+
 // annotationSpecHash records the hash of the spec an object was written
 // with, so that an unchanged compilation writes nothing (the API server
 // fills defaults in, so the live spec never equals the compiled one).
@@ -61,7 +91,10 @@ const annotationSpecHash = "placement.kubectl-dc.io/spec-hash"
 // AdmissionPolicies keeps the compiled admission policies of the pinned
 // rules (celpolicy) in step with the live PlacementPolicies and Nodes: one
 // replica, elected through Lease, compiles and writes them; the others
-// stand by. In PinnedWebhook mode it deletes those it wrote.
+// stand by. Mode is the default of policies without
+// spec.pinnedEnforcement: with PinnedWebhook it waits, never touching the
+// Lease, until some policy asks for cel or both, and it deletes what it
+// wrote once none does.
 type AdmissionPolicies struct {
 	Client kubernetes.Interface
 	Mode   PinnedMode
@@ -117,6 +150,15 @@ func (a *AdmissionPolicies) NeedLeaderElection() bool { return false }
 // Start runs the leader election and, while leading, keeps the admission
 // policies current until ctx ends.
 func (a *AdmissionPolicies) Start(ctx context.Context) error {
+	// Nothing to write until some policy is compiled: a webhook-only
+	// deployment needs neither the Lease nor the RBAC of the cel overlay.
+	for !a.Mode.anyCompiles(a.Engines.Load()) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.kicks():
+		}
+	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: a.Lease.Namespace, Name: a.Lease.Name},
 		Client:     a.Client.CoordinationV1(),
@@ -167,7 +209,7 @@ func (a *AdmissionPolicies) lead(ctx context.Context) {
 // nothing when the compilation is the one it last wrote.
 func (a *AdmissionPolicies) Reconcile(ctx context.Context) error {
 	set := &celpolicy.Set{}
-	if a.Mode.compiles() {
+	if a.Mode.anyCompiles(a.Engines.Load()) {
 		eng := a.Engines.Load()
 		if eng == nil {
 			return nil
@@ -182,6 +224,10 @@ func (a *AdmissionPolicies) Reconcile(ctx context.Context) error {
 		}
 		opts := a.Options
 		opts.Nodes = nodes
+		opts.Enforcement = v1alpha1.PinnedEnforcement(a.Mode)
+		if a.Mode == "" {
+			opts.Enforcement = v1alpha1.PinnedEnforcementWebhook
+		}
 		compiled, err := celpolicy.Compile(eng.Policies(), opts)
 		if err != nil {
 			return fmt.Errorf("compiling the pinned rules into admission policies: %w", err)

@@ -58,6 +58,13 @@ type Handler struct {
 	heavyOnce sync.Once
 	heavy     chan struct{}
 
+	// Audit, when set, knows which policies' pinned rules are enforced in
+	// both mode: the validating handler never refuses for what their
+	// compiled admission policies judge, and the mutating handler audits
+	// them (PinnedAuditor) and injects only for the policies the webhook
+	// enforces.
+	Audit *PinnedAuditor
+
 	// Placements, when set, serialises member placements across replicas
 	// (see PlacementLedger); nil judges each placement alone, from the
 	// caches, so that concurrent ones can together exceed a limit.
@@ -347,6 +354,7 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	if len(results) == 0 && len(guard) == 0 {
 		h.Metrics.decision("", "Allow", kind, string(op))
 	}
+	results = h.Audit.current(eng).stepAside(obj, results)
 
 	denied := append(guard, results.Denied()...)
 	warnings := results.Warnings()
@@ -491,6 +499,16 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 		// would roll the workload out.
 		if old, _, err := decode(req.OldObject); err == nil && old != nil && sameTemplatesAndLabels(old, obj) {
 			return admission.Allowed("the update changes no pod template and no label")
+		}
+	}
+	if v := h.Audit.current(eng); v != nil && len(v.audited) > 0 {
+		if v.eval != nil && v.selects(obj) {
+			h.audit(ctx, eng, v, req, obj)
+		}
+		if !v.carriesInjectKey(obj) {
+			// Sent to be audited: the compiled mutating policies injected
+			// before this webhook was called.
+			return admission.Allowed("")
 		}
 	}
 	before := make([]map[string]string, len(templates))

@@ -23,6 +23,12 @@ type Metrics struct {
 	PolicyErrors prometheus.Counter
 	// Panics counts handler panics that were turned into a clean response.
 	Panics prometheus.Counter
+	// PinnedDifferences counts, by rule, the requests on which the policy
+	// engine and the compiled admission policy of a pinned rule in both
+	// mode disagree (PinnedAuditor); PinnedAudits counts the requests
+	// audited.
+	PinnedDifferences *prometheus.CounterVec
+	PinnedAudits      prometheus.Counter
 	// PlacementAttempts observes how many judgements a member placement
 	// recorded in the placement ledger took (1: no other placement raced
 	// it).
@@ -55,6 +61,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "dc_webhook_handler_panics_total",
 			Help: "Handler panics recovered into an admission response.",
 		}),
+		PinnedDifferences: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dc_webhook_pinned_verdict_differences_total",
+			Help: "Requests on which the policy engine and the compiled admission policy of a pinned rule enforced in both mode disagree, by rule.",
+		}, []string{"rule"}),
+		PinnedAudits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dc_webhook_pinned_audits_total",
+			Help: "Requests judged by both the policy engine and the compiled admission policies of the pinned rules enforced in both mode.",
+		}),
 		PlacementAttempts: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "dc_webhook_placement_attempts",
 			Help:    "Judgements a member placement recorded in the placement Lease took (more than 1: it raced another).",
@@ -62,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Decisions, m.Latency, m.Mutations, m.PolicyErrors, m.Panics, m.PlacementAttempts)
+		reg.MustRegister(m.Decisions, m.Latency, m.Mutations, m.PolicyErrors, m.Panics, m.PlacementAttempts, m.PinnedDifferences, m.PinnedAudits)
 	}
 	return m
 }

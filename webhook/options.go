@@ -130,8 +130,8 @@ the API server on the admission path.`,
 	f.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the client that lists and watches.")
 	f.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the client that lists and watches.")
 	f.StringVar(&o.PlacementLease, "placement-lease", o.PlacementLease, "Lease in --namespace through which replicas serialise member placements, so that placements made at once cannot together exceed a spread limit; it must exist and the webhook needs get and update on it. Empty judges each placement alone.")
-	f.StringVar(&o.PinnedEnforcement, "pinned-enforcement", o.PinnedEnforcement, "Who enforces the pinned rules: webhook (the webhook judges and injects), cel (the rules are compiled into ValidatingAdmissionPolicies and MutatingAdmissionPolicies that the API server runs in-process, even with every replica down; the webhook configurations stop sending what they cover), or both (the compiled policies enforce and the webhook judges as with webhook). cel and both need the RBAC of manifests/overlays/cel.")
-	f.StringVar(&o.AdmissionPoliciesLease, "admission-policies-lease", o.AdmissionPoliciesLease, "Lease in --namespace through which replicas elect the one that writes the compiled admission policies (--pinned-enforcement cel or both); it must exist and the webhook needs get and update on it.")
+	f.StringVar(&o.PinnedEnforcement, "pinned-enforcement", o.PinnedEnforcement, "Who enforces the pinned rules: webhook (the webhook judges and injects), cel (the rules are compiled into ValidatingAdmissionPolicies and MutatingAdmissionPolicies that the API server runs in-process, even with every replica down; the webhook configurations stop sending what they cover), or both (the compiled policies enforce and inject; the webhook judges the same objects without refusing them for what the policies cover, and counts every verdict that differs in dc_webhook_pinned_verdict_differences_total). A PlacementPolicy's spec.pinnedEnforcement overrides this default for its rules. cel and both need the RBAC of manifests/overlays/cel.")
+	f.StringVar(&o.AdmissionPoliciesLease, "admission-policies-lease", o.AdmissionPoliciesLease, "Lease in --namespace through which replicas elect the one that writes the compiled admission policies (--pinned-enforcement cel or both, or a policy's spec.pinnedEnforcement); it must exist and the webhook needs get and update on it once some policy is compiled. Empty compiles no policy.")
 	f.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "How long to keep answering after SIGTERM, with /readyz failing, so that the Service stops sending requests first; keep it below terminationGracePeriodSeconds.")
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	o.log.AddFlags(logFlags)
@@ -198,7 +198,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	sc.WebhookConfiguration = o.WebhookConfiguration
 	sc.Pinned = PinnedMode(o.PinnedEnforcement)
-	if sc.Pinned.compiles() {
+	if o.Namespace != "" && o.AdmissionPoliciesLease != "" {
 		sc.AdmissionPoliciesLease = &types.NamespacedName{Namespace: o.Namespace, Name: o.AdmissionPoliciesLease}
 	}
 	if o.PlacementLease != "" {

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -145,13 +146,65 @@ type ScopeNodes struct {
 // Conditions returns the conditions for eng: the nodes webhook's label
 // keys, the workload webhooks' selected-by-a-rule expression and the
 // mutating webhooks' has-datacenter-label expression.
+//
+// Each policy's pinned rules go where its enforcement (Pinned.For) says:
+// webhook, to both webhooks as before; cel, to neither, but for pods on a
+// named node; both, to the validating webhooks for pods on a named node
+// only (the webhook refuses nothing else of theirs) and to the mutating
+// webhooks, which audit them before the API server's validation runs (a
+// refusal by a ValidatingAdmissionPolicy ends the request before any
+// validating webhook is called).
 func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string) {
-	if s.Pinned.CELEnforces() {
-		// The compiled policies judge and inject the pinned rules; the
-		// webhook judges the rest and pods on a named node.
-		return eng.NodeLabelKeys(), SelectedConditionCEL(eng.SpreadPodSelectors(), eng.PinnedSelectors()), "false"
+	if !s.Pinned.anyCompiles(eng) {
+		return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys())
 	}
-	return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys())
+	sent := eng.SpreadPodSelectors()
+	var compiled, audited []metav1.LabelSelector
+	fromKeys := map[string]bool{}
+	var keysOfWebhook []string
+	for _, p := range eng.Policies() {
+		mode := s.Pinned.For(&p)
+		for i := range p.Spec.Pinned {
+			r := &p.Spec.Pinned[i]
+			switch mode {
+			case PinnedCEL:
+				compiled = append(compiled, r.Selector)
+			case PinnedBoth:
+				compiled = append(compiled, r.Selector)
+				audited = append(audited, r.Selector)
+			default:
+				sent = append(sent, r.Selector)
+				if k := r.DatacenterFromLabel; k != "" && !fromKeys[k] {
+					fromKeys[k] = true
+					keysOfWebhook = append(keysOfWebhook, k)
+				}
+			}
+		}
+	}
+	sort.Strings(keysOfWebhook)
+	return eng.NodeLabelKeys(), SelectedConditionCEL(sent, compiled), MutateCondition(keysOfWebhook, audited)
+}
+
+// MutateCondition returns the CEL expression of the mutating webhooks'
+// has-datacenter-label condition: the object carries one of keys (the
+// datacenterFromLabel keys the webhook injects), or its labels or its pod
+// template's match one of audited (the selectors of the pinned rules the
+// webhook audits in both mode).
+func MutateCondition(keys []string, audited []metav1.LabelSelector) string {
+	inject := FromLabelCondition(keys)
+	if len(audited) == 0 {
+		return inject
+	}
+	sel, all := disjunction(audited)
+	if all {
+		return "true"
+	}
+	audit := "(request.resource.resource in ['pods', 'deployments', 'replicasets', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs', 'replicationcontrollers', 'podtemplates'] && " +
+		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + sel + "))"
+	if inject == "false" {
+		return audit
+	}
+	return inject + " || " + audit
 }
 
 // Sync sets the nodes condition for keys, the workload webhooks'

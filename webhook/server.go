@@ -73,7 +73,8 @@ type ServerConfig struct {
 	// Pinned says who enforces the pinned rules; "" is PinnedWebhook.
 	Pinned PinnedMode
 	// AdmissionPoliciesLease is the Lease of the leader that writes the
-	// compiled admission policies, with Pinned cel or both.
+	// compiled admission policies, when Pinned or some policy's
+	// spec.pinnedEnforcement is cel or both; nil compiles none.
 	AdmissionPoliciesLease *types.NamespacedName
 }
 
@@ -153,24 +154,43 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	if cfg.WebhookConfiguration != "" {
 		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned}
 	}
-	if l := cfg.AdmissionPoliciesLease; l != nil && cfg.Pinned.compiles() {
+	// Both run whatever the flag says: a policy's spec.pinnedEnforcement
+	// may ask for cel or both. The writer waits, never touching its Lease,
+	// until one does.
+	compileOpts := celpolicy.Options{ExcludedNamespaces: []string{"kube-node-lease"}, OptOutLabel: LabelIgnoreNamespace}
+	if l := cfg.AdmissionPoliciesLease; l != nil {
+		compileOpts.ExcludedNamespaces = []string{l.Namespace, "kube-node-lease"}
+	}
+	auditor := &PinnedAuditor{Mode: cfg.Pinned, Engines: engines, Nodes: informers["nodes"].GetIndexer(), Options: compileOpts, Log: log.WithName("audit")}
+	engines.Audit = auditor
+	kicks := []func(){auditor.Kick}
+	if err := mgr.Add(auditor); err != nil {
+		return err
+	}
+	if l := cfg.AdmissionPoliciesLease; l != nil {
 		host, _ := os.Hostname()
 		ap := &AdmissionPolicies{
 			Client: clientset, Mode: cfg.Pinned, Engines: engines, Nodes: informers["nodes"].GetIndexer(),
-			Options: celpolicy.Options{ExcludedNamespaces: []string{l.Namespace, "kube-node-lease"}, OptOutLabel: LabelIgnoreNamespace},
+			Options: compileOpts,
 			Lease:   *l, Identity: host + "_" + string(uuid.NewUUID()), Log: log.WithName("admission-policies"),
 		}
-		engines.OnRebuild = ap.Kick
-		if _, err := informers["nodes"].AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { ap.Kick() },
-			UpdateFunc: func(any, any) { ap.Kick() },
-			DeleteFunc: func(any) { ap.Kick() },
-		}); err != nil {
-			return err
-		}
+		kicks = append(kicks, ap.Kick)
 		if err := mgr.Add(ap); err != nil {
 			return err
 		}
+	}
+	kickAll := func() {
+		for _, k := range kicks {
+			k()
+		}
+	}
+	engines.OnRebuild = kickAll
+	if _, err := informers["nodes"].AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { kickAll() },
+		UpdateFunc: func(any, any) { kickAll() },
+		DeleteFunc: func(any) { kickAll() },
+	}); err != nil {
+		return err
 	}
 	policies := informers["placementpolicies"]
 	if _, err := policies.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
@@ -181,7 +201,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 
-	h := &Handler{Engine: engines.Load, State: state, AllowedLabelGroups: sets.New(cfg.AllowedLabelGroups...), Metrics: metrics}
+	h := &Handler{Engine: engines.Load, State: state, AllowedLabelGroups: sets.New(cfg.AllowedLabelGroups...), Metrics: metrics, Audit: auditor}
 	if l := cfg.PlacementLease; l != nil {
 		h.Placements = &PlacementLedger{Client: clientset, Namespace: l.Namespace, Name: l.Name}
 	}
@@ -354,6 +374,9 @@ type EngineStore struct {
 	Scope *ScopeNodes
 	// OnRebuild, when set, is called after every new engine is in use.
 	OnRebuild func()
+	// Audit, when set, builds its view of every new engine before it is
+	// put in use.
+	Audit *PinnedAuditor
 
 	engine atomic.Pointer[policy.Engine]
 	mu     sync.Mutex // serialises Rebuild, so that an older build never wins
@@ -401,6 +424,9 @@ func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
 				s.Log.Error(errors.New("member pod informers not synced"), "using the new policies anyway", "timeout", memberSyncTimeout)
 			}
 		}
+	}
+	if err := s.Audit.BuildFor(eng); err != nil {
+		s.Log.Error(err, "auditing the compiled admission policies of the previous policies until the next change")
 	}
 	s.engine.Store(eng)
 	s.Log.Info("policy engine rebuilt", "policies", len(valid), "labels", eng.Labels())

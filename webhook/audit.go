@@ -1,0 +1,338 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	apiadmission "k8s.io/apiserver/pkg/admission"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
+)
+
+// PinnedAuditor keeps, on every replica, what the handlers need to audit
+// the compiled admission policies of the policies whose pinned
+// enforcement is both: those policies compiled as the writer
+// (AdmissionPolicies) compiles them, and evaluated in-process
+// (celpolicy.Evaluator), so that a request's verdict from the compiled
+// policies is known without asking the API server. It compiles again on
+// every Kick (a new engine, a Node change) and builds a new Evaluator only
+// when the compilation changed.
+type PinnedAuditor struct {
+	// Mode is the default enforcement (--pinned-enforcement).
+	Mode PinnedMode
+	// Engines gives the live policies.
+	Engines *EngineStore
+	// Nodes is the Node cache: the known datacenters.
+	Nodes toolscache.Store
+	// Options are the compiler's, as for AdmissionPolicies.
+	Options celpolicy.Options
+	Log     interface {
+		Info(msg string, kv ...any)
+		Error(err error, msg string, kv ...any)
+	}
+
+	kickOnce sync.Once
+	kick     chan struct{}
+	view     atomic.Pointer[pinnedView]
+	mu       sync.Mutex // serialises builds; guards hash
+	hash     string
+}
+
+// pinnedView is what the handlers read of one engine.
+type pinnedView struct {
+	engine *policy.Engine
+	// modes is the enforcement of every policy of engine, by name.
+	modes map[string]PinnedMode
+	// audited are the pinned rules ("<policy>/<rule>") of the policies in
+	// both mode; selectors their selectors.
+	audited   map[string]bool
+	selectors []labels.Selector
+	// injectKeys are the datacenterFromLabel keys of the policies the
+	// webhook enforces: the mutating webhook injects for those alone.
+	injectKeys []string
+	// eval runs the compiled policies of audited, nil when there are none;
+	// rules maps their ValidatingAdmissionPolicies to the rules.
+	eval  *celpolicy.Evaluator
+	rules map[string]string
+}
+
+func (a *PinnedAuditor) kicks() chan struct{} {
+	a.kickOnce.Do(func() { a.kick = make(chan struct{}, 1) })
+	return a.kick
+}
+
+// Kick asks for a compilation; kicks that come while one is pending
+// coalesce.
+func (a *PinnedAuditor) Kick() {
+	select {
+	case a.kicks() <- struct{}{}:
+	default:
+	}
+}
+
+// NeedLeaderElection is false: every replica audits what it is sent.
+func (a *PinnedAuditor) NeedLeaderElection() bool { return false }
+
+// Start builds the view on every kick until ctx ends.
+func (a *PinnedAuditor) Start(ctx context.Context) error {
+	a.Kick()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.kicks():
+		}
+		if err := a.Build(); err != nil {
+			a.Log.Error(err, "auditing the compiled admission policies with the previous compilation; retrying on the next change")
+		}
+	}
+}
+
+// Build compiles the live policies in both mode and publishes the view.
+func (a *PinnedAuditor) Build() error {
+	return a.BuildFor(a.Engines.Load())
+}
+
+// BuildFor publishes the view of eng. EngineStore.Rebuild calls it before
+// it puts eng in use, so that the handlers never judge with an engine
+// whose view is missing.
+func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
+	if a == nil || eng == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, audited: map[string]bool{}, rules: map[string]string{}}
+	var both []v1alpha1.PlacementPolicy
+	seen := map[string]bool{}
+	for _, p := range eng.Policies() {
+		mode := a.Mode.For(&p)
+		v.modes[p.Name] = mode
+		for i := range p.Spec.Pinned {
+			r := &p.Spec.Pinned[i]
+			switch mode {
+			case PinnedBoth:
+				sel, err := metav1.LabelSelectorAsSelector(&r.Selector)
+				if err != nil {
+					return fmt.Errorf("placementpolicy %q: pinned rule %s: %w", p.Name, r.Name, err)
+				}
+				v.audited[p.Name+"/"+r.Name] = true
+				v.selectors = append(v.selectors, sel)
+				v.rules[celpolicy.ValidatingName(p.Name, i)] = p.Name + "/" + r.Name
+			case PinnedWebhook:
+				if k := r.DatacenterFromLabel; k != "" && !seen[k] {
+					seen[k] = true
+					v.injectKeys = append(v.injectKeys, k)
+				}
+			}
+		}
+		if mode == PinnedBoth {
+			both = append(both, p)
+		}
+	}
+	if len(both) == 0 {
+		a.hash = ""
+		a.view.Store(v)
+		return nil
+	}
+	var nodes []*corev1.Node
+	if a.Nodes != nil {
+		for _, o := range a.Nodes.List() {
+			if n, ok := o.(*corev1.Node); ok {
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	opts := a.Options
+	opts.Nodes = nodes
+	opts.Enforcement = v1alpha1.PinnedEnforcementBoth
+	set, err := celpolicy.Compile(both, opts)
+	if err != nil {
+		return fmt.Errorf("compiling the pinned rules in both mode: %w", err)
+	}
+	h, err := hashOf(set)
+	if err != nil {
+		return err
+	}
+	if old := a.view.Load(); old != nil && old.eval != nil && h == a.hash {
+		v.eval = old.eval
+	} else {
+		if v.eval, err = celpolicy.NewEvaluator(set); err != nil {
+			return fmt.Errorf("evaluating the compiled admission policies in-process: %w", err)
+		}
+		a.Log.Info("auditing the compiled admission policies", "rules", len(v.audited))
+	}
+	a.hash = h
+	a.view.Store(v)
+	return nil
+}
+
+// current returns the view of eng, nil when there is none yet.
+func (a *PinnedAuditor) current(eng *policy.Engine) *pinnedView {
+	if a == nil {
+		return nil
+	}
+	if v := a.view.Load(); v != nil && v.engine == eng {
+		return v
+	}
+	return nil
+}
+
+// covers reports whether the compiled policies judge what the engine's
+// result r on obj says: pinned rules of a policy in both mode on a
+// built-in kind, but not a mirror pod (never denied, only warned about)
+// nor a pod's spec.nodeName (it needs the Node).
+func (v *pinnedView) covers(obj runtime.Object, r *policy.Result) bool {
+	if !v.audited[r.Rule] || r.Field() == "spec.nodeName" {
+		return false
+	}
+	if _, ok := policy.JudgedKindOf(obj); !ok {
+		return false
+	}
+	if pod, ok := obj.(*corev1.Pod); ok && policy.IsMirrorPod(pod) {
+		return false
+	}
+	return true
+}
+
+// stepAside removes from results what the compiled policies of the
+// policies in both mode judge: the webhook never refuses nor warns for it.
+func (v *pinnedView) stepAside(obj runtime.Object, results policy.Results) policy.Results {
+	if v == nil || len(v.audited) == 0 || len(results) == 0 {
+		return results
+	}
+	out := results[:0:0]
+	for i := range results {
+		if !v.covers(obj, &results[i]) {
+			out = append(out, results[i])
+		}
+	}
+	return out
+}
+
+// selects reports whether an audited rule's selector matches obj's labels
+// or its pod templates'.
+func (v *pinnedView) selects(obj runtime.Object) bool {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	sets := []labels.Set{m.GetLabels()}
+	for _, t := range policy.PodTemplates(obj) {
+		sets = append(sets, t.Meta.Labels)
+	}
+	for _, sel := range v.selectors {
+		for _, l := range sets {
+			if sel.Matches(l) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// carriesInjectKey reports whether obj carries a datacenterFromLabel key
+// of a policy the webhook enforces.
+func (v *pinnedView) carriesInjectKey(obj runtime.Object) bool {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	for _, k := range v.injectKeys {
+		if _, ok := m.GetLabels()[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// audit judges obj, as the mutating webhook receives it (after the
+// compiled mutating policies, before any validation), with the engine and
+// with the compiled validating policies of the policies in both mode, and
+// counts and logs every rule whose verdicts differ. It never changes the
+// answer.
+func (h *Handler) audit(ctx context.Context, eng *policy.Engine, v *pinnedView, req admission.Request, obj runtime.Object) {
+	var op apiadmission.Operation
+	preq := policy.Request{Object: obj, Namespace: req.Namespace, UserInfo: req.UserInfo}
+	switch req.Operation {
+	case admissionv1.Create:
+		op, preq.Operation = apiadmission.Create, policy.OperationCreate
+	case admissionv1.Update:
+		op, preq.Operation = apiadmission.Update, policy.OperationUpdate
+		old, _, err := decode(req.OldObject)
+		if err != nil || old == nil {
+			return
+		}
+		preq.OldObject = old
+	default:
+		return
+	}
+	nsLabels, known := h.State.NamespaceLabels(req.Namespace)
+	if !known {
+		// The API server knows the namespace; the engine would take every
+		// namespaceSelector to apply. Nothing to compare.
+		return
+	}
+	results, err := eng.EvaluateContext(ctx, preq, h.State)
+	if err != nil {
+		return
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: req.Namespace, Labels: nsLabels}}
+	verdicts, cerr := v.eval.Validate(ctx, op, obj, preq.OldObject, ns)
+	engine, compiled := map[string]string{}, map[string]string{}
+	messages := map[string][2]string{}
+	for i := range results {
+		r := &results[i]
+		if v.covers(obj, r) {
+			engine[r.Rule] = string(r.Action)
+			m := messages[r.Rule]
+			m[0] = r.Field() + ": " + r.Message()
+			messages[r.Rule] = m
+		}
+	}
+	for _, x := range verdicts {
+		rule := v.rules[x.Policy]
+		compiled[rule] = string(x.Action)
+		m := messages[rule]
+		m[1] = x.Message
+		messages[rule] = m
+	}
+	if h.Metrics != nil {
+		h.Metrics.PinnedAudits.Inc()
+	}
+	for rule := range v.audited {
+		if engine[rule] == compiled[rule] {
+			continue
+		}
+		if h.Metrics != nil {
+			h.Metrics.PinnedDifferences.WithLabelValues(rule).Inc()
+		}
+		kv := []any{"rule", rule, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", objectName(obj, req), "operation", req.Operation,
+			"engine", verdictOrAdmit(engine[rule]), "compiledPolicy", verdictOrAdmit(compiled[rule]),
+			"engineMessage", messages[rule][0], "compiledPolicyMessage", messages[rule][1]}
+		if cerr != nil {
+			kv = append(kv, "evaluationError", cerr.Error())
+		}
+		ctrl.Log.WithName("audit").Info("the compiled admission policy and the policy engine disagree", kv...)
+	}
+}
+
+func verdictOrAdmit(a string) string {
+	if a == "" {
+		return "Admit"
+	}
+	return a
+}

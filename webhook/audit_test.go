@@ -1,0 +1,186 @@
+package webhook
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
+)
+
+// bothFixture is a handler with two policies: travis, whose pinned rule
+// is enforced in both mode (its spec.pinnedEnforcement), its datacenters
+// those of the Nodes, and macstadium, enforced by the webhook (the
+// default). The auditor's Node cache holds a datacenter pod-4 the
+// engine's state does not know yet, as when the two caches see a new
+// datacenter's first Node at different moments: a pod-4 selection is
+// then admitted by the compiled policy and denied by the engine.
+func bothFixture(t *testing.T) (*fixture, *PinnedAuditor) {
+	t.Helper()
+	travis := tu.Policy("travis").Pinned(tu.PinnedRule("workers").MatchLabels("app", "worker").FromLabel("example.com/dc-of")).
+		Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementBoth }).Value()
+	macstadium := tu.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(tu.PinnedRule("brains").MatchLabels("app", "brain").FromLabel(dcLabel)).Value()
+	f := newFixture(t, travis, macstadium)
+	nodes := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	for _, o := range append(tu.Nodes(2, "pod-1", "pod-2", "pod-3"), tu.Node("pod-4-1").InDC("pod-4").Obj()) {
+		if err := nodes.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &PinnedAuditor{Mode: PinnedWebhook, Nodes: nodes, Log: discardLog{}}
+	if err := a.BuildFor(f.h.Engine()); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Audit = a
+	return f, a
+}
+
+// TestBothModeStepsAside: in both mode the validating webhook refuses
+// nothing the compiled policies judge (a worker without a datacenter is
+// theirs to refuse), but keeps what they cannot judge (a pod's
+// spec.nodeName in another datacenter) and the rules of the policies it
+// enforces itself.
+func TestBothModeStepsAside(t *testing.T) {
+	f, _ := bothFixture(t)
+	validate := func(obj runtime.Object) admission.Response {
+		return f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, obj, nil, admin))
+	}
+	if r := validate(tu.Deployment("apps", "worker").Labels("app", "worker").Obj()); !r.Allowed || len(r.Warnings) != 0 {
+		t.Errorf("both mode: a worker without a datacenter: allowed=%v warnings=%v %v, want admitted silently (the compiled policy refuses it)", r.Allowed, r.Warnings, r.Result)
+	}
+	if r := validate(tu.Pod("apps", "worker-0").Labels("app", "worker").InDC("pod-1").NodeName("pod-2-1").Obj()); r.Allowed || !slices.Contains(causes(r), "spec.nodeName") {
+		t.Errorf("both mode: a worker pod selecting pod-1 on a pod-2 node: allowed=%v causes=%v, want denied on spec.nodeName", r.Allowed, causes(r))
+	}
+	if r := validate(tu.Deployment("apps", "brain").Labels("app", "brain").Obj()); r.Allowed {
+		t.Errorf("webhook mode: a brain without a datacenter admitted")
+	}
+}
+
+// TestBothModeAudits: the mutating webhook, which sees every object after
+// the compiled mutating policies and before the API server's validation,
+// judges the rules in both mode with the engine and with the compiled
+// policies in-process, counts each disagreement by rule, never changes
+// its answer for it, and injects only for the policies the webhook
+// enforces.
+func TestBothModeAudits(t *testing.T) {
+	f, _ := bothFixture(t)
+	mutate := func(obj runtime.Object) admission.Response {
+		return f.h.Mutate().Handle(context.Background(), request(t, admissionv1.Create, obj, nil, admin))
+	}
+	diff := func() float64 { return counterValue(f.h.Metrics.PinnedDifferences.WithLabelValues("travis/workers")) }
+
+	// They agree: pod-1 is known to both, no selector is refused by both.
+	for _, obj := range []runtime.Object{
+		tu.Deployment("apps", "worker").Labels("app", "worker").InDC("pod-1").Obj(),
+		tu.Deployment("apps", "worker").Labels("app", "worker").Obj(),
+		tu.Deployment("apps", "web").Labels("app", "web").Obj(),
+	} {
+		if r := mutate(obj); !r.Allowed || len(r.Patches) != 0 {
+			t.Errorf("mutate: allowed=%v patches=%v, want admitted unchanged", r.Allowed, r.Patches)
+		}
+	}
+	if d := diff(); d != 0 {
+		t.Errorf("%v differences where the two agree", d)
+	}
+	if n := counterValue(f.h.Metrics.PinnedAudits); n != 2 {
+		t.Errorf("%v requests audited, want 2 (the web Deployment matches no rule in both mode)", n)
+	}
+
+	// They disagree: pod-4 is known to the compiled policy alone.
+	if r := mutate(tu.Deployment("apps", "worker").Labels("app", "worker").InDC("pod-4").Obj()); !r.Allowed || len(r.Patches) != 0 {
+		t.Errorf("a disagreement changed the answer: allowed=%v patches=%v", r.Allowed, r.Patches)
+	}
+	if d := diff(); d != 1 {
+		t.Errorf("%v differences counted for travis/workers, want 1", d)
+	}
+
+	// The compiled mutating policy injects travis's label; the webhook
+	// does not, but still injects macstadium's.
+	if r := mutate(tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels("example.com/dc-of", "pod-2").Obj()); !r.Allowed || len(r.Patches) != 0 {
+		t.Errorf("both mode: the webhook injected %v for a rule the compiled policies inject", r.Patches)
+	}
+	if r := mutate(tu.Deployment("apps", "brain").Labels("app", "brain").ObjectLabels(dcLabel, "pod-2").Obj()); !r.Allowed || len(r.Patches) != 1 {
+		t.Errorf("webhook mode: patches %v, want the nodeSelector injected", r.Patches)
+	}
+}
+
+// TestScopeConditionsPerPolicy: each policy's pinned rules go where its
+// spec.pinnedEnforcement says, whatever the flag.
+func TestScopeConditionsPerPolicy(t *testing.T) {
+	cel := tu.Policy("a").Pinned(tu.PinnedRule("r").MatchLabels("app", "in-cel").FromLabel("example.com/cel-dc")).
+		Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementCEL }).Value()
+	both := tu.Policy("b").Pinned(tu.PinnedRule("r").MatchLabels("app", "in-both").FromLabel("example.com/both-dc")).
+		Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementBoth }).Value()
+	hook := tu.Policy("c").Pinned(tu.PinnedRule("r").MatchLabels("app", "in-webhook").FromLabel("example.com/webhook-dc")).Value()
+	eng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{cel, both, hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, selected, mutate := (&ScopeNodes{Pinned: PinnedWebhook}).Conditions(eng)
+	beforeNodeName := func(s string) string {
+		if i := strings.Index(s, "nodeName"); i >= 0 {
+			return s[:i]
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		what, expr, sub string
+		want            bool
+	}{
+		{"validating sends the webhook policy's workloads", beforeNodeName(selected), `"in-webhook"`, true},
+		{"validating does not send the cel policy's workloads", beforeNodeName(selected), `"in-cel"`, false},
+		{"validating does not send the both policy's workloads", beforeNodeName(selected), `"in-both"`, false},
+		{"validating sends pods on a named node of the cel policy", selected, `"in-cel"`, true},
+		{"mutating injects the webhook policy's key", mutate, `"example.com/webhook-dc"`, true},
+		{"mutating does not inject the cel policy's key", mutate, `"example.com/cel-dc"`, false},
+		{"mutating does not inject the both policy's key", mutate, `"example.com/both-dc"`, false},
+		{"mutating audits the both policy's workloads", mutate, `"in-both"`, true},
+		{"mutating never sees the cel policy's workloads", mutate, `"in-cel"`, false},
+	} {
+		if got := strings.Contains(tc.expr, tc.sub); got != tc.want {
+			t.Errorf("%s: %s in %q is %v, want %v", tc.what, tc.sub, tc.expr, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkMutateAudit measures what the audit of both mode adds to the
+// mutating handler: the same worker Deployment (selected by travis's rule,
+// pinned to pod-1) through a handler that audits it (travis in both mode)
+// and through one that does not (travis enforced by the webhook).
+func BenchmarkMutateAudit(b *testing.B) {
+	travis := func(mode v1alpha1.PinnedEnforcement) v1alpha1.PlacementPolicy {
+		return tu.Policy("travis").Pinned(tu.PinnedRule("workers").MatchLabels("app", "worker").FromLabel("example.com/dc-of")).
+			Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = mode }).Value()
+	}
+	req := request(b, admissionv1.Create, tu.Deployment("apps", "worker").Labels("app", "worker").InDC("pod-1").Obj(), nil, admin)
+	for _, mode := range []v1alpha1.PinnedEnforcement{v1alpha1.PinnedEnforcementWebhook, v1alpha1.PinnedEnforcementBoth} {
+		b.Run(string(mode), func(b *testing.B) {
+			f := newFixture(b, travis(mode))
+			nodes := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+			for _, o := range tu.Nodes(2, "pod-1", "pod-2", "pod-3") {
+				_ = nodes.Add(o)
+			}
+			a := &PinnedAuditor{Mode: PinnedWebhook, Nodes: nodes, Log: discardLog{}}
+			if err := a.BuildFor(f.h.Engine()); err != nil {
+				b.Fatal(err)
+			}
+			f.h.Audit = a
+			h := f.h.Mutate()
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				h.Handle(ctx, req)
+			}
+		})
+	}
+}
