@@ -6,12 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,7 +107,11 @@ var (
 
 // BuildBinary builds a main package of this module (e.g. "./cmd/kubectl-dc")
 // into .cache/bin and returns the binary's path. Each test process builds a
-// package once; concurrent test packages do not clobber each other.
+// package once. The build is `go install` into .cache/bin/stage under a
+// file lock, so that the test packages of one `make test` link each binary
+// once between them (go install skips an up-to-date binary); the result is
+// copied and renamed into place, so a binary another test process is
+// running is never rewritten under it.
 func BuildBinary(pkg string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -117,27 +123,59 @@ func BuildBinary(pkg string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(root, ".cache", "bin")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	stage := filepath.Join(dir, "stage")
+	if err := os.MkdirAll(stage, 0o755); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	tmp, err := os.CreateTemp(dir, filepath.Base(pkg)+".tmp-")
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
-	_ = tmp.Close()
-	cmd := exec.Command("go", "build", "-o", tmp.Name(), pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		_ = os.Remove(tmp.Name())
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
+	defer func() { _ = lock.Close() }()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
 	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	cmd := exec.Command("go", "install", pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+stage)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s: %w\n%s", pkg, err, msg)
+	}
+	name := filepath.Base(pkg)
+	out := filepath.Join(dir, name)
+	if err := copyFile(filepath.Join(stage, name), out); err != nil {
 		return "", err
 	}
 	built[pkg] = out
 	return out, nil
+}
+
+// copyFile copies the executable src to dst through a temporary file and
+// a rename.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = in.Close() }()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), filepath.Base(dst)+".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(tmp, in)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o755)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
 }
 
 // KubectlDC runs the kubectl-dc binary of this checkout (built once per test
