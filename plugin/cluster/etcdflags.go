@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,11 +9,14 @@ import (
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-dc/kubectl-dc/policy"
 )
 
 // EtcdFlags are the flags that say how to read etcd and where its members
-// run, the same on every verb that judges quorum (status, drain), so that
-// they read the same members and place them alike.
+// run, and, for kine, its SQL database and where its servers run: the same
+// on every verb that judges quorum (status, drain), so that they read the
+// same members and servers and place them alike.
 type EtcdFlags struct {
 	// EtcdEndpoints is status's --etcd-endpoints (read etcd with the API
 	// server down); AddFlags does not add it.
@@ -26,6 +30,17 @@ type EtcdFlags struct {
 	EtcdTimeout time.Duration
 	Exec        bool
 	ExecTLS     EtcdExecTLS
+
+	// DatastoreDSN is --datastore-dsn, kine's database; DSN is it parsed
+	// by Validate, nil when not given.
+	DatastoreDSN string
+	DSN          *DatastoreDSN
+	// DatastoreDatacenters are --datastore-datacenters entries, HOST=DC;
+	// DatabaseDCs is them parsed by Validate.
+	DatastoreDatacenters []string
+	DatabaseDCs          map[string]string
+	// SQLReader reads the database; nil is PostgreSQL over the network.
+	SQLReader SQLReader
 }
 
 // NewEtcdFlags returns the flags with their defaults: a 2 s deadline,
@@ -49,6 +64,8 @@ func (e *EtcdFlags) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&e.ExecTLS.CACert, "etcd-exec-cacert", e.ExecTLS.CACert, "CA path inside the etcd pod for --etcd-exec.")
 	f.StringVar(&e.ExecTLS.Cert, "etcd-exec-cert", e.ExecTLS.Cert, "Client certificate path inside the etcd pod for --etcd-exec.")
 	f.StringVar(&e.ExecTLS.Key, "etcd-exec-key", e.ExecTLS.Key, "Client key path inside the etcd pod for --etcd-exec.")
+	f.StringVar(&e.DatastoreDSN, "datastore-dsn", "", "kine's PostgreSQL database, postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]...]/DATABASE, listing the primary and every replica; the role needs only read access (docs/database.md). The password may come from PGPASSWORD; it is never printed.")
+	f.StringSliceVar(&e.DatastoreDatacenters, "datastore-datacenters", nil, "Datacenters of database servers whose address is no node's, as HOST[:PORT]=DC pairs (comma-separated).")
 }
 
 // Validate checks the flags and parses --etcd-datacenters into MemberDCs.
@@ -60,8 +77,33 @@ func (e *EtcdFlags) Validate() error {
 		return errors.New("--etcd-timeout must be positive, e.g. 2s")
 	}
 	var err error
-	e.MemberDCs, err = ParsePlacements("--etcd-datacenters", "NAME=DC, a member name or address and its datacenter, e.g. etcd-a=pod-1 or 10.0.3.10=pod-3", e.EtcdDatacenters)
-	return err
+	if e.MemberDCs, err = ParsePlacements("--etcd-datacenters", "NAME=DC, a member name or address and its datacenter, e.g. etcd-a=pod-1 or 10.0.3.10=pod-3", e.EtcdDatacenters); err != nil {
+		return err
+	}
+	if e.DatabaseDCs, err = ParsePlacements("--datastore-datacenters", "HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", e.DatastoreDatacenters); err != nil {
+		return err
+	}
+	e.DSN = nil
+	if e.DatastoreDSN != "" {
+		if e.DSN, err = ParseDatastoreDSN(e.DatastoreDSN); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadDatastore reads kine's database servers through --datastore-dsn
+// within --etcd-timeout each; nil servers and no notes when no DSN was
+// given.
+func (e *EtcdFlags) ReadDatastore(ctx context.Context) ([]policy.DatabaseServer, []string) {
+	if e.DSN == nil {
+		return nil, nil
+	}
+	reader := e.SQLReader
+	if reader == nil {
+		reader = PostgresReader{}
+	}
+	return ReadDatastore(ctx, e.DSN, reader, e.EtcdTimeout)
 }
 
 // Options are the options of ReadEtcd the flags give: exec only through

@@ -35,6 +35,22 @@ func (v *EtcdView) IsKine() bool {
 	return true
 }
 
+// DetectKine says how the API servers are seen to store in kine, nil when
+// they are not: the datastore answers the etcd API as kine does ("etcd
+// API"), or kine pods run while no etcd member was read and no etcd pod
+// runs ("pods"). status and drain both ask it.
+func DetectKine(view *EtcdView, kinePods, etcdPods []*corev1.Pod) []string {
+	var by []string
+	if view.IsKine() {
+		by = append(by, "etcd API")
+	}
+	etcdRead := view != nil && len(view.Members) > 0 && !view.IsKine()
+	if len(kinePods) > 0 && !etcdRead && len(etcdPods) == 0 {
+		by = append(by, "pods")
+	}
+	return by
+}
+
 // KinePods returns the pods that run kine: labelled component=kine,
 // app=kine or app.kubernetes.io/name=kine (kubeadm-style static pods and
 // charts), or with a container whose image is kine's.

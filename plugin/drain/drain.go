@@ -130,8 +130,10 @@ block), whether the other datacenters have the CPU, memory and pod slots for
 the evicted pods, and the quorum effect of powering the datacenter off: the
 etcd voters and API servers that go with it.
 
-If powering the datacenter off would lose etcd quorum or leave no API server,
-the drain refuses with the arithmetic unless --allow-quorum-loss is given.
+If powering the datacenter off would lose etcd quorum, leave no API server,
+take the only control-plane endpoint, or (kine over PostgreSQL, read with
+--datastore-dsn) take the database's primary, the drain refuses with the
+arithmetic unless --allow-quorum-loss is given.
 
 Then every node is cordoned (annotated drain.kubectl-dc.io/cordoned-by and
 drain.kubectl-dc.io/cordoned-at; nodes already cordoned are left as they
@@ -197,7 +199,7 @@ Exit status:
 	f.BoolVar(&o.IgnoreDaemonSets, "ignore-daemonsets", o.IgnoreDaemonSets, "Accepted for kubectl drain scripts; DaemonSet pods are always skipped.")
 	f.BoolVar(&o.Force, "force", o.Force, "Evict pods that no controller recreates; they are gone for good.")
 	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", o.DeleteEmptyDirData, "Evict pods with emptyDir volumes; their data is deleted.")
-	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum, every API server, or the control-plane endpoint every kubelet dials.")
+	f.BoolVar(&o.AllowQuorumLoss, "allow-quorum-loss", o.AllowQuorumLoss, "Drain even if powering the datacenter off would lose etcd quorum, every API server, the control-plane endpoint every kubelet dials, or kine's database primary.")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Most eviction calls in flight at once, across all nodes of the datacenter.")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long with the pods that are left (exit 1); 0 means no limit.")
 	o.AddFlags(f)
@@ -298,6 +300,14 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	go func() { endpoint <- cluster.ReadControlPlaneEndpoint(ctx, o.client, o.server, nil) }()
 	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, o.Options(o.podExec, snap.APIServerPods))
 	in.MemberDatacenters, in.MemberSources = snap.EtcdMemberDatacenters(o.MemberDCs)
+	if in.Kine = cluster.DetectKine(in.Etcd, cluster.KinePods(snap.Pods), snap.EtcdPods); len(in.Kine) > 0 {
+		var notes []string
+		in.Database, notes = o.ReadDatastore(ctx)
+		in.DatabaseDatacenters = o.DatabaseDCs
+		for _, n := range notes {
+			fmt.Fprintf(o.ErrOut, "Warning: %s\n", n)
+		}
+	}
 	ep := <-endpoint
 	in.Endpoint = &ep
 	return in, snap.PodsResourceVersion, nil

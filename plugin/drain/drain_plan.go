@@ -125,6 +125,14 @@ type PlanInput struct {
 	// on no node, as kubectl dc status places them
 	// (cluster.Snapshot.EtcdMemberDatacenters).
 	MemberDatacenters, MemberSources map[string]string
+	// Kine says how the API servers are seen to store in kine
+	// (cluster.DetectKine); nil when they store in etcd.
+	Kine []string
+	// Database are kine's database servers as --datastore-dsn read them,
+	// nil when not read; DatabaseDatacenters place those whose address is
+	// no node's (--datastore-datacenters), as kubectl dc status places them.
+	Database            []policy.DatabaseServer
+	DatabaseDatacenters map[string]string
 }
 
 // Plan is what `kubectl dc drain` will do, computed before it touches
@@ -707,7 +715,11 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	}
 	sort.Strings(q.Etcd.Nodes)
 	q.EtcdSurvives = n > 0 && policy.SurvivesLoss(voters, dc)
-	if n > 0 {
+	switch {
+	case len(in.Kine) > 0:
+		q.Etcd.Source = cluster.EtcdSourceKine
+		q.judgeDatastore(in, nodes, at.DatacenterOf)
+	case n > 0:
 		if !q.EtcdSurvives {
 			unhealthy := n - q.Etcd.InDatacenter - q.Etcd.Remaining
 			extra := ""
@@ -720,7 +732,7 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 			q.Messages = append(q.Messages, fmt.Sprintf("%s holds %d of %d etcd voters; without it %d remain, quorum is %d: etcd keeps quorum",
 				dc, q.Etcd.InDatacenter, n, q.Etcd.Remaining, q.Etcd.Quorum))
 		}
-	} else {
+	default:
 		q.Messages = append(q.Messages, "no etcd pods found (component=etcd in kube-system): etcd quorum not checked")
 	}
 
@@ -769,6 +781,35 @@ func computeQuorum(in PlanInput, nodeDC map[string]string) QuorumPlan {
 	}
 	q.judgeEndpoint(in, nodes, servers)
 	return q
+}
+
+// judgeDatastore says whether kine's database stays writable without the
+// datacenter, as kubectl dc status's survivesLoss of a kine cluster says
+// (policy.DatastoreLossVerdict): a datacenter holding the only primary
+// needs a failover first and refuses the drain like a quorum loss.
+func (q *QuorumPlan) judgeDatastore(in PlanInput, nodes []*corev1.Node, dcOfNode func(string) string) {
+	dc := in.Datacenter
+	if in.Database == nil {
+		q.Messages = append(q.Messages, "the API servers store in kine; where its database's primary runs is not known: give --datastore-dsn to check that "+dc+" does not hold it")
+		return
+	}
+	servers := append([]policy.DatabaseServer{}, in.Database...)
+	cluster.PlaceDatabaseServers(servers, in.DatabaseDatacenters, nodes, dcOfNode)
+	v := policy.DatastoreLossVerdict(servers, dc)
+	primaries := policy.Primaries(servers)
+	switch {
+	case !v.Known:
+		q.Messages = append(q.Messages, fmt.Sprintf("kine's database: %d primaries among %d servers, or one in no known datacenter: whether it survives %s is not known", len(primaries), len(servers), dc))
+	case v.Writable:
+		q.EtcdSurvives = true
+		q.Messages = append(q.Messages, fmt.Sprintf("kine's database primary %s is outside %s: the datastore stays writable", primaries[0].Address, dc))
+	default:
+		then := "no replica is left to promote: the API cannot store anything until it is back"
+		if v.Promote != "" {
+			then = "promote " + v.Promote + " and repoint kine first"
+		}
+		q.lose(fmt.Sprintf("kine's database primary %s is in %s: powering it off leaves the API servers no writable datastore; %s", primaries[0].Address, dc, then))
+	}
 }
 
 // judgeEndpoint says whether the control-plane endpoint survives the

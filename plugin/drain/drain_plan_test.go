@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
+	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
@@ -566,5 +568,46 @@ func TestDrainPlanExternalEtcd(t *testing.T) {
 	plan = mustDPlan(t, in("pod-2"))
 	if plan.Quorum.Etcd.InDatacenter != 1 || plan.Refused || !plan.Quorum.EtcdSurvives {
 		t.Errorf("drain pod-2: etcd %+v, refused %v (%q); want 1 of 3 in pod-2, not refused", plan.Quorum.Etcd, plan.Refused, plan.Reasons)
+	}
+}
+
+// TestDrainPlanKine: on kine over PostgreSQL the plan judges the
+// database, not etcd quorum: the datacenter holding the only primary
+// refuses with the replica to promote, another passes, and without
+// --datastore-dsn the plan says the primary is not known.
+func TestDrainPlanKine(t *testing.T) {
+	lag := 2 * time.Second
+	servers := []policy.DatabaseServer{
+		{Address: "10.0.1.20:5432", Reachable: true, Primary: true},
+		{Address: "10.0.2.20:5432", Reachable: true, Streaming: true, ReplayLag: &lag},
+	}
+	in := func(dc string, db []policy.DatabaseServer) PlanInput {
+		p := dThreeDCs()
+		p.in.Datacenter = dc
+		p.in.EtcdPods = []*corev1.Pod{}
+		p.in.Pods = nil
+		p.in.Kine = []string{"etcd API"}
+		p.in.Database = db
+		p.in.DatabaseDatacenters = map[string]string{"10.0.1.20": "pod-1", "10.0.2.20:5432": "pod-2"}
+		return p.in
+	}
+	plan := mustDPlan(t, in("pod-1", servers))
+	if !plan.Refused || plan.Quorum.EtcdSurvives || plan.Quorum.Etcd.Source != cluster.EtcdSourceKine ||
+		!strings.Contains(strings.Join(plan.Reasons, "\n"), "primary 10.0.1.20:5432 is in pod-1") || !strings.Contains(strings.Join(plan.Reasons, "\n"), "promote 10.0.2.20:5432") {
+		t.Errorf("drain pod-1 (the primary's): refused %v, survives %v, source %s, reasons %q; want refused, promote 10.0.2.20:5432 first", plan.Refused, plan.Quorum.EtcdSurvives, plan.Quorum.Etcd.Source, plan.Reasons)
+	}
+	allowed := in("pod-1", servers)
+	allowed.AllowQuorumLoss = true
+	if plan := mustDPlan(t, allowed); plan.Refused {
+		t.Errorf("drain pod-1 --allow-quorum-loss still refused: %q", plan.Reasons)
+	}
+	plan = mustDPlan(t, in("pod-2", servers))
+	if plan.Refused || !plan.Quorum.EtcdSurvives || !strings.Contains(strings.Join(plan.Quorum.Messages, "\n"), "stays writable") {
+		t.Errorf("drain pod-2 (the replica's): refused %v (%q), messages %q; want allowed, the datastore writable", plan.Refused, plan.Reasons, plan.Quorum.Messages)
+	}
+	plan = mustDPlan(t, in("pod-1", nil))
+	msgs := strings.Join(plan.Quorum.Messages, "\n")
+	if plan.Refused || !strings.Contains(msgs, "--datastore-dsn") || strings.Contains(msgs, "no etcd pods") {
+		t.Errorf("drain pod-1 without a DSN: refused %v, messages %q; want allowed with a note asking for --datastore-dsn", plan.Refused, msgs)
 	}
 }

@@ -88,18 +88,10 @@ const (
 	roleUnreachable = "unreachable"
 )
 
-// isKine says whether the API servers store in kine: the datastore answers
-// the etcd API as kine does, or kine pods run and no etcd member was read.
+// isKine says how the API servers are seen to store in kine, nil when
+// they are not (cluster.DetectKine).
 func isKine(in *statusInput) []string {
-	var by []string
-	if in.Etcd.IsKine() {
-		by = append(by, "etcd API")
-	}
-	etcdRead := in.Etcd != nil && len(in.Etcd.Members) > 0 && !in.Etcd.IsKine()
-	if len(in.KinePods) > 0 && !etcdRead && len(in.EtcdPods) == 0 {
-		by = append(by, "pods")
-	}
-	return by
+	return cluster.DetectKine(in.Etcd, in.KinePods, in.EtcdPods)
 }
 
 // buildDatastore fills the report of a kine cluster: no etcd arithmetic,

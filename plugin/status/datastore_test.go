@@ -226,7 +226,7 @@ func TestStatusRunReadsTheDatabase(t *testing.T) {
 			o.Output = tc.output
 			o.EtcdTimeout = 100 * time.Millisecond
 			o.DatastoreDSN = "postgres://kubectl-dc-ro:hunter2@10.0.0.1,10.0.0.3,10.0.0.9/kine"
-			o.sqlReader = fakeDatabase{
+			o.SQLReader = fakeDatabase{
 				"10.0.0.1:5432": {Replication: []cluster.ReplicationRow{{ClientAddr: "10.0.0.3", State: "streaming", ReplayLag: &lag}}},
 				"10.0.0.3:5432": {InRecovery: true},
 			}

@@ -197,8 +197,8 @@ func TestDatastoreDatacentersFlag(t *testing.T) {
 	streams, _, _, _ := genericiooptions.NewTestIOStreams()
 	o := NewOptions(nil, streams)
 	o.Output, o.DatastoreDatacenters = "table", []string{"10.0.2.20=pod-2", "10.0.3.20:5433=pod-3"}
-	if err := o.Validate(); err != nil || !reflect.DeepEqual(o.databaseDCs, map[string]string{"10.0.2.20": "pod-2", "10.0.3.20:5433": "pod-3"}) {
-		t.Errorf("parsed %v, %v", o.databaseDCs, err)
+	if err := o.Validate(); err != nil || !reflect.DeepEqual(o.DatabaseDCs, map[string]string{"10.0.2.20": "pod-2", "10.0.3.20:5433": "pod-3"}) {
+		t.Errorf("parsed %v, %v", o.DatabaseDCs, err)
 	}
 	o.DatastoreDatacenters = []string{"10.0.2.20"}
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `--datastore-datacenters "10.0.2.20": want HOST[:PORT]=DC`) {

@@ -90,14 +90,7 @@ type Options struct {
 	// EtcdFlags say how to read etcd and where its members run, as on
 	// every verb that judges quorum.
 	cluster.EtcdFlags
-	// DatastoreDSN is --datastore-dsn: the SQL database behind kine.
-	DatastoreDSN         string
-	dsn                  *cluster.DatastoreDSN
-	DatastoreDatacenters []string
-	databaseDCs          map[string]string
-	MaxReplayLag         time.Duration
-	// sqlReader reads the database; nil is PostgreSQL over the network.
-	sqlReader cluster.SQLReader
+	MaxReplayLag time.Duration
 
 	client kubernetes.Interface
 	// watchClient has no request timeout, for -w.
@@ -215,8 +208,6 @@ Exit codes:
 	f.BoolVar(&o.FailOnRisk, "fail-on-risk", false, "Exit 3 when the cluster cannot survive the loss of some datacenter (with --lose: of those datacenters).")
 	f.StringSliceVar(&o.EtcdEndpoints, "etcd-endpoints", nil, "etcd client URLs to read directly (comma-separated). Default: the URLs advertised on the etcd pods.")
 	o.AddFlags(f)
-	f.StringVar(&o.DatastoreDSN, "datastore-dsn", "", "kine's PostgreSQL database, postgres://USER[:PASSWORD]@HOST[:PORT][,HOST[:PORT]...]/DATABASE, listing the primary and every replica; the role needs only read access (docs/database.md). The password may come from PGPASSWORD; it is never printed.")
-	f.StringSliceVar(&o.DatastoreDatacenters, "datastore-datacenters", nil, "Datacenters of database servers whose address is no node's, as HOST[:PORT]=DC pairs (comma-separated).")
 	f.DurationVar(&o.MaxReplayLag, "datastore-max-lag", o.MaxReplayLag, "Replay lag beyond which a database replica is reported.")
 	_ = cmd.RegisterFlagCompletionFunc("lose", cluster.CompleteDatacenters(config, false))
 	_ = cmd.RegisterFlagCompletionFunc("endpoint-datacenter", cluster.CompleteDatacenters(config, false))
@@ -257,16 +248,6 @@ func (o *Options) Validate() error {
 	}
 	if err := o.EtcdFlags.Validate(); err != nil {
 		return err
-	}
-	var err error
-	if o.databaseDCs, err = cluster.ParsePlacements("--datastore-datacenters", "HOST[:PORT]=DC, e.g. 10.0.2.20=pod-2", o.DatastoreDatacenters); err != nil {
-		return err
-	}
-	o.dsn = nil
-	if o.DatastoreDSN != "" {
-		if o.dsn, err = cluster.ParseDatastoreDSN(o.DatastoreDSN); err != nil {
-			return err
-		}
 	}
 	if o.MaxReplayLag <= 0 {
 		return errors.New("--datastore-max-lag must be positive, e.g. 10s")
@@ -333,7 +314,7 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 	}
 
 	in := &statusInput{Lose: o.Lose, EndpointDatacenter: o.EndpointDatacenter, MemberDatacenters: maps.Clone(o.MemberDCs),
-		DatabaseDatacenters: o.databaseDCs, MaxReplayLag: o.MaxReplayLag}
+		DatabaseDatacenters: o.DatabaseDCs, MaxReplayLag: o.MaxReplayLag}
 	switch {
 	case snap != nil:
 		for _, w := range snap.Warnings() {
@@ -377,16 +358,12 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, eo)
 	}
 
-	if o.dsn != nil && len(isKine(in)) > 0 {
-		reader := o.sqlReader
-		if reader == nil {
-			reader = cluster.PostgresReader{}
-		}
-		in.DatastoreDSN = o.dsn.String()
-		in.Database, in.DatabaseNotes = cluster.ReadDatastore(ctx, o.dsn, reader, o.EtcdTimeout)
+	if o.DSN != nil && len(isKine(in)) > 0 {
+		in.DatastoreDSN = o.DSN.String()
+		in.Database, in.DatabaseNotes = o.ReadDatastore(ctx)
 	}
-	for _, name := range sets.List(sets.KeySet(o.databaseDCs)) {
-		if err := unknownDatacenterIn("--datastore-datacenters "+name+"="+o.databaseDCs[name], o.databaseDCs[name], in); err != nil {
+	for _, name := range sets.List(sets.KeySet(o.DatabaseDCs)) {
+		if err := unknownDatacenterIn("--datastore-datacenters "+name+"="+o.DatabaseDCs[name], o.DatabaseDCs[name], in); err != nil {
 			return nil, cmdutil.UsageError(err)
 		}
 	}

@@ -115,6 +115,23 @@ func TestKineOverPostgres(t *testing.T) {
 		statusJSON(t, c, cache, status.ExitRisk, "--lose", "pod-1", "--fail-on-risk")
 	})
 
+	// drain judges the database as status does: pod-1 holds the only
+	// primary, so draining it refuses until a failover; pod-2 may go.
+	t.Run("drain refuses the primary's datacenter", func(t *testing.T) {
+		out, errOut, code := cluster.KubectlDC(t, c, 30*time.Second, "drain", "pod-1", "--dry-run", "--datastore-dsn", c.DatastoreDSN())
+		promote := c.DatabaseList()[1].Address
+		if code != 3 || !strings.Contains(out+errOut, "database primary "+c.DatabaseList()[0].Address+" is in pod-1") || !strings.Contains(out+errOut, "promote "+promote) {
+			t.Errorf("drain pod-1 --dry-run: exit %d, want 3 naming the primary and the replica to promote\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		if strings.Contains(out+errOut, c.DatabasePassword) {
+			t.Fatalf("the database password was printed:\n%s\n%s", out, errOut)
+		}
+		out, errOut, code = cluster.KubectlDC(t, c, 30*time.Second, "drain", "pod-2", "--dry-run", "--datastore-dsn", c.DatastoreDSN())
+		if code != 0 || !strings.Contains(out, "stays writable") {
+			t.Errorf("drain pod-2 --dry-run: exit %d, want 0 with the datastore writable\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
+
 	t.Run("a database that never answers costs the deadline, no more", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
