@@ -7,7 +7,6 @@ package endpoint
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/test/e2e/reports"
 )
 
 func TestMain(m *testing.M) {
@@ -30,22 +30,10 @@ func run(t *testing.T, c *cluster.Cluster, args ...string) (stdout, stderr strin
 
 func statusJSON(t *testing.T, c *cluster.Cluster, args ...string) *status.Report {
 	t.Helper()
-	out, errOut, code := run(t, c, append([]string{"status", "-o", "json"}, args...)...)
-	var r status.Report
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("status %s: exit %d, %v\n%s\n%s", strings.Join(args, " "), code, err, out, errOut)
-	}
-	return &r
+	return reports.Status(t, c, reports.AnyExit, args...)
 }
 
-func hasFinding(r *status.Report, substr string) bool {
-	for _, f := range r.Findings {
-		if strings.Contains(f.Message, substr) {
-			return true
-		}
-	}
-	return false
-}
+func hasFinding(r *status.Report, substr string) bool { return reports.Finding(r, substr) != nil }
 
 // TestLoadBalancerInOneDatacenter: the HAProxy in pod-1 is the endpoint;
 // status names it a single point of failure, and losing pod-1 loses the

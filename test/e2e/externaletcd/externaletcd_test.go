@@ -8,7 +8,6 @@
 package externaletcd
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -30,15 +29,7 @@ func TestMain(m *testing.M) {
 // statusJSON runs status -o json with args and wants exit code want.
 func statusJSON(t *testing.T, c *cluster.Cluster, want int, args ...string) *status.Report {
 	t.Helper()
-	stdout, stderr, code := cluster.KubectlDC(t, c, 30*time.Second, append([]string{"status", "--cache-dir", t.TempDir(), "-o", "json"}, args...)...)
-	if code != want {
-		t.Fatalf("kubectl dc status %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, stdout, stderr)
-	}
-	var r status.Report
-	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
-		t.Fatalf("decoding -o json: %v\n%s", err, stdout)
-	}
-	return &r
+	return reports.Status(t, c, want, append([]string{"--cache-dir", t.TempDir()}, args...)...)
 }
 
 func TestExternalEtcd(t *testing.T) {

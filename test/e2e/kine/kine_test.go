@@ -10,7 +10,6 @@
 package kine
 
 import (
-	"encoding/json"
 	"net"
 	"os"
 	"strings"
@@ -30,19 +29,11 @@ func TestMain(m *testing.M) {
 // exit code want, and checks the password appears nowhere.
 func statusJSON(t *testing.T, c *cluster.Cluster, cache string, want int, args ...string) *status.Report {
 	t.Helper()
-	args = append([]string{"status", "--cache-dir", cache, "-o", "json", "--datastore-dsn", c.DatastoreDSN()}, args...)
-	stdout, stderr, code := cluster.KubectlDC(t, c, 30*time.Second, args...)
+	r, stdout, stderr := reports.RunStatus(t, c, want, append([]string{"--cache-dir", cache, "--datastore-dsn", c.DatastoreDSN()}, args...)...)
 	if strings.Contains(stdout+stderr, c.DatabasePassword) {
 		t.Fatalf("the database password was printed:\n%s\n%s", stdout, stderr)
 	}
-	if code != want {
-		t.Fatalf("status: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
-	}
-	var r status.Report
-	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
-		t.Fatalf("decoding -o json: %v\n%s", err, stdout)
-	}
-	return &r
+	return r
 }
 
 func server(r *status.Report, dc string) *status.DatabaseServerReport {

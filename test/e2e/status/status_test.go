@@ -69,25 +69,10 @@ func kubectlDC(t *testing.T, c *cluster.Cluster, cacheDir string, args ...string
 
 func statusJSON(t *testing.T, c *cluster.Cluster, cacheDir string, wantCode int, args ...string) *status.Report {
 	t.Helper()
-	r := kubectlDC(t, c, cacheDir, append([]string{"-o", "json"}, args...)...)
-	if r.code != wantCode {
-		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, wantCode, r.stdout, r.stderr)
-	}
-	var rep status.Report
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("decoding -o json: %v\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
-	}
-	return &rep
+	return reports.Status(t, c, wantCode, append([]string{"--cache-dir", cacheDir}, args...)...)
 }
 
-func hasFinding(r *status.Report, substr string) bool {
-	for _, f := range r.Findings {
-		if strings.Contains(f.Message, substr) {
-			return true
-		}
-	}
-	return false
-}
+func hasFinding(r *status.Report, substr string) bool { return reports.Finding(r, substr) != nil }
 
 // waitAllHealthy waits until status sees every member healthy again.
 func waitAllHealthy(t *testing.T, c *cluster.Cluster, cacheDir string) {
