@@ -469,7 +469,11 @@ func TestAPIServerRestart(t *testing.T) {
 	if err := c.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
-	settle(3 * time.Second) // long enough for every watch to break
+	// Every watch breaks as the servers die. A short outage keeps the
+	// informers' relist backoff (0.8 s doubling, with jitter) short too:
+	// the longer the API is gone, the longer a replica waits after it is
+	// back before it sees a change.
+	settle(time.Second)
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	began := time.Now()
