@@ -39,15 +39,15 @@ const (
 type PinnedEnforcement string
 
 const (
-	// PinnedEnforcementWebhook: dc-webhook judges the pinned rules and
+	// PinnedEnforcementWebhook means dc-webhook judges the pinned rules and
 	// injects datacenterFromLabel.
 	PinnedEnforcementWebhook PinnedEnforcement = "webhook"
-	// PinnedEnforcementCEL: the pinned rules are compiled into
+	// PinnedEnforcementCEL means the pinned rules are compiled into
 	// ValidatingAdmissionPolicies and MutatingAdmissionPolicies that the
 	// API server runs in-process, also with every webhook replica down;
 	// the webhook is no longer sent what they cover.
 	PinnedEnforcementCEL PinnedEnforcement = "cel"
-	// PinnedEnforcementBoth: the compiled admission policies enforce and
+	// PinnedEnforcementBoth means the compiled admission policies enforce and
 	// inject; dc-webhook judges the same requests with the policy engine
 	// without refusing them for what the compiled policies cover, and
 	// counts every verdict that differs from theirs.
