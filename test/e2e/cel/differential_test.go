@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
@@ -38,6 +40,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The suite's controller-runtime clients have nothing to log.
+	ctrllog.SetLogger(logr.Discard())
 	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.MacStadium()}))
 }
 

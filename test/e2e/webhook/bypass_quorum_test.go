@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -107,24 +106,9 @@ func etcdOn(name, node string) *tu.ObjectBuilder {
 	return tu.Pod("kube-system", name).Labels("component", "etcd", "tier", "control-plane").NodeName(node)
 }
 
-// values returns n distinct datacenter-like names.
-func values(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = prefix + strconv.Itoa(i)
-	}
-	return out
-}
-
 // quorumBypasses are the rows of issue #15.
 func quorumBypasses() []bypass {
 	return []bypass{
-		{
-			name:    "scale-down-pre-policy-replicaset",
-			way:     "a worker ReplicaSet without a datacenter selector, created while its namespace was opted out, is scaled down and given a new image once the namespace is judged again; then its nodeSelector is changed",
-			outcome: "scale-down and image update admitted (an UPDATE is judged on what it changes); the change of placement denied: " + templateSel + " by " + denyRule,
-			run:     runPrePolicyReplicaSet,
-		},
 		templateRow("member-template-maxSkew-100", "create a kube-system etcd StatefulSet whose topology spread constraint on the zone has maxSkew 100", memberTSC+"[0].maxSkew",
 			etcdMemberSts("e2e-skew", 3, func(s *corev1.PodSpec) { s.TopologySpreadConstraints[0].MaxSkew = 100 })),
 		templateRow("member-template-matchLabelKeys-pod-name", "create a kube-system etcd StatefulSet whose constraint has matchLabelKeys [statefulset.kubernetes.io/pod-name], one group per pod", memberTSC+"[0].matchLabelKeys[0]",
@@ -188,59 +172,6 @@ func quorumBypasses() []bypass {
 			run:     runTerminatingMember,
 		},
 		{
-			name:    "pod-datacenterFromLabel-relabelled",
-			way:     "relabel a running worker pod pinned to pod-1 from placement.kubectl-dc.io/datacenter=pod-1 to pod-2 (it would become an endpoint of pod-2's Service)",
-			outcome: "denied: " + podSelector + " by " + denyRule,
-			run: func(t *testing.T, c *cluster.Cluster) {
-				ctx := context.Background()
-				ns := cluster.Namespace(t, c)
-				cs := c.Client()
-				pod := tu.Pod(ns, "worker").Labels("app", "worker", dcLabel, "pod-1").InDC("pod-1").Pod()
-				if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-					t.Fatalf("create: %v", err)
-				}
-				_, err := cs.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"`+dcLabel+`":"pod-2"}}}`), metav1.PatchOptions{})
-				wantDenied(t, err, podSelector, denyRule)
-			},
-		},
-		{
-			name:    "mutation-of-owned-pod",
-			way:     "create a worker pod of a custom controller (ownerReference to a ConfigMap) labelled placement.kubectl-dc.io/datacenter=pod-2, with no selector",
-			outcome: "mutated and admitted: nodeSelector zone=pod-2 injected (pods with ownerReferences are mutated too)",
-			run: func(t *testing.T, c *cluster.Cluster) {
-				ctx := context.Background()
-				ns := cluster.Namespace(t, c)
-				cs := c.Client()
-				owner, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "controller"}}, metav1.CreateOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				pod := tu.Pod(ns, "worker").Labels("app", "worker", dcLabel, "pod-2").Pod()
-				yes := true
-				pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: owner.Name, UID: owner.UID, Controller: &yes}}
-				got, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-				if err != nil {
-					t.Fatalf("owned pod refused instead of mutated: %v", err)
-				}
-				if got.Spec.NodeSelector[tu.Zone] != "pod-2" {
-					t.Errorf("nodeSelector = %v, want %s=pod-2", got.Spec.NodeSelector, tu.Zone)
-				}
-			},
-		},
-		{
-			name:    "affinity-60k-values-kube-system",
-			way:     "create (server dry run) a kube-system worker pod whose one required term has two In lists of 30,000 values on the zone: quadratic to evaluate, and kube-system fails open on a timeout",
-			outcome: "denied at once: " + podTerms + "[0].matchExpressions by " + denyRule + " (more than 32 datacenter values in a term)",
-			run: func(t *testing.T, c *cluster.Cluster) {
-				pod := tu.Pod("kube-system", "e2e-huge-affinity").Labels("app", "worker").
-					RequiredAffinity(tu.Term(tu.In(tu.Zone, values("a-", 30000)...), tu.In(tu.Zone, values("b-", 30000)...))).Pod()
-				start := time.Now()
-				_, err := c.Client().CoreV1().Pods("kube-system").Create(context.Background(), pod, metav1.CreateOptions{DryRun: dryRunAll})
-				t.Logf("answered in %s", time.Since(start))
-				wantDenied(t, err, podTerms+"[0].matchExpressions", denyRule)
-			},
-		},
-		{
 			name:    "node-relabel-moves-member",
 			way:     "an administrator (system:masters, allowed by label-guard) relabels pod-2's control-plane node, which holds an etcd voter, into pod-1 (server dry run)",
 			outcome: "denied: " + zoneLabelField + " by " + etcdRule + " (\"node … holds member kube-system/…\": the relabel is judged as placing its members in pod-1)",
@@ -251,47 +182,6 @@ func quorumBypasses() []bypass {
 			},
 		},
 	}
-}
-
-// runPrePolicyReplicaSet is the scale-down-pre-policy-replicaset row.
-func runPrePolicyReplicaSet(t *testing.T, c *cluster.Cluster) {
-	ctx := context.Background()
-	ns := cluster.Namespace(t, c)
-	cs := c.Client()
-	optOut := func(v string) {
-		t.Helper()
-		patch := []byte(`{"metadata":{"labels":{"` + ignoreLabel + `":` + v + `}}}`)
-		if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	probe := tu.Deployment(ns, "probe").Labels("app", "worker").Deployment()
-	optOut(`"true"`)
-	eventually(t, "the webhook skipped in the opted-out namespace", func(ctx context.Context) (bool, error) {
-		_, err := cs.AppsV1().Deployments(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: dryRunAll})
-		return err == nil, nil
-	})
-	rs := tu.ReplicaSet(ns, "worker").Labels("app", "worker").Replicas(2).Obj().(*appsv1.ReplicaSet)
-	if _, err := cs.AppsV1().ReplicaSets(ns).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create while opted out: %v", err)
-	}
-	optOut("null")
-	eventually(t, "the webhook judging the namespace again", func(ctx context.Context) (bool, error) {
-		_, err := cs.AppsV1().Deployments(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: dryRunAll})
-		return err != nil, nil
-	})
-	patch := func(p string) error {
-		_, err := cs.AppsV1().ReplicaSets(ns).Patch(ctx, rs.Name, types.StrategicMergePatchType, []byte(p), metav1.PatchOptions{})
-		return err
-	}
-	if err := patch(`{"spec":{"replicas":0}}`); err != nil {
-		t.Errorf("scale-down refused: %v", err)
-	}
-	if err := patch(`{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"registry.example/app:2"}]}}}}`); err != nil {
-		t.Errorf("image-only update refused: %v", err)
-	}
-	err := patch(`{"spec":{"template":{"spec":{"nodeSelector":{"disk":"ssd"}}}}}`)
-	wantDenied(t, err, templateSel, denyRule)
 }
 
 // runDecoyOwner is the owner-decoy-statefulset row.

@@ -22,9 +22,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
-	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
+	"github.com/kubectl-dc/kubectl-dc/test/e2e/pinnedrows"
 	"github.com/kubectl-dc/kubectl-dc/webhook"
 	"github.com/kubectl-dc/kubectl-dc/webhook/webhooktest"
 )
@@ -49,13 +49,10 @@ var (
 // Rules of the extra policies the suite installs besides the MacStadium
 // example: the same check with the Warn and Audit actions.
 const (
-	warnApp   = "warn-me"
-	auditApp  = "audit-me"
-	warnRule  = "e2e-actions/warn"
-	auditRule = "e2e-actions/audit"
-	denyRule  = "macstadium/per-datacenter-services"
-	etcdRule  = "macstadium/etcd"
-	dcLabel   = "placement.kubectl-dc.io/datacenter"
+	warnApp  = pinnedrows.WarnApp
+	denyRule = pinnedrows.DenyRule
+	etcdRule = "macstadium/etcd"
+	dcLabel  = pinnedrows.DCLabel
 )
 
 // env returns the shared cluster with the CRD, the MacStadium policy, the
@@ -85,10 +82,7 @@ func setup(c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	actions := tu.Policy("e2e-actions").Datacenters("pod-1", "pod-2", "pod-3").Pinned(
-		tu.PinnedRule("warn").In("app", warnApp).Action(v1alpha1.ActionWarn),
-		tu.PinnedRule("audit").In("app", auditApp).Action(v1alpha1.ActionAudit),
-	).Obj()
+	actions := pinnedrows.Actions()
 	if err := cl.Create(ctx, actions); err != nil {
 		return fmt.Errorf("creating policy e2e-actions: %w", err)
 	}
