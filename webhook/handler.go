@@ -69,6 +69,10 @@ type Handler struct {
 	// (see PlacementLedger); nil judges each placement alone, from the
 	// caches, so that concurrent ones can together exceed a limit.
 	Placements *PlacementLedger
+
+	// Stopping, when set, ends when the replica starts shutting down:
+	// from then on every answer closes its connection (see Register).
+	Stopping context.Context
 }
 
 // Large requests: decoding one costs milliseconds of CPU, so a burst of

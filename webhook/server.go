@@ -201,7 +201,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 
-	h := &Handler{Engine: engines.Load, State: state, AllowedLabelGroups: sets.New(cfg.AllowedLabelGroups...), Metrics: metrics, Audit: auditor}
+	h := &Handler{Engine: engines.Load, State: state, AllowedLabelGroups: sets.New(cfg.AllowedLabelGroups...), Metrics: metrics, Audit: auditor, Stopping: stopping}
 	if l := cfg.PlacementLease; l != nil {
 		h.Placements = &PlacementLedger{Client: clientset, Namespace: l.Namespace, Name: l.Name}
 	}
@@ -310,8 +310,23 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 // handlers with it too, so that they exercise what the server serves.
 func (h *Handler) Register(srv ctrlwebhook.Server) {
 	recoverPanic := true
-	srv.Register(PathValidate, &admission.Webhook{Handler: h.Validate(), RecoverPanic: &recoverPanic})
-	srv.Register(PathMutate, &admission.Webhook{Handler: h.Mutate(), RecoverPanic: &recoverPanic})
+	srv.Register(PathValidate, h.closingWhenStopping(&admission.Webhook{Handler: h.Validate(), RecoverPanic: &recoverPanic}))
+	srv.Register(PathMutate, h.closingWhenStopping(&admission.Webhook{Handler: h.Mutate(), RecoverPanic: &recoverPanic}))
+}
+
+// closingWhenStopping answers with "Connection: close" once Stopping has
+// ended. During the shutdown delay the API server then opens a new
+// connection for each call it still sends here instead of keeping one
+// idle in its pool; when the server finally closes, no pooled connection
+// is left for a request to be written into (a broken pipe, which the API
+// server does not retry).
+func (h *Handler) closingWhenStopping(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.Stopping != nil && h.Stopping.Err() != nil {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // delayedCancel returns a context that ends delay after parent ends (at
