@@ -1,7 +1,9 @@
-// Package drain2dc drives `kubectl dc drain` against two datacenters with
-// etcd voters placed 2/1: powering off the one holding two voters loses
-// quorum, and the drain refuses it unless told otherwise.
-package drain2dc
+// Package twodc drives `kubectl dc status` and `kubectl dc drain` on a
+// cluster spread over only two datacenters, etcd voters placed 2/1: it can
+// never survive the loss of either (status says so and asks for a
+// witness), and the drain refuses to power off the one holding two voters
+// unless told otherwise.
+package twodc
 
 import (
 	"encoding/json"

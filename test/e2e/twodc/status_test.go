@@ -1,10 +1,7 @@
-// Package status2dc runs `kubectl dc status` on a cluster spread over only
-// two datacenters, which can never survive the loss of either.
-package status2dc
+package twodc
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +9,6 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/plugin/status"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
 )
-
-func TestMain(m *testing.M) {
-	os.Exit(cluster.TestMain(m, cluster.Options{Topology: cluster.Topology{Datacenters: []cluster.Datacenter{
-		{Name: "pod-1", Workers: 1, ControlPlanes: 2, APIServers: 1},
-		{Name: "pod-2", Workers: 1, ControlPlanes: 1, APIServers: 1},
-	}}}))
-}
 
 func run(t *testing.T, c *cluster.Cluster, args ...string) (string, string, int) {
 	t.Helper()
