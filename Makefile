@@ -16,6 +16,9 @@ CONTROLLER_GEN   := $(GOBIN_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
 # E2E packages each start their own control plane; two at a time fit 2 cores.
 E2E_PARALLEL ?= 2
+# The longest suites start first (go test runs packages in the order given),
+# so that the run does not end with one long suite alone on the machine.
+E2E_FIRST := webhookha drain agreement webhook status
 FUZZTIME     ?= 10s
 
 ##@ General
@@ -59,7 +62,8 @@ test-deps: ## Install the Debian packages the e2e suites use (haproxy, the contr
 
 .PHONY: e2e
 e2e: control-plane test-deps ## Run the e2e suites against local multi-datacenter control planes.
-	go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $$(go list ./test/... | grep -v -e /test/tools -e /test/cmd)
+	go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(addprefix ./test/e2e/,$(E2E_FIRST)) \
+		$$(go list ./test/... | grep -v -e /test/tools -e /test/cmd $(foreach s,$(E2E_FIRST),-e /test/e2e/$(s)$$))
 
 .PHONY: test
 test: unit e2e ## Run every test: unit, fuzz and e2e.
