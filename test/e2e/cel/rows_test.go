@@ -3,6 +3,7 @@ package cel
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,14 +64,19 @@ func TestPinnedRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := webhooktest.Start(ctx, webhooktest.Options{
-		Binary: bin, Kubeconfig: c.Kubeconfig(), REST: cfg, ManifestsDir: manifests,
-		Args: []string{"--webhook-configuration", "dc-webhook" + webhook.LocalSuffix, "--pinned-enforcement=cel",
-			"--namespace", home, "--admission-policies-lease", lease},
-	})
-	if err != nil {
-		t.Fatal(err)
+	start := func(mode string) *webhooktest.Local {
+		t.Helper()
+		local, err := webhooktest.Start(ctx, webhooktest.Options{
+			Binary: bin, Kubeconfig: c.Kubeconfig(), REST: cfg, ManifestsDir: manifests,
+			Args: []string{"--webhook-configuration", "dc-webhook" + webhook.LocalSuffix, "--pinned-enforcement=" + mode,
+				"--namespace", home, "--admission-policies-lease", lease, "--shutdown-delay=0"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return local
 	}
+	local := start("cel")
 	t.Cleanup(func() {
 		_ = local.Stop()
 		_ = local.Uninstall(context.Background())
@@ -90,13 +96,13 @@ func TestPinnedRows(t *testing.T) {
 	// Every compiled policy in effect: the Deny rule refuses, the Warn
 	// rule warns, the mutating policy injects.
 	ns := cluster.Namespace(t, c)
-	start := time.Now()
+	begin := time.Now()
 	eventually(ctx, t, "the compiled Deny rule refusing a worker", cfg, testutil.Deployment(ns, "probe").Labels("app", "worker").Obj(), refusedByCEL(pinnedrows.DenyRule))
 	eventually(ctx, t, "the compiled Warn rule warning", cfg, testutil.Deployment(ns, "probe").Labels("app", pinnedrows.WarnApp).Obj(),
 		func(a answer) bool { return admitted(a) && a.warned[pinnedrows.WarnRule] })
 	eventually(ctx, t, "the compiled mutating policy injecting", cfg, testutil.Deployment(ns, "probe").Labels("app", "worker").ObjectLabels(pinnedrows.DCLabel, "pod-2").Obj(),
 		func(a answer) bool { return admitted(a) && a.selector[testutil.Zone] == "pod-2" })
-	t.Logf("the compiled policies were in effect %s after the webhook was installed", time.Since(start).Round(10*time.Millisecond))
+	t.Logf("the compiled policies were in effect %s after the webhook was installed", time.Since(begin).Round(10*time.Millisecond))
 
 	e := &pinnedrows.Env{Cluster: c, Mode: pinnedrows.CEL, LogTail: local.LogTail}
 	for _, r := range pinnedrows.Rows() {
@@ -106,9 +112,75 @@ func TestPinnedRows(t *testing.T) {
 			r.Run(t, e)
 		})
 	}
+
+	// Both mode: the same compiled policies enforce; the webhook audits.
+	t.Run("both-mode-audits", func(t *testing.T) {
+		_ = local.Stop()
+		local = start("both")
+		if err := local.Install(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		err := webhooktest.WaitCondition(ctx, cs, "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return strings.Contains(expr, "nodeName") })
+		if err != nil {
+			t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
+		}
+		ns := cluster.Namespace(t, c)
+		// Until the both-mode webhook has scoped the mutating webhook to
+		// the rules' objects, it is not sent them.
+		audits := func() float64 { return metric(t, local, "dc_webhook_pinned_audits_total") }
+		eventually(ctx, t, "the webhook auditing a worker in pod-1", cfg, testutil.Deployment(ns, "probe").Labels("app", "worker").InDC("pod-1").Obj(),
+			func(a answer) bool { return admitted(a) && audits() > 0 })
+		before := audits()
+		objs := []struct {
+			obj  client.Object
+			want func(answer) bool
+		}{
+			{testutil.Deployment(ns, "worker").Labels("app", "worker").Obj().(client.Object), refusedByCEL(pinnedrows.DenyRule)},
+			{testutil.Deployment(ns, "labelled").Labels("app", "worker").ObjectLabels(pinnedrows.DCLabel, "pod-2").Obj().(client.Object),
+				func(a answer) bool { return admitted(a) && a.selector[testutil.Zone] == "pod-2" }},
+			{testutil.StatefulSet(ns, "unknown").Labels("app", "worker").InDC("pod-9").Obj().(client.Object), refusedByCEL(pinnedrows.DenyRule)},
+			{testutil.Pod(ns, "warned").Labels("app", pinnedrows.WarnApp).Obj().(client.Object), func(a answer) bool { return admitted(a) && a.warned[pinnedrows.WarnRule] }},
+			{testutil.Job(ns, "audited").Labels("app", pinnedrows.AuditApp).Obj().(client.Object), admitted},
+		}
+		for _, o := range objs {
+			if a := dryRunCreate(ctx, cfg, o.obj); !o.want(a) {
+				t.Errorf("%s %s: denied=%v %s %v selector %v warned %v", o.obj.GetObjectKind().GroupVersionKind().Kind, o.obj.GetName(), a.denied, a.message, a.other, a.selector, a.warned)
+			}
+		}
+		if got := audits() - before; got != float64(len(objs)) {
+			t.Errorf("%v requests audited, want %d (every one, the refused included)", got, len(objs))
+		}
+		if d := metric(t, local, "dc_webhook_pinned_verdict_differences_total"); d != 0 {
+			t.Errorf("%v verdict differences between the engine and the compiled policies\n%s", d, local.LogTail())
+		}
+		t.Logf("%v requests audited, 0 differences", audits())
+	})
+
 	for _, l := range pinnedrows.WebhookOnly {
 		t.Run(strings.TrimPrefix(l.Name, "Test"), func(t *testing.T) {
 			t.Skipf("holds with the webhook enforcing only (test/e2e/webhook): %s", l.Reason)
 		})
 	}
+}
+
+// metric sums the series of name in the webhook's metrics (0 for none).
+func metric(t *testing.T, local *webhooktest.Local, name string) float64 {
+	t.Helper()
+	text, err := local.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
