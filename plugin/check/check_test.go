@@ -536,3 +536,31 @@ spec:
 		t.Errorf("exit %d, stderr:\n%s", got.code, got.errOut)
 	}
 }
+
+// TestCheckIgnoresPinnedEnforcement: who enforces a policy's pinned rules
+// at admission (spec.pinnedEnforcement) changes nothing offline: the same
+// rules judge the same objects the same way.
+func TestCheckIgnoresPinnedEnforcement(t *testing.T) {
+	pol, err := os.ReadFile(td + "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runCheck(t, "", nil, "-f", td+"deny.yaml", "--policy", td+"policy.yaml", "-o", "json")
+	if want.code != cmdutil.ExitFindings {
+		t.Fatalf("without the field: exit %d, want %d\n%s", want.code, cmdutil.ExitFindings, want.errOut)
+	}
+	for _, mode := range v1alpha1.PinnedEnforcements {
+		text := strings.Replace(string(pol), "\nspec:\n", "\nspec:\n  pinnedEnforcement: "+string(mode)+"\n", 1)
+		if text == string(pol) {
+			t.Fatal("the policy has no spec to add the field to")
+		}
+		path := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got := runCheck(t, "", nil, "-f", td+"deny.yaml", "--policy", path, "-o", "json")
+		if got.code != want.code || got.out != want.out {
+			t.Errorf("spec.pinnedEnforcement %s: exit %d\n%s\nwant exit %d\n%s%s", mode, got.code, got.out, want.code, want.out, got.errOut)
+		}
+	}
+}
