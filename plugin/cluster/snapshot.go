@@ -51,6 +51,12 @@ type Options struct {
 	// given: policy.ResolveDatacenterLabel decides which label applies.
 	LabelFlag    string
 	LabelFlagSet bool
+	// Endpoint reads the control-plane endpoint (ReadControlPlaneEndpoint)
+	// beside the lists: KubeconfigServer is the caller's server, LookupHost
+	// resolves the endpoint's name (nil: the system resolver).
+	Endpoint         bool
+	KubeconfigServer string
+	LookupHost       LookupHostFunc
 }
 
 // Snapshot is the cluster as every verb sees it, read once with a fixed
@@ -83,6 +89,8 @@ type Snapshot struct {
 	// Forbidden lists what RBAC did not let the caller list; the snapshot
 	// holds everything else.
 	Forbidden []string
+	// Endpoint is the control-plane endpoint, with Options.Endpoint.
+	Endpoint *ControlPlaneEndpoint
 
 	nodeDC    map[string]string
 	forbidden []error
@@ -122,6 +130,13 @@ func (l Lister) Read(ctx context.Context, dyn dynamic.Interface, o Options) (*Sn
 	})
 	if o.ControlPlane {
 		s.readControlPlane(ctx, l, run)
+	}
+	if o.Endpoint {
+		run("endpoint", func() error {
+			ep := ReadControlPlaneEndpoint(ctx, l.Client, o.KubeconfigServer, o.LookupHost)
+			s.Endpoint = &ep
+			return nil
+		})
 	}
 	if o.Namespaces {
 		run("namespaces", func() error {

@@ -282,6 +282,7 @@ func (d *dryRunValue) Set(s string) error {
 func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	snap, err := o.lister().Read(ctx, o.dynamic, cluster.Options{
 		ControlPlane: true, Pods: true, PDBs: true, ReplicaSets: true, LabelFlag: o.Label, LabelFlagSet: o.labelSet,
+		Endpoint: true, KubeconfigServer: o.server,
 	})
 	if err != nil {
 		return PlanInput{}, "", fmt.Errorf("reading the cluster: %w", err)
@@ -296,8 +297,6 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 	}
 	o.Label = snap.Label.Label
 	in := planInputFrom(snap, o.Datacenter)
-	endpoint := make(chan cluster.ControlPlaneEndpoint, 1)
-	go func() { endpoint <- cluster.ReadControlPlaneEndpoint(ctx, o.client, o.server, nil) }()
 	in.Etcd = cluster.ReadEtcd(ctx, snap.EtcdPods, o.Options(o.podExec, snap.APIServerPods))
 	in.MemberDatacenters, in.MemberSources = snap.EtcdMemberDatacenters(o.MemberDCs)
 	if in.Kine = cluster.DetectKine(in.Etcd, cluster.KinePods(snap.Pods), snap.EtcdPods); len(in.Kine) > 0 {
@@ -308,8 +307,7 @@ func (o *Options) readInput(ctx context.Context) (PlanInput, string, error) {
 			fmt.Fprintf(o.ErrOut, "Warning: %s\n", n)
 		}
 	}
-	ep := <-endpoint
-	in.Endpoint = &ep
+	in.Endpoint = snap.Endpoint
 	return in, snap.PodsResourceVersion, nil
 }
 

@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -196,4 +197,23 @@ func TestIgnoredNamespaceIsSaid(t *testing.T) {
 			t.Errorf("warning without -n:\n%s", errOut)
 		}
 	})
+}
+
+// TestDrainReadsEndpoint: the plan judges the control-plane endpoint the
+// snapshot read (kubeadm-config's controlPlaneEndpoint), as status does.
+func TestDrainReadsEndpoint(t *testing.T) {
+	cs, _ := dWatchedClientset(dFixture(testutil.KubeadmConfig("10.9.9.9:6443"))...)
+	o, out, errOut := newDTestDrain(cs)
+	root := dRoot(newCmdDrain(o))
+	root.SetArgs([]string{"drain", "pod-2", "--dry-run", "-o", "json"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("drain --dry-run = %v\n%s", err, errOut)
+	}
+	var plan Plan
+	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	if ep := plan.Quorum.Endpoint; ep == nil || ep.Address != "10.9.9.9:6443" || ep.Source != cluster.EndpointSourceKubeadmConfig {
+		t.Errorf("endpoint = %+v; want 10.9.9.9:6443 from kubeadm-config", ep)
+	}
 }

@@ -1,7 +1,6 @@
 package status
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -26,14 +25,6 @@ type EndpointReport struct {
 // failure, as the seeds' clusters did it.
 const endpointRemedy = "give the endpoint one address per datacenter (a DNS name listing a load balancer or API server in each, or a VIP that moves between datacenters), " +
 	"or run a client-side load balancer on every node (HAProxy or IPVS on localhost, as DC/OS does) so that kubelets reach any API server that is left"
-
-// readEndpoint reads the control-plane endpoint while the snapshot is
-// listed: a fixed few GETs, never one per node.
-func (o *Options) readEndpoint(ctx context.Context) <-chan cluster.ControlPlaneEndpoint {
-	ch := make(chan cluster.ControlPlaneEndpoint, 1)
-	go func() { ch <- cluster.ReadControlPlaneEndpoint(ctx, o.client, o.server, o.lookupHost) }()
-	return ch
-}
 
 // checkEndpointDatacenter rejects an --endpoint-datacenter that names no
 // known datacenter, with the nearest known name.

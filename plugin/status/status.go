@@ -290,12 +290,11 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 
 	var snap *cluster.Snapshot
 	apiErr := o.configErr
-	var endpoint <-chan cluster.ControlPlaneEndpoint
 	if o.client != nil {
-		endpoint = o.readEndpoint(ctx)
 		snap, apiErr = cluster.Read(ctx, o.client, o.dynamic, cluster.Options{
 			ControlPlane: true, Namespaces: true, Pods: true, Workloads: true, PDBs: len(o.Lose) > 0,
 			LabelFlag: o.DatacenterLabel, LabelFlagSet: o.labelSet,
+			Endpoint: true, KubeconfigServer: o.server, LookupHost: o.lookupHost,
 		})
 	}
 	if apiErr != nil && (apierrors.IsForbidden(apiErr) || apierrors.IsUnauthorized(apiErr)) {
@@ -320,8 +319,7 @@ func (o *Options) report(ctx context.Context) (*Report, error) {
 		for _, w := range snap.Warnings() {
 			fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 		}
-		ep := <-endpoint
-		in.Endpoint = &ep
+		in.Endpoint = snap.Endpoint
 		if err := fromSnapshot(in, snap); err != nil {
 			in.PolicyError = err.Error()
 		}
