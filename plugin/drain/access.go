@@ -18,13 +18,19 @@ import (
 // accessCheck is one call the drain will make, asked of the API server
 // with a SelfSubjectAccessReview before anything is touched.
 type accessCheck struct {
-	verb, resource, subresource, namespace string
+	verb, group, resource, subresource, namespace string
 	// why says what the drain needs it for.
 	why string
+	// optional checks refuse nothing: without them the drain does less
+	// well, not less.
+	optional bool
 }
 
 func (c accessCheck) String() string {
 	r := c.resource
+	if c.group != "" {
+		r += "." + c.group
+	}
 	if c.subresource != "" {
 		r += "/" + c.subresource
 	}
@@ -36,11 +42,16 @@ func (c accessCheck) String() string {
 }
 
 // accessChecks lists the calls the drain of plan makes: cordon every
-// node, evict (or delete) in every namespace concerned, watch pods.
+// node, evict (or delete) in every namespace concerned, watch pods, and
+// (optional) watch PodDisruptionBudgets to pace evictions behind them.
 func (o *Options) accessChecks(plan *Plan) []accessCheck {
 	checks := []accessCheck{
 		{verb: "patch", resource: "nodes", why: "cordon the datacenter's nodes"},
 		{verb: "watch", resource: "pods", why: "wait for the evicted pods to be gone"},
+	}
+	if !o.DisableEviction && len(plan.PDBs) > 0 {
+		checks = append(checks, accessCheck{verb: "watch", group: policyv1.GroupName, resource: "poddisruptionbudgets", optional: true,
+			why: "pace the evictions behind a PodDisruptionBudget by its status (without it they are retried on a timer)"})
 	}
 	evictNS, deleteNS := map[string]bool{}, map[string]bool{}
 	for _, p := range plan.Evict {
@@ -66,7 +77,8 @@ func (o *Options) accessChecks(plan *Plan) []accessCheck {
 
 // preflight asks the API server, before anything is touched, whether the
 // caller may make every call of the drain. A refusal becomes a fatal
-// blocker: --dry-run reports it, the drain refuses before cordoning. With
+// blocker: --dry-run reports it, the drain refuses before cordoning; an
+// optional call allowed is recorded (watchPDBs), refused is left out. With
 // --dry-run=server the cordons and one eviction per namespace are also
 // sent as server-side dry runs. It returns warnings for checks that could
 // not be made.
@@ -88,7 +100,7 @@ func (o *Options) preflight(ctx context.Context, plan *Plan) []string {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			r := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Resource: c.resource, Subresource: c.subresource, Namespace: c.namespace},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Group: c.group, Resource: c.resource, Subresource: c.subresource, Namespace: c.namespace},
 			}}
 			got, err := o.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, r, metav1.CreateOptions{})
 			results[i] = result{check: c, err: err}
@@ -100,8 +112,13 @@ func (o *Options) preflight(ctx context.Context, plan *Plan) []string {
 	wg.Wait()
 	var warnings []string
 	denied := map[string][]string{}
+	o.watchPDBs = false
 	for _, r := range results {
 		switch {
+		case r.check.optional:
+			if r.check.resource == "poddisruptionbudgets" {
+				o.watchPDBs = r.err == nil && r.allowed
+			}
 		case r.err != nil:
 			warnings = append(warnings, fmt.Sprintf("could not check whether you may %s: %v", r.check, r.err))
 		case !r.allowed:

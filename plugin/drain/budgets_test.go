@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 )
 
 func pdbAllowing(ns, name string, allowed int32) *policyv1.PodDisruptionBudget {
@@ -195,7 +197,7 @@ func TestWatchBudgets(t *testing.T) {
 		dAllowAll(cs)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		b, stop := watchBudgets(ctx, cs, cs)
+		b, stop := watchBudgets(ctx, cs)
 		defer stop()
 		if b == nil {
 			t.Fatal("no pacer though the watch is allowed")
@@ -216,22 +218,55 @@ func TestWatchBudgets(t *testing.T) {
 			t.Error("the status allows 1; take refused")
 		}
 	})
-	t.Run("watch forbidden", func(t *testing.T) {
+}
+
+// TestPreflightPDBWatch: when pods to evict have a PDB, the preflight asks
+// whether the caller may watch PDBs, among its other reviews. Allowed, the
+// drain paces by their status; refused, nothing is blocked or warned and
+// the drain makes no PDB watch (the evictor retries on its timer).
+func TestPreflightPDBWatch(t *testing.T) {
+	for _, allowed := range []bool{true, false} {
 		cs := fake.NewClientset()
-		cs.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
-			r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
-			r.Status.Allowed = false
-			return true, r, nil
-		})
-		b, stop := watchBudgets(context.Background(), cs, cs)
-		defer stop()
-		if b != nil {
-			t.Error("a pacer without the right to watch PDBs")
+		o, _, _ := newDTestDrain(cs)
+		if !allowed {
+			dAllowAll(cs, "watch poddisruptionbudgets")
 		}
-		for _, a := range cs.Actions() {
-			if a.GetVerb() == "watch" || a.GetVerb() == "list" {
-				t.Errorf("%s %s without the right to watch", a.GetVerb(), a.GetResource().Resource)
-			}
+		plan := &Plan{PDBs: []cluster.PDBVerdict{{}}}
+		warnings := o.preflight(context.Background(), plan)
+		if len(warnings) > 0 || plan.Refused || len(plan.Blockers) > 0 {
+			t.Errorf("watch allowed %v: warnings %q, refused %v, blockers %+v; want none", allowed, warnings, plan.Refused, plan.Blockers)
 		}
-	})
+		if o.watchPDBs != allowed {
+			t.Errorf("watch allowed %v: watchPDBs = %v", allowed, o.watchPDBs)
+		}
+		reviews := pdbReviews(cs)
+		if len(reviews) != 1 {
+			t.Fatalf("watch allowed %v: %d reviews of the PDB watch, want 1", allowed, len(reviews))
+		}
+		if ra := reviews[0].Spec.ResourceAttributes; ra.Group != policyv1.GroupName || ra.Verb != "watch" {
+			t.Errorf("asked %+v, want watch of policy poddisruptionbudgets", ra)
+		}
+	}
+	cs := fake.NewClientset()
+	o, _, _ := newDTestDrain(cs)
+	o.preflight(context.Background(), &Plan{})
+	if len(pdbReviews(cs)) > 0 {
+		t.Error("asked to watch PDBs with no pod behind one")
+	}
+}
+
+// pdbReviews are the SelfSubjectAccessReviews of PDBs cs was sent.
+func pdbReviews(cs *fake.Clientset) []*authorizationv1.SelfSubjectAccessReview {
+	var out []*authorizationv1.SelfSubjectAccessReview
+	for _, a := range cs.Actions() {
+		c, ok := a.(k8stesting.CreateAction)
+		if !ok {
+			continue
+		}
+		if r, ok := c.GetObject().(*authorizationv1.SelfSubjectAccessReview); ok && r.Spec.ResourceAttributes.Resource == "poddisruptionbudgets" {
+			out = append(out, r)
+		}
+	}
+	return out
+
 }

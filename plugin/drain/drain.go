@@ -76,6 +76,9 @@ type Options struct {
 	// and others are waited for; set, it applies to every pod (0: wait).
 	SkipWaitForDeleteTimeout int
 	skipWaitSet              bool
+	// watchPDBs is whether the preflight found the caller may watch
+	// PodDisruptionBudgets.
+	watchPDBs bool
 	// ForceDeleteUnreachable deletes the pods of NotReady nodes with grace
 	// period 0 instead of evicting them.
 	ForceDeleteUnreachable bool
@@ -570,9 +573,9 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 		g := int64(o.GracePeriod)
 		ev.GracePeriod = &g
 	}
-	if !o.DisableEviction && hasPDBs(targets) {
+	if !o.DisableEviction && o.watchPDBs && hasPDBs(targets) {
 		var stopWatch context.CancelFunc
-		ev.Budgets, stopWatch = watchBudgets(runCtx, o.client, o.watchFor())
+		ev.Budgets, stopWatch = watchBudgets(runCtx, o.watchFor())
 		defer stopWatch()
 	}
 	waiter := &goneWaiter{Client: o.watchFor(), Lister: o.lister(), Abandoned: abandoned, OnGone: prog.gone, OnNotWaited: prog.notWaited}
