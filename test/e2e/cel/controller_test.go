@@ -11,11 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
@@ -90,6 +92,7 @@ func TestPinnedEnforcedInsideTheAPIServer(t *testing.T) {
 	if err := local.Install(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	rescope(ctx, t, cl, pol.Name)
 	if err := waitScoped(ctx, c); err != nil {
 		t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
 	}
@@ -175,4 +178,16 @@ func eventually(ctx context.Context, t *testing.T, what string, cfg *rest.Config
 // compiled policies but for pods on a named node.
 func waitScoped(ctx context.Context, c *cluster.Cluster) error {
 	return webhooktest.WaitCondition(ctx, c.Client(), "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return strings.Contains(expr, "nodeName") })
+}
+
+// rescope touches the policy named name, so that the local webhook
+// rebuilds its engine and scopes its configurations at once: a replica
+// scopes them on every rebuild and every 15 s, and Install may have
+// replaced them after its first rebuild.
+func rescope(ctx context.Context, t *testing.T, cl client.Client, name string) {
+	t.Helper()
+	touch := []byte(`{"metadata":{"annotations":{"e2e.kubectl-dc.io/touched":"` + time.Now().Format(time.RFC3339Nano) + `"}}}`)
+	if err := cl.Patch(ctx, &v1alpha1.PlacementPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.MergePatchType, touch)); err != nil {
+		t.Fatalf("touching PlacementPolicy %s: %v", name, err)
+	}
 }

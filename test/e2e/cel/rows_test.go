@@ -90,6 +90,7 @@ func TestPinnedRows(t *testing.T) {
 	if err := local.Install(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	rescope(ctx, t, cl, actions.Name)
 	if err := waitScoped(ctx, c); err != nil {
 		t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
 	}
@@ -120,6 +121,7 @@ func TestPinnedRows(t *testing.T) {
 		if err := local.Install(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
+		rescope(ctx, t, cl, actions.Name)
 		err := webhooktest.WaitCondition(ctx, cs, "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return strings.Contains(expr, "nodeName") })
 		if err != nil {
 			t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
