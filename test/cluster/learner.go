@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -36,7 +38,10 @@ func (c *Cluster) EtcdClient() (*clientv3.Client, error) {
 // etcd member on it the way kubeadm joins one: `member add --learner`, then
 // the member starts with the existing cluster and catches up. Its mirror
 // pod is created like the others'. It returns once the learner listens.
-func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, error) {
+// A failure after the member was added removes it again (and what else was
+// made of it), so that a half-joined member never costs the cluster its
+// quorum margin.
+func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (m Member, err error) {
 	if !c.hasDatacenter(dc) {
 		return Member{}, fmt.Errorf("no datacenter %q in the topology", dc)
 	}
@@ -49,7 +54,7 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, erro
 	if client == 0 || peer == 0 {
 		return Member{}, fmt.Errorf("no free loopback port")
 	}
-	m := Member{Name: node, Node: node, Datacenter: dc,
+	m = Member{Name: node, Node: node, Datacenter: dc,
 		ClientURL: fmt.Sprintf("https://127.0.0.1:%d", client), PeerURL: fmt.Sprintf("https://127.0.0.1:%d", peer)}
 
 	cli, err := c.EtcdClient()
@@ -63,6 +68,12 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, erro
 	if err != nil {
 		return Member{}, fmt.Errorf("member add --learner %s: %w", node, err)
 	}
+	var nodeMade, podMade bool
+	defer func() {
+		if err != nil {
+			err = c.undoLearner(context.WithoutCancel(ctx), cli, resp.Member.ID, node, nodeMade, podMade, err)
+		}
+	}()
 	// The initial cluster is every member etcd lists, named as it names
 	// them, the new one included.
 	var initial []string
@@ -100,6 +111,7 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, erro
 	if _, err := nodes.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 		return Member{}, fmt.Errorf("create node %s: %w", node, err)
 	}
+	nodeMade = true
 	// kwok manages the node from its creation on and writes its status
 	// too: set addresses, capacity and the kubelet port on the latest.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -118,6 +130,7 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, erro
 	if err := c.createMirrorPod(ctx, etcdMirrorPod(m)); err != nil {
 		return Member{}, err
 	}
+	podMade = true
 	fwd, err := c.addKubeletForwarder(node, ip, dc)
 	if err != nil {
 		return Member{}, err
@@ -128,6 +141,51 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (Member, erro
 		}
 	}
 	return m, c.saveState()
+}
+
+// undoLearner removes what a failed AddLearner made of the learner on
+// node: the member (by its ID: one that never started has no name), its
+// process and forwarder, and the Node and mirror pod when it created them
+// (a name that was taken is left alone). It returns cause, with any
+// failure to undo.
+func (c *Cluster) undoLearner(ctx context.Context, cli *clientv3.Client, id uint64, node string, nodeMade, podMade bool, cause error) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var undo []string
+	if _, err := cli.MemberRemove(ctx, id); err != nil {
+		undo = append(undo, fmt.Sprintf("member remove: %v", err))
+	}
+	c.mu.Lock()
+	procs := []*process{c.Procs[etcdProc(node)], c.Procs[kubeletProc(node)]}
+	delete(c.Procs, etcdProc(node))
+	delete(c.Procs, kubeletProc(node))
+	delete(c.KubeletForwarders, node)
+	c.Etcd = slices.DeleteFunc(c.Etcd, func(m Member) bool { return m.Node == node })
+	c.mu.Unlock()
+	for _, p := range procs {
+		if p != nil {
+			if err := p.stop(0); err != nil {
+				undo = append(undo, err.Error())
+			}
+		}
+	}
+	if podMade {
+		if err := c.Client().CoreV1().Pods(metav1.NamespaceSystem).Delete(ctx, "etcd-"+node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			undo = append(undo, err.Error())
+		}
+	}
+	if nodeMade {
+		if err := c.Client().CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			undo = append(undo, err.Error())
+		}
+	}
+	if err := c.saveState(); err != nil {
+		undo = append(undo, err.Error())
+	}
+	if len(undo) > 0 {
+		return fmt.Errorf("%w (and undoing the learner: %s)", cause, strings.Join(undo, "; "))
+	}
+	return cause
 }
 
 // PromoteLearner promotes the learner on node to a voter once it has caught
@@ -209,8 +267,17 @@ func (c *Cluster) RemoveMember(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
+	// A member that never started has no name yet: known by its peer URL.
+	peer := ""
+	c.mu.Lock()
+	for _, m := range c.Etcd {
+		if m.Node == node {
+			peer = m.PeerURL
+		}
+	}
+	c.mu.Unlock()
 	for _, m := range list.Members {
-		if m.Name == node {
+		if m.Name == node || peer != "" && slices.Contains(m.PeerURLs, peer) {
 			if _, err := cli.MemberRemove(rctx, m.ID); err != nil {
 				return fmt.Errorf("member remove %s: %w", node, err)
 			}

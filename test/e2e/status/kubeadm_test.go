@@ -45,6 +45,18 @@ func TestKubeadmEtcd(t *testing.T) {
 		t.Fatalf("TLS without a client certificate to member %s answered %s: the members must require client certificates", m.Name, resp.Status)
 	}
 
+	// A learner whose Node cannot be made (the name is a worker's) is
+	// undone: no member is left half-joined, and the worker stays.
+	if _, err := c.AddLearner(ctx, "pod-3-worker-1", "pod-3"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("AddLearner on an existing worker's name: %v; want it refused", err)
+	}
+	if ms := etcdMemberCount(t, c); ms != 5 {
+		t.Fatalf("%d etcd members after a refused learner, want the 5 voters alone", ms)
+	}
+	if _, err := c.Client().CoreV1().Nodes().Get(ctx, "pod-3-worker-1", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the worker whose name was refused is gone: %v", err)
+	}
+
 	const learner = "pod-3-cp-2"
 	t.Cleanup(func() {
 		if err := c.RemoveMember(context.Background(), learner); err != nil {
@@ -122,6 +134,23 @@ func TestKubeadmEtcd(t *testing.T) {
 			t.Errorf("notes do not say exec was forbidden: %v", r.Etcd.Notes)
 		}
 	})
+}
+
+// etcdMemberCount asks etcd how many members it has.
+func etcdMemberCount(t *testing.T, c *cluster.Cluster) int {
+	t.Helper()
+	cli, err := c.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Members)
 }
 
 // etcdLeader asks etcd which member leads.
