@@ -60,9 +60,12 @@ type pinnedView struct {
 	// both mode; selectors their selectors.
 	audited   map[string]bool
 	selectors []labels.Selector
-	// injectKeys are the datacenterFromLabel keys of the policies the
-	// webhook enforces: the mutating webhook injects for those alone.
-	injectKeys []string
+	// injector is the engine the mutating webhook injects with: engine
+	// itself when the webhook enforces every policy, else an engine of the
+	// policies it enforces (nil for none), so that it never injects what
+	// a compiled MutatingAdmissionPolicy should have (it would hide a
+	// difference).
+	injector *policy.Engine
 	// eval runs the compiled policies of audited, nil when there are none;
 	// rules maps their ValidatingAdmissionPolicies to the rules.
 	eval  *celpolicy.Evaluator
@@ -116,8 +119,7 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, audited: map[string]bool{}, rules: map[string]string{}}
-	var both []v1alpha1.PlacementPolicy
-	seen := map[string]bool{}
+	var both, webhookOnly []v1alpha1.PlacementPolicy
 	for _, p := range eng.Policies() {
 		mode := a.Mode.For(&p)
 		v.modes[p.Name] = mode
@@ -132,16 +134,24 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 				v.audited[p.Name+"/"+r.Name] = true
 				v.selectors = append(v.selectors, sel)
 				v.rules[celpolicy.ValidatingName(p.Name, i)] = p.Name + "/" + r.Name
-			case PinnedWebhook:
-				if k := r.DatacenterFromLabel; k != "" && !seen[k] {
-					seen[k] = true
-					v.injectKeys = append(v.injectKeys, k)
-				}
 			}
 		}
-		if mode == PinnedBoth {
+		switch mode {
+		case PinnedBoth:
 			both = append(both, p)
+		case PinnedWebhook:
+			webhookOnly = append(webhookOnly, p)
 		}
+	}
+	v.injector = eng
+	if n := len(eng.Policies()); len(webhookOnly) == 0 {
+		v.injector = nil
+	} else if len(webhookOnly) < n {
+		injector, err := policy.NewEngine(webhookOnly)
+		if err != nil {
+			return fmt.Errorf("building the engine of the policies the webhook enforces: %w", err)
+		}
+		v.injector = injector
 	}
 	if len(both) == 0 {
 		a.hash = ""
@@ -239,21 +249,6 @@ func (v *pinnedView) selects(obj runtime.Object) bool {
 			if sel.Matches(l) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-// carriesInjectKey reports whether obj carries a datacenterFromLabel key
-// of a policy the webhook enforces.
-func (v *pinnedView) carriesInjectKey(obj runtime.Object) bool {
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return false
-	}
-	for _, k := range v.injectKeys {
-		if _, ok := m.GetLabels()[k]; ok {
-			return true
 		}
 	}
 	return false

@@ -108,6 +108,11 @@ func TestBothModeAudits(t *testing.T) {
 	if r := mutate(tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels("example.com/dc-of", "pod-2").Obj()); !r.Allowed || len(r.Patches) != 0 {
 		t.Errorf("both mode: the webhook injected %v for a rule the compiled policies inject", r.Patches)
 	}
+	// Also when it carries a key of a policy the webhook enforces whose
+	// rule does not select it.
+	if r := mutate(tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels("example.com/dc-of", "pod-2", dcLabel, "pod-1").Obj()); !r.Allowed || len(r.Patches) != 0 {
+		t.Errorf("both mode: the webhook injected %v for a rule the compiled policies inject", r.Patches)
+	}
 	if r := mutate(tu.Deployment("apps", "brain").Labels("app", "brain").ObjectLabels(dcLabel, "pod-2").Obj()); !r.Allowed || len(r.Patches) != 1 {
 		t.Errorf("webhook mode: patches %v, want the nodeSelector injected", r.Patches)
 	}

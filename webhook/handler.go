@@ -505,13 +505,14 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 			return admission.Allowed("the update changes no pod template and no label")
 		}
 	}
-	if v := h.Audit.current(eng); v != nil && len(v.audited) > 0 {
+	injector := eng
+	if v := h.Audit.current(eng); v != nil {
 		if v.eval != nil && v.selects(obj) {
 			h.audit(ctx, eng, v, req, obj)
 		}
-		if !v.carriesInjectKey(obj) {
-			// Sent to be audited: the compiled mutating policies injected
-			// before this webhook was called.
+		// The compiled mutating policies, called before this webhook,
+		// inject for the policies whose pinned rules are compiled.
+		if injector = v.injector; injector == nil {
 			return admission.Allowed("")
 		}
 	}
@@ -519,7 +520,7 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	for i := range templates {
 		before[i] = maps.Clone(templates[i].Spec.NodeSelector)
 	}
-	if !eng.Mutate(obj, req.Namespace, h.State) {
+	if !injector.Mutate(obj, req.Namespace, h.State) {
 		return admission.Allowed("")
 	}
 	patches, err := mutationPatch(req.Object.Raw, templates, before)
