@@ -18,12 +18,12 @@ import (
 const alertWait = 200 * time.Millisecond
 
 // tlsProblem tells, for an https endpoint, why a client with cfg cannot
-// talk to it at all: the server's certificate is not trusted, or the server
-// wants a client certificate that cfg does not carry. It returns nil when
-// TLS works, when the endpoint is not https, or when the endpoint cannot be
-// reached (the etcd client then says so). Without it the etcd client
-// retries a refused handshake until its deadline and reports only that the
-// deadline passed.
+// talk to it at all: the server's certificate is not trusted, the server
+// wants a client certificate that cfg does not carry, or nothing answers
+// (the dial's error: the etcd client is then not tried, so a member that
+// is down costs one deadline, not two). It returns nil when TLS works or
+// the endpoint is not https. Without it the etcd client retries a refused
+// handshake until its deadline and reports only that the deadline passed.
 func tlsProblem(ctx context.Context, endpoint string, cfg *tls.Config, timeout time.Duration) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Scheme != "https" {
@@ -54,7 +54,7 @@ func tlsProblem(ctx context.Context, endpoint string, cfg *tls.Config, timeout t
 		case isClientCertRefusal(err):
 			return errClientCertRequired
 		}
-		return nil
+		return err
 	}
 	defer func() { _ = conn.Close() }()
 	tc := conn.(*tls.Conn)

@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -70,7 +72,36 @@ func TestTLSProblemSaysWhatIsMissing(t *testing.T) {
 	if err := tlsProblem(ctx, "http://"+srv.Listener.Addr().String(), nil, time.Second); err != nil {
 		t.Errorf("plain http endpoint: %v, want no TLS verdict", err)
 	}
-	if err := tlsProblem(ctx, "https://127.0.0.1:1", nil, time.Second); err != nil {
-		t.Errorf("unreachable endpoint: %v, want none (the etcd client says it)", err)
+	if err := tlsProblem(ctx, "https://127.0.0.1:1", nil, time.Second); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("unreachable endpoint: %v, want the dial's error", err)
+	}
+}
+
+// TestProbeSilentMember: a member that accepts connections and never
+// answers is dialled once, by the TLS check, not again by the etcd client
+// (which would wait out a second deadline).
+func TestProbeSilentMember(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer func() { _ = conn.Close() }()
+		}
+	}()
+	s := probeEndpoint(context.Background(), "https://"+l.Addr().String(), nil, 300*time.Millisecond, true)
+	if s.Err == nil {
+		t.Fatal("a silent member answered")
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections to the silent member, want 1", n)
 	}
 }
