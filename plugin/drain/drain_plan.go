@@ -798,8 +798,12 @@ func (q *QuorumPlan) judgeDatastore(in PlanInput, nodes []*corev1.Node, dcOfNode
 	v := policy.DatastoreLossVerdict(servers, dc)
 	primaries := policy.Primaries(servers)
 	switch {
+	case !v.Known && len(primaries) == 0:
+		q.Messages = append(q.Messages, "kine's database has no reachable primary: whether the datastore survives "+dc+" is not known (kubectl dc status --datastore-dsn says more)")
+	case !v.Known && len(primaries) > 1:
+		q.Messages = append(q.Messages, fmt.Sprintf("kine's database has %d primaries, a split brain: whether the datastore survives %s is not known (kubectl dc status --datastore-dsn says more)", len(primaries), dc))
 	case !v.Known:
-		q.Messages = append(q.Messages, fmt.Sprintf("kine's database: %d primaries among %d servers, or one in no known datacenter: whether it survives %s is not known", len(primaries), len(servers), dc))
+		q.Messages = append(q.Messages, "a server of kine's database is in no known datacenter (place it with --datastore-datacenters HOST=DC): whether the datastore survives "+dc+" is not known")
 	case v.Writable:
 		q.EtcdSurvives = true
 		q.Messages = append(q.Messages, fmt.Sprintf("kine's database primary %s is outside %s: the datastore stays writable", primaries[0].Address, dc))

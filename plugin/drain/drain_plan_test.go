@@ -611,3 +611,29 @@ func TestDrainPlanKine(t *testing.T) {
 		t.Errorf("drain pod-1 without a DSN: refused %v, messages %q; want allowed with a note asking for --datastore-dsn", plan.Refused, msgs)
 	}
 }
+
+// TestDrainPlanKineUnknown: a database the plan cannot judge (no primary,
+// two, or a server placed nowhere) refuses nothing and says why.
+func TestDrainPlanKineUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		servers []policy.DatabaseServer
+		want    string
+	}{
+		{"no primary", []policy.DatabaseServer{{Address: "10.0.1.20:5432"}}, "no reachable primary"},
+		{"split brain", []policy.DatabaseServer{{Address: "10.0.1.20:5432", Reachable: true, Primary: true}, {Address: "10.0.2.20:5432", Reachable: true, Primary: true}}, "2 primaries, a split brain"},
+		{"placed nowhere", []policy.DatabaseServer{{Address: "10.0.9.20:5432", Reachable: true, Primary: true}}, "no known datacenter"},
+	} {
+		p := dThreeDCs()
+		p.in.Datacenter = "pod-1"
+		p.in.EtcdPods = []*corev1.Pod{}
+		p.in.Pods = nil
+		p.in.Kine = []string{"pods"}
+		p.in.Database = tc.servers
+		p.in.DatabaseDatacenters = map[string]string{"10.0.1.20": "pod-1", "10.0.2.20": "pod-2"}
+		plan := mustDPlan(t, p.in)
+		if msgs := strings.Join(plan.Quorum.Messages, "\n"); plan.Refused || plan.Quorum.EtcdSurvives || !strings.Contains(msgs, tc.want) {
+			t.Errorf("%s: refused %v, survives %v, messages %q; want not refused, not known to survive, saying %q", tc.name, plan.Refused, plan.Quorum.EtcdSurvives, msgs, tc.want)
+		}
+	}
+}
