@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
@@ -156,6 +157,50 @@ func TestPinnedRows(t *testing.T) {
 			t.Errorf("%v verdict differences between the engine and the compiled policies\n%s", d, local.LogTail())
 		}
 		t.Logf("%v requests audited, 0 differences", audits())
+	})
+
+	// The flag is the default; a policy's spec.pinnedEnforcement chooses
+	// for its own rules.
+	t.Run("policy-field-chooses", func(t *testing.T) {
+		_ = local.Stop()
+		local = start("webhook")
+		if err := local.Install(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		bad := testutil.Policy("e2e-field-bad").Datacenters("pod-1").Pinned(testutil.PinnedRule("r").MatchLabels("app", "field-bad")).
+			Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = "sometimes" }).Obj()
+		if err := cl.Create(ctx, bad); !apierrors.IsInvalid(err) {
+			t.Errorf("spec.pinnedEnforcement sometimes: %v, want Invalid", err)
+		}
+		field := testutil.Policy("e2e-field").Datacenters("pod-1", "pod-2", "pod-3").Pinned(testutil.PinnedRule("r").MatchLabels("app", "field-cel")).
+			Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementCEL }).Obj()
+		if err := cl.Create(ctx, field); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cl.Delete(context.Background(), field) })
+		ns := cluster.Namespace(t, c)
+		eventually(ctx, t, "the policy asking for cel compiled under --pinned-enforcement=webhook", cfg, testutil.Pod(ns, "probe").Labels("app", "field-cel").Obj(), refusedByCEL("e2e-field/r"))
+		// The others follow the flag: the webhook judges them again, and
+		// their compiled policies are deleted.
+		eventually(ctx, t, "macstadium judged by the webhook again", cfg, testutil.Deployment(ns, "probe").Labels("app", "worker").Obj(),
+			func(a answer) bool {
+				return a.other != nil && strings.Contains(a.other.Error(), `admission webhook "`) && strings.Contains(a.other.Error(), pinnedrows.DenyRule)
+			})
+		var names []string
+		_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			vaps, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy})
+			if err != nil {
+				return false, nil
+			}
+			names = nil
+			for _, v := range vaps.Items {
+				names = append(names, v.Name)
+			}
+			return len(names) == 1 && names[0] == celpolicy.ValidatingName("e2e-field", 0), nil
+		})
+		if len(names) != 1 || names[0] != celpolicy.ValidatingName("e2e-field", 0) {
+			t.Errorf("compiled policies %v, want only %s", names, celpolicy.ValidatingName("e2e-field", 0))
+		}
 	})
 
 	for _, l := range pinnedrows.WebhookOnly {
