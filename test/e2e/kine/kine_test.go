@@ -186,4 +186,23 @@ func TestKineOverPostgres(t *testing.T) {
 			t.Errorf("findings = %+v, want pod-1 down", r.Findings)
 		}
 	})
+
+	// pod-1 powers on with its old primary, which nothing fenced: two
+	// servers accept writes. status says split brain; drain cannot judge
+	// the datastore and says why, refusing nothing for it.
+	t.Run("pod-1 back after the promotion: its old primary makes a split brain", func(t *testing.T) {
+		if err := c.DatacenterUp(t.Context(), "pod-1"); err != nil {
+			t.Fatal(err)
+		}
+		r := statusJSON(t, c, cache, status.ExitQuorumLost)
+		if f := reports.Finding(r, "SPLIT BRAIN: 2 database servers accept writes"); f == nil || len(r.Datastore.Primaries) != 2 {
+			t.Fatalf("primaries %v, findings %+v; want a split brain of pod-1's old and pod-2's new primary", r.Datastore.Primaries, r.Findings)
+		}
+		// pod-2: pod-1 holds the control-plane endpoint (its API server),
+		// which would refuse the drain for a reason of its own.
+		out, errOut, code := cluster.KubectlDC(t, c, 30*time.Second, "drain", "pod-2", "--dry-run", "--datastore-dsn", c.DatastoreDSN())
+		if code != 0 || !strings.Contains(out, "2 primaries, a split brain") {
+			t.Errorf("drain pod-2 --dry-run during the split brain: exit %d, want 0 saying the datastore cannot be judged\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
 }
