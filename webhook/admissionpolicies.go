@@ -11,6 +11,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,6 +48,12 @@ const (
 	PinnedBoth PinnedMode = "both"
 )
 
+// pinnedWebhookOnly is PinnedWebhook where the webhook may not write
+// admission policies (it lacks the RBAC of manifests/overlays/cel): the
+// policies' spec.pinnedEnforcement is then ignored, since a policy left
+// to compiled policies no one can write would be enforced by no one.
+const pinnedWebhookOnly PinnedMode = "webhook-only"
+
 // PinnedModes are the valid modes, for flags and messages.
 var PinnedModes = []PinnedMode{PinnedWebhook, PinnedCEL, PinnedBoth}
 
@@ -60,10 +67,25 @@ func (m PinnedMode) compiles() bool { return m == PinnedCEL || m == PinnedBoth }
 // For returns who enforces the pinned rules of p: its
 // spec.pinnedEnforcement when set, else m ("" is PinnedWebhook).
 func (m PinnedMode) For(p *v1alpha1.PlacementPolicy) PinnedMode {
-	if m == "" {
+	switch m {
+	case "":
 		m = PinnedWebhook
+	case pinnedWebhookOnly:
+		return PinnedWebhook
 	}
 	return PinnedMode(p.Spec.EffectivePinnedEnforcement(v1alpha1.PinnedEnforcement(m)))
+}
+
+// canWriteAdmissionPolicies asks the API server whether this webhook may
+// create ValidatingAdmissionPolicies (the RBAC of manifests/overlays/cel).
+func canWriteAdmissionPolicies(ctx context.Context, cs kubernetes.Interface) (bool, error) {
+	r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: admissionregistrationv1.GroupName, Resource: "validatingadmissionpolicies", Verb: "create"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return r.Status.Allowed, nil
 }
 
 // anyCompiles reports whether some policy of eng has its pinned rules

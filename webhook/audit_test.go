@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -187,5 +190,42 @@ func BenchmarkMutateAudit(b *testing.B) {
 				h.Handle(ctx, req)
 			}
 		})
+	}
+}
+
+// TestPolicyFieldNeedsTheRightToCompile: where the webhook may not write
+// admission policies, a policy's spec.pinnedEnforcement is ignored and the
+// webhook keeps enforcing its pinned rules: left to compiled policies no
+// one can write, they would be enforced by no one.
+func TestPolicyFieldNeedsTheRightToCompile(t *testing.T) {
+	cel := tu.Policy("a").Pinned(tu.PinnedRule("r").MatchLabels("app", "in-cel").FromLabel("example.com/cel-dc")).
+		Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementCEL }).Value()
+	if got := pinnedWebhookOnly.For(&cel); got != PinnedWebhook {
+		t.Errorf("without the right to compile: %s, want webhook", got)
+	}
+	if got := PinnedWebhook.For(&cel); got != PinnedCEL {
+		t.Errorf("with it: %s, want cel", got)
+	}
+	eng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{cel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, selected, mutate := (&ScopeNodes{Pinned: pinnedWebhookOnly}).Conditions(eng)
+	if strings.Contains(selected, "nodeName") || !strings.Contains(selected, `"in-cel"`) || !strings.Contains(mutate, `"example.com/cel-dc"`) {
+		t.Errorf("without the right to compile: selected-by-a-rule %q, has-datacenter-label %q; want the policy's workloads sent to both", selected, mutate)
+	}
+	for _, allowed := range []bool{true, false} {
+		cs := fake.NewClientset()
+		cs.PrependReactor("create", "selfsubjectaccessreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
+			r := action.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+			if a := r.Spec.ResourceAttributes; a == nil || a.Resource != "validatingadmissionpolicies" || a.Verb != "create" {
+				t.Errorf("asked about %+v", a)
+			}
+			r.Status.Allowed = allowed
+			return true, r, nil
+		})
+		if got, err := canWriteAdmissionPolicies(context.Background(), cs); err != nil || got != allowed {
+			t.Errorf("canWriteAdmissionPolicies = %v, %v; want %v", got, err, allowed)
+		}
 	}
 }

@@ -151,6 +151,17 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 
 	metrics := NewMetrics(crmetrics.Registry)
 	engines := &EngineStore{State: state, Metrics: metrics, Log: log}
+	if cfg.Pinned == "" || cfg.Pinned == PinnedWebhook {
+		// A policy's spec.pinnedEnforcement may ask for compiled policies:
+		// honour it only if this webhook may write them.
+		sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
+		ok, err := canWriteAdmissionPolicies(sctx, clientset)
+		cancel()
+		if !ok {
+			log.Info("the webhook enforces every policy's pinned rules, whatever their spec.pinnedEnforcement says: it may not write admission policies (apply the RBAC of manifests/overlays/cel and restart it to honour cel and both)", "error", err)
+			cfg.Pinned = pinnedWebhookOnly
+		}
+	}
 	if cfg.WebhookConfiguration != "" {
 		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned}
 	}
