@@ -28,24 +28,27 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 )
 
-// PinnedMode says who enforces the pinned rules.
+// PinnedMode says who enforces the pinned rules: a PlacementPolicy's
+// spec.pinnedEnforcement values (v1alpha1.PinnedEnforcement), which
+// --pinned-enforcement takes as the default, and pinnedWebhookOnly.
 type PinnedMode string
 
-// The pinned enforcement modes (--pinned-enforcement).
+// The pinned enforcement modes (--pinned-enforcement), one per
+// v1alpha1.PinnedEnforcement value.
 const (
 	// PinnedWebhook: the webhook judges and injects, as it always did; no
 	// admission policies are compiled (those compiled before are deleted).
-	PinnedWebhook PinnedMode = "webhook"
+	PinnedWebhook = PinnedMode(v1alpha1.PinnedEnforcementWebhook)
 	// PinnedCEL: the compiled admission policies judge and inject inside
 	// the API server; the webhook configurations no longer send what they
 	// cover, so pinned enforcement holds with every replica down.
-	PinnedCEL PinnedMode = "cel"
+	PinnedCEL = PinnedMode(v1alpha1.PinnedEnforcementCEL)
 	// PinnedBoth: the compiled admission policies enforce and inject; the
 	// webhook audits them: it judges the pinned rules' objects with the
 	// policy engine, never refuses or patches them for what the compiled
 	// policies cover, and counts every verdict that differs from theirs
 	// (Metrics.PinnedDifferences), evaluated in-process (PinnedAuditor).
-	PinnedBoth PinnedMode = "both"
+	PinnedBoth = PinnedMode(v1alpha1.PinnedEnforcementBoth)
 )
 
 // pinnedWebhookOnly is PinnedWebhook where the webhook may not write
@@ -54,15 +57,23 @@ const (
 // to compiled policies no one can write would be enforced by no one.
 const pinnedWebhookOnly PinnedMode = "webhook-only"
 
-// PinnedModes are the valid modes, for flags and messages.
-var PinnedModes = []PinnedMode{PinnedWebhook, PinnedCEL, PinnedBoth}
+// PinnedModes are the valid modes, for flags and messages: the policy
+// field's values, in its order.
+var PinnedModes = func() []PinnedMode {
+	out := make([]PinnedMode, 0, len(v1alpha1.PinnedEnforcements))
+	for _, e := range v1alpha1.PinnedEnforcements {
+		out = append(out, PinnedMode(e))
+	}
+	return out
+}()
 
 // CELEnforces reports whether the compiled admission policies enforce the
 // pinned rules and the webhook steps aside.
 func (m PinnedMode) CELEnforces() bool { return m == PinnedCEL }
 
-// compiles reports whether the mode compiles admission policies.
-func (m PinnedMode) compiles() bool { return m == PinnedCEL || m == PinnedBoth }
+// compiles reports whether the mode compiles admission policies, as the
+// policy field's value does (v1alpha1.PinnedEnforcement.Compiles).
+func (m PinnedMode) compiles() bool { return v1alpha1.PinnedEnforcement(m).Compiles() }
 
 // For returns who enforces the pinned rules of p: its
 // spec.pinnedEnforcement when set, else m ("" is PinnedWebhook).

@@ -167,7 +167,11 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--allowed-label-groups is empty: nobody could ever label a node; keep system:masters at least")
 	}
 	if !slices.Contains(PinnedModes, PinnedMode(o.PinnedEnforcement)) {
-		return fmt.Errorf("--pinned-enforcement %q is not one of webhook, cel, both", o.PinnedEnforcement)
+		modes := make([]string, len(PinnedModes))
+		for i, m := range PinnedModes {
+			modes[i] = string(m)
+		}
+		return fmt.Errorf("--pinned-enforcement %q is not one of %s", o.PinnedEnforcement, strings.Join(modes, ", "))
 	}
 	if PinnedMode(o.PinnedEnforcement).compiles() && (o.Namespace == "" || o.AdmissionPoliciesLease == "") {
 		return fmt.Errorf("--pinned-enforcement %s needs --namespace and --admission-policies-lease: replicas elect the one that writes the admission policies through that Lease", o.PinnedEnforcement)
