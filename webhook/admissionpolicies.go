@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
-	"sync"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -146,8 +145,7 @@ type AdmissionPolicies struct {
 		Error(err error, msg string, kv ...any)
 	}
 
-	kickOnce sync.Once
-	kick     chan struct{}
+	kicker
 	// applied is the hash of the last compilation written, "" for none.
 	applied string
 }
@@ -161,20 +159,6 @@ const (
 	renewDeadline         = 10 * time.Second
 	retryPeriod           = 2 * time.Second
 )
-
-func (a *AdmissionPolicies) kicks() chan struct{} {
-	a.kickOnce.Do(func() { a.kick = make(chan struct{}, 1) })
-	return a.kick
-}
-
-// Kick asks for a compilation; kicks that come while one is pending
-// coalesce, so every Node heartbeat may kick.
-func (a *AdmissionPolicies) Kick() {
-	select {
-	case a.kicks() <- struct{}{}:
-	default:
-	}
-}
 
 // NeedLeaderElection is false: AdmissionPolicies elects its own leader,
 // so that the webhook's manager runs without leader election.

@@ -44,11 +44,10 @@ type PinnedAuditor struct {
 		Error(err error, msg string, kv ...any)
 	}
 
-	kickOnce sync.Once
-	kick     chan struct{}
-	view     atomic.Pointer[pinnedView]
-	mu       sync.Mutex // serialises builds; guards hash
-	hash     string
+	kicker
+	view atomic.Pointer[pinnedView]
+	mu   sync.Mutex // serialises builds; guards hash
+	hash string
 }
 
 // pinnedView is what the handlers read of one engine.
@@ -70,20 +69,6 @@ type pinnedView struct {
 	// rules maps their ValidatingAdmissionPolicies to the rules.
 	eval  *celpolicy.Evaluator
 	rules map[string]string
-}
-
-func (a *PinnedAuditor) kicks() chan struct{} {
-	a.kickOnce.Do(func() { a.kick = make(chan struct{}, 1) })
-	return a.kick
-}
-
-// Kick asks for a compilation; kicks that come while one is pending
-// coalesce.
-func (a *PinnedAuditor) Kick() {
-	select {
-	case a.kicks() <- struct{}{}:
-	default:
-	}
 }
 
 // NeedLeaderElection is false: every replica audits what it is sent.
