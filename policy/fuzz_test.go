@@ -12,19 +12,6 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
-// fuzzBytes hands out the fuzz input one small choice at a time; an
-// exhausted input yields zeros.
-type fuzzBytes []byte
-
-func (f *fuzzBytes) next(n int) int {
-	if len(*f) == 0 {
-		return 0
-	}
-	b := (*f)[0]
-	*f = (*f)[1:]
-	return int(b) % n
-}
-
 // fuzzValues are the values fuzz objects draw from.
 var fuzzValues = testutil.FuzzValues
 

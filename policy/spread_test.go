@@ -357,19 +357,19 @@ func FuzzEvaluateSpread(f *testing.F) {
 	f.Add([]byte{5, 0, 2, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0})
 	dcs := []string{"pod-1", "pod-2", "pod-3", "pod-4"}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fb := fuzzBytes(data)
-		expected := int32(fb.next(8)) // 0: unset
-		maxPerNode := int32(fb.next(3))
+		fb := testutil.FuzzBytes(data)
+		expected := int32(fb.Next(8)) // 0: unset
+		maxPerNode := int32(fb.Next(3))
 		rule := testutil.Etcd().Expected(expected).MaxPerNode(maxPerNode)
 		e := engine(t, testutil.Policy("p").Spread(rule))
 		var state []runtime.Object
 		var nodes []string
-		for i, n := 0, 1+fb.next(8); i < n; i++ {
+		for i, n := 0, 1+fb.Next(8); i < n; i++ {
 			b := testutil.Node("n" + string(rune('a'+i)))
-			if dc := fb.next(len(dcs) + 1); dc < len(dcs) {
+			if dc := fb.Next(len(dcs) + 1); dc < len(dcs) {
 				b.InDC(dcs[dc])
 			}
-			switch fb.next(4) {
+			switch fb.Next(4) {
 			case 1:
 				b.NotReady()
 			case 2:
@@ -378,9 +378,9 @@ func FuzzEvaluateSpread(f *testing.F) {
 			state = append(state, b.Obj())
 			nodes = append(nodes, b.Obj().Name)
 		}
-		for i, n := 0, fb.next(7); i < n; i++ {
-			m := member("etcd-"+string(rune('a'+i)), nodes[fb.next(len(nodes))])
-			switch fb.next(5) {
+		for i, n := 0, fb.Next(7); i < n; i++ {
+			m := member("etcd-"+string(rune('a'+i)), nodes[fb.Next(len(nodes))])
+			switch fb.Next(5) {
 			case 1:
 				m.Learner()
 			case 2:
@@ -391,7 +391,7 @@ func FuzzEvaluateSpread(f *testing.F) {
 			state = append(state, m.Obj())
 		}
 		state = append(state, member("etcd-new", "").Obj())
-		target := nodes[fb.next(len(nodes))]
+		target := nodes[fb.Next(len(nodes))]
 		st := policy.NewStaticState(state...)
 		rs := e.Evaluate(bind("etcd-new", target), st)
 		for _, r := range rs {

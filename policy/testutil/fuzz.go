@@ -16,11 +16,12 @@ var (
 // FuzzFromLabel is the datacenterFromLabel key FuzzPinnedObject may set.
 const FuzzFromLabel = "placement.kubectl-dc.io/datacenter"
 
-// fuzzBytes hands out fuzz input one small choice at a time; an exhausted
+// FuzzBytes hands out fuzz input one small choice at a time; an exhausted
 // input yields zeros.
-type fuzzBytes []byte
+type FuzzBytes []byte
 
-func (f *fuzzBytes) next(n int) int {
+// Next takes the next choice among n (0 to n-1).
+func (f *FuzzBytes) Next(n int) int {
 	if len(*f) == 0 {
 		return 0
 	}
@@ -35,31 +36,31 @@ func (f *fuzzBytes) next(n int) int {
 // (policy/testdata/fuzz/FuzzEvaluatePinned) can be replayed elsewhere.
 // matched says whether it carries app=worker.
 func FuzzPinnedObject(data []byte) (b *ObjectBuilder, matched bool) {
-	f := fuzzBytes(data)
-	b = Kinds("travis", "worker")[f.next(9)]
-	matched = f.next(4) != 0
+	f := FuzzBytes(data)
+	b = Kinds("travis", "worker")[f.Next(9)]
+	matched = f.Next(4) != 0
 	if matched {
 		b.Labels("app", "worker")
 	} else {
 		b.Labels("app", "web")
 	}
-	if f.next(3) == 0 {
-		b.ObjectLabels(FuzzFromLabel, FuzzValues[f.next(len(FuzzValues))])
+	if f.Next(3) == 0 {
+		b.ObjectLabels(FuzzFromLabel, FuzzValues[f.Next(len(FuzzValues))])
 	}
-	for i, n := 0, f.next(3); i < n; i++ {
-		b.NodeSelector(FuzzKeys[f.next(len(FuzzKeys))], FuzzValues[f.next(len(FuzzValues))])
+	for i, n := 0, f.Next(3); i < n; i++ {
+		b.NodeSelector(FuzzKeys[f.Next(len(FuzzKeys))], FuzzValues[f.Next(len(FuzzValues))])
 	}
-	if f.next(2) == 1 {
-		b.NodeName([]string{"pod-1-1", "pod-2-1", "pod-3-1", "ghost"}[f.next(4)])
+	if f.Next(2) == 1 {
+		b.NodeName([]string{"pod-1-1", "pod-2-1", "pod-3-1", "ghost"}[f.Next(4)])
 	}
-	for i, nt := 0, f.next(4); i < nt; i++ {
+	for i, nt := 0, f.Next(4); i < nt; i++ {
 		var reqs []corev1.NodeSelectorRequirement
-		for j, ne := 0, f.next(4); j < ne; j++ {
+		for j, ne := 0, f.Next(4); j < ne; j++ {
 			var vals []string
-			for k, nv := 0, f.next(4); k < nv; k++ {
-				vals = append(vals, FuzzValues[f.next(len(FuzzValues))])
+			for k, nv := 0, f.Next(4); k < nv; k++ {
+				vals = append(vals, FuzzValues[f.Next(len(FuzzValues))])
 			}
-			reqs = append(reqs, Expr(FuzzKeys[f.next(len(FuzzKeys))], FuzzOperators[f.next(len(FuzzOperators))], vals...))
+			reqs = append(reqs, Expr(FuzzKeys[f.Next(len(FuzzKeys))], FuzzOperators[f.Next(len(FuzzOperators))], vals...))
 		}
 		b.RequiredAffinity(Term(reqs...))
 	}
