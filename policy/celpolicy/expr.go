@@ -117,25 +117,23 @@ func templateExpr(root string, kinds []policy.Kind) string {
 // spec of the request's object, as the engine names it
 // ("spec.template.spec"), for messages; "" for any other kind.
 func specPathExpr(kinds []policy.Kind) string {
-	var b strings.Builder
-	for _, k := range kinds {
-		if len(k.TemplatePaths) != 1 {
-			continue
-		}
-		b.WriteString(kindIs(k) + " ? " + quote(k.TemplatePaths[0].String()) + " : ")
-	}
-	b.WriteString("''")
-	return b.String()
+	return specExpr(kinds, func(path string) string { return path })
 }
 
 // specPointerExpr is specPathExpr as a JSON pointer ("/spec/template/spec").
 func specPointerExpr(kinds []policy.Kind) string {
+	return specExpr(kinds, func(path string) string { return "/" + strings.ReplaceAll(path, ".", "/") })
+}
+
+// specExpr chooses, by the request's kind, the pod spec's path of each
+// kind with one template path, written by format; "" for any other kind.
+func specExpr(kinds []policy.Kind, format func(path string) string) string {
 	var b strings.Builder
 	for _, k := range kinds {
 		if len(k.TemplatePaths) != 1 {
 			continue
 		}
-		b.WriteString(kindIs(k) + " ? " + quote("/"+strings.ReplaceAll(k.TemplatePaths[0].String(), ".", "/")) + " : ")
+		b.WriteString(kindIs(k) + " ? " + quote(format(k.TemplatePaths[0].String())) + " : ")
 	}
 	b.WriteString("''")
 	return b.String()
