@@ -87,7 +87,8 @@ func TestAdmissionPoliciesReconcile(t *testing.T) {
 	}
 
 	// One rule fewer, and no injection: its policy, binding and the
-	// mutating policy go.
+	// mutating policy go, and nothing else is written (the rule left keeps
+	// its name: names follow rules, not their places in the list).
 	edited := pol.DeepCopy()
 	edited.Spec.Pinned = edited.Spec.Pinned[1:]
 	a.Engines = enginesOf(t, edited)
@@ -96,10 +97,13 @@ func TestAdmissionPoliciesReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = writes(cs)
-	for _, k := range []string{"delete validatingadmissionpolicybindings", "delete validatingadmissionpolicies", "delete mutatingadmissionpolicies", "delete mutatingadmissionpolicybindings", "update validatingadmissionpolicies"} {
+	for _, k := range []string{"delete validatingadmissionpolicybindings", "delete validatingadmissionpolicies", "delete mutatingadmissionpolicies", "delete mutatingadmissionpolicybindings"} {
 		if got[k] != 1 {
 			t.Errorf("after removing a rule: %d %s, want 1 (all writes: %v)", got[k], k, got)
 		}
+	}
+	if len(got) != 4 {
+		t.Errorf("after removing a rule: writes %v, want the 4 deletions alone", got)
 	}
 
 	a.Mode = PinnedWebhook

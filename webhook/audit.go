@@ -118,7 +118,7 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 				}
 				v.audited[p.Name+"/"+r.Name] = true
 				v.selectors = append(v.selectors, sel)
-				v.rules[celpolicy.ValidatingName(p.Name, i)] = p.Name + "/" + r.Name
+				v.rules[celpolicy.ValidatingName(p.Name, r.Name)] = p.Name + "/" + r.Name
 			}
 		}
 		switch mode {

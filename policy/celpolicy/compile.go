@@ -29,12 +29,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
-	"strconv"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
@@ -118,7 +118,7 @@ func Compile(policies []v1alpha1.PlacementPolicy, opts Options) (*Set, error) {
 		label := p.Spec.Label()
 		for i := range p.Spec.Pinned {
 			r := &p.Spec.Pinned[i]
-			c := ruleCompiler{policy: p.Name, rule: r, index: i, label: label, known: known, kinds: kinds, opts: &opts}
+			c := ruleCompiler{policy: p.Name, rule: r, label: label, known: known, kinds: kinds, opts: &opts}
 			vap, binding, err := c.validating()
 			if err != nil {
 				return nil, err
@@ -146,17 +146,34 @@ func Compile(policies []v1alpha1.PlacementPolicy, opts Options) (*Set, error) {
 }
 
 // ValidatingName returns the name of the ValidatingAdmissionPolicy (and
-// its binding) of the index-th pinned rule of the policy named policyName.
-func ValidatingName(policyName string, index int) string {
-	return "kubectl-dc.pinned." + policyName + "." + strconv.Itoa(index)
+// its binding) of the pinned rule ruleName of the policy named policyName.
+// It follows the rule's name, never its place in the list, so that removing
+// one rule renames no other: the rule's name itself when it is a DNS label,
+// else a hash of it, and a hash of both names when the whole would be too
+// long for an object name.
+func ValidatingName(policyName, ruleName string) string {
+	rule := ruleName
+	if len(validation.IsDNS1123Label(rule)) > 0 {
+		rule = "r" + hash32(ruleName)
+	}
+	name := "kubectl-dc.pinned." + policyName + "." + rule
+	if len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return "kubectl-dc.pinned." + hash32(policyName+"/"+ruleName)
+	}
+	return name
+}
+
+// hash32 is s's FNV-1a hash in hexadecimal.
+func hash32(s string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	return fmt.Sprintf("%08x", h.Sum32())
 }
 
 // MutatingName returns the name of the MutatingAdmissionPolicy (and its
 // binding) that injects nodeSelector[label].
 func MutatingName(label string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(label))
-	return fmt.Sprintf("kubectl-dc.inject.%08x", h.Sum32())
+	return "kubectl-dc.inject." + hash32(label)
 }
 
 func managedMeta(name string) metav1.ObjectMeta {

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/admission"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
@@ -216,6 +217,28 @@ func TestCompileHonoursPinnedEnforcement(t *testing.T) {
 		}
 		if len(set.Mutating) != wantMutating {
 			t.Errorf("default %q: %d MutatingAdmissionPolicies, want %d", tc.def, len(set.Mutating), wantMutating)
+		}
+	}
+}
+
+// TestValidatingNameFollowsTheRule: a compiled policy's name comes from
+// its rule's name, so removing a rule renames no other; any rule name gives
+// a valid object name.
+func TestValidatingNameFollowsTheRule(t *testing.T) {
+	if a, b := celpolicy.ValidatingName("macstadium", "workers"), celpolicy.ValidatingName("macstadium", "workers"); a != b || a != "kubectl-dc.pinned.macstadium.workers" {
+		t.Errorf("names %q, %q; want kubectl-dc.pinned.macstadium.workers twice", a, b)
+	}
+	names := map[string]bool{}
+	for _, rule := range []string{"workers", "Workers", "per datacenter!", "a.b", strings.Repeat("x", 63)} {
+		for _, pol := range []string{"macstadium", strings.Repeat("p", 240)} {
+			n := celpolicy.ValidatingName(pol, rule)
+			if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+				t.Errorf("celpolicy.ValidatingName(%q, %q) = %q: %v", pol, rule, n, errs)
+			}
+			if names[n] {
+				t.Errorf("celpolicy.ValidatingName(%q, %q) = %q, given to another rule too", pol, rule, n)
+			}
+			names[n] = true
 		}
 	}
 }

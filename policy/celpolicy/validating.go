@@ -39,7 +39,6 @@ const (
 type ruleCompiler struct {
 	policy string
 	rule   *v1alpha1.PinnedRule
-	index  int
 	label  string
 	known  []string
 	kinds  []policy.Kind
@@ -122,7 +121,7 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 		fail = admissionregistrationv1.Ignore
 	}
 	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
-	name := ValidatingName(c.policy, c.index)
+	name := ValidatingName(c.policy, c.rule.Name)
 	vap := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: managedMeta(name),

@@ -236,8 +236,8 @@ func EngineAdmit(e *policy.Engine, state policy.State, req Request) (runtime.Obj
 func RuleOf(policies []v1alpha1.PlacementPolicy) map[string]string {
 	m := map[string]string{}
 	for _, p := range policies {
-		for i, r := range p.Spec.Pinned {
-			m[celpolicy.ValidatingName(p.Name, i)] = p.Name + "/" + r.Name
+		for _, r := range p.Spec.Pinned {
+			m[celpolicy.ValidatingName(p.Name, r.Name)] = p.Name + "/" + r.Name
 		}
 	}
 	return m

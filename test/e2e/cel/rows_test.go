@@ -196,10 +196,10 @@ func TestPinnedRows(t *testing.T) {
 			for _, v := range vaps.Items {
 				names = append(names, v.Name)
 			}
-			return len(names) == 1 && names[0] == celpolicy.ValidatingName("e2e-field", 0), nil
+			return len(names) == 1 && names[0] == celpolicy.ValidatingName("e2e-field", "r"), nil
 		})
-		if len(names) != 1 || names[0] != celpolicy.ValidatingName("e2e-field", 0) {
-			t.Errorf("compiled policies %v, want only %s", names, celpolicy.ValidatingName("e2e-field", 0))
+		if len(names) != 1 || names[0] != celpolicy.ValidatingName("e2e-field", "r") {
+			t.Errorf("compiled policies %v, want only %s", names, celpolicy.ValidatingName("e2e-field", "r"))
 		}
 	})
 
