@@ -142,13 +142,15 @@ func TestCompileBindings(t *testing.T) {
 	if len(set.Mutating) != 2 {
 		t.Errorf("%d mutating policies, want one per datacenter label with datacenterFromLabel (2)", len(set.Mutating))
 	}
-	want := map[string]string{"kubectl-dc.pinned.alpha.0": "Deny", "kubectl-dc.pinned.beta.0": "Warn", "kubectl-dc.pinned.beta.1": "Audit"}
+	want := map[string]string{"kubectl-dc.pinned.alpha.workers": "Deny", "kubectl-dc.pinned.beta.edge": "Warn", "kubectl-dc.pinned.beta.canary": "Audit"}
+	seen := 0
 	for i, b := range set.ValidatingBindings {
 		p := set.Validating[i]
 		if b.Name != p.Name || b.Spec.PolicyName != p.Name {
 			t.Errorf("binding %s binds %s, want %s", b.Name, b.Spec.PolicyName, p.Name)
 		}
 		if a, ok := want[b.Name]; ok {
+			seen++
 			if len(b.Spec.ValidationActions) != 1 || string(b.Spec.ValidationActions[0]) != a {
 				t.Errorf("%s: validationActions %v, want [%s]", b.Name, b.Spec.ValidationActions, a)
 			}
@@ -168,6 +170,9 @@ func TestCompileBindings(t *testing.T) {
 		if p.Labels[celpolicy.LabelManagedBy] != celpolicy.ManagedBy {
 			t.Errorf("%s is not labelled as managed by dc-webhook", p.Name)
 		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d of the bindings %v compiled", seen, want)
 	}
 	prodSel := set.ValidatingBindings[2].Spec.MatchResources.NamespaceSelector
 	if prodSel.MatchLabels["env"] != "prod" {
