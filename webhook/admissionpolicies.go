@@ -231,17 +231,7 @@ func (a *AdmissionPolicies) Reconcile(ctx context.Context) error {
 		if eng == nil {
 			return nil
 		}
-		var nodes []*corev1.Node
-		if a.Nodes != nil {
-			for _, o := range a.Nodes.List() {
-				if n, ok := o.(*corev1.Node); ok {
-					nodes = append(nodes, n)
-				}
-			}
-		}
-		opts := a.Options
-		opts.Nodes = nodes
-		opts.Enforcement = v1alpha1.PinnedEnforcement(a.Mode)
+		opts := compileOptions(a.Options, a.Nodes, v1alpha1.PinnedEnforcement(a.Mode))
 		if a.Mode == "" {
 			opts.Enforcement = v1alpha1.PinnedEnforcementWebhook
 		}
@@ -461,4 +451,22 @@ func hashOf(x any) (string, error) {
 	h := fnv.New64a()
 	_, _ = h.Write(data)
 	return strconv.FormatUint(h.Sum64(), 16), nil
+}
+
+// compileOptions are base with the cached Nodes (the known datacenters of
+// policies without spec.datacenters; nodes may be nil) and enforcement as
+// the default of policies without spec.pinnedEnforcement: what the writer
+// and the both-mode auditor compile with.
+func compileOptions(base celpolicy.Options, nodes toolscache.Store, enforcement v1alpha1.PinnedEnforcement) celpolicy.Options {
+	opts := base
+	opts.Nodes = nil
+	if nodes != nil {
+		for _, o := range nodes.List() {
+			if n, ok := o.(*corev1.Node); ok {
+				opts.Nodes = append(opts.Nodes, n)
+			}
+		}
+	}
+	opts.Enforcement = enforcement
+	return opts
 }

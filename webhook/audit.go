@@ -143,18 +143,7 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 		a.view.Store(v)
 		return nil
 	}
-	var nodes []*corev1.Node
-	if a.Nodes != nil {
-		for _, o := range a.Nodes.List() {
-			if n, ok := o.(*corev1.Node); ok {
-				nodes = append(nodes, n)
-			}
-		}
-	}
-	opts := a.Options
-	opts.Nodes = nodes
-	opts.Enforcement = v1alpha1.PinnedEnforcementBoth
-	set, err := celpolicy.Compile(both, opts)
+	set, err := celpolicy.Compile(both, compileOptions(a.Options, a.Nodes, v1alpha1.PinnedEnforcementBoth))
 	if err != nil {
 		return fmt.Errorf("compiling the pinned rules in both mode: %w", err)
 	}
