@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -82,12 +83,7 @@ func TestPinnedEnforcedInsideTheAPIServer(t *testing.T) {
 			_ = local.Stop()
 		}
 		_ = local.Uninstall(context.Background())
-		sel := metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy}
-		ar := cs.AdmissionregistrationV1()
-		_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
-		_ = ar.ValidatingAdmissionPolicies().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
-		_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
-		_ = ar.MutatingAdmissionPolicies().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
+		deleteCompiled(cs)
 	})
 	if err := local.Install(ctx, nil); err != nil {
 		t.Fatal(err)
@@ -190,4 +186,15 @@ func rescope(ctx context.Context, t *testing.T, cl client.Client, name string) {
 	if err := cl.Patch(ctx, &v1alpha1.PlacementPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.MergePatchType, touch)); err != nil {
 		t.Fatalf("touching PlacementPolicy %s: %v", name, err)
 	}
+}
+
+// deleteCompiled deletes every admission policy and binding dc-webhook
+// compiled (labelled as managed by it), as a test's cleanup.
+func deleteCompiled(cs kubernetes.Interface) {
+	sel := metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy}
+	ar := cs.AdmissionregistrationV1()
+	_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
+	_ = ar.ValidatingAdmissionPolicies().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
+	_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
+	_ = ar.MutatingAdmissionPolicies().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
 }

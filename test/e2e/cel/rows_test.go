@@ -81,12 +81,7 @@ func TestPinnedRows(t *testing.T) {
 	t.Cleanup(func() {
 		_ = local.Stop()
 		_ = local.Uninstall(context.Background())
-		sel := metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy}
-		ar := cs.AdmissionregistrationV1()
-		_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
-		_ = ar.ValidatingAdmissionPolicies().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
-		_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
-		_ = ar.MutatingAdmissionPolicies().DeleteCollection(context.Background(), metav1.DeleteOptions{}, sel)
+		deleteCompiled(cs)
 	})
 	if err := local.Install(ctx, nil); err != nil {
 		t.Fatal(err)
