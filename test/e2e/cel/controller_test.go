@@ -85,13 +85,7 @@ func TestPinnedEnforcedInsideTheAPIServer(t *testing.T) {
 		_ = local.Uninstall(context.Background())
 		deleteCompiled(cs)
 	})
-	if err := local.Install(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	rescope(ctx, t, cl, pol.Name)
-	if err := waitScoped(ctx, c); err != nil {
-		t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
-	}
+	installScoped(ctx, t, c, cl, local, pol.Name)
 
 	pod := func(sel string, pairs ...string) *corev1.Pod {
 		b := testutil.Pod(ns, "probe").Labels(pairs...)
@@ -172,6 +166,20 @@ func eventually(ctx context.Context, t *testing.T, what string, cfg *rest.Config
 // waitScoped waits until the local webhook has scoped its validating
 // configuration's workload webhooks to the rules, pinned ones left to the
 // compiled policies but for pods on a named node.
+// installScoped registers local's webhook configurations, touches policy
+// so that the webhook scopes them at once (not at its next resync), and
+// waits until they are scoped.
+func installScoped(ctx context.Context, t *testing.T, c *cluster.Cluster, cl client.Client, local *webhooktest.Local, policy string) {
+	t.Helper()
+	if err := local.Install(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	rescope(ctx, t, cl, policy)
+	if err := waitScoped(ctx, c); err != nil {
+		t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
+	}
+}
+
 func waitScoped(ctx context.Context, c *cluster.Cluster) error {
 	return webhooktest.WaitCondition(ctx, c.Client(), "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return strings.Contains(expr, "nodeName") })
 }

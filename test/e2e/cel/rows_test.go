@@ -83,13 +83,7 @@ func TestPinnedRows(t *testing.T) {
 		_ = local.Uninstall(context.Background())
 		deleteCompiled(cs)
 	})
-	if err := local.Install(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	rescope(ctx, t, cl, actions.Name)
-	if err := waitScoped(ctx, c); err != nil {
-		t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
-	}
+	installScoped(ctx, t, c, cl, local, actions.Name)
 	// Every compiled policy in effect: the Deny rule refuses, the Warn
 	// rule warns, the mutating policy injects.
 	ns := cluster.Namespace(t, c)
@@ -114,14 +108,7 @@ func TestPinnedRows(t *testing.T) {
 	t.Run("both-mode-audits", func(t *testing.T) {
 		_ = local.Stop()
 		local = start("both")
-		if err := local.Install(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-		rescope(ctx, t, cl, actions.Name)
-		err := webhooktest.WaitCondition(ctx, cs, "dc-webhook"+webhook.LocalSuffix, "selected-by-a-rule", func(expr string) bool { return strings.Contains(expr, "nodeName") })
-		if err != nil {
-			t.Fatalf("the webhook never scoped its configurations: %v\n%s", err, local.LogTail())
-		}
+		installScoped(ctx, t, c, cl, local, actions.Name)
 		ns := cluster.Namespace(t, c)
 		// Until the both-mode webhook has scoped the mutating webhook to
 		// the rules' objects, it is not sent them.
