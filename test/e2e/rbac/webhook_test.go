@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -314,24 +315,8 @@ func TestWebhookServiceAccountCanDoExactlyItsNeeds(t *testing.T) {
 	}
 	waitAllowed(t, cs, s, first)
 
-	model := func(k key) bool {
-		for _, g := range needs {
-			if g.group == k.group && g.resource == k.resource && slices.Contains(g.verbs, k.verb) &&
-				(g.namespace == "" || g.namespace == k.namespace) && (g.name == "" || g.name == k.name) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, k := range probes(needs) {
-		got, reason := allowed(ctx, t, cs, s, k)
-		switch want := model(k); {
-		case got && !want:
-			t.Errorf("%s may %s, which nothing in webhook/ needs (%s)", s.user, k, reason)
-		case !got && want:
-			t.Errorf("%s may not %s, which the webhook needs", s.user, k)
-		}
-	}
+	model := grants(needs)
+	allowedExactly(ctx, t, cs, s, needs, "the webhook needs")
 	for _, k := range webhookEscalations() {
 		if model(k) {
 			t.Fatalf("escalation %s is also a need: fix one of the tables", k)
@@ -340,6 +325,39 @@ func TestWebhookServiceAccountCanDoExactlyItsNeeds(t *testing.T) {
 			t.Errorf("%s may %s (%s): a stolen webhook token must not", s.user, k, reason)
 		}
 	}
+}
+
+// grants returns whether a call k is one the grants gs allow.
+func grants(gs []grant) func(k key) bool {
+	return func(k key) bool {
+		for _, g := range gs {
+			if g.group == k.group && g.resource == k.resource && slices.Contains(g.verbs, k.verb) &&
+				(g.namespace == "" || g.namespace == k.namespace) && (g.name == "" || g.name == k.name) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// allowedExactly asks the API server, as s, every probe of needs and fails
+// t for each answer that differs from the grants: allowed though not
+// needed, or needed (by what) and refused. It returns how many it asked.
+func allowedExactly(ctx context.Context, t *testing.T, cs kubernetes.Interface, s subject, needs []grant, what string) int {
+	t.Helper()
+	model := grants(needs)
+	asked := 0
+	for _, k := range probes(needs) {
+		got, reason := allowed(ctx, t, cs, s, k)
+		asked++
+		switch want := model(k); {
+		case got && !want:
+			t.Errorf("%s may %s, which nothing in webhook/ needs (%s)", s.user, k, reason)
+		case !got && want:
+			t.Errorf("%s may not %s, which %s", s.user, k, what)
+		}
+	}
+	return asked
 }
 
 // probes returns, for every resource the grants touch, every verb of
