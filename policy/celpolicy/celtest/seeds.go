@@ -149,3 +149,18 @@ func reviewRequest(body []byte) *Request {
 func WebhookOnly(r policy.Result) bool {
 	return r.Field() == "spec.nodeName"
 }
+
+// EngineJudged is EngineAdmit less the results the compiled policies leave
+// to the webhook (WebhookOnly): what the compiled policies must agree with.
+// skipped counts the results taken out.
+func EngineJudged(e *policy.Engine, state policy.State, req Request) (obj runtime.Object, rs policy.Results, skipped int) {
+	obj, all := EngineAdmit(e, state, req)
+	for _, r := range all {
+		if WebhookOnly(r) {
+			skipped++
+			continue
+		}
+		rs = append(rs, r)
+	}
+	return obj, rs, skipped
+}
