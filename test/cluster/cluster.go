@@ -677,18 +677,27 @@ func (c *Cluster) startAll(ctx context.Context, names []string) error {
 }
 
 func (c *Cluster) waitEtcdHealthy(ctx context.Context) error {
+	for _, m := range c.Etcd {
+		if err := c.waitMemberHealthy(ctx, m); err != nil {
+			return fmt.Errorf("etcd member %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// waitMemberHealthy waits until member m answers /health with 200: it
+// serves clients and knows a leader.
+func (c *Cluster) waitMemberHealthy(ctx context.Context, m Member) error {
 	cfg, err := c.EtcdClientTLS()
 	if err != nil {
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	defer hc.CloseIdleConnections()
-	for _, m := range c.Etcd {
-		if err := waitHTTP(ctx, m.ClientURL+"/health", hc, c.Procs[etcdProc(m.Name)]); err != nil {
-			return fmt.Errorf("etcd member %s: %w", m.Name, err)
-		}
-	}
-	return nil
+	c.mu.Lock()
+	p := c.Procs[etcdProc(m.Name)]
+	c.mu.Unlock()
+	return waitHTTP(ctx, m.ClientURL+"/health", hc, p)
 }
 
 func (c *Cluster) waitAPIServers(ctx context.Context) error {

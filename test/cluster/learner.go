@@ -97,7 +97,9 @@ func (c *Cluster) AddLearner(ctx context.Context, node, dc string) (m Member, er
 	if err := c.Procs[etcdProc(m.Name)].start(c.Dir+"/logs", c.detach); err != nil {
 		return Member{}, err
 	}
-	if err := waitListen(urlHost(m.ClientURL), c.Procs[etcdProc(m.Name)]); err != nil {
+	// A joining member listens at once but serves clients only once it has
+	// caught up with the leader: wait for that, as for the first members.
+	if err := c.waitMemberHealthy(ctx, m); err != nil {
 		return Member{}, fmt.Errorf("learner %s: %w", node, err)
 	}
 

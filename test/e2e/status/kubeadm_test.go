@@ -63,9 +63,11 @@ func TestKubeadmEtcd(t *testing.T) {
 			t.Errorf("remove learner: %v", err)
 		}
 	})
-	if _, err := c.AddLearner(ctx, learner, "pod-3"); err != nil {
+	joined, err := c.AddLearner(ctx, learner, "pod-3")
+	if err != nil {
 		t.Fatal(err)
 	}
+	learnerServes(t, c, joined)
 	leader := etcdLeader(t, c)
 
 	assertView := func(t *testing.T, r *status.Report, source string) {
@@ -154,6 +156,27 @@ func etcdMemberCount(t *testing.T, c *cluster.Cluster) int {
 }
 
 // etcdLeader asks etcd which member leads.
+// learnerServes fails unless the learner AddLearner returned answers a
+// status call at once: a member that only listens (it has not caught up
+// with the leader yet) holds the connection until the call times out.
+func learnerServes(t *testing.T, c *cluster.Cluster, m cluster.Member) {
+	t.Helper()
+	cli, err := c.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	st, err := cli.Status(ctx, m.ClientURL)
+	if err != nil {
+		t.Fatalf("learner %s does not serve once AddLearner returned: %v", m.Name, err)
+	}
+	if !st.IsLearner {
+		t.Fatalf("member %s at %s is no learner", m.Name, m.ClientURL)
+	}
+}
+
 func etcdLeader(t *testing.T, c *cluster.Cluster) string {
 	t.Helper()
 	cli, err := c.EtcdClient()
