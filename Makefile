@@ -20,6 +20,9 @@ E2E_PARALLEL ?= 2
 # so that the run does not end with one long suite alone on the machine.
 E2E_FIRST := webhookha drain agreement webhook status
 FUZZTIME     ?= 10s
+UNIT_TEST := go test -count=1 $$(go list ./... | grep -v /test/)
+E2E_TEST  := go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(addprefix ./test/e2e/,$(E2E_FIRST)) \
+	$$(go list ./test/... | grep -v -e /test/tools -e /test/cmd $(foreach s,$(E2E_FIRST),-e /test/e2e/$(s)$$))
 
 ##@ General
 
@@ -46,7 +49,11 @@ control-plane: ## Build (or reuse from .cache/) the local control-plane binaries
 
 .PHONY: unit
 unit: ## Run unit tests and short fuzz runs (no cluster).
-	go test -count=1 $$(go list ./... | grep -v /test/)
+	$(UNIT_TEST)
+	hack/fuzz.sh $(FUZZTIME)
+
+.PHONY: fuzz
+fuzz: ## Run only the fuzz targets, FUZZTIME each (default 10s).
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: test-deps
@@ -62,11 +69,23 @@ test-deps: ## Install the Debian packages the e2e suites use (haproxy, the contr
 
 .PHONY: e2e
 e2e: control-plane test-deps ## Run the e2e suites against local multi-datacenter control planes.
-	go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(addprefix ./test/e2e/,$(E2E_FIRST)) \
-		$$(go list ./test/... | grep -v -e /test/tools -e /test/cmd $(foreach s,$(E2E_FIRST),-e /test/e2e/$(s)$$))
+	$(E2E_TEST)
 
+# make test runs the fuzz targets beside the e2e suites at the lowest CPU
+# priority: the suites mostly wait on their control planes, and the fuzzers
+# take what is idle (their FUZZTIME is wall time). Their output (the last
+# progress line of each target) is printed once both are done.
 .PHONY: test
-test: unit e2e ## Run every test: unit, fuzz and e2e.
+test: control-plane test-deps ## Run every test: unit, then e2e with the fuzz targets beside it.
+	$(UNIT_TEST)
+	@log=$$(mktemp -t kubectl-dc-fuzz.XXXXXX); \
+	echo "fuzz: every target for $(FUZZTIME) at nice 19 beside the e2e suites; output after them"; \
+	nice -n 19 hack/fuzz.sh $(FUZZTIME) >"$$log" 2>&1 & fuzz=$$!; \
+	$(E2E_TEST); e2e=$$?; \
+	wait $$fuzz; fuzzed=$$?; \
+	awk '/elapsed:/ { last = $$0; next } last != "" { print last; last = "" } { print }' "$$log"; rm -f "$$log"; \
+	[ $$fuzzed -eq 0 ] || echo "FAIL: fuzz (exit $$fuzzed): the failing input is under that package's testdata/fuzz/"; \
+	[ $$e2e -eq 0 ] && [ $$fuzzed -eq 0 ]
 
 .PHONY: lint
 lint: $(GOLANGCI) ## Lint with golangci-lint.
