@@ -22,9 +22,10 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
 )
 
-// PinnedAuditor keeps, on every replica, what the handlers need to audit
-// the compiled admission policies of the policies whose pinned
-// enforcement is both: those policies compiled as the writer
+// PinnedAuditor keeps, on every replica, what the handlers need to leave
+// the pinned rules of the policies in cel or both mode to their compiled
+// admission policies, and to audit those of the policies in both mode:
+// those policies compiled as the writer
 // (AdmissionPolicies) compiles them, and evaluated in-process
 // (celpolicy.Evaluator), so that a request's verdict from the compiled
 // policies is known without asking the API server. It compiles again on
@@ -55,8 +56,12 @@ type pinnedView struct {
 	engine *policy.Engine
 	// modes is the enforcement of every policy of engine, by name.
 	modes map[string]PinnedMode
-	// audited are the pinned rules ("<policy>/<rule>") of the policies in
-	// both mode; selectors their selectors.
+	// compiled are the pinned rules ("<policy>/<rule>") of the policies in
+	// cel or both mode: their compiled policies judge what they cover, and
+	// the validating handler leaves it to them (stepAside).
+	compiled map[string]bool
+	// audited are the pinned rules of the policies in both mode;
+	// selectors their selectors.
 	audited   map[string]bool
 	selectors []labels.Selector
 	// injector is the engine the mutating webhook injects with: engine
@@ -103,13 +108,16 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, audited: map[string]bool{}, rules: map[string]string{}}
+	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, compiled: map[string]bool{}, audited: map[string]bool{}, rules: map[string]string{}}
 	var both, webhookOnly []v1alpha1.PlacementPolicy
 	for _, p := range eng.Policies() {
 		mode := a.Mode.For(&p)
 		v.modes[p.Name] = mode
 		for i := range p.Spec.Pinned {
 			r := &p.Spec.Pinned[i]
+			if mode.compiles() {
+				v.compiled[p.Name+"/"+r.Name] = true
+			}
 			switch mode {
 			case PinnedBoth:
 				sel, err := metav1.LabelSelectorAsSelector(&r.Selector)
@@ -176,11 +184,11 @@ func (a *PinnedAuditor) current(eng *policy.Engine) *pinnedView {
 }
 
 // covers reports whether the compiled policies judge what the engine's
-// result r on obj says: pinned rules of a policy in both mode on a
+// result r on obj says: pinned rules of a policy in cel or both mode on a
 // built-in kind, but not a mirror pod (never denied, only warned about)
 // nor a pod's spec.nodeName (it needs the Node).
 func (v *pinnedView) covers(obj runtime.Object, r *policy.Result) bool {
-	if !v.audited[r.Rule] || r.Field() == "spec.nodeName" {
+	if !v.compiled[r.Rule] || r.Field() == "spec.nodeName" {
 		return false
 	}
 	if _, ok := policy.JudgedKindOf(obj); !ok {
@@ -193,9 +201,13 @@ func (v *pinnedView) covers(obj runtime.Object, r *policy.Result) bool {
 }
 
 // stepAside removes from results what the compiled policies of the
-// policies in both mode judge: the webhook never refuses nor warns for it.
+// policies in cel or both mode judge: the webhook never refuses nor warns
+// for it, since the API server has already answered for it (a refusal
+// twice, a warning twice). In cel mode the webhook is still sent some of
+// those policies' objects, for what it alone judges: pods on a named
+// node, objects a spread rule also selects.
 func (v *pinnedView) stepAside(obj runtime.Object, results policy.Results) policy.Results {
-	if v == nil || len(v.audited) == 0 || len(results) == 0 {
+	if v == nil || len(v.compiled) == 0 || len(results) == 0 {
 		return results
 	}
 	out := results[:0:0]
@@ -265,7 +277,7 @@ func (h *Handler) audit(ctx context.Context, eng *policy.Engine, v *pinnedView, 
 	messages := map[string][2]string{}
 	for i := range results {
 		r := &results[i]
-		if v.covers(obj, r) {
+		if v.audited[r.Rule] && v.covers(obj, r) {
 			engine[r.Rule] = string(r.Action)
 			m := messages[r.Rule]
 			m[0] = r.Field() + ": " + r.Message()

@@ -229,3 +229,61 @@ func TestPolicyFieldNeedsTheRightToCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestCELModeStepsAside: for a policy in cel mode the validating webhook
+// leaves the pinned verdicts to the compiled policies also on the objects
+// it is still sent for other reasons (pods on a named node, objects a
+// spread rule selects too): it never refuses nor warns a second time for
+// them, nor counts a verdict it did not give, but still judges a pod's
+// node, mirror pods (the compiled policies leave them out) and spread.
+func TestCELModeStepsAside(t *testing.T) {
+	travis := tu.Policy("travis").Datacenters("pod-1", "pod-2", "pod-3").Pinned(
+		tu.PinnedRule("workers").MatchLabels("app", "worker"),
+		tu.PinnedRule("edge").MatchLabels("app", "edge").Action(v1alpha1.ActionWarn),
+		tu.PinnedRule("members").MatchLabels("component", "etcd"),
+	).Spread(tu.Etcd()).Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementCEL }).Value()
+	f := newFixture(t, travis)
+	a := &PinnedAuditor{Mode: PinnedWebhook, Log: discardLog{}}
+	if err := a.BuildFor(f.h.Engine()); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Audit = a
+	nodeSelector := "spec.nodeSelector[" + tu.Zone + "]"
+	for _, tc := range []struct {
+		name         string
+		obj          runtime.Object
+		wantAllowed  bool
+		wantCauses   []string
+		wantWarnings int
+	}{
+		{"a worker pod on a named node without a datacenter: the compiled policy's refusal", tu.Pod("apps", "w").Labels("app", "worker").NodeName("pod-1-1").Obj(), true, nil, 0},
+		{"a worker pod selecting pod-1 on a pod-2 node: the webhook's", tu.Pod("apps", "w").Labels("app", "worker").InDC("pod-1").NodeName("pod-2-1").Obj(), false, []string{"spec.nodeName"}, 0},
+		{"a Warn rule's pod on a named node: the compiled policy's warning", tu.Pod("apps", "e").Labels("app", "edge").NodeName("pod-1-1").Obj(), true, nil, 0},
+		{"a member a pinned rule selects too, placed well", tu.Pod("kube-system", "etcd-pod-3-1").Labels("component", "etcd").NodeName("pod-3-1").Obj(), true, nil, 0},
+		{"the same member next to pod-1's: spread refuses", tu.Pod("kube-system", "etcd-pod-1-2").Labels("component", "etcd").NodeName("pod-1-2").Obj(), false, []string{"spec.nodeName", "spec.nodeName"}, 0},
+		{"a mirror worker pod: the compiled policies leave it to the webhook, which warns", tu.Pod("apps", "w").Labels("app", "worker").NodeName("pod-1-1").Mirror().Obj(), true, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.h.Validate().Handle(context.Background(), request(t, admissionv1.Create, tc.obj, nil, admin))
+			if r.Allowed != tc.wantAllowed || !slices.Equal(causes(r), tc.wantCauses) || len(r.Warnings) != tc.wantWarnings {
+				t.Errorf("allowed=%v causes=%v warnings=%v; want allowed=%v causes=%v and %d warnings", r.Allowed, causes(r), r.Warnings, tc.wantAllowed, tc.wantCauses, tc.wantWarnings)
+			}
+			if slices.Contains(causes(r), nodeSelector) {
+				t.Errorf("refused on %s, which the compiled policy judges", nodeSelector)
+			}
+		})
+	}
+	// Counted: the webhook's own verdicts (the node, the mirror pod's
+	// warning, spread), none of the compiled policies'.
+	for _, c := range []struct {
+		rule, action string
+		want         float64
+	}{
+		{"travis/workers", "Deny", 1}, {"travis/workers", "Warn", 1}, {"travis/edge", "Warn", 0},
+		{"travis/members", "Deny", 0}, {"travis/etcd", "Deny", 2},
+	} {
+		if n := counterValue(f.h.Metrics.Decisions.WithLabelValues(c.rule, c.action, "Pod", "CREATE")); n != c.want {
+			t.Errorf("%v %s decisions counted for %s, want %v", n, c.action, c.rule, c.want)
+		}
+	}
+}

@@ -59,10 +59,10 @@ type Handler struct {
 	heavy     chan struct{}
 
 	// Audit, when set, knows which policies' pinned rules are enforced in
-	// both mode: the validating handler never refuses for what their
-	// compiled admission policies judge, and the mutating handler audits
-	// them (PinnedAuditor) and injects only for the policies the webhook
-	// enforces.
+	// cel or both mode: the validating handler never refuses nor warns for
+	// what their compiled admission policies judge, the mutating handler
+	// audits those in both mode (PinnedAuditor), and it injects only for
+	// the policies the webhook enforces.
 	Audit *PinnedAuditor
 
 	// Placements, when set, serialises member placements across replicas
@@ -352,13 +352,15 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	if err != nil {
 		return cutShort(err)
 	}
+	// What the compiled policies judge is their verdict, not this
+	// webhook's: left out before it is counted as one.
+	results = h.Audit.current(eng).stepAside(obj, results)
 	for i := range results {
 		h.Metrics.decision(results[i].Rule, string(results[i].Action), kind, string(op))
 	}
 	if len(results) == 0 && len(guard) == 0 {
 		h.Metrics.decision("", "Allow", kind, string(op))
 	}
-	results = h.Audit.current(eng).stepAside(obj, results)
 
 	denied := append(guard, results.Denied()...)
 	warnings := results.Warnings()
