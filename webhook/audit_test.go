@@ -2,13 +2,18 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	apiadmission "k8s.io/apiserver/pkg/admission"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -286,4 +291,87 @@ func TestCELModeStepsAside(t *testing.T) {
 			t.Errorf("%v %s decisions counted for %s, want %v", n, c.action, c.rule, c.want)
 		}
 	}
+}
+
+// TestBothModeFilteredUpdatesCannotDiffer: the mutating webhook is not
+// sent an UPDATE that changes neither the labels nor the pod templates
+// (the manifests' update-changes-templates-or-labels condition, and
+// sameTemplatesAndLabels in the handler), though the compiled validating
+// policies still run on it. The audit need not see those updates: neither
+// the engine nor a compiled policy judges an update that changes none of
+// that, so their verdicts cannot differ. Shown on every kind and
+// placement, in a datacenter both know, in one only the compiled policy
+// knows (pod-4) and in none, with and without a datacenterFromLabel value
+// the placement contradicts: the same objects created do differ.
+func TestBothModeFilteredUpdatesCannotDiffer(t *testing.T) {
+	f, a := bothFixture(t)
+	eng := f.h.Engine()
+	v := a.current(eng)
+	_, m, err := Configurations("../manifests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cond []admissionregistrationv1.MatchCondition
+	for _, c := range conditionsOf(t, m.Webhooks, "workloads.placement.kubectl-dc.io") {
+		if c.Name == "update-changes-templates-or-labels" {
+			cond = append(cond, c)
+		}
+	}
+	if len(cond) != 1 {
+		t.Fatalf("the mutating webhook has no update-changes-templates-or-labels condition")
+	}
+	sent := newSender(t, cond)
+	if !sent(apiadmission.Update, tu.Deployment("apps", "w").Labels("app", "worker").Obj(), tu.Deployment("apps", "w").Obj(), "") {
+		t.Fatal("a relabelled Deployment is not sent either: the condition is not evaluated as the API server does")
+	}
+	ctx := context.Background()
+	differences := func() float64 { return counterValue(f.h.Metrics.PinnedDifferences.WithLabelValues("travis/workers")) }
+	creates, updates := 0, 0
+	for i := range tu.Kinds("apps", "w") {
+		for _, p := range tu.Placements() {
+			for _, dc := range []string{"pod-1", "pod-4", "pod-9"} {
+				for _, from := range []string{"", "pod-2"} {
+					build := func() *tu.ObjectBuilder {
+						b := tu.Kinds("apps", "w")[i].Labels("app", "worker").Place(p, tu.Zone, dc, "pod-2")
+						if from != "" {
+							b.ObjectLabels("example.com/dc-of", from)
+						}
+						return b
+					}
+					old := build().Obj()
+					// What such updates change: the replicas, the object's
+					// annotations, a pod's status.
+					obj := build().Replicas(3).Phase(corev1.PodRunning).Obj()
+					if _, isPod := obj.(*corev1.Pod); !isPod {
+						m, _ := meta.Accessor(obj)
+						m.SetAnnotations(map[string]string{"example.com/touched": "yes"})
+					}
+					what := fmt.Sprintf("%T, %s in %s, datacenterFromLabel %q", obj, p, dc, from)
+
+					before := differences()
+					f.h.audit(ctx, eng, v, request(t, admissionv1.Create, old, nil, admin), old)
+					if differences() > before {
+						creates++
+					}
+					if sent(apiadmission.Update, obj, old, "") {
+						t.Errorf("%s: the update is sent to the mutating webhook", what)
+						continue
+					}
+					if !sameTemplatesAndLabels(old, obj) {
+						t.Errorf("%s: the mutating handler would audit the update the configuration does not send", what)
+					}
+					before = differences()
+					f.h.audit(ctx, eng, v, request(t, admissionv1.Update, obj, old, admin), obj)
+					if d := differences() - before; d != 0 {
+						t.Errorf("%s: the engine and the compiled policy differ on an update the mutating webhook is not sent", what)
+					}
+					updates++
+				}
+			}
+		}
+	}
+	if creates == 0 {
+		t.Fatal("no created object differs: the test cannot tell a difference from none")
+	}
+	t.Logf("%d filtered updates, none differs; %d of the same objects created differ", updates, creates)
 }

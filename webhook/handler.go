@@ -503,6 +503,13 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 		// A template admitted before the policy is left alone until an
 		// update changes it or the labels: filling it in on a scale-down
 		// would roll the workload out.
+		//
+		// Nor is such an update audited, though the compiled validating
+		// policies run on it (the configuration's
+		// update-changes-templates-or-labels condition does not even send
+		// it): neither they nor the engine judge an update that changes no
+		// label and no pod template, so their verdicts cannot differ on it
+		// (TestBothModeFilteredUpdatesCannotDiffer).
 		if old, _, err := decode(req.OldObject); err == nil && old != nil && sameTemplatesAndLabels(old, obj) {
 			return admission.Allowed("the update changes no pod template and no label")
 		}
