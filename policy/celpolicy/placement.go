@@ -79,6 +79,15 @@ var (
 	notDeleted = admissionregistrationv1.MatchCondition{Name: "not-being-deleted", Expression: "!has(object.metadata.deletionTimestamp)"}
 	notMirror  = admissionregistrationv1.MatchCondition{Name: "not-a-mirror-pod", Expression: "request.kind.kind != 'Pod' || request.kind.group != '' || !(" +
 		quote(policy.AnnotationMirrorPod) + " in object.metadata.?annotations.orValue({}))"}
+	// podRelabelled is a match condition of the validating policies: an
+	// update of a pod (its status above all, written many times in a
+	// pod's life) that leaves its labels alone cannot change a verdict, as
+	// a pod's placement is immutable and only its labels decide whether
+	// and how a rule judges it. Skipping it here spares the API server the
+	// policy's variables on every status write.
+	podRelabelled = admissionregistrationv1.MatchCondition{Name: "pod-update-changes-labels", Expression: "request.operation != 'UPDATE' || " +
+		"request.kind.kind != 'Pod' || request.kind.group != '' || oldObject == null || " +
+		"object.metadata.?labels.orValue({}) != oldObject.metadata.?labels.orValue({})"}
 )
 
 // resourceRules returns the rules of the compiled policies for kinds: every

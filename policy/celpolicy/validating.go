@@ -128,7 +128,7 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy:    &fail,
 			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(c.kinds, ops, ops), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
-			MatchConditions:  []admissionregistrationv1.MatchCondition{notDeleted, notMirror},
+			MatchConditions:  []admissionregistrationv1.MatchCondition{notDeleted, notMirror, podRelabelled},
 			Variables:        vars,
 			Validations: []admissionregistrationv1.Validation{{
 				Expression:        v(varProblem) + " == ''",
