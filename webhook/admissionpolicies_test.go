@@ -153,7 +153,7 @@ func TestScopeConditionsCEL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, selected, mutate := (&ScopeNodes{Pinned: PinnedCEL}).Conditions(eng)
+	_, selected, mutate, _ := (&ScopeNodes{Pinned: PinnedCEL}).Conditions(eng)
 	if mutate != "false" {
 		t.Errorf("cel mode: has-datacenter-label = %q, want false", mutate)
 	}
@@ -163,7 +163,7 @@ func TestScopeConditionsCEL(t *testing.T) {
 	if strings.Contains(strings.Split(selected, "nodeName")[0], `"app" in m`) {
 		t.Errorf("cel mode: selected-by-a-rule sends pinned workloads: %q", selected)
 	}
-	_, selected, mutate = (&ScopeNodes{Pinned: PinnedWebhook}).Conditions(eng)
+	_, selected, mutate, _ = (&ScopeNodes{Pinned: PinnedWebhook}).Conditions(eng)
 	if !strings.Contains(mutate, `"example.com/dc-of"`) {
 		t.Errorf("webhook mode: has-datacenter-label = %q, want the policy's datacenterFromLabel key", mutate)
 	}

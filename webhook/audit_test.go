@@ -11,7 +11,9 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	apiadmission "k8s.io/apiserver/pkg/admission"
 	"k8s.io/client-go/kubernetes/fake"
@@ -138,7 +140,7 @@ func TestScopeConditionsPerPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, selected, mutate := (&ScopeNodes{Pinned: PinnedWebhook}).Conditions(eng)
+	_, selected, mutate, _ := (&ScopeNodes{Pinned: PinnedWebhook}).Conditions(eng)
 	beforeNodeName := func(s string) string {
 		if i := strings.Index(s, "nodeName"); i >= 0 {
 			return s[:i]
@@ -215,7 +217,7 @@ func TestPolicyFieldNeedsTheRightToCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, selected, mutate := (&ScopeNodes{Pinned: pinnedWebhookOnly}).Conditions(eng)
+	_, selected, mutate, _ := (&ScopeNodes{Pinned: pinnedWebhookOnly}).Conditions(eng)
 	if strings.Contains(selected, "nodeName") || !strings.Contains(selected, `"in-cel"`) || !strings.Contains(mutate, `"example.com/cel-dc"`) {
 		t.Errorf("without the right to compile: selected-by-a-rule %q, has-datacenter-label %q; want the policy's workloads sent to both", selected, mutate)
 	}
@@ -374,4 +376,109 @@ func TestBothModeFilteredUpdatesCannotDiffer(t *testing.T) {
 		t.Fatal("no created object differs: the test cannot tell a difference from none")
 	}
 	t.Logf("%d filtered updates, none differs; %d of the same objects created differ", updates, creates)
+}
+
+// TestBothModeAuditsPodRelabels: the compiled policies judge a pod
+// relabelled into a rule, through the pod or pods/status. In both mode the
+// mutating webhooks are sent those relabels too (ScopeNodes adds the pod
+// update rule; their conditions send only relabels the audited rules then
+// select), and the handler audits them without patching, since a pod's
+// nodeSelector cannot change. The rule goes again once no policy is in
+// both mode.
+func TestBothModeAuditsPodRelabels(t *testing.T) {
+	f, _ := bothFixture(t)
+	ctx := context.Background()
+	v, m, err := Configurations("../manifests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifestRules := map[string][]admissionregistrationv1.RuleWithOperations{}
+	for _, w := range m.Webhooks {
+		manifestRules[w.Name] = w.Rules
+	}
+	cs := fake.NewClientset(v, m)
+	s := &ScopeNodes{Client: cs, Name: m.Name, Pinned: PinnedWebhook}
+	sync := func(eng *policy.Engine) *admissionregistrationv1.MutatingWebhookConfiguration {
+		t.Helper()
+		keys, selected, mutate, podRelabels := s.Conditions(eng)
+		if _, err := s.Sync(ctx, keys, selected, mutate, podRelabels); err != nil {
+			t.Fatal(err)
+		}
+		live, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return live
+	}
+	sendsPodUpdates := func(w *admissionregistrationv1.MutatingWebhook, sub string) bool {
+		for _, r := range w.Rules {
+			if slices.Contains(r.Operations, admissionregistrationv1.Update) && slices.Contains(r.APIGroups, "") && slices.Contains(r.Resources, "pods"+sub) {
+				return true
+			}
+		}
+		return false
+	}
+
+	// pod-4 is known to the compiled policy alone: a disagreement.
+	decoy := tu.Pod("apps", "p").Labels("app", "decoy").InDC("pod-4").Obj()
+	worker := tu.Pod("apps", "p").Labels("app", "worker").InDC("pod-4").Obj()
+	running := tu.Pod("apps", "p").Labels("app", "worker").InDC("pod-4").Phase(corev1.PodRunning).Obj()
+	brain := tu.Pod("apps", "p").Labels("app", "brain").ObjectLabels(dcLabel, "pod-2").Obj()
+	for _, w := range sync(f.h.Engine()).Webhooks {
+		if !sendsPodUpdates(&w, "") || !sendsPodUpdates(&w, "/status") {
+			t.Errorf("both mode: %s has rules %v, want pod updates through pods and pods/status too", w.Name, w.Rules)
+		}
+		sent := newSender(t, w.MatchConditions)
+		for _, c := range []struct {
+			what     string
+			sub      string
+			obj, old runtime.Object
+			want     bool
+		}{
+			{"a relabel into the audited rule through pods/status", "status", worker, decoy, true},
+			{"a relabel into the audited rule through the pod", "", worker, decoy, true},
+			{"a status report", "status", running, worker, false},
+			{"a relabel into a rule the webhook injects for", "status", brain, decoy, false},
+		} {
+			if got := sent(apiadmission.Update, c.obj, c.old, c.sub); got != c.want {
+				t.Errorf("%s: %s sent: %v, want %v", w.Name, c.what, got, c.want)
+			}
+		}
+	}
+
+	audits := counterValue(f.h.Metrics.PinnedAudits)
+	for _, sub := range []string{"status", ""} {
+		req := request(t, admissionv1.Update, worker, decoy, admin)
+		req.SubResource = sub
+		if r := f.h.Mutate().Handle(ctx, req); !r.Allowed || len(r.Patches) != 0 {
+			t.Errorf("pods%s relabel: allowed=%v patches=%v, want admitted unchanged", sub, r.Allowed, r.Patches)
+		}
+	}
+	if n := counterValue(f.h.Metrics.PinnedAudits) - audits; n != 2 {
+		t.Errorf("%v pod relabels audited, want 2", n)
+	}
+	if d := counterValue(f.h.Metrics.PinnedDifferences.WithLabelValues("travis/workers")); d != 2 {
+		t.Errorf("%v differences counted on the relabels into pod-4, want 2", d)
+	}
+	req := request(t, admissionv1.Update, brain, decoy, admin)
+	req.SubResource = "status"
+	if r := f.h.Mutate().Handle(ctx, req); !r.Allowed || len(r.Patches) != 0 {
+		t.Errorf("a pod relabelled into a rule the webhook injects for: allowed=%v patches=%v, want admitted unchanged (a pod's nodeSelector cannot change)", r.Allowed, r.Patches)
+	}
+
+	// No policy in both mode: the manifests' rules again.
+	var policies []v1alpha1.PlacementPolicy
+	for _, p := range f.h.Engine().Policies() {
+		p.Spec.PinnedEnforcement = v1alpha1.PinnedEnforcementWebhook
+		policies = append(policies, p)
+	}
+	eng, err := policy.NewEngine(policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range sync(eng).Webhooks {
+		if !equality.Semantic.DeepEqual(w.Rules, manifestRules[w.Name]) {
+			t.Errorf("webhook mode: %s has rules %v, want the manifests' %v", w.Name, w.Rules, manifestRules[w.Name])
+		}
+	}
 }

@@ -515,10 +515,17 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 		}
 	}
 	injector := eng
-	if v := h.Audit.current(eng); v != nil {
-		if v.eval != nil && v.selects(obj) {
-			h.audit(ctx, eng, v, req, obj)
-		}
+	v := h.Audit.current(eng)
+	if v != nil && v.eval != nil && v.selects(obj) {
+		h.audit(ctx, eng, v, req, obj)
+	}
+	if _, isPod := obj.(*corev1.Pod); isPod && req.Operation == admissionv1.Update {
+		// A pod relabelled (through the pod or pods/status) is sent for
+		// the audit alone: its nodeSelector cannot change after creation,
+		// so an injection would only make the update invalid.
+		return admission.Allowed("")
+	}
+	if v != nil {
 		// The compiled mutating policies, called before this webhook,
 		// inject for the policies whose pinned rules are compiled.
 		if injector = v.injector; injector == nil {

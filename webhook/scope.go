@@ -3,11 +3,13 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
@@ -144,8 +146,9 @@ type ScopeNodes struct {
 }
 
 // Conditions returns the conditions for eng: the nodes webhook's label
-// keys, the workload webhooks' selected-by-a-rule expression and the
-// mutating webhooks' has-datacenter-label expression.
+// keys, the workload webhooks' selected-by-a-rule expression, the
+// mutating webhooks' has-datacenter-label expression, and whether the
+// mutating webhooks are sent pod relabels (podRelabels, podRelabelRule).
 //
 // Each policy's pinned rules go where its enforcement (Pinned.For) says:
 // webhook, to both webhooks as before; cel, to neither, but for pods on a
@@ -153,10 +156,14 @@ type ScopeNodes struct {
 // only (the webhook refuses nothing else of theirs) and to the mutating
 // webhooks, which audit them before the API server's validation runs (a
 // refusal by a ValidatingAdmissionPolicy ends the request before any
-// validating webhook is called).
-func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string) {
+// validating webhook is called). The compiled policies judge a pod
+// relabelled into a rule (an UPDATE of pods or pods/status), which the
+// manifests' mutating webhooks are not sent (a pod's nodeSelector cannot
+// change, so there is nothing to inject): with some rule in both mode
+// they are sent those too, for the audit alone.
+func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string, podRelabels bool) {
 	if !s.Pinned.anyCompiles(eng) {
-		return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys())
+		return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys()), false
 	}
 	sent := eng.SpreadPodSelectors()
 	var compiled, audited []metav1.LabelSelector
@@ -182,14 +189,16 @@ func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mu
 		}
 	}
 	sort.Strings(keysOfWebhook)
-	return eng.NodeLabelKeys(), SelectedConditionCEL(sent, compiled), MutateCondition(keysOfWebhook, audited)
+	return eng.NodeLabelKeys(), SelectedConditionCEL(sent, compiled), MutateCondition(keysOfWebhook, audited), len(audited) > 0
 }
 
 // MutateCondition returns the CEL expression of the mutating webhooks'
 // has-datacenter-label condition: the object carries one of keys (the
 // datacenterFromLabel keys the webhook injects), or its labels or its pod
 // template's match one of audited (the selectors of the pinned rules the
-// webhook audits in both mode).
+// webhook audits in both mode). A pod update (sent while some rule is
+// audited, podRelabelRule) is sent for the audit only: nothing can be
+// injected into a pod after its creation.
 func MutateCondition(keys []string, audited []metav1.LabelSelector) string {
 	inject := FromLabelCondition(keys)
 	if len(audited) == 0 {
@@ -204,15 +213,47 @@ func MutateCondition(keys []string, audited []metav1.LabelSelector) string {
 	if inject == "false" {
 		return audit
 	}
-	return inject + " || " + audit
+	return "((request.resource.resource != 'pods' || request.operation == 'CREATE') && " + inject + ") || " + audit
+}
+
+// podRelabelRule is the rule the mutating webhooks have while some pinned
+// rule is audited (both mode): pod updates, through the pod or its status
+// (which keeps label changes). Their update-changes-templates-or-labels
+// condition sends only those that change the labels, and
+// has-datacenter-label only those the audited rules then select, so a
+// kubelet's status reports never reach them.
+var podRelabelRule = admissionregistrationv1.RuleWithOperations{
+	Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+	Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods", "pods/status"},
+		Scope: ptrTo(admissionregistrationv1.NamespacedScope)},
+}
+
+func ptrTo[T any](x T) *T { return &x }
+
+// setPodRelabelRule adds podRelabelRule to w's rules when want, else
+// removes it, and reports whether it changed them.
+func setPodRelabelRule(w *admissionregistrationv1.MutatingWebhook, want bool) bool {
+	at := slices.IndexFunc(w.Rules, func(r admissionregistrationv1.RuleWithOperations) bool {
+		return equality.Semantic.DeepEqual(r, podRelabelRule)
+	})
+	switch {
+	case want && at < 0:
+		w.Rules = append(w.Rules, *podRelabelRule.DeepCopy())
+		return true
+	case !want && at >= 0:
+		w.Rules = slices.Delete(w.Rules, at, at+1)
+		return true
+	}
+	return false
 }
 
 // Sync sets the nodes condition for keys, the workload webhooks'
 // selected-by-a-rule condition to selected and, unless mutate is empty,
-// the mutating webhooks' has-datacenter-label condition to mutate, and
-// reports whether it changed a configuration. Webhooks or conditions the
-// configurations lack (a local layout, an edited manifest) are left alone.
-func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate string) (changed bool, err error) {
+// the mutating webhooks' has-datacenter-label condition to mutate and
+// their podRelabelRule as podRelabels says, and reports whether it
+// changed a configuration. Webhooks or conditions the configurations lack
+// (a local layout, an edited manifest) are left alone.
+func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate string, podRelabels bool) (changed bool, err error) {
 	want := NodeLabelsCondition(keys)
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		changed = false
@@ -264,7 +305,12 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate s
 			}
 			edited := false
 			for j := range cfg.Webhooks {
-				edited = setCondition(cfg.Webhooks[j:j+1], cfg.Webhooks[j].Name, fromLabelCondition, mutate) || edited
+				w := &cfg.Webhooks[j]
+				if !slices.ContainsFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == fromLabelCondition }) {
+					continue
+				}
+				edited = setCondition(cfg.Webhooks[j:j+1], w.Name, fromLabelCondition, mutate) || edited
+				edited = setPodRelabelRule(w, podRelabels) || edited
 			}
 			if !edited {
 				return nil

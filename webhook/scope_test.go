@@ -20,7 +20,7 @@ func TestScopeNodes(t *testing.T) {
 	cs := fake.NewClientset(v)
 	s := &ScopeNodes{Client: cs, Name: v.Name}
 	keys := []string{"node-role.kubernetes.io/control-plane", "topology.kubernetes.io/zone"}
-	changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "")
+	changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false)
 	if err != nil || !changed {
 		t.Fatalf("Sync = %v, %v; want a change", changed, err)
 	}
@@ -39,11 +39,11 @@ func TestScopeNodes(t *testing.T) {
 	if cond != NodeLabelsCondition(keys) || !strings.Contains(cond, `"topology.kubernetes.io/zone"`) {
 		t.Errorf("condition = %q", cond)
 	}
-	if changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), ""); err != nil || changed {
+	if changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false); err != nil || changed {
 		t.Errorf("second Sync = %v, %v; want no change", changed, err)
 	}
 	other := &ScopeNodes{Client: fake.NewClientset(&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "dc-webhook-local"}}), Name: "dc-webhook"}
-	if changed, err := other.Sync(context.Background(), keys, SelectedCondition(nil), ""); err != nil || changed {
+	if changed, err := other.Sync(context.Background(), keys, SelectedCondition(nil), "", false); err != nil || changed {
 		t.Errorf("Sync without the configuration = %v, %v; want nothing done", changed, err)
 	}
 }

@@ -478,8 +478,8 @@ func (s *EngineStore) syncScope(ctx context.Context, eng *policy.Engine) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
 	defer cancel()
-	keys, selected, mutate := s.Scope.Conditions(eng)
-	if changed, err := s.Scope.Sync(sctx, keys, selected, mutate); err != nil {
+	keys, selected, mutate, podRelabels := s.Scope.Conditions(eng)
+	if changed, err := s.Scope.Sync(sctx, keys, selected, mutate, podRelabels); err != nil {
 		s.Log.Error(err, "keeping the previous scope of the webhooks")
 	} else if changed {
 		s.Log.Info("webhooks scoped to the policies' selectors and label keys", "nodeLabelKeys", eng.NodeLabelKeys())

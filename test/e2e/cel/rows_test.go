@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -134,6 +135,30 @@ func TestPinnedRows(t *testing.T) {
 		}
 		if got := audits() - before; got != float64(len(objs)) {
 			t.Errorf("%v requests audited, want %d (every one, the refused included)", got, len(objs))
+		}
+		// Pods relabelled into the rule through pods/status, which the
+		// compiled policies judge: the mutating webhook is sent them for
+		// the audit, the refused one included (dry runs of a merge patch,
+		// so that no resourceVersion conflicts with the kubelet's status).
+		before = audits()
+		for _, r := range []struct {
+			pod     *corev1.Pod
+			refused bool
+		}{
+			{testutil.Pod(ns, "relabelled-in-pod-1").Labels("app", "decoy").InDC("pod-1").Pod(), false},
+			{testutil.Pod(ns, "relabelled-nowhere").Labels("app", "decoy").Pod(), true},
+		} {
+			if _, err := cs.CoreV1().Pods(ns).Create(ctx, r.pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := cs.CoreV1().Pods(ns).Patch(ctx, r.pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"worker"}}}`),
+				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}, "status")
+			if refused := err != nil && strings.Contains(err.Error(), "PlacementPolicy rule "+pinnedrows.DenyRule+":"); refused != r.refused || (err != nil && !refused) {
+				t.Errorf("pod %s relabelled app=worker through pods/status: %v, want refused by the compiled policy: %v", r.pod.Name, err, r.refused)
+			}
+		}
+		if got := audits() - before; got != 2 {
+			t.Errorf("%v pod relabels through pods/status audited, want 2", got)
 		}
 		if d := metric(t, local, "dc_webhook_pinned_verdict_differences_total"); d != 0 {
 			t.Errorf("%v verdict differences between the engine and the compiled policies\n%s", d, local.LogTail())
