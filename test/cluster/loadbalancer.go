@@ -155,7 +155,10 @@ func (c *Cluster) NameControlPlaneEndpoint(ctx context.Context) error {
 	c.mu.Lock()
 	c.HostsFile, c.EndpointAddress = path, net.JoinHostPort(EndpointName, port)
 	c.mu.Unlock()
-	return c.writeKubeadmConfigMaps(ctx)
+	if err := c.writeKubeadmConfigMaps(ctx); err != nil {
+		return err
+	}
+	return c.saveState()
 }
 
 // RestoreControlPlaneEndpoint points the kubeadm ConfigMaps back at the
@@ -164,13 +167,17 @@ func (c *Cluster) RestoreControlPlaneEndpoint(ctx context.Context) error {
 	c.mu.Lock()
 	c.HostsFile, c.EndpointAddress = "", ""
 	c.mu.Unlock()
-	return c.writeKubeadmConfigMaps(ctx)
+	if err := c.writeKubeadmConfigMaps(ctx); err != nil {
+		return err
+	}
+	return c.saveState()
 }
 
-// resolving returns the command that runs bin with args so that it
-// resolves host names through HostsFile: in a private mount namespace
-// whose /etc/hosts is that file. Without HostsFile it is bin itself.
-func (c *Cluster) resolving(ctx context.Context, bin string, args ...string) *exec.Cmd {
+// Command returns the command that runs bin with args so that it
+// resolves host names through HostsFile, the control-plane endpoint's name
+// among them: in a private mount namespace whose /etc/hosts is that file.
+// Without HostsFile it is bin itself.
+func (c *Cluster) Command(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	c.mu.Lock()
 	hosts := c.HostsFile
 	c.mu.Unlock()

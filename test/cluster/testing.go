@@ -206,7 +206,7 @@ func RunKubectlDC(ctx context.Context, c *Cluster, args ...string) (stdout, stde
 	if err != nil {
 		return "", "", 0, err
 	}
-	cmd := c.resolving(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
+	cmd := c.Command(ctx, bin, append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()

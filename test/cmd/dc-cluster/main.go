@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -22,7 +23,9 @@ import (
 const usage = `usage: dc-cluster [--dir DIR] COMMAND [ARG]
 
 Commands:
-  up [--topology macstadium|macstadium5|travis|external-etcd|kine]  start the cluster in the background
+  up [--topology macstadium|macstadium5|travis|lb-per-dc|external-etcd|kine]  start the cluster in the background
+  run -- COMMAND [ARG...]                  run COMMAND with KUBECONFIG set and the control-plane endpoint's
+                                           name resolving (lb-per-dc: no DNS server names it otherwise)
   status                                   show datacenters, members and processes
   down                                     stop every process and remove DIR
   stop-member NAME | start-member NAME     stop or start one etcd member
@@ -44,7 +47,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("dc-cluster", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
 	dir := fs.String("dir", "", "cluster directory (default .cache/demo)")
-	topo := fs.String("topology", "macstadium", "macstadium (3 voters 1/1/1), macstadium5 (5 voters 2/2/1) travis (macstadium behind one HAProxy in pod-1) external-etcd (macstadium with etcd on three hosts that are no Node) or kine (two datacenters, API servers on kine over a PostgreSQL primary in pod-1 and its streaming replica in pod-2)")
+	topo := fs.String("topology", "macstadium", "macstadium (3 voters 1/1/1), macstadium5 (5 voters 2/2/1) travis (macstadium behind one HAProxy in pod-1) lb-per-dc (macstadium behind an HAProxy in every datacenter, named together as the control-plane endpoint) external-etcd (macstadium with etcd on three hosts that are no Node) or kine (two datacenters, API servers on kine over a PostgreSQL primary in pod-1 and its streaming replica in pod-2)")
 	dc := fs.String("datacenter", "", "datacenter of the node add-learner joins")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -122,6 +125,8 @@ func run(args []string) error {
 		}
 		fmt.Printf("learner %s in %s at %s; promote it with: dc-cluster promote %s\n", m.Name, m.Datacenter, m.ClientURL, m.Name)
 		return nil
+	case "run":
+		return runCommand(ctx, c, fs.Args())
 	case "promote":
 		if err := needArg(); err != nil {
 			return err
@@ -146,19 +151,49 @@ func up(ctx context.Context, dir, topo string) error {
 		t = cluster.MacStadium5()
 	case "travis":
 		t = cluster.Travis()
+	case "lb-per-dc":
+		t = cluster.LoadBalancerPerDatacenter()
 	case "external-etcd":
 		t = cluster.ExternalEtcd()
 	case "kine":
 		t = cluster.KinePostgres()
 	default:
-		return fmt.Errorf("unknown --topology %q: use macstadium, macstadium5, travis, external-etcd or kine", topo)
+		return fmt.Errorf("unknown --topology %q: use macstadium, macstadium5, travis, lb-per-dc, external-etcd or kine", topo)
 	}
 	c, err := cluster.Start(ctx, cluster.Options{Topology: t, Dir: dir, Log: os.Stderr, Detach: true})
 	if err != nil {
 		return err
 	}
+	if topo == "lb-per-dc" {
+		if err := c.NameControlPlaneEndpoint(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "the kubeadm ConfigMaps name %s, which resolves to the three load balancers under `dc-cluster run -- COMMAND`\n", cluster.EndpointName)
+	}
 	fmt.Printf("export KUBECONFIG=%s\n", c.Kubeconfig())
 	return nil
+}
+
+// runCommand runs argv against c: KUBECONFIG set, host names resolved
+// through the cluster's hosts file, stdio passed through. Its exit code
+// becomes dc-cluster's.
+func runCommand(ctx context.Context, c *cluster.Cluster, argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("run needs a command: dc-cluster run -- kubectl dc status")
+	}
+	bin, err := exec.LookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	cmd := c.Command(ctx, bin, argv[1:]...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.ExitCode())
+	}
+	return err
 }
 
 func status(c *cluster.Cluster) error {

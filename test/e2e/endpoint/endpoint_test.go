@@ -144,4 +144,21 @@ func TestLoadBalancerPerDatacenter(t *testing.T) {
 			t.Errorf("what-if %s = %+v; want the API reachable through the other datacenters' load balancers", dc, w)
 		}
 	}
+
+	// An operator of `dc-cluster up --topology lb-per-dc` reaches the API
+	// by the endpoint's name with `dc-cluster run`, which reads the name
+	// from the saved cluster state.
+	t.Run("dc-cluster run resolves the endpoint", func(t *testing.T) {
+		bin, err := cluster.BuildBinary("./test/cmd/dc-cluster")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, "--dir", c.Dir, "run", "--",
+			"kubectl", "get", "--raw", "/readyz", "--server", "https://"+c.EndpointAddress).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			t.Fatalf("dc-cluster run -- kubectl get --raw /readyz --server https://%s: %v\n%s", c.EndpointAddress, err, out)
+		}
+	})
 }
