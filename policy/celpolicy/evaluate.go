@@ -76,7 +76,7 @@ func newMatcher(c *plugincel.CompositedCompiler, conds []admissionregistrationv1
 type validator struct {
 	name    string
 	actions []admissionregistrationv1.ValidationAction
-	nsSel   labels.Selector
+	binds   binding
 	v       validating.Validator
 }
 
@@ -99,18 +99,18 @@ func newValidator(p *admissionregistrationv1.ValidatingAdmissionPolicy, b *admis
 	if err := v.CompileError(); err != nil {
 		return nil, fmt.Errorf("ValidatingAdmissionPolicy %s does not compile: %w", p.Name, err)
 	}
-	sel, err := metav1.LabelSelectorAsSelector(b.Spec.MatchResources.NamespaceSelector)
+	binds, err := newBinding(b.Spec.MatchResources)
 	if err != nil {
 		return nil, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
 	}
-	return &validator{name: p.Name, actions: b.Spec.ValidationActions, nsSel: sel, v: v}, nil
+	return &validator{name: p.Name, actions: b.Spec.ValidationActions, binds: binds, v: v}, nil
 }
 
 // mutator is one compiled MutatingAdmissionPolicy with its binding.
 type mutator struct {
 	name    string
 	ops     map[string]map[admissionregistrationv1.OperationType]bool // resource -> operations
-	nsSel   labels.Selector
+	binds   binding
 	match   matchconditions.Matcher
 	patcher patch.Patcher
 	// compiler makes the composition context that evaluates the
@@ -142,12 +142,54 @@ func newMutator(p *admissionregistrationv1.MutatingAdmissionPolicy, b *admission
 		}
 		m.patcher = patch.NewJSONPatcher(ev)
 	}
-	sel, err := metav1.LabelSelectorAsSelector(b.Spec.MatchResources.NamespaceSelector)
+	binds, err := newBinding(b.Spec.MatchResources)
 	if err != nil {
 		return nil, fmt.Errorf("MutatingAdmissionPolicyBinding %s: %w", b.Name, err)
 	}
-	m.nsSel = sel
+	m.binds = binds
 	return m, nil
+}
+
+// binding is what a binding's matchResources select, beyond resources:
+// namespaces and objects by their labels.
+type binding struct {
+	namespaces, objects labels.Selector
+}
+
+// newBinding reads the selectors of r; an absent one selects everything,
+// as the API server reads it.
+func newBinding(r *admissionregistrationv1.MatchResources) (binding, error) {
+	b := binding{namespaces: labels.Everything(), objects: labels.Everything()}
+	var err error
+	if r == nil {
+		return b, nil
+	}
+	if r.NamespaceSelector != nil {
+		if b.namespaces, err = metav1.LabelSelectorAsSelector(r.NamespaceSelector); err != nil {
+			return b, fmt.Errorf("namespaceSelector: %w", err)
+		}
+	}
+	if r.ObjectSelector != nil {
+		if b.objects, err = metav1.LabelSelectorAsSelector(r.ObjectSelector); err != nil {
+			return b, fmt.Errorf("objectSelector: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// matches says whether the binding applies to a request on obj (old
+// before an update) in ns: the namespace's labels match, and the object's
+// or the old object's do, as the API server's matcher decides.
+func (b binding) matches(ns *corev1.Namespace, obj, old runtime.Object) bool {
+	if !b.namespaces.Matches(labels.Set(ns.Labels)) {
+		return false
+	}
+	for _, o := range []runtime.Object{obj, old} {
+		if m, ok := o.(metav1.Object); ok && b.objects.Matches(labels.Set(m.GetLabels())) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewEvaluator compiles the expressions of set, as the API server does
@@ -193,10 +235,9 @@ func (e *Evaluator) Admit(ctx context.Context, op admission.Operation, obj, old 
 		return obj, nil, nil
 	}
 	obj = obj.DeepCopyObject()
-	nsLabels := labels.Set(ns.Labels)
 	var errs []error
 	for _, m := range e.mutators {
-		if !m.ops[kind.Resource][admissionregistrationv1.OperationType(op)] || !m.nsSel.Matches(nsLabels) {
+		if !m.ops[kind.Resource][admissionregistrationv1.OperationType(op)] || !m.binds.matches(ns, obj, old) {
 			continue
 		}
 		va := attributes(kind, op, obj, old, ns)
@@ -236,11 +277,10 @@ func (e *Evaluator) Validate(ctx context.Context, op admission.Operation, obj, o
 	if !ok {
 		return nil, nil
 	}
-	nsLabels := labels.Set(ns.Labels)
 	var vs []Verdict
 	var errs []error
 	for _, v := range e.validators {
-		if !v.nsSel.Matches(nsLabels) {
+		if !v.binds.matches(ns, obj, old) {
 			continue
 		}
 		res := v.v.Validate(ctx, kind.GVR(), attributes(kind, op, obj, old, ns), nil, ns, celconfig.RuntimeCELCostBudget, nil)

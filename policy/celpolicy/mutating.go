@@ -97,12 +97,19 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
 		},
 	}
+	// With one datacenterFromLabel key, the binding selects the objects
+	// that carry it: the API server skips every other object by its
+	// labels, without building the policy's CEL input at all.
+	var carriers *metav1.LabelSelector
+	if len(fromKeys) == 1 {
+		carriers = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: fromKeys[0], Operator: metav1.LabelSelectorOpExists}}}
+	}
 	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicyBinding"},
 		ObjectMeta: managedMeta(name),
 		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
 			PolicyName:     name,
-			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: opts.namespaceSelector(nil)},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: opts.namespaceSelector(nil), ObjectSelector: carriers},
 		},
 	}
 	return m, binding, nil
