@@ -46,6 +46,9 @@ type PinnedAuditor struct {
 	}
 
 	kicker
+	// seen tells the reinvocations of the mutating webhook from the
+	// requests of their own, so that each request is audited once.
+	seen auditLedger
 	view atomic.Pointer[pinnedView]
 	mu   sync.Mutex // serialises builds; guards hash
 	hash string
@@ -64,6 +67,9 @@ type pinnedView struct {
 	// selectors their selectors.
 	audited   map[string]bool
 	selectors []labels.Selector
+	// keys are the label keys the audited rules read: their selectors'
+	// and their datacenterFromLabel.
+	keys map[string]bool
 	// injector is the engine the mutating webhook injects with: engine
 	// itself when the webhook enforces every policy, else an engine of the
 	// policies it enforces (nil for none), so that it never injects what
@@ -108,7 +114,7 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, compiled: map[string]bool{}, audited: map[string]bool{}, rules: map[string]string{}}
+	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, compiled: map[string]bool{}, audited: map[string]bool{}, rules: map[string]string{}, keys: map[string]bool{}}
 	var both, webhookOnly []v1alpha1.PlacementPolicy
 	for _, p := range eng.Policies() {
 		mode := a.Mode.For(&p)
@@ -126,6 +132,15 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 				}
 				v.audited[p.Name+"/"+r.Name] = true
 				v.selectors = append(v.selectors, sel)
+				for k := range r.Selector.MatchLabels {
+					v.keys[k] = true
+				}
+				for _, e := range r.Selector.MatchExpressions {
+					v.keys[e.Key] = true
+				}
+				if r.DatacenterFromLabel != "" {
+					v.keys[r.DatacenterFromLabel] = true
+				}
 				v.rules[celpolicy.ValidatingName(p.Name, r.Name)] = p.Name + "/" + r.Name
 			}
 		}
@@ -244,8 +259,10 @@ func (v *pinnedView) selects(obj runtime.Object) bool {
 // compiled mutating policies, before any validation), with the engine and
 // with the compiled validating policies of the policies in both mode, and
 // counts and logs every rule whose verdicts differ. It never changes the
-// answer.
-func (h *Handler) audit(ctx context.Context, eng *policy.Engine, v *pinnedView, req admission.Request, obj runtime.Object) {
+// answer. A reinvocation of a request it audited is not audited again
+// (auditLedger); it returns the record of the request it audited, nil
+// when it audited none.
+func (h *Handler) audit(ctx context.Context, eng *policy.Engine, v *pinnedView, req admission.Request, obj runtime.Object) *auditRecord {
 	var op apiadmission.Operation
 	preq := policy.Request{Object: obj, Namespace: req.Namespace, UserInfo: req.UserInfo}
 	switch req.Operation {
@@ -255,21 +272,25 @@ func (h *Handler) audit(ctx context.Context, eng *policy.Engine, v *pinnedView, 
 		op, preq.Operation = apiadmission.Update, policy.OperationUpdate
 		old, _, err := decode(req.OldObject)
 		if err != nil || old == nil {
-			return
+			return nil
 		}
 		preq.OldObject = old
 	default:
-		return
+		return nil
 	}
 	nsLabels, known := h.State.NamespaceLabels(req.Namespace)
 	if !known {
 		// The API server knows the namespace; the engine would take every
 		// namespaceSelector to apply. Nothing to compare.
-		return
+		return nil
+	}
+	rec, first := h.Audit.seen.first(requestIdentity(req, obj, preq.OldObject), hashBytes(req.Object.Raw), judgedHash(req, obj, v.keys))
+	if !first {
+		return nil
 	}
 	results, err := eng.EvaluateContext(ctx, preq, h.State)
 	if err != nil {
-		return
+		return rec
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: req.Namespace, Labels: nsLabels}}
 	verdicts, cerr := v.eval.Validate(ctx, op, obj, preq.OldObject, ns)
@@ -309,6 +330,7 @@ func (h *Handler) audit(ctx context.Context, eng *policy.Engine, v *pinnedView, 
 		}
 		ctrl.Log.WithName("audit").Info("the compiled admission policy and the policy engine disagree", kv...)
 	}
+	return rec
 }
 
 func verdictOrAdmit(a string) string {

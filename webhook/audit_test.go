@@ -6,9 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -362,8 +364,11 @@ func TestBothModeFilteredUpdatesCannotDiffer(t *testing.T) {
 					if !sameTemplatesAndLabels(old, obj) {
 						t.Errorf("%s: the mutating handler would audit the update the configuration does not send", what)
 					}
-					before = differences()
+					before, audited := differences(), counterValue(f.h.Metrics.PinnedAudits)
 					f.h.audit(ctx, eng, v, request(t, admissionv1.Update, obj, old, admin), obj)
+					if n := counterValue(f.h.Metrics.PinnedAudits) - audited; n != 1 {
+						t.Fatalf("%s: the update is audited %v times, want once", what, n)
+					}
 					if d := differences() - before; d != 0 {
 						t.Errorf("%s: the engine and the compiled policy differ on an update the mutating webhook is not sent", what)
 					}
@@ -480,5 +485,123 @@ func TestBothModeAuditsPodRelabels(t *testing.T) {
 		if !equality.Semantic.DeepEqual(w.Rules, manifestRules[w.Name]) {
 			t.Errorf("webhook mode: %s has rules %v, want the manifests' %v", w.Name, w.Rules, manifestRules[w.Name])
 		}
+	}
+}
+
+// TestBothModeCountsAReinvocationOnce: the API server calls the mutating
+// webhook again when a later mutation changed the object, with a new uid
+// and nothing saying it is a reinvocation; the audit counts the request
+// once all the same. Requests of their own with the same identity are
+// counted: pods a controller creates by generateName from one template
+// (the same object each time), a DaemonSet's pods (another node each).
+func TestBothModeCountsAReinvocationOnce(t *testing.T) {
+	f, a := bothFixture(t)
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	a.seen.now = func() time.Time { return clock }
+	ctx := context.Background()
+	audits := func() float64 { return counterValue(f.h.Metrics.PinnedAudits) }
+	differences := func() float64 { return counterValue(f.h.Metrics.PinnedDifferences.WithLabelValues("travis/workers")) }
+	call := func(obj runtime.Object) admission.Response {
+		t.Helper()
+		r := f.h.Mutate().Handle(ctx, request(t, admissionv1.Create, obj, nil, admin))
+		if !r.Allowed {
+			t.Fatalf("mutate: %v", r.Result)
+		}
+		return r
+	}
+	// A later mutating webhook adds a sidecar and an annotation.
+	sidecar := func(obj runtime.Object) runtime.Object {
+		obj = obj.DeepCopyObject()
+		pod := obj.(*corev1.Pod)
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "proxy", Image: "registry.example/proxy:1"})
+		pod.Annotations = map[string]string{"example.com/injected": "true"}
+		return pod
+	}
+	generated := func(node string) runtime.Object {
+		b := tu.Pod("apps", "").Labels("app", "worker").InDC("pod-4")
+		if node != "" {
+			b.RequiredAffinity(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}})
+		}
+		pod := b.Pod()
+		pod.GenerateName = "worker-"
+		return pod
+	}
+	check := func(what string, wantAudits, wantDifferences float64) {
+		t.Helper()
+		if n, d := audits(), differences(); n != wantAudits || d != wantDifferences {
+			t.Errorf("%s: %v audits and %v differences, want %v and %v", what, n, d, wantAudits, wantDifferences)
+		}
+	}
+
+	// pod-4 is known to the compiled policy alone: every audit differs.
+	first := generated("")
+	call(first)
+	check("a pod created by generateName", 1, 1)
+	call(sidecar(first))
+	check("its reinvocation", 1, 1)
+	call(first)
+	check("a second pod from the same template (the same object)", 2, 2)
+	call(sidecar(first))
+	check("its reinvocation", 2, 2)
+	call(sidecar(first))
+	check("a third call once both were reinvoked: a request of its own", 3, 3)
+
+	ds := generated("pod-4-1")
+	call(ds)
+	call(generated("pod-4-2"))
+	check("two DaemonSet pods (their node affinity differs)", 5, 5)
+	call(sidecar(ds))
+	check("the first one's reinvocation", 5, 5)
+
+	// A later mutation that changes what the rules judge: the verdict may
+	// differ from the first call's, so the reinvocation is audited.
+	relabelled := sidecar(generated("")).(*corev1.Pod)
+	relabelled.Spec.NodeSelector[tu.Zone] = "pod-1"
+	call(relabelled)
+	check("a reinvocation after a later mutation moved the pod to pod-1", 6, 5)
+
+	// Long after, the same request is another one.
+	call(first)
+	clock = clock.Add(auditWindow + time.Second)
+	call(sidecar(first))
+	check("the same identity long after", 8, 7)
+
+	// The webhook's own injection (for a policy it enforces) is part of
+	// what a reinvocation carries: a worker Deployment whose pods are
+	// brains, labelled with macstadium's datacenter.
+	both := tu.Deployment("apps", "mixed").ObjectLabels("app", "worker", dcLabel, "pod-2").TemplateLabels("app", "brain").Obj()
+	r := call(both)
+	if len(r.Patches) == 0 {
+		t.Fatalf("the webhook did not inject macstadium's nodeSelector")
+	}
+	patched := both.DeepCopyObject().(*appsv1.Deployment)
+	patched.Spec.Template.Spec.NodeSelector = map[string]string{tu.Zone: "pod-2"}
+	patched.Annotations = map[string]string{"example.com/injected": "true"}
+	before := audits()
+	call(patched)
+	if n := audits() - before; n != 0 {
+		t.Errorf("the reinvocation of a request the webhook patched was audited again")
+	}
+}
+
+// TestAuditLedgerBounded: the ledger forgets its oldest requests beyond
+// auditMemory, and beyond auditMemoryPerRequest of one identity, so that
+// it stays small and quick under any load.
+func TestAuditLedgerBounded(t *testing.T) {
+	var l auditLedger
+	for i := 0; i <= auditMemory; i++ {
+		l.first(fmt.Sprint("request-", i), 1, 1)
+	}
+	if len(l.order) != auditMemory || len(l.records) != auditMemory {
+		t.Errorf("%d requests remembered (%d identities), want %d", len(l.order), len(l.records), auditMemory)
+	}
+	if _, first := l.first("request-0", 2, 1); !first {
+		t.Errorf("the oldest request is still remembered")
+	}
+	for i := 0; i <= auditMemoryPerRequest; i++ {
+		l.first("one-identity", 7, 7)
+	}
+	if n := len(l.records["one-identity"]); n != auditMemoryPerRequest {
+		t.Errorf("%d requests of one identity remembered, want %d", n, auditMemoryPerRequest)
 	}
 }

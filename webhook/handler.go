@@ -516,8 +516,9 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	}
 	injector := eng
 	v := h.Audit.current(eng)
+	var audited *auditRecord
 	if v != nil && v.eval != nil && v.selects(obj) {
-		h.audit(ctx, eng, v, req, obj)
+		audited = h.audit(ctx, eng, v, req, obj)
 	}
 	if _, isPod := obj.(*corev1.Pod); isPod && req.Operation == admissionv1.Update {
 		// A pod relabelled (through the pod or pods/status) is sent for
@@ -538,6 +539,10 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	}
 	if !injector.Mutate(obj, req.Namespace, h.State) {
 		return admission.Allowed("")
+	}
+	if audited != nil {
+		// A reinvocation carries the object as patched here.
+		h.Audit.seen.answered(audited, judgedHash(req, obj, v.keys))
 	}
 	patches, err := mutationPatch(req.Object.Raw, templates, before)
 	if err != nil {
