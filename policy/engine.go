@@ -418,6 +418,41 @@ func (e *Engine) EvaluateContext(ctx context.Context, req Request, state State) 
 	return c.results, nil
 }
 
+// MutateUpdate is Mutate for an UPDATE of old into obj, as dc-webhook's
+// mutation makes it: a Pod is never mutated, since its nodeSelector is
+// immutable once created (the webhook configurations send no pod UPDATE to
+// /mutate, and the API server would refuse the change), nor is an object
+// whose labels and pod templates the update leaves as they were: filling
+// in a template admitted before the policy would roll the workload out on
+// a scale-down. kubectl dc check mutates what exists in the cluster with it.
+func (e *Engine) MutateUpdate(obj, old runtime.Object, namespace string, state State) (changed bool) {
+	if _, isPod := obj.(*corev1.Pod); isPod || SameTemplatesAndLabels(old, obj) {
+		return false
+	}
+	return e.Mutate(obj, namespace, state)
+}
+
+// SameTemplatesAndLabels reports whether a and b carry the same labels and
+// the same pod templates, metadata and spec; false when either is no
+// object of a judged kind.
+func SameTemplatesAndLabels(a, b runtime.Object) bool {
+	ma, err1 := meta.Accessor(a)
+	mb, err2 := meta.Accessor(b)
+	if err1 != nil || err2 != nil || !maps.Equal(ma.GetLabels(), mb.GetLabels()) {
+		return false
+	}
+	ta, tb := PodTemplates(a), PodTemplates(b)
+	if len(ta) == 0 || len(ta) != len(tb) {
+		return false
+	}
+	for i := range ta {
+		if !equality.Semantic.DeepEqual(ta[i].Meta, tb[i].Meta) || !equality.Semantic.DeepEqual(ta[i].Spec, tb[i].Spec) {
+			return false
+		}
+	}
+	return true
+}
+
 // Mutate injects nodeSelector[label]=value into every pod template of obj
 // that lacks a selection on label, for every pinned rule that matches obj
 // and whose datacenterFromLabel label obj carries. It is idempotent, never

@@ -282,6 +282,47 @@ func TestMutate(t *testing.T) {
 	}
 }
 
+// TestMutateUpdate: an UPDATE is mutated as dc-webhook mutates it, never a
+// Pod (its nodeSelector is immutable once created), nor a workload whose
+// labels and pod templates are unchanged; a workload whose template or
+// labels change gets the nodeSelector as on create.
+func TestMutateUpdate(t *testing.T) {
+	dcLabel := "placement.kubectl-dc.io/datacenter"
+	e := engine(t, testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(testutil.PinnedRule("workers").MatchLabels("app", "worker").FromLabel(dcLabel)))
+	state := policy.NewStaticState(threeDCs()...)
+	worker := func(b *testutil.ObjectBuilder) *testutil.ObjectBuilder {
+		return b.Labels("app", "worker").ObjectLabels(dcLabel, "pod-2")
+	}
+	cases := []struct {
+		name     string
+		obj, old *testutil.ObjectBuilder
+		want     string // nodeSelector[zone] after the mutation
+	}{
+		{"a pod relabelled into the rule is left alone",
+			worker(testutil.Pod("travis", "w")), testutil.Pod("travis", "w").Labels("app", "web").ObjectLabels(dcLabel, "pod-2"), ""},
+		{"a scale-down of a workload admitted before the policy is left alone",
+			worker(testutil.Deployment("travis", "w")).Replicas(0), worker(testutil.Deployment("travis", "w")), ""},
+		{"a workload relabelled into the rule is mutated",
+			worker(testutil.Deployment("travis", "w")), testutil.Deployment("travis", "w").Labels("app", "web").ObjectLabels(dcLabel, "pod-2"), "pod-2"},
+		{"a new datacenter label on a workload is mutated",
+			worker(testutil.Deployment("travis", "w")), testutil.Deployment("travis", "w").Labels("app", "worker"), "pod-2"},
+		{"a template whose selection was removed is mutated",
+			worker(testutil.StatefulSet("travis", "w")), worker(testutil.StatefulSet("travis", "w")).InDC("pod-1"), "pod-2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			changed := e.MutateUpdate(tc.obj.Obj(), tc.old.Obj(), "travis", state)
+			if got := tc.obj.Spec().NodeSelector[zone]; changed != (tc.want != "") || got != tc.want {
+				t.Errorf("MutateUpdate = %v, nodeSelector[%s] = %q; want %v, %q", changed, zone, got, tc.want != "", tc.want)
+			}
+		})
+	}
+	if policy.SameTemplatesAndLabels(testutil.Pod("travis", "w").Obj(), testutil.Deployment("travis", "w").Obj()) {
+		t.Error("SameTemplatesAndLabels: a Pod and a Deployment are the same")
+	}
+}
+
 // TestUpdatesJudgedOnWhatTheyChange: an UPDATE that leaves the placement of
 // the pod templates, the datacenter label and the member count alone is
 // admitted whatever the policy says, so that a workload admitted before a
