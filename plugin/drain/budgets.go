@@ -38,8 +38,10 @@ type budget struct {
 	status, inflight int
 	// unpaced: the PDB is gone, nothing refuses its pods.
 	unpaced bool
-	// changed is closed when a status or an answer arrives.
+	// changed is closed when a status or an answer arrives; heard is when
+	// the last one did.
 	changed chan struct{}
+	heard   time.Time
 }
 
 // inflightPerPDB bounds the attempts in flight under one PDB. Measured on
@@ -67,6 +69,7 @@ func (b *budgets) with(key string, f func(s *budget)) {
 func (s *budget) wake() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.heard = time.Now()
 }
 
 // observe records a PDB's status and wakes the pods waiting for it.
@@ -111,6 +114,21 @@ func (b *budgets) done(key string) {
 		s.inflight--
 		s.wake()
 	})
+}
+
+// probe reserves an attempt under the PDB key whatever its status says,
+// when no attempt is in flight there and nothing was heard of it (a status
+// or an answer) for quiet: a pod whose wait for a status timed out asks
+// the server once for all the pods waiting on that PDB, so a PDB that
+// stays at zero costs one refused call per quiet, not one per waiting pod.
+func (b *budgets) probe(key string, now time.Time, quiet time.Duration) (reserved bool) {
+	b.with(key, func(s *budget) {
+		if s.inflight == 0 && !now.Before(s.heard.Add(quiet)) {
+			s.inflight++
+			reserved = true
+		}
+	})
+	return reserved
 }
 
 // refused records that the API server refused an attempt on the PDB key:
@@ -167,8 +185,10 @@ func watchBudgets(ctx context.Context, watchClient kubernetes.Interface) (*budge
 }
 
 // awaitBudget waits until the PDB pdb allows an attempt (took: one was
-// reserved, for budgets.done), for MaxBackoff at most: a status the watch
-// missed must not stall the drain. proceed is false when retry ended first.
+// reserved, for budgets.done). A status the watch missed must not stall
+// the drain: after MaxBackoff without one, the pod probes the server if no
+// attempt under pdb is in flight, else it waits for that attempt's answer.
+// proceed is false when retry ended first.
 func (e *evictor) awaitBudget(retry context.Context, t evictTarget, pdb string) (proceed, took bool) {
 	for said := false; ; said = true {
 		reserved, unpaced, changed := e.Budgets.take(pdb)
@@ -183,7 +203,9 @@ func (e *evictor) awaitBudget(retry context.Context, t evictTarget, pdb string) 
 		case <-changed:
 			timer.Stop()
 		case <-timer.C:
-			return true, false
+			if e.Budgets.probe(pdb, time.Now(), e.MaxBackoff) {
+				return true, true
+			}
 		case <-retry.Done():
 			timer.Stop()
 			return false, false

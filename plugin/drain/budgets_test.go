@@ -189,6 +189,43 @@ func TestEvictorPacedByBudget(t *testing.T) {
 	}
 }
 
+// TestEvictorProbesOncePerPDB: 30 pods wait on a PDB that allows no
+// disruption for 20 of the drain's MaxBackoff, and no status comes (as
+// when the watch missed one). One pod at a time asks the server when the
+// wait times out, so the refusals are at most one per MaxBackoff, not one
+// per pod; once the PDB allows them, every pod is evicted.
+func TestEvictorProbesOncePerPDB(t *testing.T) {
+	const backoff, windows = 5 * time.Millisecond, 20
+	cs := fake.NewClientset()
+	s := &pdbServer{allowed: 0, heal: time.Millisecond, namespace: "apps"}
+	s.install(cs)
+	b := newBudgets()
+	b.observe(pdbAllowing("apps", "web", 0))
+	// The PDB allows the pods after windows x backoff, and no status says
+	// so: only a probe can find out.
+	time.AfterFunc(windows*backoff, func() { s.mu.Lock(); s.allowed = 30; s.mu.Unlock() })
+	var targets []evictTarget
+	for i := range 30 {
+		targets = append(targets, evictTarget{Namespace: "apps", Name: fmt.Sprintf("web-%d", i), PDBs: []string{"apps/web"}})
+	}
+	ev := &evictor{Client: cs, Concurrency: 8, InitialBackoff: time.Millisecond, MaxBackoff: backoff, Budgets: b}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if lastErr := ev.Run(ctx, targets); len(lastErr) != 0 {
+		t.Fatalf("not evicted: %v", lastErr)
+	}
+	s.healing.Wait()
+	// Each probe follows a full MaxBackoff without an answer, so the
+	// windows bound the probes; one more may start as the PDB heals.
+	t.Logf("%d refusals while the PDB allowed nothing for %d x MaxBackoff", s.refusals.Load(), windows)
+	if got := s.refusals.Load(); got > windows+1 {
+		t.Errorf("%d refusals in %d waits of MaxBackoff; want at most one per wait (the pods waiting on one PDB probe it one at a time)", got, windows)
+	}
+	if got := s.accepted.Load(); got != 30 {
+		t.Errorf("%d evictions accepted, want 30", got)
+	}
+}
+
 // TestWatchBudgets: the pacer follows the PDBs' statuses through a watch,
 // and is off (nil) when the caller may not watch PDBs.
 func TestWatchBudgets(t *testing.T) {
