@@ -58,7 +58,12 @@ namespace when a cluster is reachable; when none says, the rule is applied
 and a warning names it.
 
 Policies come from --policy files and PlacementPolicy documents in -f inputs;
-when neither gives one, they are listed from the cluster. When the policy does
+when neither gives one, they are listed from the cluster. Checked against the
+cluster, an object that already exists there is judged as dc-webhook judges
+its update (kubectl apply, replace): on what it changes, so that a
+scale-down or an image change of a workload admitted before a rule passes,
+and a pod relabelled into a datacenterFromLabel rule gets no nodeSelector
+(an existing pod's cannot change). When the policy does
 not list its datacenters, the known datacenters are the values of its
 datacenter label on the Nodes of --nodes FILE (offline) or of the cluster.
 
@@ -530,6 +535,12 @@ func (o *Options) check(ctx context.Context) (*outcome, error) {
 			return nil, err
 		}
 		state = policy.NewStaticState(append(st, in.state...)...)
+		if err := o.readLiveVersions(ctx, engine, in.items); err != nil {
+			return nil, err
+		}
+		if n := countUpdates(in.items); n > 0 {
+			o.notef("note: %s already in the cluster: judged as updates of the live objects, on what they change, as dc-webhook judges kubectl apply\n", plural(n, "object", "objects"))
+		}
 	default:
 		state = policy.NewStaticState(in.state...)
 		o.completeNamespaces(ctx, engine, state, in.items)
@@ -552,6 +563,17 @@ func (o *Options) check(ctx context.Context) (*outcome, error) {
 	}
 	out.bad = in.bad
 	return out, nil
+}
+
+// countUpdates counts the items judged as updates of a live object.
+func countUpdates(items []item) int {
+	n := 0
+	for _, it := range items {
+		if it.old != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // readLive reads the snapshot --live judges: the judged kinds in the

@@ -24,6 +24,9 @@ type item struct {
 	src source
 	// defaulted: the object named no namespace and took the check's.
 	defaulted bool
+	// old is the object of the same identity in the cluster, when the
+	// check runs against it and finds one: obj is judged as its UPDATE.
+	old runtime.Object
 }
 
 // sourcedResult is a result with the document it is about.
@@ -54,6 +57,9 @@ func evaluate(ctx context.Context, engine *policy.Engine, it item, state policy.
 		return nil, nil
 	}
 	req := policy.Request{Operation: policy.OperationCheck, Object: it.obj, Namespace: m.GetNamespace()}
+	if it.old != nil {
+		req.Operation, req.OldObject = policy.OperationUpdate, it.old
+	}
 	if _, ok := it.obj.(*unstructured.Unstructured); ok {
 		rs, _, err := engine.EvaluateDeclared(ctx, req, state)
 		return rs, err
@@ -186,9 +192,10 @@ type mutation struct {
 	Value  string           `json:"value"`
 }
 
-// mutate applies dc-webhook's mutation (Engine.Mutate, MutateDeclared for
-// declared kinds) to every item, as the API server would before the
-// validating webhook judges it, and returns what it set.
+// mutate applies dc-webhook's mutation (Engine.Mutate, MutateUpdate for an
+// object that exists in the cluster, MutateDeclared for declared kinds) to
+// every item, as the API server would before the validating webhook judges
+// it, and returns what it set.
 func mutate(engine *policy.Engine, items []item, state policy.State) []mutation {
 	var out []mutation
 	for _, it := range items {
@@ -213,7 +220,13 @@ func mutate(engine *policy.Engine, items []item, state policy.State) []mutation 
 		for i := range templates {
 			before[i] = maps.Clone(templates[i].Spec.NodeSelector)
 		}
-		if !engine.Mutate(it.obj, ns, state) {
+		changed := false
+		if it.old != nil {
+			changed = engine.MutateUpdate(it.obj, it.old, ns, state)
+		} else {
+			changed = engine.Mutate(it.obj, ns, state)
+		}
+		if !changed {
 			continue
 		}
 		for i := range templates {

@@ -1,0 +1,87 @@
+package check
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
+)
+
+// yamlStream writes objs as one YAML stream.
+func yamlStream(t *testing.T, objs ...runtime.Object) string {
+	t.Helper()
+	var docs []string
+	for _, o := range objs {
+		data, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(data))
+	}
+	return strings.Join(docs, "---\n")
+}
+
+// TestCheckFilesUpdateLiveObjects: -f objects checked against the live
+// cluster that already exist there are judged as dc-webhook judges their
+// UPDATE: a scale-down of quorum members is admitted, and a pod relabelled
+// into a datacenterFromLabel rule gets no nodeSelector (an existing pod's
+// is immutable) and is denied; a new object is still judged as a create.
+func TestCheckFilesUpdateLiveObjects(t *testing.T) {
+	const dcLabel = "placement.kubectl-dc.io/datacenter"
+	pol := testutil.Policy("live").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(testutil.PinnedRule("workers").MatchLabels("app", "worker").FromLabel(dcLabel)).
+		Spread(testutil.SpreadPods("quorum", []string{"db"}, "role", "quorum")).Obj()
+	members := func(name string, replicas int32) *testutil.ObjectBuilder {
+		return testutil.StatefulSet("db", name).Labels("role", "quorum").TopologySpread(testutil.Zone, corev1.DoNotSchedule).Replicas(replicas)
+	}
+	loner := func(app string) *testutil.ObjectBuilder {
+		return testutil.Pod("travis", "loner").Labels("app", app).ObjectLabels(dcLabel, "pod-2").NodeName("pod-2-1")
+	}
+	live := append(testutil.Nodes(1, "pod-1", "pod-2", "pod-3"), members("members", 3).Obj(), loner("web").Obj())
+	setup := liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, live...)
+	stdin := yamlStream(t, members("members", 2).Obj(), loner("worker").Obj(), members("fresh", 2).Obj())
+
+	got := runCheck(t, stdin, setup, "-f", "-", "-o", "json")
+	if got.code != cmdutil.ExitFindings {
+		t.Fatalf("exit code = %d, want %d\n%s%s", got.code, cmdutil.ExitFindings, got.out, got.errOut)
+	}
+	var rep checkReport
+	if err := json.Unmarshal([]byte(got.out), &rep); err != nil {
+		t.Fatalf("not a JSON report: %v\n%s", err, got.out)
+	}
+	want := []struct{ kind, name, field, message string }{
+		{"StatefulSet", "fresh", "spec.replicas", "2 voting members over 3 datacenter(s) put at least 1 in one"},
+		{"Pod", "loner", "spec.nodeSelector[" + testutil.Zone + "]", "pods must select exactly one datacenter: set nodeSelector[" + testutil.Zone + "] to pod-2"},
+	}
+	if len(rep.Results) != len(want) {
+		t.Fatalf("%d results, want %d:\n%s", len(rep.Results), len(want), got.out)
+	}
+	for i, w := range want {
+		r := rep.Results[i]
+		if r.Object.Kind != w.kind || r.Object.Name != w.name || r.Field != w.field || r.Action != v1alpha1.ActionDeny || !strings.Contains(r.Message, w.message) {
+			t.Errorf("result %d = %+v, want a Deny of %s %s on %s saying %q", i, r, w.kind, w.name, w.field, w.message)
+		}
+	}
+	if len(rep.Mutations) != 0 {
+		t.Errorf("mutations %+v, want none: an existing pod's nodeSelector cannot be set", rep.Mutations)
+	}
+	if note := "note: 2 objects already in the cluster: judged as updates of the live objects"; !strings.Contains(got.errOut, note) {
+		t.Errorf("stderr lacks %q:\n%s", note, got.errOut)
+	}
+
+	// Offline, with the policy from a file, every object is a create.
+	offline := runCheck(t, stdin+"---\n"+yamlStream(t, append(testutil.Nodes(1, "pod-1", "pod-2", "pod-3"), pol)...), nil, "-f", "-", "-o", "json")
+	if err := json.Unmarshal([]byte(offline.out), &rep); err != nil {
+		t.Fatalf("not a JSON report: %v\n%s", err, offline.out)
+	}
+	if offline.code != cmdutil.ExitFindings || len(rep.Results) != 2 || rep.Results[0].Object.Name != "fresh" || rep.Results[1].Object.Name != "members" || len(rep.Mutations) != 1 {
+		t.Errorf("offline: exit %d, want 1 with the two StatefulSets denied and the pod mutated:\n%s", offline.code, offline.out)
+	}
+}
