@@ -63,7 +63,8 @@ cluster, an object that already exists there is judged as dc-webhook judges
 its update (kubectl apply, replace): on what it changes, so that a
 scale-down or an image change of a workload admitted before a rule passes,
 and a pod relabelled into a datacenterFromLabel rule gets no nodeSelector
-(an existing pod's cannot change). When the policy does
+(an existing pod's cannot change). A member pod takes the N of a spread rule
+from its owning StatefulSet in the cluster. When the policy does
 not list its datacenters, the known datacenters are the values of its
 datacenter label on the Nodes of --nodes FILE (offline) or of the cluster.
 
@@ -534,7 +535,12 @@ func (o *Options) check(ctx context.Context) (*outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		state = policy.NewStaticState(append(st, in.state...)...)
+		owners, err := o.liveOwners(ctx, in.items)
+		if err != nil {
+			return nil, err
+		}
+		// The file's own StatefulSets come last and replace the live ones.
+		state = policy.NewStaticState(append(append(st, owners...), in.state...)...)
 		if err := o.readLiveVersions(ctx, engine, in.items); err != nil {
 			return nil, err
 		}

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"sort"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 	"github.com/kubectl-dc/kubectl-dc/policy"
@@ -65,6 +68,50 @@ func (o *Options) readLiveVersions(ctx context.Context, engine *policy.Engine, i
 		o.notef("note: the live %s cannot be read (%v): such objects are judged as creates, on everything, even those that exist\n", r, forbidden[r])
 	}
 	return nil
+}
+
+// liveOwners lists the StatefulSets that control the -f pods, for the
+// rules to read: a spread rule takes N from the replicas of a member's
+// verified owner, as dc-webhook does from its cache. One LIST by name per
+// owner. Owners the user may not list are left out, with a note: N is
+// then inferred from the members.
+func (o *Options) liveOwners(ctx context.Context, items []item) ([]runtime.Object, error) {
+	var out []runtime.Object
+	seen := map[objectKey]bool{}
+	var denied error
+	for _, it := range items {
+		pod, ok := it.obj.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		ref := metav1.GetControllerOfNoCopy(pod)
+		if ref == nil || ref.Kind != "StatefulSet" {
+			continue
+		}
+		if gv, err := schema.ParseGroupVersion(ref.APIVersion); err != nil || gv.Group != appsv1.GroupName {
+			continue
+		}
+		key := objectKey{kind: ref.Kind, namespace: pod.Namespace, name: ref.Name}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		sts := &appsv1.StatefulSet{}
+		sts.Namespace, sts.Name = pod.Namespace, ref.Name
+		live, resource, err := o.liveJudged(ctx, sts, pod.Namespace, ref.Name)
+		switch {
+		case apierrors.IsForbidden(err):
+			denied = err
+		case err != nil:
+			return nil, fmt.Errorf("reading the live %s %s/%s, owner of pod %s: %w", resource, pod.Namespace, ref.Name, pod.Name, err)
+		case live != nil:
+			out = append(out, live)
+		}
+	}
+	if denied != nil {
+		o.notef("note: the StatefulSets that own the pods cannot be read (%v): spread rules infer N from the members instead of the owner's replicas\n", denied)
+	}
+	return out, nil
 }
 
 // liveJudged lists the object of a judged kind named name in namespace.

@@ -85,3 +85,38 @@ func TestCheckFilesUpdateLiveObjects(t *testing.T) {
 		t.Errorf("offline: exit %d, want 1 with the two StatefulSets denied and the pod mutated:\n%s", offline.code, offline.out)
 	}
 }
+
+// TestCheckFilesReadOwners: a -f member pod owned by a StatefulSet of the
+// cluster takes N from the owner's replicas, as dc-webhook does: with
+// members placed 1/1/1, a fourth in pod-1 is allowed when the owner has 5
+// replicas, and refused when its owner is not in the cluster (N inferred
+// as 4).
+func TestCheckFilesReadOwners(t *testing.T) {
+	pol := testutil.Policy("live").Datacenters("pod-1", "pod-2", "pod-3").
+		Spread(testutil.SpreadPods("quorum", []string{"db"}, "role", "quorum")).Obj()
+	owner := testutil.StatefulSet("db", "members").Labels("role", "quorum").TopologySpread(testutil.Zone, corev1.DoNotSchedule).Replicas(5).StatefulSet()
+	owner.UID = "uid-members"
+	member := func(name, node string) *testutil.ObjectBuilder {
+		return testutil.Pod("db", name).Labels("role", "quorum").NodeName(node)
+	}
+	live := append(testutil.Nodes(2, "pod-1", "pod-2", "pod-3"), owner,
+		member("m-0", "pod-1-1").Obj(), member("m-1", "pod-2-1").Obj(), member("m-2", "pod-3-1").Obj())
+	setup := liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, live...)
+	for _, tc := range []struct {
+		owner  string
+		denied bool
+	}{{"members", false}, {"gone", true}} {
+		t.Run(tc.owner, func(t *testing.T) {
+			stdin := yamlStream(t, ownedBy(member("m-3", "pod-1-2").Obj(), "StatefulSet", tc.owner))
+			got := runCheck(t, stdin, setup, "-f", "-", "-o", "json")
+			var rep checkReport
+			if err := json.Unmarshal([]byte(got.out), &rep); err != nil {
+				t.Fatalf("not a JSON report: %v\n%s", err, got.out)
+			}
+			denied := got.code == cmdutil.ExitFindings && len(rep.Results) == 1 && strings.Contains(rep.Results[0].Message, "datacenter pod-1 would hold 2 of N=4")
+			if denied != tc.denied || !denied && (got.code != 0 || len(rep.Results) != 0) {
+				t.Errorf("exit %d, results %+v; want denied=%v", got.code, rep.Results, tc.denied)
+			}
+		})
+	}
+}
