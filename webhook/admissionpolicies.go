@@ -130,6 +130,8 @@ const annotationSpecHash = "placement.kubectl-dc.io/spec-hash"
 type AdmissionPolicies struct {
 	Client kubernetes.Interface
 	Mode   PinnedMode
+	// Rights, when set, says whether policies may ask for cel or both.
+	Rights *CompileRights
 	// Engines gives the live, validated policies.
 	Engines *EngineStore
 	// Nodes is the Node cache: the known datacenters of policies without
@@ -169,7 +171,7 @@ func (a *AdmissionPolicies) NeedLeaderElection() bool { return false }
 func (a *AdmissionPolicies) Start(ctx context.Context) error {
 	// Nothing to write until some policy is compiled: a webhook-only
 	// deployment needs neither the Lease nor the RBAC of the cel overlay.
-	for !a.Mode.anyCompiles(a.Engines.Load()) {
+	for !a.Rights.mode(a.Mode).anyCompiles(a.Engines.Load()) {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -226,7 +228,7 @@ func (a *AdmissionPolicies) lead(ctx context.Context) {
 // nothing when the compilation is the one it last wrote.
 func (a *AdmissionPolicies) Reconcile(ctx context.Context) error {
 	set := &celpolicy.Set{}
-	if a.Mode.anyCompiles(a.Engines.Load()) {
+	if a.Rights.mode(a.Mode).anyCompiles(a.Engines.Load()) {
 		eng := a.Engines.Load()
 		if eng == nil {
 			return nil

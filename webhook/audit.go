@@ -34,6 +34,8 @@ import (
 type PinnedAuditor struct {
 	// Mode is the default enforcement (--pinned-enforcement).
 	Mode PinnedMode
+	// Rights, when set, says whether policies may ask for cel or both.
+	Rights *CompileRights
 	// Engines gives the live policies.
 	Engines *EngineStore
 	// Nodes is the Node cache: the known datacenters.
@@ -116,8 +118,9 @@ func (a *PinnedAuditor) BuildFor(eng *policy.Engine) error {
 	defer a.mu.Unlock()
 	v := &pinnedView{engine: eng, modes: map[string]PinnedMode{}, compiled: map[string]bool{}, audited: map[string]bool{}, rules: map[string]string{}, keys: map[string]bool{}}
 	var both, webhookOnly []v1alpha1.PlacementPolicy
+	def := a.Rights.mode(a.Mode)
 	for _, p := range eng.Policies() {
-		mode := a.Mode.For(&p)
+		mode := def.For(&p)
 		v.modes[p.Name] = mode
 		for i := range p.Spec.Pinned {
 			r := &p.Spec.Pinned[i]

@@ -143,6 +143,8 @@ type ScopeNodes struct {
 	Name   string
 	// Pinned says who enforces the pinned rules.
 	Pinned PinnedMode
+	// Rights, when set, says whether policies may ask for cel or both.
+	Rights *CompileRights
 }
 
 // Conditions returns the conditions for eng: the nodes webhook's label
@@ -162,7 +164,8 @@ type ScopeNodes struct {
 // change, so there is nothing to inject): with some rule in both mode
 // they are sent those too, for the audit alone.
 func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string, podRelabels bool) {
-	if !s.Pinned.anyCompiles(eng) {
+	pinned := s.Rights.mode(s.Pinned)
+	if !pinned.anyCompiles(eng) {
 		return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys()), false
 	}
 	sent := eng.SpreadPodSelectors()
@@ -170,7 +173,7 @@ func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mu
 	fromKeys := map[string]bool{}
 	var keysOfWebhook []string
 	for _, p := range eng.Policies() {
-		mode := s.Pinned.For(&p)
+		mode := pinned.For(&p)
 		for i := range p.Spec.Pinned {
 			r := &p.Spec.Pinned[i]
 			switch mode {

@@ -153,17 +153,13 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	engines := &EngineStore{State: state, Metrics: metrics, Log: log}
 	if cfg.Pinned == "" || cfg.Pinned == PinnedWebhook {
 		// A policy's spec.pinnedEnforcement may ask for compiled policies:
-		// honour it only if this webhook may write them.
-		sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
-		ok, err := canWriteAdmissionPolicies(sctx, clientset)
-		cancel()
-		if !ok {
-			log.Info("the webhook enforces every policy's pinned rules, whatever their spec.pinnedEnforcement says: it may not write admission policies (apply the RBAC of manifests/overlays/cel and restart it to honour cel and both)", "error", err)
-			cfg.Pinned = pinnedWebhookOnly
-		}
+		// honour it only where this webhook may write them, asking again
+		// while it may not.
+		engines.Rights = &CompileRights{Client: clientset, Log: log}
+		engines.Rights.Check(ctx)
 	}
 	if cfg.WebhookConfiguration != "" {
-		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned}
+		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned, Rights: engines.Rights}
 	}
 	// Both run whatever the flag says: a policy's spec.pinnedEnforcement
 	// may ask for cel or both. The writer waits, never touching its Lease,
@@ -172,7 +168,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	if l := cfg.AdmissionPoliciesLease; l != nil {
 		compileOpts.ExcludedNamespaces = []string{l.Namespace, "kube-node-lease"}
 	}
-	auditor := &PinnedAuditor{Mode: cfg.Pinned, Engines: engines, Nodes: informers["nodes"].GetIndexer(), Options: compileOpts, Log: log.WithName("audit")}
+	auditor := &PinnedAuditor{Mode: cfg.Pinned, Rights: engines.Rights, Engines: engines, Nodes: informers["nodes"].GetIndexer(), Options: compileOpts, Log: log.WithName("audit")}
 	engines.Audit = auditor
 	kicks := []func(){auditor.Kick}
 	if err := mgr.Add(auditor); err != nil {
@@ -181,7 +177,7 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 	if l := cfg.AdmissionPoliciesLease; l != nil {
 		host, _ := os.Hostname()
 		ap := &AdmissionPolicies{
-			Client: clientset, Mode: cfg.Pinned, Engines: engines, Nodes: informers["nodes"].GetIndexer(),
+			Client: clientset, Mode: cfg.Pinned, Rights: engines.Rights, Engines: engines, Nodes: informers["nodes"].GetIndexer(),
 			Options: compileOpts,
 			Lease:   *l, Identity: host + "_" + string(uuid.NewUUID()), Log: log.WithName("admission-policies"),
 		}
@@ -403,6 +399,9 @@ type EngineStore struct {
 	// Audit, when set, builds its view of every new engine before it is
 	// put in use.
 	Audit *PinnedAuditor
+	// Rights, when set, is asked again (CompileRights.Recheck) on every
+	// rebuild and every scopeInterval, while it says no.
+	Rights *CompileRights
 
 	engine atomic.Pointer[policy.Engine]
 	mu     sync.Mutex // serialises Rebuild, so that an older build never wins
@@ -451,6 +450,7 @@ func (s *EngineStore) Rebuild(ctx context.Context, store toolscache.Store) {
 			}
 		}
 	}
+	s.Rights.Recheck(ctx, eng)
 	if err := s.Audit.BuildFor(eng); err != nil {
 		s.Log.Error(err, "auditing the compiled admission policies of the previous policies until the next change")
 	}
@@ -486,10 +486,9 @@ func (s *EngineStore) syncScope(ctx context.Context, eng *policy.Engine) {
 	}
 }
 
-// KeepScoped scopes the nodes webhook to the current engine every
-// scopeInterval until ctx ends.
+// KeepScoped calls Resync every scopeInterval until ctx ends.
 func (s *EngineStore) KeepScoped(ctx context.Context) {
-	if s.Scope == nil {
+	if s.Scope == nil && s.Rights == nil {
 		return
 	}
 	t := time.NewTicker(scopeInterval)
@@ -499,9 +498,26 @@ func (s *EngineStore) KeepScoped(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.mu.Lock()
-			s.syncScope(ctx, s.engine.Load())
-			s.mu.Unlock()
+			s.Resync(ctx)
 		}
 	}
+}
+
+// Resync scopes the webhooks to the current engine, after asking again
+// whether policies may ask for cel or both when the last answer was no
+// (Rights): once they may, what follows their enforcement is rebuilt as
+// after a policy change, without one.
+func (s *EngineStore) Resync(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	eng := s.engine.Load()
+	if s.Rights.Recheck(ctx, eng) {
+		if err := s.Audit.BuildFor(eng); err != nil {
+			s.Log.Error(err, "auditing the compiled admission policies of the previous policies until the next change")
+		}
+		if s.OnRebuild != nil {
+			defer s.OnRebuild()
+		}
+	}
+	s.syncScope(ctx, eng)
 }
