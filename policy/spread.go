@@ -287,15 +287,27 @@ func (r *spreadRule) checkDatacenters(c *evalContext, cs census, n int, dc strin
 		if inferred && !room && len(eligible) >= 3 {
 			detail += "; every datacenter holds its share of N=" + strconv.Itoa(n) + ", inferred as the current members plus one (at least 3) since the rule sets no expectedMembers and no verified owning StatefulSet gives the size: set spec.spread[" + strconv.Itoa(r.index) + "].expectedMembers to the final size (5 for two per datacenter)"
 		} else {
-			detail += r.survivalAdvice(n, len(eligible))
+			detail += r.survivalAdvice(c.state, n, eligible)
 		}
 		c.add(&r.ruleMeta, field.Invalid(path, value, detail))
 	}
 }
 
 // survivalAdvice says what would make N members survive the loss of a
-// datacenter, given d datacenters.
-func (r *spreadRule) survivalAdvice(n, d int) string {
+// datacenter, given the eligible datacenters (those with a Ready
+// schedulable node). When fewer than three are eligible only because known
+// datacenters have Nodes but none Ready and schedulable (powered off,
+// partitioned, or cordoned for a drain), it names them: asking for a third
+// datacenter would be wrong advice.
+func (r *spreadRule) survivalAdvice(state State, n int, eligible []string) string {
+	d := len(eligible)
+	if idle := r.idleDatacenters(state, eligible); d < 3 && d+len(idle) >= 3 {
+		has, until := "datacenter "+idle[0]+" has", "it has"
+		if len(idle) > 1 {
+			has, until = "datacenters "+strings.Join(idle, ", ")+" have", "they have"
+		}
+		return "; " + has + " no Ready schedulable node now (down, or cordoned): members can be spread over " + joinOr(eligible, "no datacenter") + " only until " + until + " one again"
+	}
 	switch {
 	case d < 2:
 		return "; with a single datacenter nothing survives its loss: add datacenters (at least three)"
@@ -305,6 +317,27 @@ func (r *spreadRule) survivalAdvice(n, d int) string {
 		return "; fewer than 3 voting members never survive the loss of one: set expectedMembers (spec.spread[" + strconv.Itoa(r.index) + "].expectedMembers) to the final size, at least 3"
 	}
 	return "; place it in another datacenter"
+}
+
+// idleDatacenters returns, sorted, the known datacenters outside eligible
+// that have Nodes, none of them Ready and schedulable.
+func (r *spreadRule) idleDatacenters(state State, eligible []string) []string {
+	if state == nil {
+		return nil
+	}
+	withNodes := map[string]struct{}{}
+	for _, n := range state.Nodes() {
+		if dc := n.Labels[r.cp.label]; dc != "" {
+			withNodes[dc] = struct{}{}
+		}
+	}
+	var out []string
+	for _, dc := range r.cp.knownDatacenters(state) {
+		if _, ok := withNodes[dc]; ok && !contains(eligible, dc) {
+			out = append(out, dc)
+		}
+	}
+	return out
 }
 
 // evaluateTemplates checks the pod templates of a workload whose pods are
@@ -348,7 +381,8 @@ func (r *spreadRule) evaluateTemplates(c *evalContext) {
 			continue
 		}
 		n := r.expected(replicas)
-		d := len(r.eligibleDatacenters(c.state, ""))
+		eligible := r.eligibleDatacenters(c.state, "")
+		d := len(eligible)
 		if n <= 0 || d == 0 {
 			continue
 		}
@@ -365,7 +399,7 @@ func (r *spreadRule) evaluateTemplates(c *evalContext) {
 		if d >= 3 {
 			detail += "; use " + strconv.Itoa(survivableSize(n, d)) + " members instead"
 		} else {
-			detail += r.survivalAdvice(n, d)
+			detail += r.survivalAdvice(c.state, n, eligible)
 		}
 		c.add(&r.ruleMeta, field.Invalid(path, n, detail))
 	}
