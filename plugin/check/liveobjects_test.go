@@ -2,11 +2,16 @@ package check
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
@@ -118,5 +123,34 @@ func TestCheckFilesReadOwners(t *testing.T) {
 				t.Errorf("exit %d, results %+v; want denied=%v", got.code, rep.Results, tc.denied)
 			}
 		})
+	}
+}
+
+// TestCheckFilesLiveObjectsForbidden: when the live objects of a kind
+// cannot be listed, a -f object of that kind is judged as a create, which
+// judges everything, and a note says so: the scale-down is refused.
+func TestCheckFilesLiveObjectsForbidden(t *testing.T) {
+	pol := testutil.Policy("live").Datacenters("pod-1", "pod-2", "pod-3").
+		Spread(testutil.SpreadPods("quorum", []string{"db"}, "role", "quorum")).Obj()
+	members := func(replicas int32) runtime.Object {
+		return testutil.StatefulSet("db", "members").Labels("role", "quorum").TopologySpread(testutil.Zone, corev1.DoNotSchedule).Replicas(replicas).Obj()
+	}
+	live := liveCluster(t, []*v1alpha1.PlacementPolicy{pol}, append(testutil.Nodes(1, "pod-1", "pod-2", "pod-3"), members(3))...)
+	setup := func(o *Options) {
+		live(o)
+		o.clientset.(*fake.Clientset).PrependReactor("list", "statefulsets", func(clienttesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "statefulsets"}, "", errors.New("no list"))
+		})
+	}
+	got := runCheck(t, yamlStream(t, members(2)), setup, "-f", "-", "-o", "json")
+	var rep checkReport
+	if err := json.Unmarshal([]byte(got.out), &rep); err != nil {
+		t.Fatalf("not a JSON report: %v\n%s", err, got.out)
+	}
+	if got.code != cmdutil.ExitFindings || len(rep.Results) != 1 || rep.Results[0].Field != "spec.replicas" {
+		t.Errorf("exit %d, results %+v; want 1 with the scale-down judged as a create and refused", got.code, rep.Results)
+	}
+	if note := "note: the live statefulsets.apps cannot be read"; !strings.Contains(got.errOut, note) || strings.Contains(got.errOut, "already in the cluster") {
+		t.Errorf("stderr does not say the StatefulSets could not be read:\n%s", got.errOut)
 	}
 }
