@@ -58,15 +58,16 @@ namespace when a cluster is reachable; when none says, the rule is applied
 and a warning names it.
 
 Policies come from --policy files and PlacementPolicy documents in -f inputs;
-when neither gives one, they are listed from the cluster. Checked against the
-cluster, an object that already exists there is judged as dc-webhook judges
-its update (kubectl apply, replace): on what it changes, so that a
-scale-down or an image change of a workload admitted before a rule passes,
-and a pod relabelled into a datacenterFromLabel rule gets no nodeSelector
-(an existing pod's cannot change). A member pod takes the N of a spread rule
-from its owning StatefulSet in the cluster. When the policy does
+when neither gives one, they are listed from the cluster. When the policy does
 not list its datacenters, the known datacenters are the values of its
 datacenter label on the Nodes of --nodes FILE (offline) or of the cluster.
+
+Checked against the cluster, an object that already exists there is judged
+as dc-webhook judges its update (kubectl apply, replace): on what it changes,
+so that a scale-down or an image change of a workload admitted before a rule
+passes, and a pod relabelled into a datacenterFromLabel rule gets no
+nodeSelector (an existing pod's cannot change). A member pod takes the N of a
+spread rule from its owning StatefulSet in the cluster.
 
 With --live, the live objects of every namespace (or of -n NAMESPACE) are
 judged against the live Nodes, Namespaces, Pods and StatefulSets. A violation
