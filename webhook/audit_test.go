@@ -361,7 +361,7 @@ func TestBothModeFilteredUpdatesCannotDiffer(t *testing.T) {
 						t.Errorf("%s: the update is sent to the mutating webhook", what)
 						continue
 					}
-					if !sameTemplatesAndLabels(old, obj) {
+					if !policy.SameTemplatesAndLabels(old, obj) {
 						t.Errorf("%s: the mutating handler would audit the update the configuration does not send", what)
 					}
 					before, audited := differences(), counterValue(f.h.Metrics.PinnedAudits)

@@ -19,9 +19,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -185,6 +185,60 @@ func decodeAny(raw runtime.RawExtension) (runtime.Object, schema.GroupVersionKin
 	return nil, schema.GroupVersionKind{}, errors.New("request carries no object")
 }
 
+// decodeDeclared returns the object of raw as an Unstructured when eng's
+// policies declare its kind in spec.workloadKinds (the engine reads its
+// template at the declared path: EvaluateDeclared, MutateDeclared), and
+// nil for any other kind.
+func decodeDeclared(eng *policy.Engine, raw runtime.RawExtension, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
+	if eng == nil || gvk.Kind == "" {
+		return nil, nil
+	}
+	if _, ok := eng.DeclaredKindFor(gvk.GroupKind()); !ok {
+		return nil, nil
+	}
+	u := &unstructured.Unstructured{}
+	switch {
+	case len(raw.Raw) > 0:
+		if err := u.UnmarshalJSON(raw.Raw); err != nil {
+			return nil, err
+		}
+	case raw.Object != nil:
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(raw.Object)
+		if err != nil {
+			return nil, err
+		}
+		u.Object = m
+	default:
+		return nil, errors.New("request carries no object")
+	}
+	return u, nil
+}
+
+// decodeOld decodes the old object of an UPDATE of obj: an Unstructured
+// when obj is one (a declared kind), else as decode does.
+func decodeOld(eng *policy.Engine, raw runtime.RawExtension, obj runtime.Object) (runtime.Object, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		old, err := decodeDeclared(eng, raw, u.GroupVersionKind())
+		if old == nil || err != nil {
+			return nil, err
+		}
+		return old, nil
+	}
+	old, _, err := decode(raw)
+	return old, err
+}
+
+// evaluate judges req with the engine's function for its object: a
+// declared kind's (an Unstructured) with EvaluateDeclared, any other with
+// EvaluateContext.
+func evaluate(ctx context.Context, eng *policy.Engine, req policy.Request, state policy.State) (policy.Results, error) {
+	if _, ok := req.Object.(*unstructured.Unstructured); ok {
+		rs, _, err := eng.EvaluateDeclared(ctx, req, state)
+		return rs, err
+	}
+	return eng.EvaluateContext(ctx, req, state)
+}
+
 // kindName names gvk in messages: "Widget.example.com", "ConfigMap".
 func kindName(gvk schema.GroupVersionKind) string {
 	if gvk.Kind == "" {
@@ -307,8 +361,16 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	} else if obj, gvk, err = decode(req.Object); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
 	}
+	eng := h.Engine()
 	if obj == nil {
-		return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kindName(gvk)))
+		u, err := decodeDeclared(eng, req.Object, gvk)
+		if err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
+		}
+		if u == nil {
+			return admission.Allowed(fmt.Sprintf("%s is not judged by placement policies", kindName(gvk)))
+		}
+		obj = u
 	}
 
 	if p, ok := obj.(*v1alpha1.PlacementPolicy); ok {
@@ -321,11 +383,10 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	}
 
 	if !scaled && op == policy.OperationUpdate && len(req.OldObject.Raw) > 0 {
-		if oldObj, _, err = decode(req.OldObject); err != nil {
+		if oldObj, err = decodeOld(eng, req.OldObject, obj); err != nil {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode the old %s: %w", subject(req), err))
 		}
 	}
-	eng := h.Engine()
 	var guard field.ErrorList
 	if n, ok := obj.(*corev1.Node); ok && eng != nil {
 		old, _ := oldObj.(*corev1.Node)
@@ -348,9 +409,15 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 		}
 	}
 	preq := policy.Request{Operation: op, Object: obj, OldObject: oldObj, Namespace: namespace, UserInfo: req.UserInfo}
-	results, err := eng.EvaluateContext(ctx, preq, h.State)
-	if err != nil {
+	results, err := evaluate(ctx, eng, preq, h.State)
+	switch {
+	case err != nil && ctx.Err() != nil:
 		return cutShort(err)
+	case err != nil:
+		// A declared kind without its pod template at the declared path:
+		// refused, as kubectl dc check refuses the input, rather than
+		// admitted unjudged.
+		return admission.Errored(http.StatusUnprocessableEntity, fmt.Errorf("dc-webhook cannot judge %s: %w", subject(req), err))
 	}
 	// What the compiled policies judge is their verdict, not this
 	// webhook's: left out before it is counted as one.
@@ -495,10 +562,20 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
 	}
+	if obj == nil {
+		u, err := decodeDeclared(eng, req.Object, gvk)
+		if err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("dc-webhook cannot decode %s: %w", subject(req), err))
+		}
+		if u != nil {
+			return h.mutateDeclared(eng, req, u)
+		}
+	}
 	templates := policy.PodTemplates(obj)
 	if len(templates) == 0 {
 		return admission.Allowed(fmt.Sprintf("%s has no pod template", kindName(gvk)))
 	}
+	var old runtime.Object
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
 		// A template admitted before the policy is left alone until an
 		// update changes it or the labels: filling it in on a scale-down
@@ -510,8 +587,11 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 		// it): neither they nor the engine judge an update that changes no
 		// label and no pod template, so their verdicts cannot differ on it
 		// (TestBothModeFilteredUpdatesCannotDiffer).
-		if old, _, err := decode(req.OldObject); err == nil && old != nil && sameTemplatesAndLabels(old, obj) {
-			return admission.Allowed("the update changes no pod template and no label")
+		if o, _, err := decode(req.OldObject); err == nil && o != nil {
+			if policy.SameTemplatesAndLabels(o, obj) {
+				return admission.Allowed("the update changes no pod template and no label")
+			}
+			old = o
 		}
 	}
 	injector := eng
@@ -537,14 +617,24 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	for i := range templates {
 		before[i] = maps.Clone(templates[i].Spec.NodeSelector)
 	}
-	if !injector.Mutate(obj, req.Namespace, h.State) {
+	changed := false
+	if old != nil {
+		changed = injector.MutateUpdate(obj, old, req.Namespace, h.State)
+	} else {
+		changed = injector.Mutate(obj, req.Namespace, h.State)
+	}
+	if !changed {
 		return admission.Allowed("")
 	}
 	if audited != nil {
 		// A reinvocation carries the object as patched here.
 		h.Audit.seen.answered(audited, judgedHash(req, obj, v.keys))
 	}
-	patches, err := mutationPatch(req.Object.Raw, templates, before)
+	sets := make([]selectorSet, len(templates))
+	for i, t := range templates {
+		sets[i] = selectorSet{path: t.Path, before: before[i], after: t.Spec.NodeSelector}
+	}
+	patches, err := mutationPatch(req.Object.Raw, sets)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("dc-webhook cannot patch %s: %w", subject(req), err))
 	}
@@ -557,24 +647,45 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 	return admission.Patched("", patches...)
 }
 
-// sameTemplatesAndLabels reports whether a and b carry the same labels and
-// the same pod templates.
-func sameTemplatesAndLabels(a, b runtime.Object) bool {
-	ma, err1 := meta.Accessor(a)
-	mb, err2 := meta.Accessor(b)
-	if err1 != nil || err2 != nil || !maps.Equal(ma.GetLabels(), mb.GetLabels()) {
-		return false
-	}
-	ta, tb := policy.PodTemplates(a), policy.PodTemplates(b)
-	if len(ta) != len(tb) {
-		return false
-	}
-	for i := range ta {
-		if !equality.Semantic.DeepEqual(ta[i].Meta, tb[i].Meta) || !equality.Semantic.DeepEqual(ta[i].Spec, tb[i].Spec) {
-			return false
+// mutateDeclared injects the nodeSelector into the pod template of u, an
+// object of a kind a policy declares, with the engine's MutateDeclared, as
+// kubectl dc check mutates it offline. The compiled admission policies
+// know no declared kind: in cel or both mode the engine of the policies
+// the webhook enforces injects (none when it enforces none).
+func (h *Handler) mutateDeclared(eng *policy.Engine, req admission.Request, u *unstructured.Unstructured) admission.Response {
+	injector := eng
+	if v := h.Audit.current(eng); v != nil {
+		if injector = v.injector; injector == nil {
+			return admission.Allowed("")
 		}
 	}
-	return true
+	k, ok := injector.DeclaredKindFor(u.GroupVersionKind().GroupKind())
+	if !ok {
+		return admission.Allowed("")
+	}
+	at := k.TemplatePath.Child("spec")
+	path := append(strings.Split(at.String(), "."), "nodeSelector")
+	before, _, _ := unstructured.NestedStringMap(u.Object, path...)
+	changed, err := injector.MutateDeclared(u, req.Namespace, h.State)
+	if err != nil {
+		// No template at the declared path: the validating webhook says so.
+		return admission.Allowed("")
+	}
+	if !changed {
+		return admission.Allowed("")
+	}
+	after, _, _ := unstructured.NestedStringMap(u.Object, path...)
+	patches, err := mutationPatch(req.Object.Raw, []selectorSet{{path: at, before: before, after: after}})
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("dc-webhook cannot patch %s: %w", subject(req), err))
+	}
+	if len(patches) == 0 {
+		return admission.Allowed("")
+	}
+	if h.Metrics != nil {
+		h.Metrics.Mutations.WithLabelValues(req.Kind.Kind).Inc()
+	}
+	return admission.Patched("", patches...)
 }
 
 // ensureParents lets a patch add a nodeSelector to an object that lacks
@@ -588,18 +699,25 @@ var ensureParents = func() *jsonpatch5.ApplyOptions {
 // pointerEscaper escapes a JSON pointer segment.
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
+// selectorSet is the nodeSelector of the pod spec at path before and after
+// the mutation.
+type selectorSet struct {
+	path          *field.Path
+	before, after map[string]string
+}
+
 // mutationPatch returns the JSON patch that adds to raw, the object as the
-// API server sent it, the nodeSelector entries the mutation set in
-// templates (before holds their nodeSelectors from before it). It patches
+// API server sent it, the nodeSelector entries the mutation set in the pod
+// specs of sets. It patches
 // raw rather than diffing raw against the re-encoded typed object, which
 // would also remove every field this build's API types do not know (fields
 // of a newer API server) and rewrite values they normalise ("1000m" to "1").
-func mutationPatch(raw []byte, templates []policy.PodTemplate, before []map[string]string) ([]jsonpatch.JsonPatchOperation, error) {
+func mutationPatch(raw []byte, sets []selectorSet) ([]jsonpatch.JsonPatchOperation, error) {
 	var set []jsonpatch.JsonPatchOperation
-	for i, t := range templates {
-		at := "/" + strings.ReplaceAll(t.Path.String(), ".", "/") + "/nodeSelector/"
-		for k, v := range t.Spec.NodeSelector {
-			if old, ok := before[i][k]; !ok || old != v {
+	for _, t := range sets {
+		at := "/" + strings.ReplaceAll(t.path.String(), ".", "/") + "/nodeSelector/"
+		for k, v := range t.after {
+			if old, ok := t.before[k]; !ok || old != v {
 				set = append(set, jsonpatch.NewOperation("add", at+pointerEscaper.Replace(k), v))
 			}
 		}

@@ -1,0 +1,135 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
+)
+
+// declaring is the example policy declaring Rollouts, their pod template
+// at spec.template.
+func declaring() v1alpha1.PlacementPolicy {
+	p := macstadium(v1alpha1.ActionDeny)
+	p.Spec.WorkloadKinds = []v1alpha1.WorkloadKind{{Group: "argoproj.io", Kind: "Rollout", TemplatePath: "spec.template"}}
+	return p
+}
+
+// rolloutOf is a Rollout carrying the labels and pod template of the
+// Deployment d builds.
+func rolloutOf(t *testing.T, d *tu.ObjectBuilder) *unstructured.Unstructured {
+	t.Helper()
+	dep := d.Deployment()
+	tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&dep.Spec.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"template": tmpl, "strategy": map[string]any{"canary": map[string]any{}}}}}
+	u.SetAPIVersion("argoproj.io/v1alpha1")
+	u.SetKind("Rollout")
+	u.SetNamespace(dep.Namespace)
+	u.SetName(dep.Name)
+	u.SetLabels(dep.Labels)
+	return u
+}
+
+// rolloutRequest is the admission request for a Rollout.
+func rolloutRequest(t *testing.T, op admissionv1.Operation, obj, old *unstructured.Unstructured) admission.Request {
+	t.Helper()
+	req := request(t, op, obj, nil, admin)
+	req.Resource = metav1.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+	if old != nil {
+		raw, err := json.Marshal(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.OldObject.Raw = raw
+	}
+	return req
+}
+
+// TestValidateDeclaredKinds: an object of a kind a policy declares is
+// judged at its declared template path as a Deployment is at its own
+// (it was admitted unjudged); kinds no policy declares still are.
+func TestValidateDeclaredKinds(t *testing.T) {
+	f := newFixture(t, declaring())
+	worker := func() *tu.ObjectBuilder { return tu.Deployment("apps", "worker").Labels("app", "worker") }
+	tests := []struct {
+		name        string
+		obj         *unstructured.Unstructured
+		wantAllowed bool
+		wantCauses  []string
+	}{
+		{"unpinned worker denied", rolloutOf(t, worker()), false, []string{"spec.template.spec.nodeSelector[topology.kubernetes.io/zone]"}},
+		{"pinned worker admitted", rolloutOf(t, worker().InDC("pod-2")), true, nil},
+		{"unknown datacenter denied", rolloutOf(t, worker().InDC("pod-9")), false, []string{"spec.template.spec.nodeSelector[topology.kubernetes.io/zone]"}},
+		{"not selected admitted", rolloutOf(t, tu.Deployment("apps", "web").Labels("app", "web")), true, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.h.Validate().Handle(context.Background(), rolloutRequest(t, admissionv1.Create, tc.obj, nil))
+			if resp.Allowed != tc.wantAllowed || strings.Join(causes(resp), ",") != strings.Join(tc.wantCauses, ",") {
+				t.Errorf("allowed=%v causes=%v, want %v %v (%+v)", resp.Allowed, causes(resp), tc.wantAllowed, tc.wantCauses, resp.Result)
+			}
+		})
+	}
+	t.Run("update leaving the template alone admitted", func(t *testing.T) {
+		old := rolloutOf(t, worker())
+		obj := old.DeepCopy()
+		_ = unstructured.SetNestedField(obj.Object, int64(0), "spec", "replicas")
+		if resp := f.h.Validate().Handle(context.Background(), rolloutRequest(t, admissionv1.Update, obj, old)); !resp.Allowed {
+			t.Errorf("scale-down denied: %+v", resp.Result)
+		}
+	})
+	t.Run("no template at the declared path refused", func(t *testing.T) {
+		obj := rolloutOf(t, worker())
+		unstructured.RemoveNestedField(obj.Object, "spec", "template")
+		resp := f.h.Validate().Handle(context.Background(), rolloutRequest(t, admissionv1.Create, obj, nil))
+		if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, "no pod template at spec.template") {
+			t.Errorf("allowed=%v result=%+v, want a refusal naming the path", resp.Allowed, resp.Result)
+		}
+	})
+	t.Run("undeclared kind admitted unjudged", func(t *testing.T) {
+		g := newFixture(t, macstadium(v1alpha1.ActionDeny))
+		resp := g.h.Validate().Handle(context.Background(), rolloutRequest(t, admissionv1.Create, rolloutOf(t, worker()), nil))
+		if !resp.Allowed {
+			t.Errorf("undeclared kind denied: %+v", resp.Result)
+		}
+	})
+}
+
+// TestMutateDeclaredKinds: the datacenterFromLabel mutation fills the
+// nodeSelector of a declared kind's template at its declared path, and
+// the validating webhook admits the result.
+func TestMutateDeclaredKinds(t *testing.T) {
+	f := newFixture(t, declaring())
+	obj := rolloutOf(t, tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2"))
+	req := rolloutRequest(t, admissionv1.Create, obj, nil)
+	resp := f.h.Mutate().Handle(context.Background(), req)
+	if !resp.Allowed || len(resp.Patches) != 1 || resp.Patches[0].Path != "/spec/template/spec/nodeSelector" {
+		t.Fatalf("allowed=%v patches=%+v, want one add of the template nodeSelector", resp.Allowed, resp.Patches)
+	}
+	patched := applyPatch(t, req, resp)
+	if !strings.Contains(string(patched), `"nodeSelector":{"topology.kubernetes.io/zone":"pod-2"}`) || !strings.Contains(string(patched), `"canary":{}`) {
+		t.Errorf("patched object: %s", patched)
+	}
+	if got := counterValue(f.h.Metrics.Mutations.WithLabelValues("Rollout")); got != 1 {
+		t.Errorf("mutations = %v, want 1", got)
+	}
+	req.Object.Raw = patched
+	if again := f.h.Mutate().Handle(context.Background(), req); !again.Allowed || len(again.Patches) != 0 {
+		t.Errorf("second mutation patched again: %+v", again.Patches)
+	}
+	if v := f.h.Validate().Handle(context.Background(), req); !v.Allowed {
+		t.Errorf("mutated Rollout denied: %+v", v.Result)
+	}
+}
