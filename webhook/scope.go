@@ -31,11 +31,41 @@ const (
 // ScopeNodes keeps in step with the rules' selectors.
 var workloadWebhooks = []string{"workloads.placement.kubectl-dc.io", "kube-system.placement.kubectl-dc.io"}
 
+// builtinResources is the CEL list of the resources of the judged kinds
+// (policy.JudgedKinds), whose template paths templateLabels knows.
+var builtinResources = func() string {
+	var quoted []string
+	for _, k := range policy.JudgedKinds() {
+		quoted = append(quoted, "'"+k.Resource+"'")
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}()
+
 // templateLabels is the CEL expression of the pod template labels of the
-// object of a workload request ({} for a Pod).
-const templateLabels = "(request.resource.resource == 'cronjobs' ? object.?spec.?jobTemplate.?spec.?template.?metadata.?labels.orValue({}) : " +
-	"request.resource.resource == 'podtemplates' ? object.?template.?metadata.?labels.orValue({}) : " +
-	"object.?spec.?template.?metadata.?labels.orValue({}))"
+// object of a workload request, read where policy.JudgedKinds says each
+// kind keeps its template ({} for a Pod, whose template is itself, and for
+// any other kind).
+var templateLabels = func() string {
+	var paths []string
+	resources := map[string][]string{}
+	for _, k := range policy.JudgedKinds() {
+		spec := k.TemplatePaths[0].String()
+		tmpl, ok := strings.CutSuffix(spec, ".spec")
+		if !ok {
+			continue // a Pod: its labels are the object's own
+		}
+		if _, seen := resources[tmpl]; !seen {
+			paths = append(paths, tmpl)
+		}
+		resources[tmpl] = append(resources[tmpl], "'"+k.Resource+"'")
+	}
+	expr := "{}"
+	for i := len(paths) - 1; i >= 0; i-- {
+		expr = "request.resource.resource in [" + strings.Join(resources[paths[i]], ", ") + "] ? object.?" +
+			strings.ReplaceAll(paths[i], ".", ".?") + ".?metadata.?labels.orValue({}) : " + expr
+	}
+	return "(" + expr + ")"
+}()
 
 // SelectedCondition returns the CEL expression of the workload webhooks'
 // selected-by-a-rule condition: a request is sent when the object's own
@@ -62,7 +92,7 @@ func SelectedConditionCEL(selectors, pinned []metav1.LabelSelector) string {
 	cond := "request.?subResource.orValue('') in ['scale', 'binding'] || " +
 		// Kinds whose template paths this expression does not know (kinds a
 		// policy declares) are always sent.
-		"!(request.resource.resource in ['pods', 'deployments', 'replicasets', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs', 'replicationcontrollers', 'podtemplates']) || " +
+		"!(request.resource.resource in " + builtinResources + ") || " +
 		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + spread + ")"
 	if len(pinned) > 0 {
 		p, _ := disjunction(pinned)
@@ -211,7 +241,7 @@ func MutateCondition(keys []string, audited []metav1.LabelSelector) string {
 	if all {
 		return "true"
 	}
-	audit := "(request.resource.resource in ['pods', 'deployments', 'replicasets', 'statefulsets', 'daemonsets', 'jobs', 'cronjobs', 'replicationcontrollers', 'podtemplates'] && " +
+	audit := "(request.resource.resource in " + builtinResources + " && " +
 		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + sel + "))"
 	if inject == "false" {
 		return audit
