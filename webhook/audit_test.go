@@ -406,7 +406,7 @@ func TestBothModeAuditsPodRelabels(t *testing.T) {
 	sync := func(eng *policy.Engine) *admissionregistrationv1.MutatingWebhookConfiguration {
 		t.Helper()
 		keys, selected, mutate, podRelabels := s.Conditions(eng)
-		if _, err := s.Sync(ctx, keys, selected, mutate, podRelabels); err != nil {
+		if _, err := s.Sync(ctx, keys, selected, mutate, podRelabels, nil); err != nil {
 			t.Fatal(err)
 		}
 		live, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})

@@ -10,6 +10,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
@@ -175,6 +176,105 @@ type ScopeNodes struct {
 	Pinned PinnedMode
 	// Rights, when set, says whether policies may ask for cel or both.
 	Rights *CompileRights
+	// Mapper resolves the kinds the policies declare in spec.workloadKinds
+	// to the resources the workload webhooks' rules name (DeclaredRules);
+	// nil sends no declared kind.
+	Mapper meta.ResettableRESTMapper
+}
+
+// builtinGroups are the API groups of the judged kinds
+// (policy.JudgedKinds): a workload webhook's rule for any other group is a
+// declared kind's, which DeclaredRules decides.
+var builtinGroups = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range policy.JudgedKinds() {
+		m[k.Group] = true
+	}
+	return m
+}()
+
+// DeclaredRules returns the rules that send the workload webhooks the
+// objects of every kind eng's policies declare in spec.workloadKinds
+// (Engine.DeclaredKinds), CREATE and UPDATE of the resource of the kind's
+// preferred version, sorted by group and resource; and an error for each
+// kind the Mapper cannot resolve (its CRD not installed, say), whose
+// objects are then not sent. A kind the mapper does not know makes it
+// read discovery again once.
+func (s *ScopeNodes) DeclaredRules(eng *policy.Engine) (rules []admissionregistrationv1.RuleWithOperations, unresolved []error) {
+	kinds := eng.DeclaredKinds()
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	if s.Mapper == nil {
+		for _, k := range kinds {
+			unresolved = append(unresolved, fmt.Errorf("kind %s, which policy %s declares in spec.workloadKinds, is not sent to dc-webhook: this replica resolves no kinds to resources", k.GroupKind(), k.Policy))
+		}
+		return nil, unresolved
+	}
+	reset := false
+	for _, k := range kinds {
+		m, err := s.Mapper.RESTMapping(k.GroupKind())
+		if meta.IsNoMatchError(err) && !reset {
+			s.Mapper.Reset()
+			reset = true
+			m, err = s.Mapper.RESTMapping(k.GroupKind())
+		}
+		if err != nil {
+			unresolved = append(unresolved, fmt.Errorf("kind %s, which policy %s declares in spec.workloadKinds, cannot be resolved to a resource (is its CustomResourceDefinition installed? kubectl api-resources --api-group=%s); its objects are admitted unjudged until it is: %w",
+				k.GroupKind(), k.Policy, k.Group, err))
+			continue
+		}
+		scope := admissionregistrationv1.NamespacedScope
+		if m.Scope.Name() != meta.RESTScopeNameNamespace {
+			scope = admissionregistrationv1.ClusterScope
+		}
+		rules = append(rules, admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{m.Resource.Group}, APIVersions: []string{m.Resource.Version},
+				Resources: []string{m.Resource.Resource}, Scope: ptrTo(scope)},
+		})
+	}
+	sort.Slice(rules, func(i, j int) bool {
+		a, b := rules[i].Rule, rules[j].Rule
+		if a.APIGroups[0] != b.APIGroups[0] {
+			return a.APIGroups[0] < b.APIGroups[0]
+		}
+		return a.Resources[0] < b.Resources[0]
+	})
+	return rules, unresolved
+}
+
+// isDeclaredRule reports whether r names groups of no judged kind only: a
+// rule DeclaredRules made.
+func isDeclaredRule(r admissionregistrationv1.RuleWithOperations) bool {
+	for _, g := range r.APIGroups {
+		if builtinGroups[g] || g == "*" {
+			return false
+		}
+	}
+	return len(r.APIGroups) > 0
+}
+
+// setDeclaredRules makes the declared kinds' rules among *rules (those of
+// no judged kind's group) want, leaving every other rule as it is, and
+// reports whether it changed them.
+func setDeclaredRules(rules *[]admissionregistrationv1.RuleWithOperations, want []admissionregistrationv1.RuleWithOperations) bool {
+	var have, keep []admissionregistrationv1.RuleWithOperations
+	for _, r := range *rules {
+		if isDeclaredRule(r) {
+			have = append(have, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	if len(have) == len(want) && (len(want) == 0 || equality.Semantic.DeepEqual(have, want)) {
+		return false
+	}
+	for _, r := range want {
+		keep = append(keep, *r.DeepCopy())
+	}
+	*rules = keep
+	return true
 }
 
 // Conditions returns the conditions for eng: the nodes webhook's label
@@ -281,12 +381,14 @@ func setPodRelabelRule(w *admissionregistrationv1.MutatingWebhook, want bool) bo
 }
 
 // Sync sets the nodes condition for keys, the workload webhooks'
-// selected-by-a-rule condition to selected and, unless mutate is empty,
-// the mutating webhooks' has-datacenter-label condition to mutate and
-// their podRelabelRule as podRelabels says, and reports whether it
+// selected-by-a-rule condition to selected and their rules for declared
+// kinds to declared (DeclaredRules) and, unless mutate is empty, the
+// mutating webhooks' has-datacenter-label condition to mutate and their
+// podRelabelRule as podRelabels says, their rules for declared kinds to
+// declared too, and reports whether it
 // changed a configuration. Webhooks or conditions the configurations lack
 // (a local layout, an edited manifest) are left alone.
-func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate string, podRelabels bool) (changed bool, err error) {
+func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate string, podRelabels bool, declared []admissionregistrationv1.RuleWithOperations) (changed bool, err error) {
 	want := NodeLabelsCondition(keys)
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		changed = false
@@ -308,6 +410,11 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate s
 		edited := setCondition(cfg.Webhooks, nodesWebhook, nodesLabelsCondition, want)
 		for _, w := range workloadWebhooks {
 			edited = setCondition(cfg.Webhooks, w, selectedCondition, selected) || edited
+		}
+		for i := range cfg.Webhooks {
+			if slices.Contains(workloadWebhooks, cfg.Webhooks[i].Name) {
+				edited = setDeclaredRules(&cfg.Webhooks[i].Rules, declared) || edited
+			}
 		}
 		if !edited {
 			return nil
@@ -344,6 +451,7 @@ func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate s
 				}
 				edited = setCondition(cfg.Webhooks[j:j+1], w.Name, fromLabelCondition, mutate) || edited
 				edited = setPodRelabelRule(w, podRelabels) || edited
+				edited = setDeclaredRules(&w.Rules, declared) || edited
 			}
 			if !edited {
 				return nil

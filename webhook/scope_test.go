@@ -2,16 +2,21 @@ package webhook
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	apiadmission "k8s.io/apiserver/pkg/admission"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
+	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 )
 
 // TestScopeNodes: the nodes webhook's condition follows the live policies'
@@ -24,7 +29,7 @@ func TestScopeNodes(t *testing.T) {
 	cs := fake.NewClientset(v)
 	s := &ScopeNodes{Client: cs, Name: v.Name}
 	keys := []string{"node-role.kubernetes.io/control-plane", "topology.kubernetes.io/zone"}
-	changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false)
+	changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false, nil)
 	if err != nil || !changed {
 		t.Fatalf("Sync = %v, %v; want a change", changed, err)
 	}
@@ -43,11 +48,11 @@ func TestScopeNodes(t *testing.T) {
 	if cond != NodeLabelsCondition(keys) || !strings.Contains(cond, `"topology.kubernetes.io/zone"`) {
 		t.Errorf("condition = %q", cond)
 	}
-	if changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false); err != nil || changed {
+	if changed, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false, nil); err != nil || changed {
 		t.Errorf("second Sync = %v, %v; want no change", changed, err)
 	}
 	other := &ScopeNodes{Client: fake.NewClientset(&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "dc-webhook-local"}}), Name: "dc-webhook"}
-	if changed, err := other.Sync(context.Background(), keys, SelectedCondition(nil), "", false); err != nil || changed {
+	if changed, err := other.Sync(context.Background(), keys, SelectedCondition(nil), "", false, nil); err != nil || changed {
 		t.Errorf("Sync without the configuration = %v, %v; want nothing done", changed, err)
 	}
 }
@@ -75,5 +80,119 @@ func TestSelectedConditionEveryJudgedKind(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// crdMapper is a RESTMapper that learns Rollouts when reset, as discovery
+// does once their CustomResourceDefinition is installed.
+type crdMapper struct {
+	meta.RESTMapper
+	installed bool
+	resets    int
+}
+
+func (m *crdMapper) Reset() {
+	m.resets++
+	rm := meta.NewDefaultRESTMapper([]schema.GroupVersion{{Group: "argoproj.io", Version: "v1alpha1"}})
+	if m.installed {
+		rm.Add(schema.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout"}, meta.RESTScopeNamespace)
+	}
+	m.RESTMapper = rm
+}
+
+// TestScopeDeclaredKinds: the workload webhooks, validating and mutating,
+// get a CREATE and UPDATE rule for the resource of every kind the live
+// policies declare, resolved by the mapper (which reads discovery again
+// for a kind it does not know); a kind that cannot be resolved is named
+// with its policy; the rules go when no policy declares the kind, and the
+// manifests' own rules are left as they were.
+func TestScopeDeclaredKinds(t *testing.T) {
+	ctx := context.Background()
+	v, m, err := Configurations("../manifests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset(v, m)
+	mapper := &crdMapper{}
+	mapper.Reset()
+	s := &ScopeNodes{Client: cs, Name: v.Name, Mapper: mapper}
+	declaringEng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{declaring()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainEng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{macstadium(v1alpha1.ActionDeny)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := func(eng *policy.Engine, podRelabels bool) bool {
+		t.Helper()
+		keys, selected, mutate, _ := s.Conditions(eng)
+		rules, _ := s.DeclaredRules(eng)
+		changed, err := s.Sync(ctx, keys, selected, mutate, podRelabels, rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	}
+	// sends lists the webhooks, validating then mutating, with a rule for
+	// rollouts.argoproj.io/v1alpha1 on CREATE and UPDATE.
+	sends := func() []string {
+		t.Helper()
+		gv, _ := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, v.Name, metav1.GetOptions{})
+		gm, _ := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})
+		var out []string
+		has := func(kind, name string, rules []admissionregistrationv1.RuleWithOperations) {
+			for _, r := range rules {
+				if slices.Equal(r.APIGroups, []string{"argoproj.io"}) && slices.Equal(r.APIVersions, []string{"v1alpha1"}) && slices.Equal(r.Resources, []string{"rollouts"}) &&
+					slices.Equal(r.Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}) &&
+					r.Scope != nil && *r.Scope == admissionregistrationv1.NamespacedScope {
+					out = append(out, kind+" "+name)
+				}
+			}
+		}
+		for _, w := range gv.Webhooks {
+			has("validating", w.Name, w.Rules)
+		}
+		for _, w := range gm.Webhooks {
+			has("mutating", w.Name, w.Rules)
+		}
+		return out
+	}
+
+	rules, unresolved := s.DeclaredRules(declaringEng)
+	if len(rules) != 0 || len(unresolved) != 1 || !strings.Contains(unresolved[0].Error(), "Rollout.argoproj.io, which policy macstadium declares") ||
+		!strings.Contains(unresolved[0].Error(), "CustomResourceDefinition") || mapper.resets != 2 {
+		t.Fatalf("before the CRD: rules %v, unresolved %v, resets %d; want none, the kind and its policy named, discovery read again", rules, unresolved, mapper.resets)
+	}
+
+	mapper.installed = true
+	if !sync(declaringEng, false) {
+		t.Fatal("Sync with a declared kind changed nothing")
+	}
+	want := []string{"validating workloads.placement.kubectl-dc.io", "validating kube-system.placement.kubectl-dc.io",
+		"mutating workloads.placement.kubectl-dc.io", "mutating kube-system.placement.kubectl-dc.io"}
+	if got := sends(); !slices.Equal(got, want) {
+		t.Errorf("webhooks sent Rollouts: %v, want %v", got, want)
+	}
+	if sync(declaringEng, false) {
+		t.Error("a second Sync changed the configurations again")
+	}
+	if !sync(declaringEng, true) || sync(declaringEng, true) {
+		t.Error("the pod-relabel rule and the declared rules do not settle")
+	}
+	if sync(plainEng, false); len(sends()) != 0 {
+		t.Errorf("rules left once no policy declares the kind: %v", sends())
+	}
+	gv, _ := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, v.Name, metav1.GetOptions{})
+	gm, _ := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})
+	for i := range v.Webhooks {
+		if !equality.Semantic.DeepEqual(gv.Webhooks[i].Rules, v.Webhooks[i].Rules) {
+			t.Errorf("validating %s: rules %v, want the manifests' %v", v.Webhooks[i].Name, gv.Webhooks[i].Rules, v.Webhooks[i].Rules)
+		}
+	}
+	for i := range m.Webhooks {
+		if !equality.Semantic.DeepEqual(gm.Webhooks[i].Rules, m.Webhooks[i].Rules) {
+			t.Errorf("mutating %s: rules %v, want the manifests' %v", m.Webhooks[i].Name, gm.Webhooks[i].Rules, m.Webhooks[i].Rules)
+		}
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -159,7 +161,8 @@ func Serve(ctx context.Context, cfg ServerConfig) error {
 		engines.Rights.Check(ctx)
 	}
 	if cfg.WebhookConfiguration != "" {
-		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned, Rights: engines.Rights}
+		engines.Scope = &ScopeNodes{Client: clientset, Name: cfg.WebhookConfiguration, Pinned: cfg.Pinned, Rights: engines.Rights,
+			Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(clientset.Discovery()))}
 	}
 	// Both run whatever the flag says: a policy's spec.pinnedEnforcement
 	// may ask for cel or both. The writer waits, never touching its Lease,
@@ -405,6 +408,9 @@ type EngineStore struct {
 
 	engine atomic.Pointer[policy.Engine]
 	mu     sync.Mutex // serialises Rebuild, so that an older build never wins
+	// unresolved is what syncScope last said of declared kinds the Scope
+	// could not resolve; guarded by mu.
+	unresolved string
 }
 
 // Load returns the current engine, nil before the first build.
@@ -479,10 +485,18 @@ func (s *EngineStore) syncScope(ctx context.Context, eng *policy.Engine) {
 	sctx, cancel := context.WithTimeout(ctx, scopeTimeout)
 	defer cancel()
 	keys, selected, mutate, podRelabels := s.Scope.Conditions(eng)
-	if changed, err := s.Scope.Sync(sctx, keys, selected, mutate, podRelabels); err != nil {
+	declared, unresolved := s.Scope.DeclaredRules(eng)
+	if msg := fmt.Sprint(unresolved); msg != s.unresolved {
+		// Said when it changes, not on every resync.
+		s.unresolved = msg
+		for _, err := range unresolved {
+			s.Log.Error(err, "a declared workload kind is not sent to dc-webhook")
+		}
+	}
+	if changed, err := s.Scope.Sync(sctx, keys, selected, mutate, podRelabels, declared); err != nil {
 		s.Log.Error(err, "keeping the previous scope of the webhooks")
 	} else if changed {
-		s.Log.Info("webhooks scoped to the policies' selectors and label keys", "nodeLabelKeys", eng.NodeLabelKeys())
+		s.Log.Info("webhooks scoped to the policies' selectors, label keys and declared kinds", "nodeLabelKeys", eng.NodeLabelKeys(), "declaredRules", len(declared))
 	}
 }
 
