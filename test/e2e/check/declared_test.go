@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -222,6 +224,14 @@ func TestDifferentialDeclared(t *testing.T) {
 	}
 	installDeclaredCRDs(ctx, t, dyn)
 	startWebhookWith(ctx, t, c, declaredPolicies(label, nss.plain), differentialReady(dyn, nss, label))
+	// A replica adds the declared kinds' rules when it scopes the
+	// configurations, at its first sync or its next resync.
+	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return webhookSendsGroup(ctx, c, declaredGroup)
+	})
+	if err != nil {
+		t.Fatalf("the webhook configurations never sent %s objects to dc-webhook: %v", declaredGroup, err)
+	}
 
 	corpus, err := buildDeclaredCorpus(differentialSeed, label, nss, 120)
 	if err != nil {
@@ -274,14 +284,6 @@ func TestDifferentialDeclared(t *testing.T) {
 		}
 	})
 	t.Run("as the webhook judges the object", func(t *testing.T) {
-		// This comparison holds once the webhook configurations send the
-		// declared kinds to dc-webhook.
-		if sent, err := webhookSendsGroup(ctx, c, declaredGroup); err != nil {
-			t.Fatal(err)
-		} else if !sent {
-			t.Skipf("dc-webhook does not judge declared kinds yet: its webhook configurations send no %s objects (and its decoder admits every kind outside policy.WorkloadKinds unjudged), so %d of %d declared objects are admitted although check denies %d and mutates %d of them; "+
-				"the comparison runs once they are sent", declaredGroup, len(directDiffer), len(corpus), deniedAmong(directDiffer), len(directDiffer)-deniedAmong(directDiffer))
-		}
 		for _, s := range directDiffer {
 			t.Errorf("%s (%s): check and the webhook differ\n  check:   %s (datacenter %q)\n  webhook: %s (datacenter %q)",
 				s.key(), s.what, s.check, s.checkDC, s.direct, s.dcDC)
@@ -289,33 +291,38 @@ func TestDifferentialDeclared(t *testing.T) {
 	})
 }
 
-func deniedAmong(samples []*declaredSample) int {
-	n := 0
-	for _, s := range samples {
-		if s.check.denied {
-			n++
-		}
-	}
-	return n
-}
-
-// webhookSendsGroup reports whether the validating webhook configuration
-// of the local dc-webhook has a rule for the API group.
+// webhookSendsGroup reports whether the validating and the mutating
+// workload webhooks of the local dc-webhook have a rule for the API group.
 func webhookSendsGroup(ctx context.Context, c *cluster.Cluster, group string) (bool, error) {
-	v, err := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "dc-webhook"+webhook.LocalSuffix, metav1.GetOptions{})
+	name := "dc-webhook" + webhook.LocalSuffix
+	v, err := c.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return false, fmt.Errorf("reading the webhook configuration: %w", err)
+		return false, fmt.Errorf("reading the validating webhook configuration: %w", err)
 	}
+	m, err := c.Client().AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("reading the mutating webhook configuration: %w", err)
+	}
+	var rules [][]admissionregistrationv1.RuleWithOperations
 	for _, w := range v.Webhooks {
-		for _, r := range w.Rules {
-			for _, g := range r.APIGroups {
-				if g == group || g == "*" {
-					return true, nil
-				}
-			}
+		if w.Name == "workloads.placement.kubectl-dc.io" {
+			rules = append(rules, w.Rules)
 		}
 	}
-	return false, nil
+	for _, w := range m.Webhooks {
+		if w.Name == "workloads.placement.kubectl-dc.io" {
+			rules = append(rules, w.Rules)
+		}
+	}
+	if len(rules) != 2 {
+		return false, nil
+	}
+	for _, rs := range rules {
+		if !slices.ContainsFunc(rs, func(r admissionregistrationv1.RuleWithOperations) bool { return slices.Contains(r.APIGroups, group) }) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // verdictOf reads a create's error: admitted, denied by a webhook, or no
