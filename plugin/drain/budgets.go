@@ -196,6 +196,9 @@ func (e *evictor) awaitBudget(retry context.Context, t evictTarget, pdb string) 
 			return true, reserved
 		}
 		if !said {
+			// A pod that waits without asking the server has no refusal of
+			// its own: the drain's summary names the PDB it waited on.
+			e.setErrUnlessSet(t, "PDB "+pdb+" allows no more disruptions; the pod waited for its status to allow one")
 			e.OnWait(t, pdb, "it allows no more disruptions now; the pod is evicted when its status allows one")
 		}
 		timer := time.NewTimer(e.MaxBackoff)

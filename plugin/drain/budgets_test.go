@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -306,4 +307,32 @@ func pdbReviews(cs *fake.Clientset) []*authorizationv1.SelfSubjectAccessReview {
 	}
 	return out
 
+}
+
+// TestEvictorNamesPDBItWaitedOn: pods that wait on a PDB allowing nothing
+// without ever asking the server (one probe speaks for all of them) are
+// reported, when the drain ends, as held by that PDB, not as untried.
+func TestEvictorNamesPDBItWaitedOn(t *testing.T) {
+	cs := fake.NewClientset()
+	s := &pdbServer{allowed: 0, namespace: "apps"}
+	s.install(cs)
+	b := newBudgets()
+	b.observe(pdbAllowing("apps", "web", 0))
+	var targets []evictTarget
+	for i := range 4 {
+		targets = append(targets, evictTarget{Namespace: "apps", Name: fmt.Sprintf("web-%d", i), PDBs: []string{"apps/web"}})
+	}
+	// MaxBackoff outlasts the drain: no pod probes, none is refused.
+	ev := &evictor{Client: cs, Concurrency: 4, InitialBackoff: time.Millisecond, MaxBackoff: time.Hour, Budgets: b}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	lastErr := ev.Run(ctx, targets)
+	for _, tg := range targets {
+		if got := lastErr[tg.key()]; !strings.Contains(got, "PDB apps/web") {
+			t.Errorf("%s: last error %q does not name the PDB it waited on", tg.Name, got)
+		}
+	}
+	if got := s.refusals.Load(); got != 0 {
+		t.Errorf("%d refusals; the pods should have waited for a status", got)
+	}
 }

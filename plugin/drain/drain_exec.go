@@ -229,6 +229,16 @@ func (e *evictor) setErr(t evictTarget, msg string) {
 	e.lastErr[t.key()] = msg
 }
 
+// setErrUnlessSet records msg as the pod's last error unless an attempt
+// of its own already said more.
+func (e *evictor) setErrUnlessSet(t evictTarget, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.lastErr[t.key()]; !ok {
+		e.lastErr[t.key()] = msg
+	}
+}
+
 // wait returns how long a pod must wait before its next attempt on key, and
 // after a refusal (refused) moves key's next attempt out: all pods behind
 // one PDB share one schedule, so a round of refusals counts once.
