@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -302,7 +303,7 @@ func buildUpdateBases(label string, nss corpusNamespaces) (objs []runtime.Object
 	for bi, base := range updateBases() {
 		for ki, b := range testutil.Kinds("", "") {
 			kind := b.Kind()
-			if len(base.kinds) > 0 && !containsString(base.kinds, kind) {
+			if len(base.kinds) > 0 && !slices.Contains(base.kinds, kind) {
 				continue
 			}
 			name := fmt.Sprintf("u%d-%s", bi, strings.ToLower(kind))
@@ -317,15 +318,6 @@ func buildUpdateBases(label string, nss corpusNamespaces) (objs []runtime.Object
 		}
 	}
 	return objs, names
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestDifferentialUpdates: objects of every judged kind, admitted at

@@ -19,9 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kubectl-dc/kubectl-dc/policy"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
 	"github.com/kubectl-dc/kubectl-dc/test/ha"
@@ -82,14 +80,7 @@ func TestSpreadLimitsDatacenterDown(t *testing.T) {
 		// refused while a datacenter has no Ready node (3 over 2).
 		tu.SpreadPods("seen-down", []string{downNS}, roleLabel, "seen-down"),
 	).Obj()
-	cl, err := client.New(c.RESTConfig(), client.Options{Scheme: policy.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Delete(context.Background(), p) })
+	createPolicy(ctx, t, c, p)
 	n1, n2, n3 := c.Nodes("pod-1"), c.Nodes("pod-2"), c.Nodes("pod-3")
 	everyReplicaDecides(ctx, t, f, tu.Pod(downNS, "probe").Labels(roleLabel, "probe").NodeName(n1[1]).Pod(), false)
 

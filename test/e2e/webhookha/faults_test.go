@@ -444,13 +444,19 @@ func TestCertRotationUnderLoad(t *testing.T) {
 // that a replica denying such a pod proves its caches saw the change.
 func probePolicy(ctx context.Context, t *testing.T, c *cluster.Cluster, name, app string) {
 	t.Helper()
+	createPolicy(ctx, t, c, tu.Policy(name).Datacenters("pod-1", "pod-2", "pod-3").Pinned(tu.PinnedRule("pinned").In("app", app)).Obj())
+}
+
+// createPolicy creates the PlacementPolicy p for the test and deletes it
+// when the test ends.
+func createPolicy(ctx context.Context, t *testing.T, c *cluster.Cluster, p client.Object) {
+	t.Helper()
 	cl, err := client.New(c.RESTConfig(), client.Options{Scheme: policy.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := tu.Policy(name).Datacenters("pod-1", "pod-2", "pod-3").Pinned(tu.PinnedRule("pinned").In("app", app)).Obj()
 	if err := cl.Create(ctx, p); err != nil {
-		t.Fatalf("creating policy %s: %v", name, err)
+		t.Fatalf("creating policy %s: %v", p.GetName(), err)
 	}
 	t.Cleanup(func() { _ = cl.Delete(context.Background(), p) })
 }

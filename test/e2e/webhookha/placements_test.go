@@ -8,7 +8,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
@@ -40,14 +39,7 @@ func TestConcurrentPlacementsSerialised(t *testing.T) {
 		rules = append(rules, tu.SpreadPods("r"+strconv.Itoa(i), []string{stressNS}, "round", "r"+strconv.Itoa(i)))
 	}
 	p := tu.Policy(stressPolicy).Datacenters("pod-1", "pod-2", "pod-3").Spread(rules...).Obj()
-	cl, err := client.New(c.RESTConfig(), client.Options{Scheme: policy.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Delete(context.Background(), p) })
+	createPolicy(ctx, t, c, p)
 	// A probe member: N=1 can never survive, so every replica that runs
 	// the policy denies it.
 	everyReplicaDecides(ctx, t, f, tu.Pod(stressNS, "probe").Labels("round", "probe").NodeName(c.Nodes("pod-1")[1]).Pod(), false)
