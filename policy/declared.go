@@ -189,10 +189,27 @@ func (e *Engine) EvaluateDeclared(ctx context.Context, req Request, state State)
 	return p.rename(rs), true, nil
 }
 
+// MutateDeclaredUpdate is MutateUpdate for an UPDATE of old into obj,
+// objects of a declared kind: obj is mutated as MutateDeclared mutates it
+// unless the update leaves its labels and its pod template at the declared
+// path as they were (SameTemplatesAndLabels of the two seen as pod
+// templates): filling in a template admitted before the policy would roll
+// the workload out on a change of its replicas. An old object with no pod
+// template at the path is no reason to leave obj alone.
+func (e *Engine) MutateDeclaredUpdate(obj, old *unstructured.Unstructured, namespace string, state State) (changed bool, err error) {
+	return e.mutateDeclared(obj, old, namespace, state)
+}
+
 // MutateDeclared is Mutate for an object of a declared kind: it injects the
 // nodeSelector into the pod template at the declared path and reports the
 // fields it set ("spec.template.spec.nodeSelector[label]" and the value).
 func (e *Engine) MutateDeclared(obj *unstructured.Unstructured, namespace string, state State) (changed bool, err error) {
+	return e.mutateDeclared(obj, nil, namespace, state)
+}
+
+// mutateDeclared is MutateDeclaredUpdate, and MutateDeclared when old is
+// nil.
+func (e *Engine) mutateDeclared(obj, old *unstructured.Unstructured, namespace string, state State) (changed bool, err error) {
 	k, ok := e.DeclaredKindFor(obj.GroupVersionKind().GroupKind())
 	if !ok {
 		return false, nil
@@ -200,6 +217,11 @@ func (e *Engine) MutateDeclared(obj *unstructured.Unstructured, namespace string
 	p, found, err := newDeclaredProxy(k, obj)
 	if err != nil || !found {
 		return false, err
+	}
+	if old != nil {
+		if op, oldFound, oldErr := newDeclaredProxy(k, old); oldErr == nil && oldFound && SameTemplatesAndLabels(op.proxy, p.proxy) {
+			return false, nil
+		}
 	}
 	if !e.Mutate(p.proxy, namespace, state) {
 		return false, nil

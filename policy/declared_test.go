@@ -89,6 +89,61 @@ func TestMutateDeclared(t *testing.T) {
 	assertResults(t, rs, nil)
 }
 
+// TestMutateDeclaredUpdate: an UPDATE of a declared kind is mutated as
+// MutateUpdate mutates a built-in workload's: not when it leaves the labels
+// and the template at the declared path alone (a change of replicas must
+// not fill in, and so roll out, a template admitted before the policy),
+// as on create when it changes them or the old object has no template.
+func TestMutateDeclaredUpdate(t *testing.T) {
+	e := engine(t, testutil.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").
+		Pinned(testutil.PinnedRule("workers").In("app", "worker").FromLabel("dc")).Edit(func(p *v1alpha1.PlacementPolicy) {
+		p.Spec.WorkloadKinds = []v1alpha1.WorkloadKind{{Group: "argoproj.io", Kind: "Rollout", TemplatePath: "spec.template"}}
+	}))
+	state := policy.NewStaticState(threeDCs()...)
+	worker := func() *unstructured.Unstructured { return rollout(map[string]any{"app": "worker"}, nil) }
+	withReplicas := func(u *unstructured.Unstructured, n int64) *unstructured.Unstructured {
+		_ = unstructured.SetNestedField(u.Object, n, "spec", "replicas")
+		return u
+	}
+	cases := []struct {
+		name     string
+		obj, old *unstructured.Unstructured
+		want     string // nodeSelector[zone] after the mutation
+	}{
+		{"a change of replicas only is left alone", withReplicas(worker(), 0), withReplicas(worker(), 3), ""},
+		{"a status-like change only is left alone",
+			func() *unstructured.Unstructured {
+				u := worker()
+				_ = unstructured.SetNestedField(u.Object, "Paused", "status", "phase")
+				return u
+			}(), worker(), ""},
+		{"a template relabelled into the rule is mutated", worker(), rollout(map[string]any{"app": "web"}, nil), "pod-2"},
+		{"a new datacenter label is mutated", worker(),
+			func() *unstructured.Unstructured {
+				u := worker()
+				u.SetLabels(nil)
+				return u
+			}(), "pod-2"},
+		{"a template whose selection was removed is mutated", worker(), rollout(map[string]any{"app": "worker"}, map[string]any{zone: "pod-1"}), "pod-2"},
+		{"an old object without a template is no reason to leave it alone", worker(),
+			func() *unstructured.Unstructured {
+				u := worker()
+				unstructured.RemoveNestedField(u.Object, "spec", "template")
+				return u
+			}(), "pod-2"},
+		{"no old object is a create", worker(), nil, "pod-2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			changed, err := e.MutateDeclaredUpdate(tc.obj, tc.old, "travis", state)
+			got, _, _ := unstructured.NestedString(tc.obj.Object, "spec", "template", "spec", "nodeSelector", zone)
+			if err != nil || changed != (tc.want != "") || got != tc.want {
+				t.Errorf("MutateDeclaredUpdate = %v, %v, nodeSelector[%s] = %q; want %v, %q", changed, err, zone, got, tc.want != "", tc.want)
+			}
+		})
+	}
+}
+
 func TestValidateWorkloadKinds(t *testing.T) {
 	p := workersPolicy().Edit(func(p *v1alpha1.PlacementPolicy) {
 		p.Spec.WorkloadKinds = []v1alpha1.WorkloadKind{{Kind: "Rollout", TemplatePath: "spec..template"}, {Kind: "", TemplatePath: "spec.template"}}

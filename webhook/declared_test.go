@@ -133,3 +133,25 @@ func TestMutateDeclaredKinds(t *testing.T) {
 		t.Errorf("mutated Rollout denied: %+v", v.Result)
 	}
 }
+
+// TestMutateDeclaredUpdates: an UPDATE of a declared kind that leaves its
+// labels and its template alone (a change of replicas) is not mutated, so
+// a Rollout admitted before the policy is not rolled out by it; one that
+// changes the template is mutated as a create is.
+func TestMutateDeclaredUpdates(t *testing.T) {
+	f := newFixture(t, declaring())
+	worker := func() *unstructured.Unstructured {
+		return rolloutOf(t, tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2"))
+	}
+	scaled := worker()
+	_ = unstructured.SetNestedField(scaled.Object, int64(5), "spec", "replicas")
+	if resp := f.h.Mutate().Handle(context.Background(), rolloutRequest(t, admissionv1.Update, scaled, worker())); !resp.Allowed || len(resp.Patches) != 0 {
+		t.Errorf("a change of replicas: allowed=%v patches=%+v, want no patch", resp.Allowed, resp.Patches)
+	}
+	relabelled := worker()
+	_ = unstructured.SetNestedField(relabelled.Object, "worker-2", "spec", "template", "metadata", "labels", "version")
+	resp := f.h.Mutate().Handle(context.Background(), rolloutRequest(t, admissionv1.Update, relabelled, worker()))
+	if !resp.Allowed || len(resp.Patches) != 1 || resp.Patches[0].Path != "/spec/template/spec/nodeSelector" {
+		t.Errorf("a template change: allowed=%v patches=%+v, want one add of the template nodeSelector", resp.Allowed, resp.Patches)
+	}
+}

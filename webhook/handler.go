@@ -648,10 +648,11 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 }
 
 // mutateDeclared injects the nodeSelector into the pod template of u, an
-// object of a kind a policy declares, with the engine's MutateDeclared, as
-// kubectl dc check mutates it offline. The compiled admission policies
-// know no declared kind: in cel or both mode the engine of the policies
-// the webhook enforces injects (none when it enforces none).
+// object of a kind a policy declares, with the engine's
+// MutateDeclaredUpdate (a create has no old object). The compiled
+// admission policies know no declared kind: in cel or both mode the engine
+// of the policies the webhook enforces injects (none when it enforces
+// none).
 func (h *Handler) mutateDeclared(eng *policy.Engine, req admission.Request, u *unstructured.Unstructured) admission.Response {
 	injector := eng
 	if v := h.Audit.current(eng); v != nil {
@@ -666,7 +667,14 @@ func (h *Handler) mutateDeclared(eng *policy.Engine, req admission.Request, u *u
 	at := k.TemplatePath.Child("spec")
 	path := append(strings.Split(at.String(), "."), "nodeSelector")
 	before, _, _ := unstructured.NestedStringMap(u.Object, path...)
-	changed, err := injector.MutateDeclared(u, req.Namespace, h.State)
+	var old *unstructured.Unstructured
+	if req.Operation == admissionv1.Update {
+		// As for the built-in kinds: an update that leaves the labels and
+		// the template alone does not fill in a template admitted before
+		// the policy. An old object that cannot be read is no reason to.
+		old, _ = decodeDeclared(injector, req.OldObject, u.GroupVersionKind())
+	}
+	changed, err := injector.MutateDeclaredUpdate(u, old, req.Namespace, h.State)
 	if err != nil {
 		// No template at the declared path: the validating webhook says so.
 		return admission.Allowed("")
