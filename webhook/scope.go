@@ -102,6 +102,72 @@ func SelectedConditionCEL(selectors, pinned []metav1.LabelSelector) string {
 	return cond
 }
 
+// DeclaredUpdateCondition returns the CEL expression that sends the
+// workload webhooks an UPDATE of an object of one of kinds (the kinds the
+// policies declare in spec.workloadKinds, Engine.DeclaredKinds) only when
+// it changes the object's labels or its pod template at the kind's
+// declared path: the engine judges nothing else of such an object, nor
+// mutates an update that changes neither (MutateDeclaredUpdate), so that
+// with every replica down their other updates (a change of replicas) still
+// succeed. Any other request is sent; "true" for no kinds.
+//
+// Objects of a declared kind carry no schema the expression can rely on:
+// it reads the template through map keys, each level only once the one
+// above is a map, so that no object makes it fail (a failed condition
+// refuses the request with failurePolicy Fail).
+func DeclaredUpdateCondition(kinds []policy.DeclaredKind) string {
+	if len(kinds) == 0 {
+		return "true"
+	}
+	expr := "true"
+	for i := len(kinds) - 1; i >= 0; i-- {
+		k := kinds[i]
+		path := strings.Split(k.TemplatePath.String(), ".")
+		changed := "object.?metadata.?labels.orValue({}) != oldObject.?metadata.?labels.orValue({}) || " +
+			mapPath("object", path) + " != " + mapPath("oldObject", path)
+		expr = "(request.kind.group == " + strconv.Quote(k.Group) + " && request.kind.kind == " + strconv.Quote(k.Kind) + ") ? (" +
+			changed + ") : " + expr
+	}
+	return "request.operation != 'UPDATE' || (" + expr + ")"
+}
+
+// mapPath returns the CEL expression of the value at path under root, a
+// map: null when some level is missing or not a map.
+func mapPath(root string, path []string) string {
+	var guards []string
+	at := root
+	for i, key := range path {
+		if i > 0 {
+			guards = append(guards, "type("+at+") == map")
+		}
+		guards = append(guards, strconv.Quote(key)+" in "+at)
+		at += "[" + strconv.Quote(key) + "]"
+	}
+	return "(" + strings.Join(guards, " && ") + " ? " + at + " : null)"
+}
+
+// allOf returns the CEL conjunction of exprs, leaving out those that are
+// "true"; "false" when one of them is.
+func allOf(exprs ...string) string {
+	var terms []string
+	for _, e := range exprs {
+		switch e {
+		case "false":
+			return "false"
+		case "true":
+			continue
+		}
+		terms = append(terms, e)
+	}
+	switch len(terms) {
+	case 0:
+		return "true"
+	case 1:
+		return terms[0]
+	}
+	return "(" + strings.Join(terms, ") && (") + ")"
+}
+
 // disjunction returns the CEL expression that the labels m match one of
 // selectors ("false" for none), and all=true when one of them matches
 // everything or cannot be expressed (send everything rather than guess).
@@ -164,8 +230,10 @@ func NodeLabelsCondition(keys []string) string {
 // (Engine.ObjectSelectors; with Pinned enforced by the compiled admission
 // policies, pinned rules only for pods with spec.nodeName), and the
 // mutating webhooks' has-datacenter-label condition only objects that
-// carry a datacenterFromLabel key of some rule, so that with every replica
-// down nothing outside the policies' reach is refused. It reads the
+// carry a datacenterFromLabel key of some rule, and both only those
+// updates of a declared kind that change its labels or its template
+// (DeclaredUpdateCondition), so that with every replica down nothing
+// outside the policies' reach is refused. It reads the
 // configurations by list (the webhook's RBAC has no get on them) and
 // writes them with Update, by name, as the certificate rotator does;
 // conflicts are retried.
@@ -281,6 +349,10 @@ func setDeclaredRules(rules *[]admissionregistrationv1.RuleWithOperations, want 
 // keys, the workload webhooks' selected-by-a-rule expression, the
 // mutating webhooks' has-datacenter-label expression, and whether the
 // mutating webhooks are sent pod relabels (podRelabels, podRelabelRule).
+// Both expressions send an UPDATE of a declared kind only when it changes
+// what the engine reads of it (DeclaredUpdateCondition): the manifests'
+// update conditions know the template paths of the built-in kinds alone,
+// and the replicas write these two.
 //
 // Each policy's pinned rules go where its enforcement (Pinned.For) says:
 // webhook, to both webhooks as before; cel, to neither, but for pods on a
@@ -294,6 +366,13 @@ func setDeclaredRules(rules *[]admissionregistrationv1.RuleWithOperations, want 
 // change, so there is nothing to inject): with some rule in both mode
 // they are sent those too, for the audit alone.
 func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string, podRelabels bool) {
+	declared := DeclaredUpdateCondition(eng.DeclaredKinds())
+	keys, selected, mutate, podRelabels = s.conditions(eng)
+	return keys, allOf(declared, selected), allOf(declared, mutate), podRelabels
+}
+
+// conditions is Conditions without DeclaredUpdateCondition.
+func (s *ScopeNodes) conditions(eng *policy.Engine) (keys []string, selected, mutate string, podRelabels bool) {
 	pinned := s.Rights.mode(s.Pinned)
 	if !pinned.anyCompiles(eng) {
 		return eng.NodeLabelKeys(), SelectedCondition(eng.ObjectSelectors()), FromLabelCondition(eng.FromLabelKeys()), false

@@ -11,12 +11,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	apiadmission "k8s.io/apiserver/pkg/admission"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
+	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
 // TestScopeNodes: the nodes webhook's condition follows the live policies'
@@ -193,6 +196,115 @@ func TestScopeDeclaredKinds(t *testing.T) {
 	for i := range m.Webhooks {
 		if !equality.Semantic.DeepEqual(gm.Webhooks[i].Rules, m.Webhooks[i].Rules) {
 			t.Errorf("mutating %s: rules %v, want the manifests' %v", m.Webhooks[i].Name, gm.Webhooks[i].Rules, m.Webhooks[i].Rules)
+		}
+	}
+}
+
+// TestDeclaredUpdatesSentWhenTheyChangeTheTemplate: with the conditions a
+// replica writes for the kinds the policies declare, the workload
+// webhooks, validating and mutating, are sent an UPDATE of a declared kind
+// only when it changes the object's labels or its template at the declared
+// path (so a change of replicas succeeds with every replica down), every
+// CREATE, and every request of a kind no policy declares; no object, not
+// even one whose path holds no map, makes the conditions fail.
+func TestDeclaredUpdatesSentWhenTheyChangeTheTemplate(t *testing.T) {
+	ctx := context.Background()
+	v, m, err := Configurations("../manifests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset(v, m)
+	mapper := &crdMapper{installed: true}
+	mapper.Reset()
+	s := &ScopeNodes{Client: cs, Name: v.Name, Mapper: mapper}
+	p := declaring()
+	p.Spec.WorkloadKinds = append(p.Spec.WorkloadKinds, v1alpha1.WorkloadKind{Group: "ci.example.com", Kind: "Runner", TemplatePath: "spec.runner.pod-template"})
+	eng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, selected, mutate, podRelabels := s.Conditions(eng)
+	rules, _ := s.DeclaredRules(eng)
+	if _, err := s.Sync(ctx, keys, selected, mutate, podRelabels, rules); err != nil {
+		t.Fatal(err)
+	}
+	gv, _ := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, v.Name, metav1.GetOptions{})
+	gm, _ := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})
+
+	rollout := func(edit ...func(u *unstructured.Unstructured)) *unstructured.Unstructured {
+		u := rolloutOf(t, tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2"))
+		_ = unstructured.SetNestedField(u.Object, int64(3), "spec", "replicas")
+		for _, e := range edit {
+			e(u)
+		}
+		return u
+	}
+	set := func(value any, path ...string) func(u *unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) { _ = unstructured.SetNestedField(u.Object, value, path...) }
+	}
+	runner := func(edit ...func(u *unstructured.Unstructured)) *unstructured.Unstructured {
+		u := rollout()
+		u.SetAPIVersion("ci.example.com/v1")
+		u.SetKind("Runner")
+		tmpl, _, _ := unstructured.NestedMap(u.Object, "spec", "template")
+		_ = unstructured.SetNestedMap(u.Object, map[string]any{"pod-template": tmpl}, "spec", "runner")
+		for _, e := range edit {
+			e(u)
+		}
+		return u
+	}
+	rollouts := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+	runners := schema.GroupVersionResource{Group: "ci.example.com", Version: "v1", Resource: "runners"}
+	others := schema.GroupVersionResource{Group: "ci.example.com", Version: "v1", Resource: "others"}
+	cases := []struct {
+		name     string
+		op       apiadmission.Operation
+		gvr      schema.GroupVersionResource
+		obj, old *unstructured.Unstructured
+		want     bool
+	}{
+		{"a create", apiadmission.Create, rollouts, rollout(), nil, true},
+		{"a change of replicas only", apiadmission.Update, rollouts, rollout(set(int64(0), "spec", "replicas")), rollout(), false},
+		{"a change of status only", apiadmission.Update, rollouts, rollout(set("Paused", "status", "phase")), rollout(), false},
+		{"a change of the template's nodeSelector", apiadmission.Update, rollouts,
+			rollout(set("pod-1", "spec", "template", "spec", "nodeSelector", "topology.kubernetes.io/zone")), rollout(), true},
+		{"a change of the template's labels", apiadmission.Update, rollouts,
+			rollout(set("web", "spec", "template", "metadata", "labels", "app")), rollout(), true},
+		{"a change of the object's labels", apiadmission.Update, rollouts,
+			rollout(set("v2", "metadata", "labels", "version")), rollout(), true},
+		{"a template added", apiadmission.Update, rollouts,
+			rollout(), rollout(func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "template") }), true},
+		{"no template before or after", apiadmission.Update, rollouts,
+			rollout(set(int64(0), "spec", "replicas"), func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "template") }),
+			rollout(func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "template") }), false},
+		{"a spec that is no map", apiadmission.Update, rollouts,
+			rollout(set([]any{"x"}, "spec")), rollout(set([]any{"y"}, "spec")), false},
+		{"a spec that becomes a map", apiadmission.Update, rollouts, rollout(), rollout(set("x", "spec")), true},
+		{"another kind's template path changed", apiadmission.Update, runners,
+			runner(set("pod-1", "spec", "template", "spec", "nodeSelector", "topology.kubernetes.io/zone")), runner(), false},
+		{"its own template path changed", apiadmission.Update, runners,
+			runner(set("pod-1", "spec", "runner", "pod-template", "spec", "nodeSelector", "topology.kubernetes.io/zone")), runner(), true},
+		{"a kind no policy declares", apiadmission.Update, others,
+			runner(set("Other", "kind"), set(int64(0), "spec", "replicas")), runner(set("Other", "kind")), true},
+	}
+	for _, w := range []struct {
+		kind  string
+		conds []admissionregistrationv1.MatchCondition
+	}{
+		{"validating", conditionsOf(t, gv.Webhooks, "workloads.placement.kubectl-dc.io")},
+		{"mutating", conditionsOf(t, gm.Webhooks, "workloads.placement.kubectl-dc.io")},
+	} {
+		sent := newMatcher(t, w.conds)
+		for _, tc := range cases {
+			t.Run(w.kind+"/"+tc.name, func(t *testing.T) {
+				var old runtime.Object
+				if tc.old != nil {
+					old = tc.old
+				}
+				if got := sent(tc.op, tc.obj, old, tc.obj.GroupVersionKind(), tc.gvr, ""); got != tc.want {
+					t.Errorf("sent = %v, want %v", got, tc.want)
+				}
+			})
 		}
 	}
 }
