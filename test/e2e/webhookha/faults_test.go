@@ -280,20 +280,7 @@ func TestRecoveryNeverBlocked(t *testing.T) {
 	ctx := context.Background()
 	ns := cluster.Namespace(t, c)
 	cs := c.Client()
-	down := func() {
-		t.Helper()
-		for _, r := range f.Replicas {
-			if err := r.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.Wait(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := f.WaitListed(ctx, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	down := func() { t.Helper(); killEveryReplica(ctx, t, f) }
 	// Made while the webhook answers, changed while it is down.
 	worker, err := cs.AppsV1().Deployments(ns).Create(ctx, tu.Deployment(ns, "scaled").Labels("app", "worker").InDC("pod-1").Replicas(2).Deployment(), metav1.CreateOptions{})
 	if err != nil {
@@ -396,6 +383,23 @@ func TestRecoveryNeverBlocked(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// killEveryReplica kills every replica and waits until the Service lists
+// none.
+func killEveryReplica(ctx context.Context, t *testing.T, f *ha.Fleet) {
+	t.Helper()
+	for _, r := range f.Replicas {
+		if err := r.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.WaitListed(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func createPod(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string) {
