@@ -740,31 +740,50 @@ func waitHTTP(ctx context.Context, url string, hc *http.Client, p *process) erro
 	})
 }
 
-// waitNodesReady waits until the named nodes (all when nil) are Ready.
+// waitNodesReady waits until the named nodes (all when nil) are Ready, and
+// the control-plane (mirror) pods on them too, as a kubeadm cluster is
+// ready only once its static pods are: a tool reading the members from
+// their pods must not find one still starting.
 func (c *Cluster) waitNodesReady(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	var notReady []string
+	wanted := func(node string) bool { return names == nil || slices.Contains(names, node) }
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: KwokLabel + "=kwok"})
 		if err != nil {
 			return false, nil
 		}
+		pods, err := c.client.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
 		notReady = notReady[:0]
 		for _, n := range list.Items {
-			if names != nil && !slices.Contains(names, n.Name) {
-				continue
+			if wanted(n.Name) && !nodeReady(&n) {
+				notReady = append(notReady, "node "+n.Name)
 			}
-			if !nodeReady(&n) {
-				notReady = append(notReady, n.Name)
+		}
+		for _, p := range pods.Items {
+			if _, mirror := p.Annotations[MirrorAnnotation]; mirror && wanted(p.Spec.NodeName) && !podReady(&p) {
+				notReady = append(notReady, "pod "+p.Name)
 			}
 		}
 		return len(notReady) == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("nodes not Ready: %s: %w", strings.Join(notReady, ", "), err)
+		return fmt.Errorf("not Ready: %s: %w", strings.Join(notReady, ", "), err)
 	}
 	return nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func nodeReady(n *corev1.Node) bool {
