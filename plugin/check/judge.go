@@ -193,9 +193,9 @@ type mutation struct {
 }
 
 // mutate applies dc-webhook's mutation (Engine.Mutate, MutateUpdate for an
-// object that exists in the cluster, MutateDeclared for declared kinds) to
-// every item, as the API server would before the validating webhook judges
-// it, and returns what it set.
+// object that exists in the cluster, MutateDeclaredUpdate for declared
+// kinds, with no old object for a create) to every item, as the API server
+// would before the validating webhook judges it, and returns what it set.
 func mutate(engine *policy.Engine, items []item, state policy.State) []mutation {
 	var out []mutation
 	for _, it := range items {
@@ -208,7 +208,10 @@ func mutate(engine *policy.Engine, items []item, state policy.State) []mutation 
 			k, _ := engine.DeclaredKindFor(u.GroupVersionKind().GroupKind())
 			path := append(strings.Split(k.TemplatePath.String(), "."), "spec", "nodeSelector")
 			before, _, _ := unstructured.NestedStringMap(u.Object, path...)
-			if changed, err := engine.MutateDeclared(u, ns, state); err != nil || !changed {
+			// As dc-webhook mutates the UPDATE of a live object: one that
+			// leaves its labels and its template alone is not filled in.
+			old, _ := it.old.(*unstructured.Unstructured)
+			if changed, err := engine.MutateDeclaredUpdate(u, old, ns, state); err != nil || !changed {
 				continue
 			}
 			after, _, _ := unstructured.NestedStringMap(u.Object, path...)

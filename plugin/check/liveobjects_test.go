@@ -3,17 +3,24 @@ package check
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-dc/kubectl-dc/plugin/cluster"
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
@@ -152,5 +159,59 @@ func TestCheckFilesLiveObjectsForbidden(t *testing.T) {
 	}
 	if note := "note: the live statefulsets.apps cannot be read"; !strings.Contains(got.errOut, note) || strings.Contains(got.errOut, "already in the cluster") {
 		t.Errorf("stderr does not say the StatefulSets could not be read:\n%s", got.errOut)
+	}
+}
+
+// TestCheckFilesUpdateLiveDeclared: a -f object of a declared kind that
+// exists in the cluster is mutated as dc-webhook mutates its UPDATE
+// (MutateDeclaredUpdate): a change of replicas that leaves the labels and
+// the template alone gets no nodeSelector, as a template relabelled into
+// the rule and a new object do.
+func TestCheckFilesUpdateLiveDeclared(t *testing.T) {
+	var pol v1alpha1.PlacementPolicy
+	if err := runtimeDecode(rolloutPolicy, &pol); err != nil {
+		t.Fatal(err)
+	}
+	// rolloutOf is the Rollout name of team-a, in pod-3 by its label, with
+	// replicas and its template labelled app.
+	rolloutOf := func(name string, replicas int, app string) string {
+		return "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\n" +
+			"metadata: {name: " + name + ", namespace: team-a, labels: {placement.kubectl-dc.io/datacenter: pod-3}}\n" +
+			"spec:\n  replicas: " + strconv.Itoa(replicas) + "\n  template:\n    metadata: {labels: {app: " + app + "}}\n" +
+			"    spec:\n      containers: [{name: w, image: w:1}]\n"
+	}
+	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{cluster.PolicyGVR: "PlacementPolicyList", gvr: "RolloutList"})
+	if _, err := dc.Resource(cluster.PolicyGVR).Create(t.Context(), toUnstructured(t, &pol), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, live := range []string{rolloutOf("scaled", 3, "worker"), rolloutOf("relabelled", 3, "web")} {
+		var u unstructured.Unstructured
+		if err := runtimeDecode(live, &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dc.Resource(gvr).Namespace("team-a").Create(t.Context(), &u, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs := fake.NewClientset(append(testutil.Nodes(1, "pod-1", "pod-2", "pod-3"), testutil.Namespace("team-a"))...)
+	cs.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
+		{GroupVersion: "argoproj.io/v1alpha1", APIResources: []metav1.APIResource{{Name: "rollouts", Kind: "Rollout", Namespaced: true}}},
+	}
+	stdin := rolloutOf("scaled", 5, "worker") + "---\n" + rolloutOf("relabelled", 3, "worker") + "---\n" + rolloutOf("fresh", 3, "worker")
+
+	got := runCheck(t, stdin, func(o *Options) { o.clientset, o.dynamicClient = cs, dc }, "-f", "-", "-o", "json")
+	rep := decodeReport(t, got)
+	var mutated []string
+	for _, m := range rep.Mutations {
+		mutated = append(mutated, m.Object.Name+" "+m.Field+"="+m.Value)
+	}
+	sel := " spec.template.spec.nodeSelector[" + testutil.Zone + "]=pod-3"
+	if want := []string{"relabelled" + sel, "fresh" + sel}; !slices.Equal(mutated, want) {
+		t.Errorf("mutations %q, want %q (exit %d)\n%s%s", mutated, want, got.code, got.out, got.errOut)
+	}
+	if note := "note: 2 objects already in the cluster: judged as updates of the live objects"; !strings.Contains(got.errOut, note) {
+		t.Errorf("stderr lacks %q:\n%s", note, got.errOut)
 	}
 }
