@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
@@ -32,37 +33,68 @@ const (
 // ScopeNodes keeps in step with the rules' selectors.
 var workloadWebhooks = []string{"workloads.placement.kubectl-dc.io", "kube-system.placement.kubectl-dc.io"}
 
-// builtinResources is the CEL list of the resources of the judged kinds
-// (policy.JudgedKinds), whose template paths templateLabels knows.
-var builtinResources = func() string {
-	var quoted []string
-	for _, k := range policy.JudgedKinds() {
-		quoted = append(quoted, "'"+k.Resource+"'")
-	}
-	return "[" + strings.Join(quoted, ", ") + "]"
+// builtinResources is the CEL expression that the request's resource is
+// one of the judged kinds' (policy.JudgedKinds), whose template paths
+// templateLabels knows: by group and resource, so that a custom resource
+// of the same name in another group (a declared kind) is not taken for
+// the built-in one.
+var builtinResources = resourceIn(policy.JudgedKinds())
+
+// podsResource is the CEL expression that the request's resource is the
+// judged kind Pod's.
+var podsResource = func() string {
+	k, _ := policy.JudgedKindFor(schema.GroupKind{Kind: "Pod"})
+	return resourceIn([]policy.Kind{k})
 }()
+
+// resourceIn returns the CEL expression that the request's resource is
+// the group and resource of one of kinds, group by group in the order
+// kinds first name them.
+func resourceIn(kinds []policy.Kind) string {
+	var groups []string
+	resources := map[string][]string{}
+	for _, k := range kinds {
+		if _, seen := resources[k.Group]; !seen {
+			groups = append(groups, k.Group)
+		}
+		resources[k.Group] = append(resources[k.Group], strconv.Quote(k.Resource))
+	}
+	terms := make([]string, len(groups))
+	for i, g := range groups {
+		rs := resources[g]
+		if len(rs) == 1 {
+			terms[i] = "request.resource.group == " + strconv.Quote(g) + " && request.resource.resource == " + rs[0]
+		} else {
+			terms[i] = "request.resource.group == " + strconv.Quote(g) + " && request.resource.resource in [" + strings.Join(rs, ", ") + "]"
+		}
+	}
+	if len(terms) == 1 {
+		return "(" + terms[0] + ")"
+	}
+	return "((" + strings.Join(terms, ") || (") + "))"
+}
 
 // templateLabels is the CEL expression of the pod template labels of the
 // object of a workload request, read where policy.JudgedKinds says each
 // kind keeps its template ({} for a Pod, whose template is itself, and for
-// any other kind).
+// any other kind, a custom resource of a judged kind's name among them).
 var templateLabels = func() string {
 	var paths []string
-	resources := map[string][]string{}
+	kinds := map[string][]policy.Kind{}
 	for _, k := range policy.JudgedKinds() {
 		spec := k.TemplatePaths[0].String()
 		tmpl, ok := strings.CutSuffix(spec, ".spec")
 		if !ok {
 			continue // a Pod: its labels are the object's own
 		}
-		if _, seen := resources[tmpl]; !seen {
+		if _, seen := kinds[tmpl]; !seen {
 			paths = append(paths, tmpl)
 		}
-		resources[tmpl] = append(resources[tmpl], "'"+k.Resource+"'")
+		kinds[tmpl] = append(kinds[tmpl], k)
 	}
 	expr := "{}"
 	for i := len(paths) - 1; i >= 0; i-- {
-		expr = "request.resource.resource in [" + strings.Join(resources[paths[i]], ", ") + "] ? object.?" +
+		expr = resourceIn(kinds[paths[i]]) + " ? object.?" +
 			strings.ReplaceAll(paths[i], ".", ".?") + ".?metadata.?labels.orValue({}) : " + expr
 	}
 	return "(" + expr + ")"
@@ -93,11 +125,11 @@ func SelectedConditionCEL(selectors, pinned []metav1.LabelSelector) string {
 	cond := "request.?subResource.orValue('') in ['scale', 'binding'] || " +
 		// Kinds whose template paths this expression does not know (kinds a
 		// policy declares) are always sent.
-		"!(request.resource.resource in " + builtinResources + ") || " +
+		"!" + builtinResources + " || " +
 		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + spread + ")"
 	if len(pinned) > 0 {
 		p, _ := disjunction(pinned)
-		cond += " || (request.resource.resource == 'pods' && object.?spec.?nodeName.orValue('') != '' && [object.?metadata.?labels.orValue({})].exists(m, " + p + "))"
+		cond += " || (" + podsResource + " && object.?spec.?nodeName.orValue('') != '' && [object.?metadata.?labels.orValue({})].exists(m, " + p + "))"
 	}
 	return cond
 }
@@ -420,12 +452,12 @@ func MutateCondition(keys []string, audited []metav1.LabelSelector) string {
 	if all {
 		return "true"
 	}
-	audit := "(request.resource.resource in " + builtinResources + " && " +
+	audit := "(" + builtinResources + " && " +
 		"[object.?metadata.?labels.orValue({}), " + templateLabels + "].exists(m, " + sel + "))"
 	if inject == "false" {
 		return audit
 	}
-	return "((request.resource.resource != 'pods' || request.operation == 'CREATE') && " + inject + ") || " + audit
+	return "((!" + podsResource + " || request.operation == 'CREATE') && " + inject + ") || " + audit
 }
 
 // podRelabelRule is the rule the mutating webhooks have while some pinned

@@ -308,3 +308,93 @@ func TestDeclaredUpdatesSentWhenTheyChangeTheTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestBuiltinKindsByGroupAndResource: the conditions know a built-in kind
+// by its group and resource: a custom resource named deployments or pods
+// in another group (a declared kind, its template elsewhere) is sent to
+// the workload webhooks whatever its labels, and its update carrying a
+// datacenterFromLabel key to the mutating webhooks (while some rule is
+// audited), as the built-in kinds of those names are not.
+func TestBuiltinKindsByGroupAndResource(t *testing.T) {
+	sel := []metav1.LabelSelector{{MatchLabels: map[string]string{"app": "worker"}}}
+	object := func(apiVersion, kind string, labels map[string]any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"runner": map[string]any{"pod": map[string]any{
+			"metadata": map[string]any{"labels": map[string]any{"app": "worker"}}}}}}}
+		u.SetAPIVersion(apiVersion)
+		u.SetKind(kind)
+		u.SetNamespace("apps")
+		u.SetName("worker")
+		if labels != nil {
+			_ = unstructured.SetNestedMap(u.Object, labels, "metadata", "labels")
+		}
+		return u
+	}
+	customDeployments := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "deployments"}
+	customPods := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "pods"}
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	pods := schema.GroupVersionResource{Group: "", Version: "v1", Resource: "pods"}
+	labelled := map[string]any{dcLabel: "pod-2"}
+	cases := []struct {
+		name string
+		cond string
+		op   apiadmission.Operation
+		gvr  schema.GroupVersionResource
+		obj  *unstructured.Unstructured
+		want bool
+	}{
+		{"selected: custom deployments, template elsewhere", SelectedCondition(sel), apiadmission.Create, customDeployments,
+			object("example.com/v1", "Deployment", nil), true},
+		{"selected: apps deployments, no template", SelectedCondition(sel), apiadmission.Create, deployments,
+			object("apps/v1", "Deployment", nil), false},
+		{"mutate and audit: an update of custom pods with the label", MutateCondition([]string{dcLabel}, sel), apiadmission.Update, customPods,
+			object("example.com/v1", "Pod", labelled), true},
+		{"mutate and audit: an update of pods with the label", MutateCondition([]string{dcLabel}, sel), apiadmission.Update, pods,
+			object("v1", "Pod", labelled), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := newMatcher(t, []admissionregistrationv1.MatchCondition{{Name: "c", Expression: tc.cond}})
+			var old runtime.Object
+			if tc.op == apiadmission.Update {
+				old = tc.obj.DeepCopy()
+			}
+			if got := sent(tc.op, tc.obj, old, tc.obj.GroupVersionKind(), tc.gvr, ""); got != tc.want {
+				t.Errorf("sent = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	// With the manifests' own conditions and those a replica writes, an
+	// update of the custom pods that changes their template only is sent
+	// to the workload webhooks, validating and mutating.
+	ctx := context.Background()
+	v, m, err := Configurations("../manifests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset(v, m)
+	s := &ScopeNodes{Client: cs, Name: v.Name}
+	p := declaring()
+	p.Spec.WorkloadKinds = append(p.Spec.WorkloadKinds, v1alpha1.WorkloadKind{Group: "example.com", Kind: "Pod", TemplatePath: "spec.runner.pod"})
+	eng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, selected, mutate, podRelabels := s.Conditions(eng)
+	if _, err := s.Sync(ctx, keys, selected, mutate, podRelabels, nil); err != nil {
+		t.Fatal(err)
+	}
+	gv, _ := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, v.Name, metav1.GetOptions{})
+	gm, _ := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, m.Name, metav1.GetOptions{})
+	old := object("example.com/v1", "Pod", labelled)
+	obj := old.DeepCopy()
+	_ = unstructured.SetNestedField(obj.Object, "pod-2", "spec", "runner", "pod", "spec", "nodeSelector", tu.Zone)
+	for kind, conds := range map[string][]admissionregistrationv1.MatchCondition{
+		"validating": conditionsOf(t, gv.Webhooks, "workloads.placement.kubectl-dc.io"),
+		"mutating":   conditionsOf(t, gm.Webhooks, "workloads.placement.kubectl-dc.io"),
+	} {
+		if !newMatcher(t, conds)(apiadmission.Update, obj, old, obj.GroupVersionKind(), customPods, "") {
+			t.Errorf("%s: a template change of the custom pods is not sent", kind)
+		}
+	}
+}
