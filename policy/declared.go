@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,19 +68,42 @@ func dottedPath(s string) *field.Path {
 	return field.NewPath(parts[0], parts[1:]...)
 }
 
+// builtinGroups are the API groups of the judged kinds (policy.JudgedKinds),
+// in the order JudgedKinds first names them: "", apps, batch.
+var builtinGroups = func() []string {
+	var groups []string
+	for _, k := range judgedKinds {
+		if !slices.Contains(groups, k.Group) {
+			groups = append(groups, k.Group)
+		}
+	}
+	return groups
+}()
+
 // validateWorkloadKinds checks spec.workloadKinds: a kind and a dotted
-// template path each, no group and kind twice.
+// template path each, no group and kind twice, no kind of a built-in
+// group but the built-in kinds. No custom resource lives in those groups
+// (a CustomResourceDefinition's group has a dot), and their kinds with a
+// pod template are all judged without a declaration: any other is a
+// mistaken group, which dc-webhook would resolve to no resource, or to one
+// its workload webhooks' rules for declared kinds cannot tell apart from
+// the manifests' rules for the built-in kinds.
 func validateWorkloadKinds(p *v1alpha1.PlacementPolicy) field.ErrorList {
 	var errs field.ErrorList
 	seen := map[schema.GroupKind]bool{}
 	for i, wk := range p.Spec.WorkloadKinds {
 		path := field.NewPath("spec", "workloadKinds").Index(i)
 		gk := schema.GroupKind{Group: wk.Group, Kind: wk.Kind}
+		_, judged := JudgedKindFor(gk)
 		switch {
 		case wk.Kind == "":
 			errs = append(errs, field.Required(path.Child("kind"), "name the kind, for example Rollout"))
 		case seen[gk]:
 			errs = append(errs, field.Duplicate(path, gk.String()))
+		case !judged && slices.Contains(builtinGroups, wk.Group):
+			errs = append(errs, field.Invalid(path.Child("group"), wk.Group, fmt.Sprintf(
+				"%s is no kind of the built-in API groups (%s), where no custom resource lives: set group to the API group of %s as kubectl api-resources shows it (for example argoproj.io for an Argo Rollout)",
+				wk.Kind, quotedGroups(), wk.Kind)))
 		}
 		seen[gk] = true
 		if wk.TemplatePath == "" {
@@ -94,6 +118,18 @@ func validateWorkloadKinds(p *v1alpha1.PlacementPolicy) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// quotedGroups lists builtinGroups for a message: "" (core), apps, batch.
+func quotedGroups() string {
+	names := make([]string, len(builtinGroups))
+	for i, g := range builtinGroups {
+		names[i] = g
+		if g == "" {
+			names[i] = `"" (core)`
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // declaredProxy is an object of a declared kind seen as a PodTemplate: the

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -144,12 +145,43 @@ func TestMutateDeclaredUpdate(t *testing.T) {
 	}
 }
 
+// TestValidateWorkloadKinds: each declaration needs a kind and a dotted
+// template path; a kind of a built-in group ("", apps, batch) that is no
+// built-in kind is refused on its group, naming the fix (no custom
+// resource lives there, and dc-webhook could not tell its rule from the
+// built-in kinds'); a built-in kind declared again is no error.
 func TestValidateWorkloadKinds(t *testing.T) {
-	p := workersPolicy().Edit(func(p *v1alpha1.PlacementPolicy) {
-		p.Spec.WorkloadKinds = []v1alpha1.WorkloadKind{{Kind: "Rollout", TemplatePath: "spec..template"}, {Kind: "", TemplatePath: "spec.template"}}
-	}).Value()
-	errs := policy.ValidatePolicy(&p)
-	if len(errs) != 2 {
-		t.Fatalf("got %v, want 2 errors", errs)
+	cases := []struct {
+		name string
+		kind v1alpha1.WorkloadKind
+		// field is the field of the one error, "" for none; detail a part
+		// of its message.
+		field, detail string
+	}{
+		{"a custom resource", v1alpha1.WorkloadKind{Group: "argoproj.io", Kind: "Rollout", TemplatePath: "spec.template"}, "", ""},
+		{"a built-in kind", v1alpha1.WorkloadKind{Group: "apps", Kind: "Deployment", TemplatePath: "spec.template"}, "", ""},
+		{"no kind", v1alpha1.WorkloadKind{Group: "argoproj.io", TemplatePath: "spec.template"}, "spec.workloadKinds[0].kind", "for example Rollout"},
+		{"an empty path segment", v1alpha1.WorkloadKind{Group: "argoproj.io", Kind: "Rollout", TemplatePath: "spec..template"}, "spec.workloadKinds[0].templatePath", "a dotted path"},
+		{"a kind of apps", v1alpha1.WorkloadKind{Group: "apps", Kind: "Rollout", TemplatePath: "spec.template"}, "spec.workloadKinds[0].group",
+			`Rollout is no kind of the built-in API groups ("" (core), apps, batch), where no custom resource lives: set group to the API group of Rollout`},
+		{"a kind of the core group", v1alpha1.WorkloadKind{Kind: "Rollout", TemplatePath: "spec.template"}, "spec.workloadKinds[0].group", "argoproj.io for an Argo Rollout"},
+		{"a kind of batch", v1alpha1.WorkloadKind{Group: "batch", Kind: "Runner", TemplatePath: "spec.runner.pod"}, "spec.workloadKinds[0].group", "API group of Runner"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := workersPolicy().Edit(func(p *v1alpha1.PlacementPolicy) {
+				p.Spec.WorkloadKinds = []v1alpha1.WorkloadKind{tc.kind}
+			}).Value()
+			errs := policy.ValidatePolicy(&p)
+			if tc.field == "" {
+				if len(errs) != 0 {
+					t.Errorf("errors %v, want none", errs)
+				}
+				return
+			}
+			if len(errs) != 1 || errs[0].Field != tc.field || !strings.Contains(errs[0].Error(), tc.detail) {
+				t.Errorf("errors %v, want one on %s saying %q", errs, tc.field, tc.detail)
+			}
+		})
 	}
 }

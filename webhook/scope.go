@@ -345,7 +345,9 @@ func (s *ScopeNodes) DeclaredRules(eng *policy.Engine) (rules []admissionregistr
 }
 
 // isDeclaredRule reports whether r names groups of no judged kind only: a
-// rule DeclaredRules made.
+// rule DeclaredRules made. Policy validation refuses to declare a kind in
+// the group of a judged kind (validateWorkloadKinds), so every rule
+// DeclaredRules makes is told apart from the manifests' rules.
 func isDeclaredRule(r admissionregistrationv1.RuleWithOperations) bool {
 	for _, g := range r.APIGroups {
 		if builtinGroups[g] || g == "*" {
