@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -402,7 +403,27 @@ func setDeclaredRules(rules *[]admissionregistrationv1.RuleWithOperations, want 
 func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string, podRelabels bool) {
 	declared := DeclaredUpdateCondition(eng.DeclaredKinds())
 	keys, selected, mutate, podRelabels = s.conditions(eng)
-	return keys, allOf(declared, selected), allOf(declared, mutate), podRelabels
+	return keys, withDeclared(declared, selected), withDeclared(declared, mutate), podRelabels
+}
+
+// maxConditionCodePoints is the length of the longest CEL expression the
+// API server accepts in a match condition: the code point limit of the
+// CEL parser, which the API server leaves at its default.
+const maxConditionCodePoints = 100_000
+
+// withDeclared returns cond narrowed by declared (DeclaredUpdateCondition)
+// when the two fit in one match condition (maxConditionCodePoints), else
+// cond alone, which sends every update of a declared kind. The API server
+// would refuse the longer expression, and the replicas would keep the
+// previous conditions, which may leave out what the policies now select.
+// Sixteen declared kinds with templates four fields deep fit
+// (TestDeclaredConditionsWithinAPILimits), and so do sixty-four, the most
+// one policy may declare; a path of a hundred fields does not.
+func withDeclared(declared, cond string) string {
+	if e := allOf(declared, cond); utf8.RuneCountInString(e) <= maxConditionCodePoints {
+		return e
+	}
+	return cond
 }
 
 // conditions is Conditions without DeclaredUpdateCondition.
