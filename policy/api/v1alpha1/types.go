@@ -156,8 +156,10 @@ func (s *PlacementPolicySpec) EffectivePinnedEnforcement(def PinnedEnforcement) 
 // WorkloadKind is a kind of object with a pod template, in any version of
 // its group.
 type WorkloadKind struct {
-	// Group is the API group of the kind, for example argoproj.io. Empty
-	// means the core group.
+	// Group is the API group of the kind, as kubectl api-resources shows
+	// it, for example argoproj.io. The built-in groups ("" for core, apps,
+	// batch) hold no declarable kind: a built-in workload kind declared
+	// again is ignored, any other kind of theirs is refused.
 	// +optional
 	// +kubebuilder:default=""
 	// +kubebuilder:validation:MaxLength=253
