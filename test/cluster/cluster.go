@@ -741,41 +741,60 @@ func waitHTTP(ctx context.Context, url string, hc *http.Client, p *process) erro
 }
 
 // waitNodesReady waits until the named nodes (all when nil) are Ready, and
-// the control-plane (mirror) pods on them too, as a kubeadm cluster is
-// ready only once its static pods are: a tool reading the members from
-// their pods must not find one still starting.
+// then, for up to mirrorPodWait, the control-plane (mirror) pods on them
+// too, as a kubeadm cluster is ready only once its static pods are: a tool
+// reading the members from their pods must not find one still starting.
+// kwok marks those pods Ready; one it has not marked by then is logged and
+// left as it is, as before this wait.
 func (c *Cluster) waitNodesReady(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	var notReady []string
+	var nodes, pods []string
+	var nodesReady time.Time
 	wanted := func(node string) bool { return names == nil || slices.Contains(names, node) }
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		list, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: KwokLabel + "=kwok"})
 		if err != nil {
 			return false, nil
 		}
-		pods, err := c.client.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+		nodes = nodes[:0]
+		for _, n := range list.Items {
+			if wanted(n.Name) && !nodeReady(&n) {
+				nodes = append(nodes, n.Name)
+			}
+		}
+		if len(nodes) > 0 {
+			return false, nil
+		}
+		if nodesReady.IsZero() {
+			nodesReady = time.Now()
+		}
+		podList, err := c.client.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
 		}
-		notReady = notReady[:0]
-		for _, n := range list.Items {
-			if wanted(n.Name) && !nodeReady(&n) {
-				notReady = append(notReady, "node "+n.Name)
-			}
-		}
-		for _, p := range pods.Items {
+		pods = pods[:0]
+		for _, p := range podList.Items {
 			if _, mirror := p.Annotations[MirrorAnnotation]; mirror && wanted(p.Spec.NodeName) && !podReady(&p) {
-				notReady = append(notReady, "pod "+p.Name)
+				pods = append(pods, p.Name)
 			}
 		}
-		return len(notReady) == 0, nil
+		if len(pods) > 0 && time.Since(nodesReady) >= mirrorPodWait {
+			c.logf("control-plane pods not Ready %s after their nodes: %s; going on", mirrorPodWait, strings.Join(pods, ", "))
+			return true, nil
+		}
+		return len(pods) == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("not Ready: %s: %w", strings.Join(notReady, ", "), err)
+		return fmt.Errorf("nodes not Ready: %s: %w", strings.Join(nodes, ", "), err)
 	}
 	return nil
 }
+
+// mirrorPodWait bounds waitNodesReady's wait for the mirror pods once the
+// nodes are Ready: kwok marks them within seconds, but once, at the start
+// of the endpoint suite, not within two minutes (the cause is not known).
+const mirrorPodWait = 30 * time.Second
 
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {

@@ -220,6 +220,11 @@ func (c *Cluster) DatacenterUp(ctx context.Context, dc string) error {
 		}
 	}
 	c.Client()
+	// A kubelet that starts posts its node's status at once; kwok only
+	// at its next heartbeat, half a minute later.
+	for _, name := range c.Nodes(dc) {
+		c.setNodeReady(ctx, name, corev1.ConditionTrue)
+	}
 	for _, a := range c.APIServers {
 		if a.Datacenter == dc {
 			c.setPodReady("kube-apiserver-"+a.Node, true)
@@ -292,6 +297,9 @@ func (c *Cluster) setPodReady(name string, ready bool) {
 	_, _ = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 }
 
+// setNodeReady sets node name's Ready condition to status, as the node
+// lifecycle controller does for a silent kubelet (Unknown) or a kubelet
+// posts at start (True).
 func (c *Cluster) setNodeReady(ctx context.Context, name string, status corev1.ConditionStatus) {
 	ctx, cancel := context.WithTimeout(ctx, faultTimeout)
 	defer cancel()
@@ -302,10 +310,15 @@ func (c *Cluster) setNodeReady(ctx context.Context, name string, status corev1.C
 	}
 	now := metav1.Now()
 	for i := range n.Status.Conditions {
-		if n.Status.Conditions[i].Type == corev1.NodeReady {
-			n.Status.Conditions[i] = corev1.NodeCondition{Type: corev1.NodeReady, Status: status, Reason: "NodeStatusUnknown",
-				Message: "Kubelet stopped posting node status: datacenter down (fault injection).", LastHeartbeatTime: n.Status.Conditions[i].LastHeartbeatTime, LastTransitionTime: now}
+		if n.Status.Conditions[i].Type != corev1.NodeReady {
+			continue
 		}
+		cond := corev1.NodeCondition{Type: corev1.NodeReady, Status: status, Reason: "NodeStatusUnknown",
+			Message: "Kubelet stopped posting node status: datacenter down (fault injection).", LastHeartbeatTime: n.Status.Conditions[i].LastHeartbeatTime, LastTransitionTime: now}
+		if status == corev1.ConditionTrue {
+			cond.Reason, cond.Message, cond.LastHeartbeatTime = "KubeletReady", "kubelet is posting ready status: datacenter powered on (fault injection).", now
+		}
+		n.Status.Conditions[i] = cond
 	}
 	_, _ = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
 }
