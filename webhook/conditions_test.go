@@ -109,28 +109,62 @@ func compileAsNew(t testing.TB, expr string) error {
 // per group, with their templates at path.
 func declaringKinds(t testing.TB, n int, path string) *policy.Engine {
 	t.Helper()
-	p := macstadium(v1alpha1.ActionDeny)
-	for i := range n {
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = path
+	}
+	return declaringKindsAt(t, paths)
+}
+
+// declaringKindsAt returns the engine of policies that declare a kind for
+// each of paths, one per group, its template at the path: the example
+// policy the first 64 (as many as one policy may declare), another policy
+// each next 64.
+func declaringKindsAt(t testing.TB, paths []string) *policy.Engine {
+	t.Helper()
+	policies := []v1alpha1.PlacementPolicy{macstadium(v1alpha1.ActionDeny)}
+	for i, path := range paths {
+		if i > 0 && i%64 == 0 {
+			policies = append(policies, tu.Policy(fmt.Sprintf("declaring-%d", i/64)).Datacenters("pod-1", "pod-2", "pod-3").Value())
+		}
+		p := &policies[len(policies)-1]
 		p.Spec.WorkloadKinds = append(p.Spec.WorkloadKinds, v1alpha1.WorkloadKind{Group: fmt.Sprintf("ci%d.example.com", i), Kind: "Runner", TemplatePath: path})
 	}
-	eng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{p})
+	eng, err := policy.NewEngine(policies)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return eng
 }
 
+// longestPath is the longest template path a policy may give (256
+// characters): 128 fields, the first two named after i (under 676), so
+// that each i has a path of its own.
+func longestPath(i int) string {
+	return string(rune('a'+i/26)) + "." + string(rune('a'+i%26)) + strings.Repeat(".a", 126)
+}
+
 // TestDeclaredConditionsWithinAPILimits: with 16 declared kinds (more is
-// unusual), templates four fields deep, the selected-by-a-rule and has-datacenter-label conditions a replica writes
-// are accepted by the API server's compiler, and evaluating them for the
-// last kind stays within the cost limits of a match condition (the
-// matcher fails on a cost overrun): an update of its template is sent, a
-// change of replicas is not.
+// unusual) and with 64 (the most one policy may declare), templates four
+// fields deep, and with 64 each at a path of its own as long as a policy
+// may give (128 fields), the selected-by-a-rule and has-datacenter-label
+// conditions a replica writes are accepted by the API server's compiler,
+// and evaluating them for the last kind stays within the cost limits of a
+// match condition (the matcher fails on a cost overrun): an update of its
+// template is sent, a change of replicas is not.
 func TestDeclaredConditionsWithinAPILimits(t *testing.T) {
-	const path = "spec.jobTemplate.spec.template"
-	for _, n := range []int{16} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			eng := declaringKinds(t, n, path)
+	fourDeep := func(int) string { return "spec.jobTemplate.spec.template" }
+	for _, tc := range []struct {
+		n      int
+		pathOf func(i int) string
+	}{{16, fourDeep}, {64, fourDeep}, {64, longestPath}} {
+		n, path := tc.n, tc.pathOf(tc.n-1)
+		t.Run(strconv.Itoa(n)+"/"+strconv.Itoa(strings.Count(path, ".")+1), func(t *testing.T) {
+			paths := make([]string, n)
+			for i := range paths {
+				paths[i] = tc.pathOf(i)
+			}
+			eng := declaringKindsAt(t, paths)
 			_, selected, mutate, _ := (&ScopeNodes{}).Conditions(eng)
 			last := schema.GroupVersionResource{Group: fmt.Sprintf("ci%d.example.com", n-1), Version: "v1", Resource: "runners"}
 			runner := func(replicas int64, zone string) *unstructured.Unstructured {
@@ -146,7 +180,7 @@ func TestDeclaredConditionsWithinAPILimits(t *testing.T) {
 				return u
 			}
 			for name, expr := range map[string]string{selectedCondition: selected, fromLabelCondition: mutate} {
-				if !strings.Contains(expr, strconv.Quote(last.Group)) {
+				if !strings.Contains(expr, strconv.Quote(last.Group+"/Runner")) {
 					t.Fatalf("%s does not name the last declared kind's group", name)
 				}
 				if err := compileAsNew(t, expr); err != nil {
@@ -164,17 +198,21 @@ func TestDeclaredConditionsWithinAPILimits(t *testing.T) {
 	}
 }
 
-// TestDeclaredConditionTooLong: a declared kind whose template lies so
-// deep (128 fields, as long a path as a policy may give) that the
-// declared-update condition would pass the API server's size limit leaves
+// TestDeclaredConditionTooLong: declared kinds whose templates lie so
+// deep (192 kinds, as many as three policies may declare, each at a path
+// of its own of 128 fields, as long as a policy may give) that the
+// declared-update condition would pass the API server's size limit leave
 // the conditions as they are without it, which the API server accepts:
 // every update of a declared kind is sent, rather than the configuration
 // refused and the previous conditions kept.
 func TestDeclaredConditionTooLong(t *testing.T) {
-	path := strings.TrimSuffix(strings.Repeat("a.", 128), ".")
-	eng := declaringKinds(t, 1, path)
+	paths := make([]string, 192)
+	for i := range paths {
+		paths[i] = longestPath(i)
+	}
+	eng := declaringKindsAt(t, paths)
 	if err := compileAsNew(t, DeclaredUpdateCondition(eng.DeclaredKinds())); err == nil {
-		t.Fatal("the declared-update condition fits: the test needs a longer path")
+		t.Fatal("the declared-update condition fits: the test needs more kinds")
 	}
 	s := &ScopeNodes{}
 	_, selected, mutate, _ := s.Conditions(eng)
@@ -185,6 +223,50 @@ func TestDeclaredConditionTooLong(t *testing.T) {
 		}
 		if err := compileAsNew(t, got[0]); err != nil {
 			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+}
+
+// BenchmarkDeclaredConditions measures what the API server spends on
+// compiling each condition a replica writes with 16 and 64 declared
+// kinds, templates four fields deep, each at a path of its own, and with
+// one kind at a path of 32 and of 128 fields: it compiles them on every
+// write of the webhook configurations, and on its start.
+func BenchmarkDeclaredConditions(b *testing.B) {
+	c, err := plugincel.NewCompositedCompiler(environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	deep := func(n int) string { return strings.TrimSuffix(strings.Repeat("a.", n), ".") }
+	for _, tc := range []struct {
+		name  string
+		paths []string
+	}{
+		{"kinds=16", nil}, {"kinds=64", nil},
+		{"kinds=1/fields=32", []string{deep(32)}}, {"kinds=1/fields=128", []string{deep(128)}},
+	} {
+		if tc.paths == nil {
+			n, _ := strconv.Atoi(strings.TrimPrefix(tc.name, "kinds="))
+			for i := range n {
+				tc.paths = append(tc.paths, fmt.Sprintf("spec.job%dTemplate.spec.template", i))
+			}
+		}
+		eng := declaringKindsAt(b, tc.paths)
+		_, selected, mutate, _ := (&ScopeNodes{}).Conditions(eng)
+		last := strconv.Quote(fmt.Sprintf("ci%d.example.com", len(tc.paths)-1))
+		for _, cond := range []struct{ name, expr string }{{selectedCondition, selected}, {fromLabelCondition, mutate}} {
+			b.Run(tc.name+"/"+cond.name, func(b *testing.B) {
+				if !strings.Contains(cond.expr, strings.TrimSuffix(last, `"`)) {
+					b.Skip("the declared-update condition does not fit")
+				}
+				b.ReportMetric(float64(utf8.RuneCountInString(cond.expr)), "codepoints")
+				for b.Loop() {
+					r := c.CompileCELExpression(&matchconditions.MatchCondition{Expression: cond.expr}, plugincel.OptionalVariableDeclarations{HasAuthorizer: true}, environment.NewExpressions)
+					if r.Error != nil {
+						b.Fatal(r.Error)
+					}
+				}
+			})
 		}
 	}
 }
