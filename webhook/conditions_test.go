@@ -270,3 +270,55 @@ func BenchmarkDeclaredConditions(b *testing.B) {
 		}
 	}
 }
+
+// TestSelectorConditionsTooLong: rules whose selectors together pass the
+// API server's 100,000 code points leave the conditions that would name
+// them "true" (every request the webhooks' rules name is sent), which the
+// API server accepts, rather than an expression it refuses, Sync failing
+// and the replicas keeping the previous, narrower conditions: in webhook
+// mode the workload webhooks' selected-by-a-rule, in both mode that and
+// the mutating webhooks' has-datacenter-label, which audits the rules.
+func TestSelectorConditionsTooLong(t *testing.T) {
+	long := strings.Repeat("x", 50)
+	for _, mode := range []v1alpha1.PinnedEnforcement{v1alpha1.PinnedEnforcementWebhook, v1alpha1.PinnedEnforcementBoth} {
+		t.Run(string(mode), func(t *testing.T) {
+			var policies []v1alpha1.PlacementPolicy
+			for i := range 16 {
+				var rules []*tu.PinnedBuilder
+				for j := range 64 {
+					rules = append(rules, tu.PinnedRule(fmt.Sprintf("r%d", j)).MatchLabels("example.com/team-"+long, fmt.Sprintf("%s-%d-%d", long, i, j)))
+				}
+				policies = append(policies, tu.Policy(fmt.Sprintf("p%d", i)).Datacenters("pod-1", "pod-2").Pinned(rules...).
+					Edit(func(p *v1alpha1.PlacementPolicy) { p.Spec.PinnedEnforcement = mode }).Value())
+			}
+			eng, err := policy.NewEngine(policies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &ScopeNodes{}
+			_, narrow, narrowMutate, _ := s.conditions(eng)
+			if utf8.RuneCountInString(narrow) <= maxConditionCodePoints {
+				t.Fatalf("selected-by-a-rule has %d code points: the test needs more selectors", utf8.RuneCountInString(narrow))
+			}
+			_, selected, mutate, _ := s.Conditions(eng)
+			conds := map[string]string{selectedCondition: selected}
+			if mode == v1alpha1.PinnedEnforcementBoth {
+				if utf8.RuneCountInString(narrowMutate) <= maxConditionCodePoints {
+					t.Fatalf("has-datacenter-label has %d code points: the test needs more selectors", utf8.RuneCountInString(narrowMutate))
+				}
+				conds[fromLabelCondition] = mutate
+			}
+			for name, expr := range conds {
+				if err := compileAsNew(t, expr); err != nil {
+					t.Errorf("%s (%d code points) refused: %v", name, utf8.RuneCountInString(expr), err)
+					continue
+				}
+				sent := newSender(t, []admissionregistrationv1.MatchCondition{{Name: name, Expression: expr}})
+				pod := tu.Pod("apps", "worker").Labels("example.com/team-"+long, long+"-15-63").Obj()
+				if !sent(apiadmission.Create, pod, nil, "") {
+					t.Errorf("%s: a pod the last rule selects is not sent", name)
+				}
+			}
+		})
+	}
+}

@@ -426,10 +426,28 @@ func setDeclaredRules(rules *[]admissionregistrationv1.RuleWithOperations, want 
 // manifests' mutating webhooks are not sent (a pod's nodeSelector cannot
 // change, so there is nothing to inject): with some rule in both mode
 // they are sent those too, for the audit alone.
+//
+// A condition longer than a match condition may be (too many selectors,
+// say) is "true" instead (fitOrAll): the webhooks are sent everything
+// their rules name rather than the configuration refused.
 func (s *ScopeNodes) Conditions(eng *policy.Engine) (keys []string, selected, mutate string, podRelabels bool) {
 	declared := DeclaredUpdateCondition(eng.DeclaredKinds())
 	keys, selected, mutate, podRelabels = s.conditions(eng)
-	return keys, withDeclared(declared, selected), withDeclared(declared, mutate), podRelabels
+	return keys, withDeclared(declared, fitOrAll(selected)), withDeclared(declared, fitOrAll(mutate)), podRelabels
+}
+
+// fitOrAll returns cond when it fits in one match condition
+// (maxConditionCodePoints), else "true", which sends every request the
+// webhook's rules name. The API server would refuse the longer
+// expression, and the replicas would keep the previous conditions, which
+// may leave out what the policies now select; sending more only costs
+// calls, and refusals of what the webhook does not judge while no replica
+// answers (failurePolicy Fail).
+func fitOrAll(cond string) string {
+	if utf8.RuneCountInString(cond) <= maxConditionCodePoints {
+		return cond
+	}
+	return "true"
 }
 
 // maxConditionCodePoints is the length of the longest CEL expression the
