@@ -72,11 +72,12 @@ type pinnedView struct {
 	// keys are the label keys the audited rules read: their selectors'
 	// and their datacenterFromLabel.
 	keys map[string]bool
-	// injector is the engine the mutating webhook injects with: engine
-	// itself when the webhook enforces every policy, else an engine of the
-	// policies it enforces (nil for none), so that it never injects what
-	// a compiled MutatingAdmissionPolicy should have (it would hide a
-	// difference).
+	// injector is the engine the mutating webhook injects into the
+	// built-in kinds with: engine itself when the webhook enforces every
+	// policy, else an engine of the policies it enforces (nil for none), so
+	// that it never injects what a compiled MutatingAdmissionPolicy should
+	// have (it would hide a difference). The declared kinds, which no
+	// compiled policy knows, are injected with engine (mutateDeclared).
 	injector *policy.Engine
 	// eval runs the compiled policies of audited, nil when there are none;
 	// rules maps their ValidatingAdmissionPolicies to the rules.

@@ -7,9 +7,13 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiadmission "k8s.io/apiserver/pkg/admission"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
@@ -153,5 +157,64 @@ func TestMutateDeclaredUpdates(t *testing.T) {
 	resp := f.h.Mutate().Handle(context.Background(), rolloutRequest(t, admissionv1.Update, relabelled, worker()))
 	if !resp.Allowed || len(resp.Patches) != 1 || resp.Patches[0].Path != "/spec/template/spec/nodeSelector" {
 		t.Errorf("a template change: allowed=%v patches=%+v, want one add of the template nodeSelector", resp.Allowed, resp.Patches)
+	}
+}
+
+// TestDeclaredKindsInEveryMode: whoever enforces a policy's pinned rules
+// (cel, both), the kinds it declares, which no compiled admission policy
+// knows, are judged and injected by the webhook: an unpinned Rollout is
+// refused, one carrying the datacenterFromLabel key gets the nodeSelector
+// (it got none: the webhook injected only for the policies it enforces),
+// and the conditions a replica writes send that Rollout to the workload
+// webhooks, validating and mutating, while a Deployment carrying the key
+// is left to the compiled mutating policy.
+func TestDeclaredKindsInEveryMode(t *testing.T) {
+	ctx := context.Background()
+	rollouts := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+	for _, mode := range []v1alpha1.PinnedEnforcement{v1alpha1.PinnedEnforcementCEL, v1alpha1.PinnedEnforcementBoth} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := declaring()
+			p.Spec.PinnedEnforcement = mode
+			f := newFixture(t, p)
+			nodes := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+			for _, o := range tu.Nodes(2, "pod-1", "pod-2", "pod-3") {
+				if err := nodes.Add(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.h.Audit = &PinnedAuditor{Mode: PinnedWebhook, Nodes: nodes, Log: discardLog{}}
+			if err := f.h.Audit.BuildFor(f.h.Engine()); err != nil {
+				t.Fatal(err)
+			}
+
+			unpinned := rolloutOf(t, tu.Deployment("apps", "worker").Labels("app", "worker"))
+			if r := f.h.Validate().Handle(ctx, rolloutRequest(t, admissionv1.Create, unpinned, nil)); r.Allowed ||
+				strings.Join(causes(r), ",") != "spec.template.spec.nodeSelector[topology.kubernetes.io/zone]" {
+				t.Errorf("an unpinned Rollout: allowed=%v causes=%v, want refused on its template's nodeSelector", r.Allowed, causes(r))
+			}
+
+			labelled := rolloutOf(t, tu.Deployment("apps", "worker").Labels("app", "worker").ObjectLabels(dcLabel, "pod-2"))
+			req := rolloutRequest(t, admissionv1.Create, labelled, nil)
+			resp := f.h.Mutate().Handle(ctx, req)
+			if !resp.Allowed || len(resp.Patches) != 1 || resp.Patches[0].Path != "/spec/template/spec/nodeSelector" {
+				t.Fatalf("a Rollout labelled %s=pod-2: allowed=%v patches=%+v, want one add of the template nodeSelector", dcLabel, resp.Allowed, resp.Patches)
+			}
+			req.Object.Raw = applyPatch(t, req, resp)
+			if r := f.h.Validate().Handle(ctx, req); !r.Allowed {
+				t.Errorf("the mutated Rollout refused: %+v", r.Result)
+			}
+
+			_, selected, mutate, _ := (&ScopeNodes{Pinned: PinnedWebhook}).Conditions(f.h.Engine())
+			for name, expr := range map[string]string{selectedCondition: selected, fromLabelCondition: mutate} {
+				conds := []admissionregistrationv1.MatchCondition{{Name: name, Expression: expr}}
+				if !newMatcher(t, conds)(apiadmission.Create, labelled, nil, labelled.GroupVersionKind(), rollouts, "") {
+					t.Errorf("%s: a Rollout labelled %s=pod-2 is not sent", name, dcLabel)
+				}
+			}
+			web := tu.Deployment("apps", "web").Labels("app", "web").ObjectLabels(dcLabel, "pod-2").Obj()
+			if newSender(t, []admissionregistrationv1.MatchCondition{{Name: fromLabelCondition, Expression: mutate}})(apiadmission.Create, web, nil, "") {
+				t.Errorf("%s: a Deployment labelled %s=pod-2 is sent; the compiled mutating policy injects it", fromLabelCondition, dcLabel)
+			}
+		})
 	}
 }

@@ -62,7 +62,9 @@ type Handler struct {
 	// cel or both mode: the validating handler never refuses nor warns for
 	// what their compiled admission policies judge, the mutating handler
 	// audits those in both mode (PinnedAuditor), and it injects only for
-	// the policies the webhook enforces.
+	// the policies the webhook enforces, but into the kinds the policies
+	// declare (spec.workloadKinds), which no compiled policy knows, for
+	// every policy.
 	Audit *PinnedAuditor
 
 	// Placements, when set, serialises member placements across replicas
@@ -650,17 +652,12 @@ func (h *Handler) mutate(ctx context.Context, req admission.Request) (resp admis
 // mutateDeclared injects the nodeSelector into the pod template of u, an
 // object of a kind a policy declares, with the engine's
 // MutateDeclaredUpdate (a create has no old object). The compiled
-// admission policies know no declared kind: in cel or both mode the engine
-// of the policies the webhook enforces injects (none when it enforces
-// none).
+// admission policies know no declared kind (celpolicy judges the built-in
+// kinds alone), so the webhook injects for every live policy whatever the
+// enforcement of its pinned rules: leaving a policy in cel or both mode to
+// them would leave its declared kinds without a nodeSelector.
 func (h *Handler) mutateDeclared(eng *policy.Engine, req admission.Request, u *unstructured.Unstructured) admission.Response {
-	injector := eng
-	if v := h.Audit.current(eng); v != nil {
-		if injector = v.injector; injector == nil {
-			return admission.Allowed("")
-		}
-	}
-	k, ok := injector.DeclaredKindFor(u.GroupVersionKind().GroupKind())
+	k, ok := eng.DeclaredKindFor(u.GroupVersionKind().GroupKind())
 	if !ok {
 		return admission.Allowed("")
 	}
@@ -672,9 +669,9 @@ func (h *Handler) mutateDeclared(eng *policy.Engine, req admission.Request, u *u
 		// As for the built-in kinds: an update that leaves the labels and
 		// the template alone does not fill in a template admitted before
 		// the policy. An old object that cannot be read is no reason to.
-		old, _ = decodeDeclared(injector, req.OldObject, u.GroupVersionKind())
+		old, _ = decodeDeclared(eng, req.OldObject, u.GroupVersionKind())
 	}
-	changed, err := injector.MutateDeclaredUpdate(u, old, req.Namespace, h.State)
+	changed, err := eng.MutateDeclaredUpdate(u, old, req.Namespace, h.State)
 	if err != nil {
 		// No template at the declared path: the validating webhook says so.
 		return admission.Allowed("")

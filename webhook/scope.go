@@ -205,6 +205,28 @@ func templateChanged(shortest, longest int) string {
 	return b.String()
 }
 
+// anyOf returns the CEL disjunction of exprs, leaving out those that are
+// "false"; "true" when one of them is.
+func anyOf(exprs ...string) string {
+	var terms []string
+	for _, e := range exprs {
+		switch e {
+		case "true":
+			return "true"
+		case "false":
+			continue
+		}
+		terms = append(terms, e)
+	}
+	switch len(terms) {
+	case 0:
+		return "false"
+	case 1:
+		return terms[0]
+	}
+	return "(" + strings.Join(terms, ") || (") + ")"
+}
+
 // allOf returns the CEL conjunction of exprs, leaving out those that are
 // "true"; "false" when one of them is.
 func allOf(exprs ...string) string {
@@ -427,6 +449,12 @@ func setDeclaredRules(rules *[]admissionregistrationv1.RuleWithOperations, want 
 // change, so there is nothing to inject): with some rule in both mode
 // they are sent those too, for the audit alone.
 //
+// The kinds the policies declare (spec.workloadKinds), which no compiled
+// policy knows, are the webhook's to judge and to inject whatever the
+// mode: the validating webhooks are sent them as any kind but the built-in
+// ones (SelectedConditionCEL), the mutating webhooks when they carry the
+// datacenterFromLabel key of any live policy (DeclaredFromLabelCondition).
+//
 // A condition longer than a match condition may be (too many selectors,
 // say) is "true" instead (fitOrAll): the webhooks are sent everything
 // their rules name rather than the configuration refused.
@@ -481,6 +509,7 @@ func (s *ScopeNodes) conditions(eng *policy.Engine) (keys []string, selected, mu
 	var compiled, audited []metav1.LabelSelector
 	fromKeys := map[string]bool{}
 	var keysOfWebhook []string
+	compiledKeys := map[string]bool{}
 	for _, p := range eng.Policies() {
 		mode := pinned.For(&p)
 		for i := range p.Spec.Pinned {
@@ -498,10 +527,37 @@ func (s *ScopeNodes) conditions(eng *policy.Engine) (keys []string, selected, mu
 					keysOfWebhook = append(keysOfWebhook, k)
 				}
 			}
+			if k := r.DatacenterFromLabel; k != "" && mode.compiles() {
+				compiledKeys[k] = true
+			}
 		}
 	}
 	sort.Strings(keysOfWebhook)
-	return eng.NodeLabelKeys(), SelectedConditionCEL(sent, compiled), MutateCondition(keysOfWebhook, audited), len(audited) > 0
+	mutate = MutateCondition(keysOfWebhook, audited)
+	if len(eng.DeclaredKinds()) > 0 {
+		// The webhook injects into the declared kinds for the policies
+		// whose pinned rules are compiled too (mutateDeclared); the keys
+		// it injects for everywhere are sent already.
+		var keysOfDeclared []string
+		for k := range compiledKeys {
+			if !fromKeys[k] {
+				keysOfDeclared = append(keysOfDeclared, k)
+			}
+		}
+		sort.Strings(keysOfDeclared)
+		mutate = anyOf(mutate, DeclaredFromLabelCondition(keysOfDeclared))
+	}
+	return eng.NodeLabelKeys(), SelectedConditionCEL(sent, compiled), mutate, len(audited) > 0
+}
+
+// DeclaredFromLabelCondition returns the CEL expression that the object
+// is of no built-in kind (a kind a policy declares, the mutating webhooks'
+// rules naming no other) and carries one of keys; "false" for no keys.
+func DeclaredFromLabelCondition(keys []string) string {
+	if len(keys) == 0 {
+		return "false"
+	}
+	return "(!" + builtinResources + " && " + FromLabelCondition(keys) + ")"
 }
 
 // MutateCondition returns the CEL expression of the mutating webhooks'

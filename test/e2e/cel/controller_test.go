@@ -9,10 +9,14 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,10 +60,17 @@ func TestPinnedEnforcedInsideTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installWidgets(ctx, t, dyn)
 	pol := testutil.Policy("cel-e2e").Label(c.Label()).Pinned(
 		testutil.PinnedRule("edge").MatchLabels("app", "cel-edge"),
 		testutil.PinnedRule("sites").MatchLabels("app", "cel-site").FromLabel(fromKey),
-	).Obj()
+	).Edit(func(p *v1alpha1.PlacementPolicy) {
+		p.Spec.WorkloadKinds = []v1alpha1.WorkloadKind{{Group: widgets.Group, Kind: "Widget", TemplatePath: "spec.template"}}
+	}).Obj()
 	if err := cl.Create(ctx, pol); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +114,19 @@ func TestPinnedEnforcedInsideTheAPIServer(t *testing.T) {
 	site := testutil.Deployment(ns, "site").Labels("app", "cel-site").ObjectLabels(fromKey, dc).Obj()
 	eventually(ctx, t, "the mutating policy injects "+fromKey, cfg, site, func(a answer) bool { return a.other == nil && !a.denied && a.selector[c.Label()] == dc })
 
+	// A kind the policy declares, which no compiled policy knows, is
+	// judged and injected by the webhook: the mutating webhooks are sent
+	// it for the key of a policy in cel mode.
+	widget := widgetOf(t, testutil.Deployment(ns, "site").Labels("app", "cel-site").ObjectLabels(fromKey, dc))
+	eventuallyWidget(ctx, t, "the webhook injects "+fromKey+" into a Widget", dyn, widget, func(out *unstructured.Unstructured, err error) bool {
+		sel, _, _ := unstructured.NestedStringMap(out.Object, "spec", "template", "spec", "nodeSelector")
+		return err == nil && sel[c.Label()] == dc
+	})
+	unpinned := widgetOf(t, testutil.Deployment(ns, "site").Labels("app", "cel-site"))
+	eventuallyWidget(ctx, t, "the webhook refuses a Widget without a datacenter", dyn, unpinned, func(_ *unstructured.Unstructured, err error) bool {
+		return err != nil && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "nodeSelector")
+	})
+
 	// The policies follow an edit.
 	start := time.Now()
 	edited := pol.DeepCopy()
@@ -143,6 +167,79 @@ func TestPinnedEnforcedInsideTheAPIServer(t *testing.T) {
 }
 
 func admitted(a answer) bool { return a.other == nil && !a.denied }
+
+// The declared kind of TestPinnedEnforcedInsideTheAPIServer.
+var (
+	widgets = schema.GroupVersionResource{Group: "cel.e2e.kubectl-dc.io", Version: "v1", Resource: "widgets"}
+	crds    = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+)
+
+// installWidgets creates the Widget CRD (any spec kept as sent) for the
+// test and waits until it serves.
+func installWidgets(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
+	t.Helper()
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": widgets.Resource + "." + widgets.Group},
+		"spec": map[string]any{
+			"group": widgets.Group, "scope": "Namespaced",
+			"names": map[string]any{"plural": widgets.Resource, "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+			"versions": []any{map[string]any{"name": widgets.Version, "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	if _, err := dyn.Resource(crds).Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating CRD %s: %v", crd.GetName(), err)
+	}
+	t.Cleanup(func() { _ = dyn.Resource(crds).Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{}) })
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := dyn.Resource(widgets).List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("CRD %s never served: %v", crd.GetName(), err)
+	}
+}
+
+// widgetOf is a Widget with the labels and the pod template of the
+// Deployment d builds.
+func widgetOf(t *testing.T, d *testutil.ObjectBuilder) *unstructured.Unstructured {
+	t.Helper()
+	dep := d.Deployment()
+	tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&dep.Spec.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"replicas": int64(1), "template": tmpl}}}
+	u.SetAPIVersion(widgets.GroupVersion().String())
+	u.SetKind("Widget")
+	u.SetNamespace(dep.Namespace)
+	u.SetName(dep.Name)
+	u.SetLabels(dep.Labels)
+	return u
+}
+
+// eventuallyWidget dry-runs the creation of w until ok holds for the
+// answer, or fails t.
+func eventuallyWidget(ctx context.Context, t *testing.T, what string, dyn dynamic.Interface, w *unstructured.Unstructured, ok func(*unstructured.Unstructured, error) bool) {
+	t.Helper()
+	out := &unstructured.Unstructured{Object: map[string]any{}}
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		o, err := dyn.Resource(widgets).Namespace(w.GetNamespace()).Create(ctx, w, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if ctx.Err() != nil {
+			return false, nil // the answer before is the last one
+		}
+		if o == nil {
+			o = &unstructured.Unstructured{Object: map[string]any{}}
+		}
+		out, last = o, err
+		return ok(out, last), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: never (last answer: %v %v)", what, out.Object["spec"], last)
+	}
+}
 
 func refusedByCEL(rule string) func(answer) bool {
 	return func(a answer) bool {
