@@ -105,17 +105,6 @@ func compileAsNew(t testing.TB, expr string) error {
 	return nil
 }
 
-// declaringKinds returns the engine of a policy that declares n kinds, one
-// per group, with their templates at path.
-func declaringKinds(t testing.TB, n int, path string) *policy.Engine {
-	t.Helper()
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = path
-	}
-	return declaringKindsAt(t, paths)
-}
-
 // declaringKindsAt returns the engine of policies that declare a kind for
 // each of paths, one per group, its template at the path: the example
 // policy the first 64 (as many as one policy may declare), another policy
