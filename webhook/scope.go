@@ -292,7 +292,9 @@ func FromLabelCondition(keys []string) string {
 // that adds, removes or changes one of keys. The nodes webhook fails
 // closed, so every label change it is sent is refused while no replica
 // answers: sending only the changes the rules judge keeps the others
-// (roles, taints' labels, anything a node agent sets) working then.
+// (roles, taints' labels, anything a node agent sets) working then. Sync
+// writes "true" instead when it is too long for a match condition
+// (fitOrAll).
 func NodeLabelsCondition(keys []string) string {
 	quoted := make([]string, len(keys))
 	for i, k := range keys {
@@ -624,7 +626,7 @@ func setPodRelabelRule(w *admissionregistrationv1.MutatingWebhook, want bool) bo
 // changed a configuration. Webhooks or conditions the configurations lack
 // (a local layout, an edited manifest) are left alone.
 func (s *ScopeNodes) Sync(ctx context.Context, keys []string, selected, mutate string, podRelabels bool, declared []admissionregistrationv1.RuleWithOperations) (changed bool, err error) {
-	want := NodeLabelsCondition(keys)
+	want := fitOrAll(NodeLabelsCondition(keys))
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		changed = false
 		list, err := s.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{

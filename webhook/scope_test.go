@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,40 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
+
+// TestScopeNodesTooManyKeys: label keys too many for one match condition
+// (the API server would refuse it, and the previous condition, which may
+// leave out a key the policies now judge, would stay) make the nodes
+// webhook's condition true: every Node write is sent.
+func TestScopeNodesTooManyKeys(t *testing.T) {
+	v, _, err := Configurations("../manifests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset(v)
+	s := &ScopeNodes{Client: cs, Name: v.Name}
+	var keys []string
+	for i := range 400 {
+		keys = append(keys, fmt.Sprintf("example.com/%s-%d", strings.Repeat("k", 240), i))
+	}
+	if n := len(NodeLabelsCondition(keys)); n <= maxConditionCodePoints {
+		t.Fatalf("the condition of 400 long keys is only %d long: the test proves nothing", n)
+	}
+	if _, err := s.Sync(context.Background(), keys, SelectedCondition(nil), "", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(context.Background(), v.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range got.Webhooks {
+		for _, c := range w.MatchConditions {
+			if w.Name == nodesWebhook && c.Name == nodesLabelsCondition && c.Expression != "true" {
+				t.Errorf("condition of %d code points written; want true", len(c.Expression))
+			}
+		}
+	}
+}
 
 // TestScopeNodes: the nodes webhook's condition follows the live policies'
 // label keys; nothing else of the configuration changes.
