@@ -14,7 +14,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -57,29 +56,7 @@ func declaredPolicies(label, plain string) []*v1alpha1.PlacementPolicy {
 func installDeclaredCRDs(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
 	for _, k := range declaredKinds {
-		crd := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-			"metadata": map[string]any{"name": k.plural + "." + declaredGroup},
-			"spec": map[string]any{
-				"group": declaredGroup, "scope": "Namespaced",
-				"names": map[string]any{"plural": k.plural, "singular": strings.ToLower(k.kind), "kind": k.kind, "listKind": k.kind + "List"},
-				"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-					"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-			},
-		}}
-		if _, err := dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("create CRD %s: %v", crd.GetName(), err)
-		}
-		name := crd.GetName()
-		t.Cleanup(func() { _ = dyn.Resource(crdResource).Delete(context.Background(), name, metav1.DeleteOptions{}) })
-		gvr := schema.GroupVersionResource{Group: declaredGroup, Version: "v1", Resource: k.plural}
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			_, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
-			return err == nil, nil
-		})
-		if err != nil {
-			t.Fatalf("CRD %s never served: %v", name, err)
-		}
+		cluster.InstallCRD(ctx, t, dyn, schema.GroupVersionResource{Group: declaredGroup, Version: "v1", Resource: k.plural}, k.kind)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,10 +22,7 @@ import (
 )
 
 // The declared kind of TestDeclaredUpdatesWithEveryReplicaDown.
-var (
-	widgets = schema.GroupVersionResource{Group: "ha.e2e.kubectl-dc.io", Version: "v1", Resource: "widgets"}
-	crds    = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-)
+var widgets = schema.GroupVersionResource{Group: "ha.e2e.kubectl-dc.io", Version: "v1", Resource: "widgets"}
 
 // TestDeclaredUpdatesWithEveryReplicaDown: with every replica down, an
 // update of an object of a kind a policy declares in spec.workloadKinds
@@ -109,27 +105,7 @@ func TestDeclaredUpdatesWithEveryReplicaDown(t *testing.T) {
 // test and waits until it serves.
 func installWidgets(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": widgets.Resource + "." + widgets.Group},
-		"spec": map[string]any{
-			"group": widgets.Group, "scope": "Namespaced",
-			"names": map[string]any{"plural": widgets.Resource, "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-			"versions": []any{map[string]any{"name": widgets.Version, "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}}
-	if _, err := dyn.Resource(crds).Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("creating CRD %s: %v", crd.GetName(), err)
-	}
-	t.Cleanup(func() { _ = dyn.Resource(crds).Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{}) })
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := dyn.Resource(widgets).List(ctx, metav1.ListOptions{Limit: 1})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("CRD %s never served: %v", crd.GetName(), err)
-	}
+	cluster.InstallCRD(ctx, t, dyn, widgets, "Widget")
 }
 
 // waitDeclaredScoped waits until the replicas have added the Widget rule
