@@ -207,46 +207,32 @@ func templateChanged(shortest, longest int) string {
 
 // anyOf returns the CEL disjunction of exprs, leaving out those that are
 // "false"; "true" when one of them is.
-func anyOf(exprs ...string) string {
-	var terms []string
-	for _, e := range exprs {
-		switch e {
-		case "true":
-			return "true"
-		case "false":
-			continue
-		}
-		terms = append(terms, e)
-	}
-	switch len(terms) {
-	case 0:
-		return "false"
-	case 1:
-		return terms[0]
-	}
-	return "(" + strings.Join(terms, ") || (") + ")"
-}
+func anyOf(exprs ...string) string { return junction("||", "false", "true", exprs) }
 
 // allOf returns the CEL conjunction of exprs, leaving out those that are
 // "true"; "false" when one of them is.
-func allOf(exprs ...string) string {
+func allOf(exprs ...string) string { return junction("&&", "true", "false", exprs) }
+
+// junction joins exprs with op, leaving out the operator's identity and
+// returning its absorbing element when one of them is it.
+func junction(op, identity, absorbing string, exprs []string) string {
 	var terms []string
 	for _, e := range exprs {
 		switch e {
-		case "false":
-			return "false"
-		case "true":
+		case absorbing:
+			return absorbing
+		case identity:
 			continue
 		}
 		terms = append(terms, e)
 	}
 	switch len(terms) {
 	case 0:
-		return "true"
+		return identity
 	case 1:
 		return terms[0]
 	}
-	return "(" + strings.Join(terms, ") && (") + ")"
+	return "(" + strings.Join(terms, ") "+op+" (") + ")"
 }
 
 // disjunction returns the CEL expression that the labels m match one of
