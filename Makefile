@@ -20,9 +20,11 @@ E2E_PARALLEL ?= 2
 # so that the run does not end with one long suite alone on the machine.
 E2E_FIRST := webhookha drain agreement webhook status
 FUZZTIME     ?= 10s
-UNIT_TEST := go test -count=1 $$(go list ./... | grep -v /test/)
-E2E_TEST  := go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(addprefix ./test/e2e/,$(E2E_FIRST)) \
+UNIT_PKGS := $$(go list ./... | grep -v /test/)
+E2E_PKGS  := $(addprefix ./test/e2e/,$(E2E_FIRST)) \
 	$$(go list ./test/... | grep -v -e /test/tools -e /test/cmd $(foreach s,$(E2E_FIRST),-e /test/e2e/$(s)$$))
+UNIT_TEST := go test -count=1 $(UNIT_PKGS)
+E2E_TEST  := go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(E2E_PKGS)
 
 ##@ General
 
@@ -71,17 +73,19 @@ test-deps: ## Install the Debian packages the e2e suites use (haproxy, the contr
 e2e: control-plane test-deps ## Run the e2e suites against local multi-datacenter control planes.
 	$(E2E_TEST)
 
-# make test runs the fuzz targets beside the e2e suites at the lowest CPU
-# priority: the suites mostly wait on their control planes, and the fuzzers
-# take what is idle (their FUZZTIME is wall time). Their output (the last
-# progress line of each target) is printed once both are done.
+# make test runs the unit packages in the same go test as the e2e suites,
+# after them: they fill the slot the first suite to finish leaves while the
+# last one runs, instead of a minute of their own before the e2e suites. The
+# fuzz targets run beside, at the lowest CPU priority: the suites mostly wait
+# on their control planes, and the fuzzers take what is idle (their FUZZTIME
+# is wall time). Their output (the last progress line of each target) is
+# printed once both are done.
 .PHONY: test
-test: control-plane test-deps ## Run every test: unit, then e2e with the fuzz targets beside it.
-	$(UNIT_TEST)
+test: control-plane test-deps ## Run every test: e2e and unit in one go test, the fuzz targets beside it.
 	@log=$$(mktemp -t kubectl-dc-fuzz.XXXXXX); \
 	echo "fuzz: every target for $(FUZZTIME) at nice 19 beside the e2e suites; output after them"; \
 	nice -n 19 hack/fuzz.sh $(FUZZTIME) >"$$log" 2>&1 & fuzz=$$!; \
-	$(E2E_TEST); e2e=$$?; \
+	$(E2E_TEST) $(UNIT_PKGS); e2e=$$?; \
 	wait $$fuzz; fuzzed=$$?; \
 	awk '/elapsed:/ { last = $$0; next } last != "" { print last; last = "" } { print }' "$$log"; rm -f "$$log"; \
 	[ $$fuzzed -eq 0 ] || echo "FAIL: fuzz (exit $$fuzzed): the failing input is under that package's testdata/fuzz/"; \
