@@ -424,6 +424,20 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 	// What the compiled policies judge is their verdict, not this
 	// webhook's: left out before it is counted as one.
 	results = h.Audit.current(eng).stepAside(obj, results)
+	if h.Placements != nil && len(guard) == 0 {
+		// A member placement is judged again with the placements every
+		// replica admitted lately counted, whatever this replica's caches
+		// said: they may lag, and a member missing from them makes a
+		// balanced placement look unbalanced as surely as it makes an
+		// unbalanced one look balanced.
+		if places := eng.MemberPlacements(preq, h.State); len(places) > 0 {
+			judged, failed := h.serialise(ctx, eng, preq, places, req)
+			if failed != nil {
+				return *failed
+			}
+			results = judged
+		}
+	}
 	for i := range results {
 		h.Metrics.decision(results[i].Rule, string(results[i].Action), kind, string(op))
 	}
@@ -437,13 +451,6 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 		resp = invalid(schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}, objectName(obj, req), denied)
 		resp.Warnings = warnings
 		return resp
-	}
-	if h.Placements != nil {
-		if places := eng.MemberPlacements(preq, h.State); len(places) > 0 {
-			if r := h.serialise(ctx, eng, preq, places, req); r != nil {
-				return *r
-			}
-		}
 	}
 	if pod, ok := obj.(*corev1.Pod); ok && op == policy.OperationCreate && !dryRun(req) {
 		h.rememberMember(eng, pod, namespace)

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -136,18 +135,21 @@ func entryPods(entries []ledgerEntry) []*corev1.Pod {
 }
 
 // serialise judges the member placements of preq again with the ledger's
-// placements counted, and records them there, retrying when another
-// replica wrote first. It returns nil when the placements are admitted and
-// recorded (or, for a dry run, would be), else the response to give: a
-// denial, or an error when the ledger cannot be used. Errors deny: the
-// rules that call for serialisation are Deny rules.
-func (h *Handler) serialise(ctx context.Context, eng *policy.Engine, preq policy.Request, places []policy.Placement, req admission.Request) *admission.Response {
+// placements counted, and records them there when admitted, retrying when
+// another replica wrote first. It returns the verdicts (placements denied
+// are not recorded, nor is a dry run), or the response to give when the
+// ledger cannot be used: an error, which denies, since the rules that call
+// for serialisation are Deny rules.
+func (h *Handler) serialise(ctx context.Context, eng *policy.Engine, preq policy.Request, places []policy.Placement, req admission.Request) (policy.Results, *admission.Response) {
 	l := h.Placements
+	unusable := func(err error) *admission.Response {
+		resp := admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("dc-webhook cannot serialise member placements, so it does not admit this one: %w", err))
+		return &resp
+	}
 	for attempt := 0; attempt < placementAttempts; attempt++ {
 		lease, entries, err := l.load(ctx)
 		if err != nil {
-			resp := admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("dc-webhook cannot serialise member placements, so it does not admit this one: %w", err))
-			return &resp
+			return nil, unusable(err)
 		}
 		var others []ledgerEntry
 		for _, e := range entries {
@@ -159,18 +161,14 @@ func (h *Handler) serialise(ctx context.Context, eng *policy.Engine, preq policy
 				others = append(others, e)
 			}
 		}
-		results, err := eng.EvaluateContext(ctx, preq, policy.WithPods(h.State, entryPods(others)))
+		results, err := evaluate(ctx, eng, preq, policy.WithPods(h.State, entryPods(others)))
 		if err != nil {
 			resp := cutShort(err)
-			return &resp
+			return nil, &resp
 		}
-		if denied := results.Denied(); len(denied) > 0 {
-			resp := invalid(schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}, objectName(preq.Object, req), denied)
-			resp.Warnings = results.Warnings()
-			return &resp
-		}
-		if dryRun(req) {
-			return nil
+		results = h.Audit.current(eng).stepAside(preq.Object, results)
+		if len(results.Denied()) > 0 || dryRun(req) {
+			return results, nil
 		}
 		now := l.clock()
 		for _, p := range places {
@@ -181,21 +179,20 @@ func (h *Handler) serialise(ctx context.Context, eng *policy.Engine, preq policy
 			if h.Metrics != nil {
 				h.Metrics.PlacementAttempts.Observe(float64(attempt + 1))
 			}
-			return nil
+			return results, nil
 		}
 		if !errors.Is(err, errPlacementConflict) {
-			resp := admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("dc-webhook cannot serialise member placements, so it does not admit this one: %w", err))
-			return &resp
+			return nil, unusable(err)
 		}
 		// Lost the race: judge again against the winner's placement, after
 		// a short random pause so that the losers do not collide again.
 		select {
 		case <-ctx.Done():
 			resp := cutShort(ctx.Err())
-			return &resp
+			return nil, &resp
 		case <-time.After(time.Duration(rand.Int64N(int64(5*time.Millisecond) << min(attempt, 4)))):
 		}
 	}
 	resp := admission.Errored(http.StatusConflict, fmt.Errorf("dc-webhook: too many member placements at once for rule(s) of %s; retry", subject(req)))
-	return &resp
+	return nil, &resp
 }

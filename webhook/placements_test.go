@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -152,5 +153,51 @@ func TestPlacementLedgerFailsClosed(t *testing.T) {
 	other := request(t, admissionv1.Create, tu.Pod("apps", "web").Labels("app", "web").NodeName("pod-1-1").Obj(), nil, admin)
 	if resp := replicas(t, 1, fake.NewClientset(), true)[0].Validate().Handle(context.Background(), other); !resp.Allowed {
 		t.Errorf("non-member denied: %+v", resp.Result)
+	}
+}
+
+// TestLaggingCacheDoesNotRefuseABalancedPlacement: a replica whose member
+// cache has not yet seen a member another replica admitted counts one
+// member fewer. Placing the next member then looks unbalanced (pod-1=1,
+// pod-2=2, pod-3=0) although the members are pod-1=1, pod-2=2, pod-3=1; the
+// ledger holds the missing one, and the placement is admitted. A member the
+// ledger does not hold either still makes the same placement refused.
+func TestLaggingCacheDoesNotRefuseABalancedPlacement(t *testing.T) {
+	member := func(name, node string) *tu.ObjectBuilder {
+		return tu.Pod("kube-system", name).Labels("component", "etcd").NodeName(node)
+	}
+	// Five members expected: two in a datacenter is no quorum risk.
+	eng, err := policy.NewEngine([]v1alpha1.PlacementPolicy{tu.Policy("macstadium").Datacenters("pod-1", "pod-2", "pod-3").Spread(tu.Etcd().Expected(5)).Value()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := func(cs *fake.Clientset) *Handler {
+		h := replicas(t, 1, cs, true)[0]
+		h.Engine = func() *policy.Engine { return eng }
+		return h
+	}
+	cs := leaseServer()
+	admitter := replica(cs)
+	for i, node := range []string{"pod-1-1", "pod-2-1", "pod-3-1"} {
+		req := request(t, admissionv1.Create, member("etcd-"+strconv.Itoa(i), node).Obj(), nil, admin)
+		if resp := admitter.Validate().Handle(context.Background(), req); !resp.Allowed {
+			t.Fatalf("member %d on %s refused: %+v", i, node, resp.Result)
+		}
+	}
+	// The lagging replica's informers have seen the first two members only.
+	lagging := func(cs *fake.Clientset) *Handler {
+		h := replica(cs)
+		objs := append(tu.Nodes(2, "pod-1", "pod-2", "pod-3"), tu.Namespace("kube-system"),
+			member("etcd-0", "pod-1-1").Pod(), member("etcd-1", "pod-2-1").Pod())
+		h.State = policy.NewStaticState(objs...)
+		return h
+	}
+	next := request(t, admissionv1.Create, member("etcd-3", "pod-2-2").Obj(), nil, admin)
+	if resp := lagging(cs).Validate().Handle(context.Background(), next); !resp.Allowed {
+		t.Errorf("a balanced placement was refused on a lagging cache: %+v", resp.Result)
+	}
+	resp := lagging(leaseServer()).Validate().Handle(context.Background(), next)
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "pod-1=1, pod-2=2, pod-3=0") {
+		t.Errorf("with pod-3's member nowhere, want the placement refused as unbalanced (pod-1=1, pod-2=2, pod-3=0), got allowed=%v: %+v", resp.Allowed, resp.Result)
 	}
 }
