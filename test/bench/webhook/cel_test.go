@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,15 +96,28 @@ func BenchmarkPodCreateCEL(b *testing.B) {
 	// spent: per mode, the API servers' time in the admission policy
 	// plugins while its pods were created, scheduled, run and deleted.
 	spent := map[string]time.Duration{}
+	// steps: per mode, the same time by plugin and operation, with the
+	// number of admission calls: where the time per pod goes.
+	steps := map[string]map[step]sample{}
 	seq := 0
 	b.ResetTimer()
 	for r := 0; r < rounds; r++ {
 		// Rotate which mode goes first so that drift hits all alike.
 		for i := range modes {
 			mode := modes[(i+r)%len(modes)]
-			var before time.Duration
-			lat[mode] = append(lat[mode], round(ctx, b, cs, ns, func() { setMode(mode); before = admissionTime(ctx, b, c) }, &seq, pods, conc, errs[mode])...)
-			spent[mode] += admissionTime(ctx, b, c) - before
+			var before map[step]sample
+			lat[mode] = append(lat[mode], round(ctx, b, cs, ns, func() { setMode(mode); before = admissionSteps(ctx, b, c) }, &seq, pods, conc, errs[mode])...)
+			after := admissionSteps(ctx, b, c)
+			if steps[mode] == nil {
+				steps[mode] = map[step]sample{}
+			}
+			for k, a := range after {
+				d := steps[mode][k]
+				d.sum += a.sum - before[k].sum
+				d.count += a.count - before[k].count
+				steps[mode][k] = d
+				spent[mode] += time.Duration((a.sum - before[k].sum) * float64(time.Second))
+			}
 		}
 	}
 	b.StopTimer()
@@ -124,6 +138,16 @@ func BenchmarkPodCreateCEL(b *testing.B) {
 		perPod := spent[m] / time.Duration(rounds*pods)
 		b.ReportMetric(float64(perPod.Microseconds()), m+"-policy-µs/pod")
 		b.Logf("%s: p50 %.1fms p99 %.1fms (x%.2f, x%.2f of base), %d errors; the API servers spent %s per pod in the admission policy plugins", m, m50, m99, m50/b50, m99/b99, errs[m].Load(), perPod)
+		keys := make([]step, 0, len(steps[m]))
+		for k := range steps[m] {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+		for _, k := range keys {
+			if d := steps[m][k]; d.count > 0 {
+				b.Logf("%s: %s: %.2f calls per pod (requests on every resource), mean %.3fms", m, k, d.count/float64(rounds*pods), 1000*d.sum/d.count)
+			}
+		}
 	}
 	b.Logf("%d rounds x %d pods per mode at concurrency %d", rounds, pods, conc)
 }
@@ -183,12 +207,21 @@ func deleteCompiled(ctx context.Context, cs kubernetes.Interface) {
 	_ = ar.MutatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
 }
 
-// admissionTime is the time every API server has spent in the admission
-// policy plugins (validating and mutating, every request), from their
-// metrics: the CEL cost of the compiled policies, with what the plugins do
-// around it (matching, converting the object for CEL).
-func admissionTime(ctx context.Context, b *testing.B, c *cluster.Cluster) time.Duration {
-	var total float64
+// step is one admission policy plugin's step for one operation.
+type step struct{ plugin, typ, op string }
+
+func (s step) String() string { return s.plugin + " " + s.typ + " " + s.op }
+
+// sample is a histogram's sum (seconds) and count.
+type sample struct{ sum, count float64 }
+
+// admissionSteps is the time every API server has spent in the admission
+// policy plugins (validating and mutating), by plugin, step and
+// operation, from their metrics: the CEL cost of the compiled policies,
+// with what the plugins do around it (matching, converting the object for
+// CEL), and the number of calls.
+func admissionSteps(ctx context.Context, b *testing.B, c *cluster.Cluster) map[step]sample {
+	out := map[step]sample{}
 	for _, a := range c.APIServers {
 		cfg := c.RESTConfig()
 		cfg.Host = a.URL
@@ -201,9 +234,14 @@ func admissionTime(ctx context.Context, b *testing.B, c *cluster.Cluster) time.D
 			b.Fatalf("metrics of the API server on %s: %v", a.Node, err)
 		}
 		for _, plugin := range []string{"ValidatingAdmissionPolicy", "MutatingAdmissionPolicy"} {
-			sum, _ := sumCount(string(raw), "apiserver_admission_controller_admission_duration_seconds", `name="`+plugin+`"`)
-			total += sum
+			for _, typ := range []string{"admit", "validate"} {
+				for _, op := range []string{"CREATE", "UPDATE", "DELETE", "CONNECT"} {
+					sum, count := sumCount(string(raw), "apiserver_admission_controller_admission_duration_seconds", `name="`+plugin+`"`, `type="`+typ+`"`, `operation="`+op+`"`)
+					k := step{plugin, typ, op}
+					out[k] = sample{out[k].sum + sum, out[k].count + count}
+				}
+			}
 		}
 	}
-	return time.Duration(total * float64(time.Second))
+	return out
 }
