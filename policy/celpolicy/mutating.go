@@ -33,8 +33,8 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 	want := "''"
 	for i := len(rules) - 1; i >= 0; i-- {
 		r := rules[i].rule
-		matchObj, ok1 := SelectorExpr(&r.Selector, v(varObjLabels))
-		matchTmpl, ok2 := SelectorExpr(&r.Selector, v(varTmplLabels))
+		matchObj, ok1 := SelectorExpr(&r.Selector, "("+objLabels+")")
+		matchTmpl, ok2 := SelectorExpr(&r.Selector, "("+tmplLabels+")")
 		matchNS, ok3 := "true", true
 		if r.NamespaceSelector != nil {
 			matchNS, ok3 = SelectorExpr(r.NamespaceSelector, v(varNSLabels))
@@ -43,8 +43,8 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 			return nil, nil, fmt.Errorf("pinned rule %s: a selector has an operator that is not In, NotIn, Exists or DoesNotExist", r.Name)
 		}
 		f := quote(r.DatacenterFromLabel)
-		cond := "(" + f + " in " + v(varObjLabels) + " && " + v(varObjLabels) + "[" + f + "] != '' && (" + matchObj + " || " + matchTmpl + ") && " + matchNS + ")"
-		want = cond + " ? " + v(varObjLabels) + "[" + f + "] : " + want
+		cond := "(" + f + " in " + objLabels + " && " + objLabels + "[" + f + "] != '' && (" + matchObj + " || " + matchTmpl + ") && " + matchNS + ")"
+		want = cond + " ? " + objLabels + "[" + f + "] : " + want
 	}
 	vars := placementVariables(label, kinds)
 	vars = append(vars,
@@ -52,8 +52,8 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 		admissionregistrationv1.Variable{Name: varWant, Expression: want},
 		admissionregistrationv1.Variable{Name: varPointer, Expression: specPointerExpr(kinds)},
 	)
-	patch := "!" + v(varHasTemplate) + " || !" + v(varTemplate) + ".?spec.hasValue() || " + v(varWant) + " == '' || " + v(varHasNS) + " || " + v(varSelects) + " ? [] : " +
-		v(varSpec) + ".?nodeSelector.hasValue() ? " +
+	patch := "!" + hasTemplate + " || !" + specOpt + ".hasValue() || " + v(varWant) + " == '' || " + hasNodeSelector(quote(label)) + " || " + v(varSelects) + " ? [] : " +
+		specOpt + ".?nodeSelector.hasValue() ? " +
 		"[JSONPatch{op: 'add', path: " + v(varPointer) + " + " + quote("/nodeSelector/"+escapePointer(label)) + ", value: " + v(varWant) + "}] : " +
 		"[JSONPatch{op: 'add', path: " + v(varPointer) + " + '/nodeSelector', value: {" + quote(label) + ": " + v(varWant) + "}}]"
 
@@ -90,8 +90,9 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
 			FailurePolicy: &fail,
 			// A pod's nodeSelector cannot change after creation.
-			MatchConstraints:   &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(kinds, ops, create), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
-			MatchConditions:    []admissionregistrationv1.MatchCondition{carries, noSelector, notDeleted, notMirror, changed},
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(kinds, ops, create), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
+			MatchConditions: []admissionregistrationv1.MatchCondition{carries, noSelector,
+				{Name: "not-being-deleted", Expression: notDeleted}, {Name: "not-a-mirror-pod", Expression: notMirror}, changed},
 			Variables:          vars,
 			Mutations:          []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeJSONPatch, JSONPatch: &admissionregistrationv1.JSONPatch{Expression: patch}}},
 			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,

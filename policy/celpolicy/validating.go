@@ -15,12 +15,8 @@ import (
 // The variables of a rule's ValidatingAdmissionPolicy beyond
 // placementVariables.
 const (
-	varMatched        = "matched"        // the rule's selector matches the object or its template
-	varOldTemplate    = "oldTemplate"    // the pod template of oldObject, {} when none
-	varOldHasTemplate = "oldHasTemplate" // oldObject has a pod template
-	varJudged         = "judged"         // a CREATE, or an UPDATE that changes what the rule judges
-	varProblem        = "problem"        // what is wrong, '' when nothing is
-	varPath           = "path"           // the field path of the pod spec, for messages
+	varOldTemplate = "oldTemplate" // the optional pod template of oldObject
+	varProblem     = "problem"     // what is wrong, '' when nothing is
 )
 
 // Problems, as the variable problem names them.
@@ -49,10 +45,11 @@ func (c *ruleCompiler) name() string { return c.policy + "/" + c.rule.Name }
 
 // validating returns the rule's ValidatingAdmissionPolicy and binding.
 func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
-	matchObj, ok1 := SelectorExpr(&c.rule.Selector, v(varObjLabels))
-	matchTmpl, ok2 := SelectorExpr(&c.rule.Selector, v(varTmplLabels))
+	matchObj, ok1 := SelectorExpr(&c.rule.Selector, "("+objLabels+")")
+	matchTmpl, ok2 := SelectorExpr(&c.rule.Selector, "("+tmplLabels+")")
 	oldObjLabels := "oldObject.metadata.?labels.orValue({})"
-	oldTmplLabels := v(varOldTemplate) + ".?metadata.?labels.orValue({})"
+	oldTmpl := v(varOldTemplate) + ".orValue({})"
+	oldTmplLabels := oldTmpl + ".?metadata.?labels.orValue({})"
 	matchOldObj, ok3 := SelectorExpr(&c.rule.Selector, "("+oldObjLabels+")")
 	matchOldTmpl, ok4 := SelectorExpr(&c.rule.Selector, "("+oldTmplLabels+")")
 	if !ok1 || !ok2 || !ok3 || !ok4 {
@@ -68,49 +65,58 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 	judged := "request.operation != 'UPDATE' || oldObject == null || !(" + matchOldObj + " || " + matchOldTmpl + ")"
 	if f := c.rule.DatacenterFromLabel; f != "" {
 		fq := quote(f)
-		judged += " || (" + fq + " in " + v(varObjLabels) + ") != (" + fq + " in " + oldObjLabels + ")" +
-			" || (" + fq + " in " + v(varObjLabels) + " && " + v(varObjLabels) + "[" + fq + "] != " + oldObjLabels + "[" + fq + "])"
+		judged += " || (" + fq + " in " + objLabels + ") != (" + fq + " in " + oldObjLabels + ")" +
+			" || (" + fq + " in " + objLabels + " && " + objLabels + "[" + fq + "] != " + oldObjLabels + "[" + fq + "])"
 	}
-	spec, oldSpec := v(varSpec), v(varOldTemplate)+".?spec.orValue({})"
+	oldSpec := oldTmpl + ".?spec"
 	learner := func(t string) string {
 		return "(" + quote(policy.AnnotationLearner) + " in " + t + ".?metadata.?annotations.orValue({}) ? " +
 			t + ".?metadata.?annotations.orValue({})[" + quote(policy.AnnotationLearner) + "] : '')"
 	}
-	placementChanged := v(varHasTemplate) + " != " + v(varOldHasTemplate) + " || (" + v(varHasTemplate) + " && (" +
-		v(varTmplLabels) + " != " + oldTmplLabels +
-		" || " + learner(v(varTemplate)) + " != " + learner(v(varOldTemplate)) +
-		" || " + spec + ".?nodeName.orValue('') != " + oldSpec + ".?nodeName.orValue('')" +
+	placementChanged := hasTemplate + " != " + v(varOldTemplate) + ".hasValue() || (" + hasTemplate + " && (" +
+		tmplLabels + " != " + oldTmplLabels +
+		" || " + learner(tmpl) + " != " + learner(oldTmpl) +
+		" || " + specOpt + ".?nodeName.orValue('') != " + oldSpec + ".?nodeName.orValue('')" +
 		" || " + v(varNodeSelector) + " != " + oldSpec + ".?nodeSelector.orValue({})" +
-		" || " + spec + ".?affinity != " + oldSpec + ".?affinity" +
-		" || " + spec + ".?topologySpreadConstraints.orValue([]) != " + oldSpec + ".?topologySpreadConstraints.orValue([])))"
+		" || " + specOpt + ".?affinity != " + oldSpec + ".?affinity" +
+		" || " + specOpt + ".?topologySpreadConstraints.orValue([]) != " + oldSpec + ".?topologySpreadConstraints.orValue([])))"
 	judged += " || (!" + kindIs(pod) + " && (" + placementChanged + "))"
 
 	want := "''"
 	if f := c.rule.DatacenterFromLabel; f != "" {
 		fq := quote(f)
-		want = "(" + fq + " in " + v(varObjLabels) + " && " + v(varObjLabels) + "[" + fq + "] != " + v(varDC) + ")"
+		want = "(" + fq + " in " + objLabels + " && " + objLabels + "[" + fq + "] != " + v(varDC) + ")"
 	}
 	wantMismatch := "false"
 	if want != "''" {
 		wantMismatch = want
 	}
 	rest := "!(" + v(varDC) + " in " + known + ") ? '" + problemUnknown + "' : " + wantMismatch + " ? '" + problemWant + "' : ''"
-	problem := "!" + v(varHasTemplate) + " || !" + v(varMatched) + " || !" + v(varJudged) + " ? '' : " +
+	problem := "!" + hasTemplate + " || !(" + matchObj + " || " + matchTmpl + ") || !(" + judged + ") ? '' : " +
 		"size(" + v(varTerms) + ") > " + strconv.Itoa(policy.MaxNodeSelectorTerms) + " ? '" + problemTerms + "' : " +
 		v(varTooMany) + " ? '" + problemValues + "' : " +
-		v(varHasNS) + " ? (" + v(varOnLabel) + ".exists(es, size(es) > 0 && !" + allowsExpr("es", v(varNodeSelector)+"["+l+"]") + ") ? '" + problemConflict + "' : " + rest + ") : " +
+		hasNodeSelector(l) + " ? (" + v(varOnLabel) + ".exists(es, size(es) > 0 && !" + allowsExpr("es", v(varNodeSelector)+"["+l+"]") + ") ? '" + problemConflict + "' : " + rest + ") : " +
 		"size(" + v(varTerms) + ") == 0 ? '" + problemNone + "' : " +
 		v(varPins) + ".exists(p, size(p) == 0) ? '" + problemPermissive + "' : " +
 		"!" + v(varSelects) + " ? '" + problemDisagree + "' : " + rest
 
+	// The API server evaluates every match condition of a request, so
+	// they are one condition whose cheapest, most often false terms come
+	// first: a pod status write that leaves the labels alone, an object
+	// being deleted, a mirror pod; then pods the rule admits whatever the
+	// variables say: those its selector does not match (a pod is its own
+	// template) and those pinned to a known datacenter by nodeSelector
+	// (podPinnedExpr), the pods of a running cluster. A request that does
+	// not match is admitted without the variables being declared for the
+	// validation and its message. CEL's && is false when any term is,
+	// even if another is an error, as separate conditions are.
+	judgedRequest := admissionregistrationv1.MatchCondition{Name: "judged-by-the-rule", Expression: "(" + podRelabelled + ") && (" + notDeleted + ") && (" + notMirror + ") && (" +
+		"request.kind.kind != 'Pod' || request.kind.group != '' || (" + matchObj + " && !" + c.podPinnedExpr(known) + "))"}
+
 	vars := placementVariables(c.label, c.kinds)
 	vars = append(vars,
-		admissionregistrationv1.Variable{Name: varMatched, Expression: matchObj + " || " + matchTmpl},
-		admissionregistrationv1.Variable{Name: varOldHasTemplate, Expression: "(" + templateExpr("oldObject", c.kinds) + ").hasValue()"},
-		admissionregistrationv1.Variable{Name: varOldTemplate, Expression: "(" + templateExpr("oldObject", c.kinds) + ").orValue({})"},
-		admissionregistrationv1.Variable{Name: varJudged, Expression: judged},
+		admissionregistrationv1.Variable{Name: varOldTemplate, Expression: templateExpr("oldObject", c.kinds)},
 		admissionregistrationv1.Variable{Name: varProblem, Expression: problem},
-		admissionregistrationv1.Variable{Name: varPath, Expression: specPathExpr(c.kinds)},
 	)
 
 	fail := admissionregistrationv1.Fail
@@ -128,12 +134,15 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy:    &fail,
 			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(c.kinds, ops, ops), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
-			MatchConditions:  []admissionregistrationv1.MatchCondition{notDeleted, notMirror, podRelabelled},
+			MatchConditions:  []admissionregistrationv1.MatchCondition{judgedRequest},
 			Variables:        vars,
 			Validations: []admissionregistrationv1.Validation{{
-				Expression:        v(varProblem) + " == ''",
-				Message:           "PlacementPolicy rule " + c.name() + ": pods must select exactly one known datacenter by nodeSelector[" + c.label + "] or required node affinity; known datacenters: " + joinOr(c.known, "none"),
-				MessageExpression: c.messageExpr(),
+				Expression: v(varProblem) + " == ''",
+				Message:    "PlacementPolicy rule " + c.name() + ": pods must select exactly one known datacenter by nodeSelector[" + c.label + "] or required node affinity; known datacenters: " + joinOr(c.known, "none"),
+				// The API server evaluates the messageExpression of every
+				// request, failing or not: it is '' at once when nothing is
+				// wrong.
+				MessageExpression: v(varProblem) + " == '' ? '' : " + c.messageExpr(),
 				Reason:            ptr(metav1.StatusReasonInvalid),
 			}},
 		},
@@ -148,6 +157,24 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 		},
 	}
 	return vap, binding, nil
+}
+
+// podPinnedExpr returns the CEL condition that a pod, the request's
+// object, is one the rule admits whatever else is true: its nodeSelector
+// pins the label to one of known, it has no required node affinity terms,
+// and the rule's datacenterFromLabel, when the pod carries it, names the
+// same datacenter. It reads the object directly, without the policy's
+// variables, so that admitting such a pod costs a few field reads.
+func (c *ruleCompiler) podPinnedExpr(known string) string {
+	l := quote(c.label)
+	sel := "object.spec.nodeSelector[" + l + "]"
+	expr := "(" + l + " in object.?spec.?nodeSelector.orValue({}) && " + sel + " in " + known + " && " +
+		"size(object.spec.?affinity.?nodeAffinity.?requiredDuringSchedulingIgnoredDuringExecution.?nodeSelectorTerms.orValue([])) == 0"
+	if f := c.rule.DatacenterFromLabel; f != "" {
+		fq := quote(f)
+		expr += " && !(" + fq + " in " + objLabels + " && object.metadata.labels[" + fq + "] != " + sel + ")"
+	}
+	return expr + ")"
 }
 
 // validationAction maps a rule's action to the binding's.
@@ -167,14 +194,14 @@ func validationAction(a v1alpha1.Action) admissionregistrationv1.ValidationActio
 func (c *ruleCompiler) messageExpr() string {
 	l := c.label
 	known := joinOr(c.known, "a datacenter")
-	p := v(varPath)
+	p := "(" + specPathExpr(c.kinds) + ")"
 	terms := p + " + '.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms'"
-	where := "(" + v(varHasNS) + " ? " + p + " + " + quote(".nodeSelector["+l+"]") + " : " + terms + ")"
+	where := "(" + hasNodeSelector(quote(l)) + " ? " + p + " + " + quote(".nodeSelector["+l+"]") + " : " + terms + ")"
 	none := quote("set nodeSelector[" + l + "] to one of: " + known)
 	if f := c.rule.DatacenterFromLabel; f != "" {
 		fq := quote(f)
-		none = "(" + fq + " in " + v(varObjLabels) + " && " + v(varObjLabels) + "[" + fq + "] != '' ? " +
-			quote("set nodeSelector["+l+"] to ") + " + " + v(varObjLabels) + "[" + fq + "] + " + quote(" (from label "+f+" of the object)") + " : " + none + ")"
+		none = "(" + fq + " in " + objLabels + " && " + objLabels + "[" + fq + "] != '' ? " +
+			quote("set nodeSelector["+l+"] to ") + " + " + objLabels + "[" + fq + "] + " + quote(" (from label "+f+" of the object)") + " : " + none + ")"
 	}
 	msg := v(varProblem) + " == '" + problemTerms + "' ? " + terms + " + " + quote(": more than "+strconv.Itoa(policy.MaxNodeSelectorTerms)+" required node affinity terms; select the datacenter with nodeSelector["+l+"] or fewer terms") + " : " +
 		v(varProblem) + " == '" + problemValues + "' ? " + terms + " + " + quote(": a term lists more than "+strconv.Itoa(policy.MaxDatacenterValues)+" values on "+l+"; list the datacenters the pods may run in, or set nodeSelector["+l+"]") + " : " +
