@@ -19,8 +19,9 @@
 // BENCH_ROUNDS sets the rounds (default 3; medians are reported);
 // BENCH_TOOLS, a comma-separated subset of kubectl-dc-drain, floor and
 // kubectl-drain-l, runs only those; BENCH_DC_ARGS are more flags for ours
-// (e.g. "--concurrency=100"); BENCH_FLOOR_WORKERS and BENCH_FLOOR_PAUSE (a
-// duration) tune the floor.
+// (e.g. "--concurrency=100"); BENCH_DC_BASELINE, the path of another
+// kubectl-dc build, runs it too, for a comparison in the same run;
+// BENCH_FLOOR_WORKERS and BENCH_FLOOR_PAUSE (a duration) tune the floor.
 package drain
 
 import (
@@ -110,6 +111,12 @@ func BenchmarkDrain(b *testing.B) {
 		{toolOurs, append([]string{bin, kubeconfig, "drain", dc, "--allow-quorum-loss"}, strings.Fields(os.Getenv("BENCH_DC_ARGS"))...)},
 		{toolFloor, nil},
 		{toolKubectl, []string{"kubectl", kubeconfig, "drain", "-l", c.Label() + "=" + dc, "--ignore-daemonsets", "--delete-emptydir-data"}},
+	}
+	if base := os.Getenv("BENCH_DC_BASELINE"); base != "" {
+		tools = append(tools, struct {
+			name string
+			cmd  []string
+		}{toolBaseline, append([]string{base, kubeconfig, "drain", dc, "--allow-quorum-loss"}, strings.Fields(os.Getenv("BENCH_DC_ARGS"))...)})
 	}
 	if only := os.Getenv("BENCH_TOOLS"); only != "" {
 		want := strings.Split(only, ",")
@@ -203,6 +210,9 @@ const (
 	toolOurs    = "kubectl-dc-drain"
 	toolFloor   = "floor"
 	toolKubectl = "kubectl-drain-l"
+	// toolBaseline is another build of ours (BENCH_DC_BASELINE), to
+	// compare two builds in the same run.
+	toolBaseline = "kubectl-dc-drain-baseline"
 )
 
 // report reports the medians of the tools that ran, kubectl/ours
@@ -213,7 +223,7 @@ func report(b *testing.B, scenario string, rounds int, times map[string][]time.D
 		med[name] = median(ts).Seconds()
 	}
 	line := fmt.Sprintf("%s: median of %d rounds:", scenario, rounds)
-	for _, t := range []struct{ name, metric string }{{toolOurs, "dc-drain-s"}, {toolFloor, "floor-s"}, {toolKubectl, "kubectl-drain-s"}} {
+	for _, t := range []struct{ name, metric string }{{toolOurs, "dc-drain-s"}, {toolFloor, "floor-s"}, {toolKubectl, "kubectl-drain-s"}, {toolBaseline, "dc-baseline-s"}} {
 		if v, ok := med[t.name]; ok {
 			b.ReportMetric(v, scenario+"-"+t.metric)
 			line += fmt.Sprintf(" %s %.1fs", t.name, v)
@@ -223,6 +233,7 @@ func report(b *testing.B, scenario string, rounds int, times map[string][]time.D
 		{toolKubectl, toolOurs, "speedup", "kubectl/ours"},
 		{toolOurs, toolFloor, "dc-over-floor", "ours/floor"},
 		{toolKubectl, toolFloor, "max-speedup", "kubectl/floor"},
+		{toolBaseline, toolOurs, "dc-over-baseline", "baseline/ours"},
 	} {
 		n, ok1 := med[r.num]
 		d, ok2 := med[r.den]
@@ -242,7 +253,7 @@ func runTool(b *testing.B, scenario string, round int, name string, cmd []string
 	stamped := &stampWriter{start: time.Now()}
 	x := exec.Command(cmd[0], cmd[1:]...)
 	x.Stdout, x.Stderr = &out, &out
-	if name == toolOurs {
+	if name == toolOurs || name == toolBaseline {
 		x.Stderr = stamped
 	}
 	start := time.Now()
@@ -252,7 +263,7 @@ func runTool(b *testing.B, scenario string, round int, name string, cmd []string
 	if err != nil {
 		b.Fatalf("%s %s: %v\n%s%s", scenario, name, err, stamped.buf.String(), out.String())
 	}
-	if name == toolOurs {
+	if name == toolOurs || name == toolBaseline {
 		summary := ""
 		for _, l := range strings.Split(out.String(), "\n") {
 			if strings.HasPrefix(l, "Drain of ") {
@@ -306,13 +317,22 @@ func resetIntoDC(b *testing.B, c *cluster.Cluster, bin, kubeconfig, ns string) {
 	setSchedulable(b, c, false, "pod-2", "pod-3")
 	uncordon(b, bin, kubeconfig)
 	zero := int64(0)
-	if err := c.Client().CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
-		b.Fatal(err)
+	// A busy server may time out deleting 500 pods at once, part done:
+	// ask again.
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		err := c.Client().CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		if err != nil {
+			b.Logf("reset: deleting the pods: %v; again", err)
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		b.Fatalf("reset: the pods of %s were not deleted: %v", ns, err)
 	}
 	waitPodsIn(b, c, ns)
 	setSchedulable(b, c, true, "pod-2", "pod-3")
 	// The PDB must have seen the 500 healthy pods before the drain.
-	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		p, err := c.Client().PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "bench", metav1.GetOptions{})
 		return err == nil && p.Status.CurrentHealthy == podCount && p.Status.DisruptionsAllowed == podCount/10, nil
 	})
