@@ -86,6 +86,9 @@ type evictor struct {
 	// GracePeriod, when not nil, overrides the pods' termination grace
 	// period (--grace-period).
 	GracePeriod *int64
+	// CallTimeout bounds each eviction or deletion call; 0 leaves it to
+	// Client.
+	CallTimeout time.Duration
 	// Budgets, when not nil, paces the pods behind a PDB by its status
 	// instead of a timer: they are tried while it allows a disruption.
 	Budgets *budgets
@@ -408,8 +411,25 @@ func (t evictTarget) what() string {
 	return "eviction"
 }
 
+// evictCallTimeout bounds each eviction call of a drain. The API server
+// retries an eviction whose write of the PDB's status conflicts with
+// another's 20 times, 500 ms apart: the request timeout (5 s unless
+// --request-timeout) would cut off evictions it was about to accept, and
+// the retry would queue behind them again.
+const evictCallTimeout = 15 * time.Second
+
+// callContext bounds one call by CallTimeout.
+func (e *evictor) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.CallTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, e.CallTimeout)
+}
+
 // call evicts or deletes the pod, as the target says.
 func (e *evictor) call(ctx context.Context, t evictTarget) error {
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
 	opts := &metav1.DeleteOptions{GracePeriodSeconds: e.GracePeriod}
 	if t.UID != "" {
 		opts.Preconditions = &metav1.Preconditions{UID: &t.UID}

@@ -27,7 +27,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	policyv1client "k8s.io/client-go/kubernetes/typed/policy/v1"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
@@ -742,4 +744,67 @@ func dAllowAll(cs *fake.Clientset, refuse ...string) {
 		r.Status.Allowed = !slices.Contains(refuse, strings.TrimSpace(name))
 		return true, r, nil
 	})
+}
+
+// dDeadlineClient records whether each eviction call's context has a
+// deadline, and how far off: the fake clientset ignores contexts.
+type dDeadlineClient struct {
+	kubernetes.Interface
+	mu        sync.Mutex
+	deadlines []time.Duration // -1: none
+}
+
+func (c *dDeadlineClient) PolicyV1() policyv1client.PolicyV1Interface {
+	return dDeadlinePolicy{c.Interface.PolicyV1(), c}
+}
+
+type dDeadlinePolicy struct {
+	policyv1client.PolicyV1Interface
+	c *dDeadlineClient
+}
+
+func (p dDeadlinePolicy) Evictions(ns string) policyv1client.EvictionInterface {
+	return dDeadlineEvictions{p.PolicyV1Interface.Evictions(ns), p.c}
+}
+
+type dDeadlineEvictions struct {
+	policyv1client.EvictionInterface
+	c *dDeadlineClient
+}
+
+func (e dDeadlineEvictions) Evict(ctx context.Context, ev *policyv1.Eviction) error {
+	d := time.Duration(-1)
+	if at, ok := ctx.Deadline(); ok {
+		d = time.Until(at)
+	}
+	e.c.mu.Lock()
+	e.c.deadlines = append(e.c.deadlines, d)
+	e.c.mu.Unlock()
+	return e.EvictionInterface.Evict(ctx, ev)
+}
+
+// TestEvictorCallTimeout: CallTimeout bounds each eviction call (the
+// drain's is above the API server's 10 s of conflict retries under a PDB,
+// where the 5 s request timeout cut evictions off); 0 leaves the call to
+// the client's own timeout.
+func TestEvictorCallTimeout(t *testing.T) {
+	if evictCallTimeout <= 10*time.Second {
+		t.Errorf("evictCallTimeout = %s: the API server retries a PDB conflict for up to 10 s", evictCallTimeout)
+	}
+	for _, timeout := range []time.Duration{0, evictCallTimeout} {
+		c := &dDeadlineClient{Interface: fake.NewClientset(testutil.Pod("apps", "w-1").Obj())}
+		ev := &evictor{Client: c, CallTimeout: timeout}
+		if lastErr := ev.Run(context.Background(), []evictTarget{{Namespace: "apps", Name: "w-1"}}); len(lastErr) != 0 {
+			t.Fatalf("CallTimeout %s: %v", timeout, lastErr)
+		}
+		if len(c.deadlines) != 1 {
+			t.Fatalf("CallTimeout %s: %d eviction calls, want 1", timeout, len(c.deadlines))
+		}
+		switch d := c.deadlines[0]; {
+		case timeout == 0 && d != -1:
+			t.Errorf("CallTimeout 0: the call has a deadline %s away, want none", d)
+		case timeout > 0 && (d < 0 || d > timeout):
+			t.Errorf("CallTimeout %s: the call's deadline is %s away, want one within it", timeout, d)
+		}
+	}
 }
