@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -96,8 +97,9 @@ func (b *budgets) forget(namespace, name string) {
 // when the latest status allows a disruption no attempt in flight holds
 // and fewer than inflightPerPDB are in flight, or says the PDB is gone
 // (unpaced). Otherwise it returns a channel closed at the next status or
-// answer.
-func (b *budgets) take(key string) (reserved, unpaced bool, changed <-chan struct{}) {
+// answer, and whether the attempts in flight (full), not the status, hold
+// the pod back.
+func (b *budgets) take(key string) (reserved, unpaced, full bool, changed <-chan struct{}) {
 	b.with(key, func(s *budget) {
 		switch {
 		case s.unpaced:
@@ -106,10 +108,11 @@ func (b *budgets) take(key string) (reserved, unpaced bool, changed <-chan struc
 			s.inflight++
 			reserved = true
 		default:
+			full = s.inflight >= inflightPerPDB && s.status-s.inflight > 0
 			changed = s.changed
 		}
 	})
-	return reserved, unpaced, changed
+	return reserved, unpaced, full, changed
 }
 
 // done records the answer to an attempt take reserved.
@@ -194,16 +197,25 @@ func watchBudgets(ctx context.Context, watchClient kubernetes.Interface) (*budge
 // attempt under pdb is in flight, else it waits for that attempt's answer.
 // proceed is false when retry ended first.
 func (e *evictor) awaitBudget(retry context.Context, t evictTarget, pdb string) (proceed, took bool) {
-	for said := false; ; said = true {
-		reserved, unpaced, changed := e.Budgets.take(pdb)
+	said, saidErr := "", ""
+	for {
+		reserved, unpaced, full, changed := e.Budgets.take(pdb)
 		if reserved || unpaced {
 			return true, reserved
 		}
-		if !said {
-			// A pod that waits without asking the server has no refusal of
-			// its own: the drain's summary names the PDB it waited on.
-			e.setErrUnlessSet(t, "PDB "+pdb+" allows no more disruptions; the pod waited for its status to allow one")
-			e.OnWait(t, pdb, "it allows no more disruptions now; the pod is evicted when its status allows one")
+		// A pod that waits without asking the server has no refusal of its
+		// own: the drain's summary names the PDB it waited on, and what
+		// held it back, said again when that changes.
+		why, wait := "allows no more disruptions now; the pod is evicted when its status allows one",
+			"PDB "+pdb+" allows no more disruptions; the pod waited for its status to allow one"
+		if full {
+			why, wait = "allows more disruptions, but "+strconv.Itoa(inflightPerPDB)+" evictions under it are in flight (the API server writes its status with each); the pod is evicted when one is answered",
+				"PDB "+pdb+" had "+strconv.Itoa(inflightPerPDB)+" evictions in flight; the pod waited for one to be answered"
+		}
+		if why != said {
+			e.replaceErr(t, saidErr, wait)
+			e.OnWait(t, pdb, "it "+why)
+			said, saidErr = why, wait
 		}
 		timer := time.NewTimer(e.MaxBackoff)
 		select {

@@ -34,10 +34,10 @@ func pdbAllowing(ns, name string, allowed int32) *policyv1.PodDisruptionBudget {
 func TestBudgets(t *testing.T) {
 	b := newBudgets()
 	const key = "apps/web"
-	if reserved, unpaced, changed := b.take(key); reserved || unpaced || changed == nil {
+	if reserved, unpaced, _, changed := b.take(key); reserved || unpaced || changed == nil {
 		t.Fatalf("before any status: take = %v, %v; want a wait", reserved, unpaced)
 	}
-	_, _, changed := b.take(key)
+	_, _, _, changed := b.take(key)
 	b.observe(pdbAllowing("apps", "web", 2))
 	select {
 	case <-changed:
@@ -45,15 +45,15 @@ func TestBudgets(t *testing.T) {
 		t.Fatal("a status did not wake the waiting pods")
 	}
 	for i := range 2 {
-		if reserved, _, _ := b.take(key); !reserved {
+		if reserved, _, _, _ := b.take(key); !reserved {
 			t.Fatalf("take %d of the 2 allowed refused", i+1)
 		}
 	}
-	reserved, _, changed := b.take(key)
+	reserved, _, _, changed := b.take(key)
 	if reserved {
 		t.Fatal("a third attempt was reserved while two are in flight and the status allows 2")
 	}
-	if reserved, _, _ := b.take("apps/other-pdb"); reserved {
+	if reserved, _, _, _ := b.take("apps/other-pdb"); reserved {
 		t.Fatal("a PDB with no status yet reserved an attempt")
 	}
 	// The accepted eviction's status write, then its answer.
@@ -64,30 +64,30 @@ func TestBudgets(t *testing.T) {
 	default:
 		t.Fatal("an answer did not wake the waiting pods")
 	}
-	if reserved, _, _ := b.take(key); reserved {
+	if reserved, _, _, _ := b.take(key); reserved {
 		t.Fatal("the status allows 1, held by the attempt in flight; take reserved another")
 	}
 	b.done(key)
-	if reserved, _, _ := b.take(key); !reserved {
+	if reserved, _, _, _ := b.take(key); !reserved {
 		t.Fatal("the status allows 1 and nothing is in flight; take refused")
 	}
 	b.refused(key)
 	b.done(key)
-	if reserved, _, _ := b.take(key); reserved {
+	if reserved, _, _, _ := b.take(key); reserved {
 		t.Error("after a refusal the spent status still reserved an attempt")
 	}
 	// A large budget: no more than inflightPerPDB at once.
 	b.observe(pdbAllowing("apps", "web", 50))
 	for i := range inflightPerPDB {
-		if reserved, _, _ := b.take(key); !reserved {
+		if reserved, _, _, _ := b.take(key); !reserved {
 			t.Fatalf("take %d of %d refused with 50 allowed", i+1, inflightPerPDB)
 		}
 	}
-	if reserved, _, _ := b.take(key); reserved {
-		t.Errorf("%d attempts in flight under one PDB, want at most %d: they conflict on its status", inflightPerPDB+1, inflightPerPDB)
+	if reserved, _, full, _ := b.take(key); reserved || !full {
+		t.Errorf("%d attempts in flight under one PDB allowing 50: take = reserved %v, full %v; want held back by the attempts in flight, at most %d: they conflict on its status", inflightPerPDB+1, reserved, full, inflightPerPDB)
 	}
 	b.forget("apps", "web")
-	if reserved, unpaced, _ := b.take(key); reserved || !unpaced {
+	if reserved, unpaced, _, _ := b.take(key); reserved || !unpaced {
 		t.Errorf("deleted PDB: take = %v, %v; want unpaced", reserved, unpaced)
 	}
 }
@@ -240,7 +240,7 @@ func TestWatchBudgets(t *testing.T) {
 		if b == nil {
 			t.Fatal("no pacer though the watch is allowed")
 		}
-		_, _, changed := b.take("apps/web")
+		_, _, _, changed := b.take("apps/web")
 		if changed == nil {
 			t.Fatal("the listed status (0 allowed) reserved an attempt")
 		}
@@ -252,7 +252,7 @@ func TestWatchBudgets(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("the new status never reached the pacer")
 		}
-		if reserved, _, _ := b.take("apps/web"); !reserved {
+		if reserved, _, _, _ := b.take("apps/web"); !reserved {
 			t.Error("the status allows 1; take refused")
 		}
 	})
@@ -334,5 +334,75 @@ func TestEvictorNamesPDBItWaitedOn(t *testing.T) {
 	}
 	if got := s.refusals.Load(); got != 0 {
 		t.Errorf("%d refusals; the pods should have waited for a status", got)
+	}
+}
+
+// TestAwaitBudgetSaysWhatHoldsThePod: a pod held back by the evictions in
+// flight under a PDB that still allows more is told so, not that the PDB
+// allows no more disruptions; once the status allows none, it is told that,
+// and the summary's reason follows.
+func TestAwaitBudgetSaysWhatHoldsThePod(t *testing.T) {
+	b := newBudgets()
+	const key = "apps/web"
+	b.observe(pdbAllowing("apps", "web", 50))
+	for range inflightPerPDB {
+		if reserved, _, _, _ := b.take(key); !reserved {
+			t.Fatal("the status allows 50; take refused")
+		}
+	}
+	var mu sync.Mutex
+	var said []string
+	ev := &evictor{Client: fake.NewClientset(), Concurrency: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Hour, Budgets: b,
+		OnWait: func(_ evictTarget, pdb, msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			said = append(said, pdb+" "+msg)
+		}}
+	ev.defaults()
+	target := evictTarget{Namespace: "apps", Name: "web-0", PDBs: []string{key}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan bool)
+	go func() {
+		proceed, _ := ev.awaitBudget(ctx, target, key)
+		done <- proceed
+	}()
+	waitSaid := func(n int) string {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			mu.Lock()
+			if len(said) >= n {
+				s := said[n-1]
+				mu.Unlock()
+				return s
+			}
+			mu.Unlock()
+		}
+		t.Fatalf("the pod said %d thing(s), want %d", len(said), n)
+		return ""
+	}
+	if got := waitSaid(1); !strings.Contains(got, "evictions under it are in flight") || strings.Contains(got, "no more disruptions") {
+		t.Errorf("held by the attempts in flight, the pod said %q", got)
+	}
+	ev.mu.Lock()
+	reason := ev.lastErr[target.key()]
+	ev.mu.Unlock()
+	if got := reason; !strings.Contains(got, "evictions in flight") {
+		t.Errorf("reason while held by the attempts in flight: %q", got)
+	}
+	b.observe(pdbAllowing("apps", "web", 0))
+	if got := waitSaid(2); !strings.Contains(got, "allows no more disruptions") {
+		t.Errorf("with the status at 0, the pod said %q", got)
+	}
+	cancel()
+	if <-done {
+		t.Error("the pod proceeded though nothing allowed it")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := ev.lastErr[target.key()]; !strings.Contains(got, "PDB apps/web allows no more disruptions") {
+		t.Errorf("reason after the status fell to 0: %q", got)
+	}
+	if len(said) != 2 {
+		t.Errorf("the pod said %d things, want one per reason: %q", len(said), said)
 	}
 }

@@ -242,6 +242,16 @@ func (e *evictor) setErrUnlessSet(t evictTarget, msg string) {
 	}
 }
 
+// replaceErr sets t's last error to msg when it has none or still has old,
+// the one a wait of its own set: an attempt's answer is never replaced.
+func (e *evictor) replaceErr(t evictTarget, old, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur, ok := e.lastErr[t.key()]; !ok || (old != "" && cur == old) {
+		e.lastErr[t.key()] = msg
+	}
+}
+
 // wait returns how long a pod must wait before its next attempt on key, and
 // after a refusal (refused) moves key's next attempt out: all pods behind
 // one PDB share one schedule, so a round of refusals counts once.
