@@ -184,11 +184,44 @@ func (s *CacheState) Pods(namespace string, selector labels.Selector) []*corev1.
 			out = append(out, p)
 		}
 	}
+	// Members this replica admitted that no informer holds yet: without
+	// them a placement just after another is judged one member short.
+	now := time.Now()
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	for k, pp := range s.pending {
+		p := pp.pod
+		if now.After(pp.until) || (namespace != "" && p.Namespace != namespace) || !selector.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]bool, len(out))
+			for _, q := range out {
+				seen[q.Namespace+"/"+q.Name] = true
+			}
+		}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
 	return out
 }
 
+// seen forgets the remembered pod obj, which a member informer now holds.
+func (s *CacheState) seen(obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	delete(s.pending, p.Namespace+"/"+p.Name)
+}
+
 // RememberPod keeps a member pod admitted by this replica for pendingTTL, so
-// that a binding arriving before the informer sees the pod is still judged.
+// that a binding arriving before the informer sees the pod is still judged,
+// and the census counts it.
 func (s *CacheState) RememberPod(pod *corev1.Pod) {
 	if pod.Name == "" {
 		return
@@ -288,6 +321,12 @@ func (s *CacheState) startMember(ctx context.Context, key, namespace, selector s
 		Indexers: toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc},
 	})
 	_ = inf.SetTransform(TransformPod)
+	// A remembered pod the informer has seen is counted from the informer
+	// alone: remembered after that, it would outlive its deletion.
+	_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    s.seen,
+		UpdateFunc: func(_, obj any) { s.seen(obj) },
+	})
 	mctx, cancel := context.WithCancel(ctx)
 	go inf.RunWithContext(mctx)
 	return &memberInformer{key: key, namespace: namespace, informer: inf, cancel: cancel}
