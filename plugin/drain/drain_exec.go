@@ -232,16 +232,6 @@ func (e *evictor) setErr(t evictTarget, msg string) {
 	e.lastErr[t.key()] = msg
 }
 
-// setErrUnlessSet records msg as the pod's last error unless an attempt
-// of its own already said more.
-func (e *evictor) setErrUnlessSet(t evictTarget, msg string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.lastErr[t.key()]; !ok {
-		e.lastErr[t.key()] = msg
-	}
-}
-
 // replaceErr sets t's last error to msg when it has none or still has old,
 // the one a wait of its own set: an attempt's answer is never replaced.
 func (e *evictor) replaceErr(t evictTarget, old, msg string) {

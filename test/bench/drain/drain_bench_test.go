@@ -584,7 +584,7 @@ func (f *floor) drain(ctx context.Context) (floorStats, error) {
 		p, ok := ev.Object.(*corev1.Pod)
 		if !ok {
 			if ev.Type == watch.Error {
-				err = fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
+				err = fmt.Errorf("watch: %w", apierrors.FromObject(ev.Object))
 				cancel()
 				break
 			}
@@ -604,7 +604,7 @@ func (f *floor) drain(ctx context.Context) (floorStats, error) {
 		return st, evictErr
 	}
 	if len(pending) > 0 {
-		return st, fmt.Errorf("%d pods not seen gone (watch: %v)", len(pending), err)
+		return st, fmt.Errorf("%d pods not seen gone (watch: %w)", len(pending), err)
 	}
 	return st, nil
 }
