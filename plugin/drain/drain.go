@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -107,6 +108,21 @@ type Options struct {
 // workers, 5-8 s with 100. kubectl drain evicts every pod of a node at
 // once.
 const defaultConcurrency = 100
+
+// callTimeout bounds each eviction call: the user's --request-timeout when
+// given, else evictCallTimeout (above the server's own conflict retries).
+func (o *Options) callTimeout() time.Duration {
+	if f := o.Target.config; f != nil && f.Timeout != nil && *f.Timeout != "" && *f.Timeout != "0" {
+		t := *f.Timeout
+		if _, err := strconv.Atoi(t); err == nil {
+			t += "s" // a bare number is seconds, as for kubectl
+		}
+		if d, err := time.ParseDuration(t); err == nil && d > 0 {
+			return d
+		}
+	}
+	return evictCallTimeout
+}
 
 // NewOptions returns Options with the flag defaults.
 func NewOptions(config *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *Options {
@@ -569,7 +585,7 @@ func (o *Options) execute(ctx context.Context, plan *Plan, rv string) (*Summary,
 	// Evictions go through the client without the request timeout, bounded
 	// by evictCallTimeout instead (the server's own conflict retries).
 	ev := &evictor{
-		Client: o.watchFor(), CallTimeout: evictCallTimeout, Concurrency: o.Concurrency,
+		Client: o.watchFor(), CallTimeout: o.callTimeout(), Concurrency: o.Concurrency,
 		InitialBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second,
 		OnWait:    prog.pdbWait,
 		OnEvicted: prog.evicted,

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
@@ -805,6 +806,23 @@ func TestEvictorCallTimeout(t *testing.T) {
 			t.Errorf("CallTimeout 0: the call has a deadline %s away, want none", d)
 		case timeout > 0 && (d < 0 || d > timeout):
 			t.Errorf("CallTimeout %s: the call's deadline is %s away, want one within it", timeout, d)
+		}
+	}
+}
+
+// TestCallTimeoutHonoursRequestTimeout: an eviction call is bounded by the
+// user's --request-timeout when given (a duration or bare seconds), else by
+// evictCallTimeout, which outlasts the server's own conflict retries.
+func TestCallTimeoutHonoursRequestTimeout(t *testing.T) {
+	for _, c := range []struct {
+		flag string
+		want time.Duration
+	}{{"", evictCallTimeout}, {"0", evictCallTimeout}, {"2s", 2 * time.Second}, {"30", 30 * time.Second}, {"nonsense", evictCallTimeout}} {
+		flags := genericclioptions.NewConfigFlags(false)
+		flags.Timeout = &c.flag
+		o := NewOptions(flags, genericiooptions.NewTestIOStreamsDiscard())
+		if got := o.callTimeout(); got != c.want {
+			t.Errorf("--request-timeout %q: eviction calls bounded by %s, want %s", c.flag, got, c.want)
 		}
 	}
 }
