@@ -112,7 +112,7 @@ const defaultConcurrency = 100
 // callTimeout bounds each eviction call: the user's --request-timeout when
 // given, else evictCallTimeout (above the server's own conflict retries).
 func (o *Options) callTimeout() time.Duration {
-	if f := o.Target.config; f != nil && f.Timeout != nil && *f.Timeout != "" && *f.Timeout != "0" {
+	if f := o.config; f != nil && f.Timeout != nil && *f.Timeout != "" && *f.Timeout != "0" {
 		t := *f.Timeout
 		if _, err := strconv.Atoi(t); err == nil {
 			t += "s" // a bare number is seconds, as for kubectl
