@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 )
@@ -112,12 +112,10 @@ const defaultConcurrency = 100
 // callTimeout bounds each eviction call: the user's --request-timeout when
 // given, else evictCallTimeout (above the server's own conflict retries).
 func (o *Options) callTimeout() time.Duration {
-	if f := o.config; f != nil && f.Timeout != nil && *f.Timeout != "" && *f.Timeout != "0" {
-		t := *f.Timeout
-		if _, err := strconv.Atoi(t); err == nil {
-			t += "s" // a bare number is seconds, as for kubectl
-		}
-		if d, err := time.ParseDuration(t); err == nil && d > 0 {
+	if f := o.config; f != nil && f.Timeout != nil {
+		// clientcmd reads the flag as kubectl does: bare seconds or a
+		// duration; "0" means none.
+		if d, err := clientcmd.ParseTimeout(*f.Timeout); err == nil && d > 0 {
 			return d
 		}
 	}
