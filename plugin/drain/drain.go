@@ -23,7 +23,6 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -530,19 +529,21 @@ func (o *Options) whoAmI(ctx context.Context) string {
 // changes. Nodes already unschedulable keep their state and annotations.
 func cordon(ctx context.Context, c kubernetes.Interface, plan *Plan, who string, at time.Time) (cordoned, already []string, err error) {
 	cordoned, already = []string{}, []string{}
-	var errs []error
+	var names []string
 	for _, n := range plan.Nodes {
 		if n.Unschedulable {
 			already = append(already, n.Name)
-			continue
+		} else {
+			names = append(names, n.Name)
 		}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"spec":{"unschedulable":true}}`,
-			AnnotationCordonedBy, who, AnnotationCordonedAt, at.UTC().Format(time.RFC3339))
-		if _, err := c.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			errs = append(errs, fmt.Errorf("cordon node %s: %w", n.Name, err))
-			continue
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"spec":{"unschedulable":true}}`,
+		AnnotationCordonedBy, who, AnnotationCordonedAt, at.UTC().Format(time.RFC3339))
+	errs := patchNodes(ctx, c, names, []byte(patch), "cordon")
+	for i, name := range names {
+		if errs[i] == nil {
+			cordoned = append(cordoned, name)
 		}
-		cordoned = append(cordoned, n.Name)
 	}
 	return cordoned, already, errors.Join(errs...)
 }

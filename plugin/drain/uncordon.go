@@ -10,8 +10,6 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/plugin/cmdutil"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -99,9 +97,9 @@ func (o *UncordonOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 	}
 	label := snap.Label.Label
-	var errs []error
 	matched := 0
-	var uncordoned, others []string
+	var revert, others []string
+	wasCordoned := map[string]bool{}
 	for _, n := range snap.Nodes {
 		if n.Labels[label] != o.Datacenter {
 			continue
@@ -115,15 +113,17 @@ func (o *UncordonOptions) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		// A merge patch with null removes the annotations; unschedulable
-		// false is the API default and clears the cordon.
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null,%q:null}},"spec":{"unschedulable":false}}`, AnnotationCordonedBy, AnnotationCordonedAt)
-		if _, err := o.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			errs = append(errs, fmt.Errorf("uncordon node %s: %w", n.Name, err))
-			continue
-		}
-		if n.Spec.Unschedulable {
-			uncordoned = append(uncordoned, n.Name)
+		revert = append(revert, n.Name)
+		wasCordoned[n.Name] = n.Spec.Unschedulable
+	}
+	// A merge patch with null removes the annotations; unschedulable
+	// false is the API default and clears the cordon.
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null,%q:null}},"spec":{"unschedulable":false}}`, AnnotationCordonedBy, AnnotationCordonedAt)
+	errs := patchNodes(ctx, o.client, revert, []byte(patch), "uncordon")
+	var uncordoned []string
+	for i, name := range revert {
+		if errs[i] == nil && wasCordoned[name] {
+			uncordoned = append(uncordoned, name)
 		}
 	}
 	if matched == 0 {
