@@ -10,7 +10,6 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,28 +253,5 @@ func logAdmissionCost(ctx context.Context, b *testing.B, cs kubernetes.Interface
 // sumCount adds up the _sum and _count samples of a histogram whose labels
 // contain every one of want.
 func sumCount(text, name string, want ...string) (sum, count float64) {
-	for _, line := range strings.Split(text, "\n") {
-		var dst *float64
-		switch {
-		case strings.HasPrefix(line, name+"_sum{"):
-			dst = &sum
-		case strings.HasPrefix(line, name+"_count{"):
-			dst = &count
-		default:
-			continue
-		}
-		ok := true
-		for _, w := range want {
-			if !strings.Contains(line, w) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64); err == nil {
-			*dst += v
-		}
-	}
-	return sum, count
+	return cluster.MetricSum(text, name+"_sum", want...), cluster.MetricSum(text, name+"_count", want...)
 }

@@ -222,21 +222,15 @@ type sample struct{ sum, count float64 }
 // CEL), and the number of calls.
 func admissionSteps(ctx context.Context, b *testing.B, c *cluster.Cluster) map[step]sample {
 	out := map[step]sample{}
-	for _, a := range c.APIServers {
-		cfg := c.RESTConfig()
-		cfg.Host = a.URL
-		cs, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-		if err != nil {
-			b.Fatalf("metrics of the API server on %s: %v", a.Node, err)
-		}
+	texts, err := c.APIServerMetrics(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, raw := range texts {
 		for _, plugin := range []string{"ValidatingAdmissionPolicy", "MutatingAdmissionPolicy"} {
 			for _, typ := range []string{"admit", "validate"} {
 				for _, op := range []string{"CREATE", "UPDATE", "DELETE", "CONNECT"} {
-					sum, count := sumCount(string(raw), "apiserver_admission_controller_admission_duration_seconds", `name="`+plugin+`"`, `type="`+typ+`"`, `operation="`+op+`"`)
+					sum, count := sumCount(raw, "apiserver_admission_controller_admission_duration_seconds", `name="`+plugin+`"`, `type="`+typ+`"`, `operation="`+op+`"`)
 					k := step{plugin, typ, op}
 					out[k] = sample{out[k].sum + sum, out[k].count + count}
 				}

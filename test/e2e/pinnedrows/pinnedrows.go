@@ -247,6 +247,21 @@ func WantDenied(t *testing.T, e *Env, err error, field, rule string) {
 	t.Errorf("causes %v lack exactly %s", fields, field)
 }
 
+// FailedOpen is how many requests the API servers have admitted because
+// a webhook with failurePolicy Ignore failed (did not answer in time).
+func FailedOpen(t *testing.T, e *Env) float64 {
+	t.Helper()
+	texts, err := e.Cluster.APIServerMetrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, text := range texts {
+		n += cluster.MetricSum(text, "apiserver_admission_webhook_fail_open_count")
+	}
+	return n
+}
+
 // WantWarning asserts that warnings hold rule's warning on field: the
 // webhook's "<rule>: <field>: ..." or a compiled policy's "... PlacementPolicy
 // rule <rule>: <field>: ...".
