@@ -599,7 +599,7 @@ func runWhoMaySet(t *testing.T, e *Env) {
 			}
 		}
 	}
-	// Those subresources matter: unlike pods/status, they keep changes to
+	// Those subresources matter: like pods/status, they keep changes to
 	// metadata, labels included.
 	viaStatus := []byte(`{"metadata":{"labels":{"e2e.kubectl-dc.io/via-status":"true"}}}`)
 	if got, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, viaStatus, metav1.PatchOptions{}, "status"); err != nil || got.Labels["e2e.kubectl-dc.io/via-status"] != "true" {
