@@ -303,6 +303,17 @@ func notReady() admission.Response {
 
 // cutShort is the answer when the request's context ends during the
 // evaluation: an error, never an admission.
+// unjudged is the answer to a request the engine could not judge: cut
+// short when the request's time ran out; otherwise a declared kind
+// without its pod template at the declared path, refused, as kubectl dc
+// check refuses the input, rather than admitted unjudged.
+func unjudged(ctx context.Context, err error, req admission.Request) admission.Response {
+	if ctx.Err() != nil {
+		return cutShort(err)
+	}
+	return admission.Errored(http.StatusUnprocessableEntity, fmt.Errorf("dc-webhook cannot judge %s: %w", subject(req), err))
+}
+
 func cutShort(err error) admission.Response {
 	return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("dc-webhook gave up judging the request: %w", err))
 }
@@ -411,32 +422,30 @@ func (h *Handler) validate(ctx context.Context, req admission.Request) (resp adm
 		}
 	}
 	preq := policy.Request{Operation: op, Object: obj, OldObject: oldObj, Namespace: namespace, UserInfo: req.UserInfo}
-	results, err := evaluate(ctx, eng, preq, h.State)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return cutShort(err)
-	case err != nil:
-		// A declared kind without its pod template at the declared path:
-		// refused, as kubectl dc check refuses the input, rather than
-		// admitted unjudged.
-		return admission.Errored(http.StatusUnprocessableEntity, fmt.Errorf("dc-webhook cannot judge %s: %w", subject(req), err))
-	}
-	// What the compiled policies judge is their verdict, not this
-	// webhook's: left out before it is counted as one.
-	results = h.Audit.current(eng).stepAside(obj, results)
+	var places []policy.Placement
 	if h.Placements != nil && len(guard) == 0 {
-		// A member placement is judged again with the placements every
+		places = eng.MemberPlacements(preq, h.State)
+	}
+	var results policy.Results
+	if len(places) > 0 {
+		// A member placement is judged once, with the placements every
 		// replica admitted lately counted, whatever this replica's caches
-		// said: they may lag, and a member missing from them makes a
+		// say: they may lag, and a member missing from them makes a
 		// balanced placement look unbalanced as surely as it makes an
 		// unbalanced one look balanced.
-		if places := eng.MemberPlacements(preq, h.State); len(places) > 0 {
-			judged, failed := h.serialise(ctx, eng, preq, places, req)
-			if failed != nil {
-				return *failed
-			}
-			results = judged
+		judged, failed := h.serialise(ctx, eng, preq, places, req)
+		if failed != nil {
+			return *failed
 		}
+		results = judged
+	} else {
+		judged, err := evaluate(ctx, eng, preq, h.State)
+		if err != nil {
+			return unjudged(ctx, err, req)
+		}
+		// What the compiled policies judge is their verdict, not this
+		// webhook's: left out before it is counted as one.
+		results = h.Audit.current(eng).stepAside(obj, judged)
 	}
 	for i := range results {
 		h.Metrics.decision(results[i].Rule, string(results[i].Action), kind, string(op))

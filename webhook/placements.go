@@ -163,7 +163,7 @@ func (h *Handler) serialise(ctx context.Context, eng *policy.Engine, preq policy
 		}
 		results, err := evaluate(ctx, eng, preq, policy.WithPods(h.State, entryPods(others)))
 		if err != nil {
-			resp := cutShort(err)
+			resp := unjudged(ctx, err, req)
 			return nil, &resp
 		}
 		results = h.Audit.current(eng).stepAside(preq.Object, results)

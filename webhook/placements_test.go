@@ -9,8 +9,10 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes/fake"
@@ -199,5 +201,46 @@ func TestLaggingCacheDoesNotRefuseABalancedPlacement(t *testing.T) {
 	resp := lagging(leaseServer()).Validate().Handle(context.Background(), next)
 	if resp.Allowed || !strings.Contains(resp.Result.Message, "pod-1=1, pod-2=2, pod-3=0") {
 		t.Errorf("with pod-3's member nowhere, want the placement refused as unbalanced (pod-1=1, pod-2=2, pod-3=0), got allowed=%v: %+v", resp.Allowed, resp.Result)
+	}
+}
+
+// countingState counts the census reads (Pods) an evaluation makes.
+type countingState struct {
+	policy.State
+	pods int
+}
+
+func (s *countingState) Pods(namespace string, selector labels.Selector) []*corev1.Pod {
+	s.pods++
+	return s.State.Pods(namespace, selector)
+}
+
+// TestMemberPlacementJudgedOnce: with the ledger, a member placement is
+// judged once, with the ledger counted, not first from the caches alone
+// and then again.
+func TestMemberPlacementJudgedOnce(t *testing.T) {
+	member := tu.Pod("kube-system", "etcd-0").Labels("component", "etcd").NodeName("pod-1-1").Obj()
+	census := func(ledger bool) int {
+		h := replicas(t, 1, leaseServer(), ledger)[0]
+		st := &countingState{State: h.State}
+		h.State = st
+		if resp := h.Validate().Handle(context.Background(), request(t, admissionv1.Create, member, nil, admin)); !resp.Allowed {
+			t.Fatalf("member refused: %+v", resp.Result)
+		}
+		return st.pods
+	}
+	// What finding the placements costs, apart from judging them.
+	h := replicas(t, 1, leaseServer(), true)[0]
+	st := &countingState{State: h.State}
+	places := h.Engine().MemberPlacements(policy.Request{Operation: policy.OperationCreate, Object: member, Namespace: "kube-system"}, st)
+	if len(places) == 0 {
+		t.Fatal("the etcd pod is no member placement")
+	}
+	once := census(false)
+	if once == 0 {
+		t.Fatal("an evaluation reads no census: the count proves nothing")
+	}
+	if got, want := census(true), once+st.pods; got != want {
+		t.Errorf("with the ledger the placement read the census %d times, want %d (one evaluation, %d, plus finding the placements, %d)", got, want, once, st.pods)
 	}
 }
