@@ -23,12 +23,16 @@ FUZZTIME     ?= 10s
 UNIT_PKGS := $$(go list ./... | grep -v /test/)
 E2E_PKGS  := $(addprefix ./test/e2e/,$(E2E_FIRST)) \
 	$$(go list ./test/... | grep -v -e /test/tools -e /test/cmd $(foreach s,$(E2E_FIRST),-e /test/e2e/$(s)$$))
-# Tests build without cgo, as the release binaries do: cli-runtime pulls in
-# the standard library's plugin package (through kustomize), which with cgo
-# makes every test binary link with the external linker, and that linking
-# was a seventh of make test's CPU.
-UNIT_TEST := CGO_ENABLED=0 go test -count=1 $(UNIT_PKGS)
-E2E_TEST  := CGO_ENABLED=0 go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(E2E_PKGS)
+# Tests build as the release binaries do (make build, make dist): without
+# cgo, since cli-runtime pulls in the standard library's plugin package
+# (through kustomize), which with cgo makes every test binary link with the
+# external linker, and that linking was a seventh of make test's CPU; and
+# with -trimpath, so that tests, make build, make demo and the release
+# archives the krew suite builds share one build cache instead of each
+# compiling every dependency again.
+TEST_ENV  := CGO_ENABLED=0 GOFLAGS=-trimpath
+UNIT_TEST := $(TEST_ENV) go test -count=1 $(UNIT_PKGS)
+E2E_TEST  := $(TEST_ENV) go test -count=1 -p $(E2E_PARALLEL) -timeout 40m $(E2E_PKGS)
 
 ##@ General
 
@@ -56,11 +60,11 @@ control-plane: ## Build (or reuse from .cache/) the local control-plane binaries
 .PHONY: unit
 unit: ## Run unit tests and short fuzz runs (no cluster).
 	$(UNIT_TEST)
-	CGO_ENABLED=0 hack/fuzz.sh $(FUZZTIME)
+	$(TEST_ENV) hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: fuzz
 fuzz: ## Run only the fuzz targets, FUZZTIME each (default 10s).
-	CGO_ENABLED=0 hack/fuzz.sh $(FUZZTIME)
+	$(TEST_ENV) hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: test-deps
 test-deps: ## Install the Debian packages the e2e suites use (haproxy, the control-plane endpoint; postgresql, kine's database) when missing.
@@ -88,7 +92,7 @@ e2e: control-plane test-deps ## Run the e2e suites against local multi-datacente
 test: control-plane test-deps ## Run every test: e2e and unit in one go test, the fuzz targets beside it.
 	@log=$$(mktemp -t kubectl-dc-fuzz.XXXXXX); \
 	echo "fuzz: every target for $(FUZZTIME) at nice 19 beside the e2e suites; output after them"; \
-	CGO_ENABLED=0 nice -n 19 hack/fuzz.sh $(FUZZTIME) >"$$log" 2>&1 & fuzz=$$!; \
+	$(TEST_ENV) nice -n 19 hack/fuzz.sh $(FUZZTIME) >"$$log" 2>&1 & fuzz=$$!; \
 	$(E2E_TEST) $(UNIT_PKGS); e2e=$$?; \
 	wait $$fuzz; fuzzed=$$?; \
 	awk '/elapsed:/ { last = $$0; next } last != "" { print last; last = "" } { print }' "$$log"; rm -f "$$log"; \

@@ -135,7 +135,8 @@ func BuildBinary(pkg string) (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "install", pkg)
+	// Built as make build builds it, sharing its build cache.
+	cmd := exec.Command("go", "install", "-trimpath", pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+stage)
 	if msg, err := cmd.CombinedOutput(); err != nil {
