@@ -64,7 +64,7 @@ func TestAdmissionPoliciesReconcile(t *testing.T) {
 	}
 	got := writes(cs)
 	want := map[string]int{
-		"create validatingadmissionpolicies": 2, "create validatingadmissionpolicybindings": 2,
+		"create validatingadmissionpolicies": 2, "create validatingadmissionpolicybindings": 4, // two bindings per rule
 		"create mutatingadmissionpolicies": 1, "create mutatingadmissionpolicybindings": 1,
 	}
 	for k, n := range want {
@@ -86,7 +86,7 @@ func TestAdmissionPoliciesReconcile(t *testing.T) {
 		t.Errorf("an unchanged compilation wrote %v", w)
 	}
 
-	// One rule fewer, and no injection: its policy, binding and the
+	// One rule fewer, and no injection: its policy, bindings and the
 	// mutating policy go, and nothing else is written (the rule left keeps
 	// its name: names follow rules, not their places in the list).
 	edited := pol.DeepCopy()
@@ -97,9 +97,9 @@ func TestAdmissionPoliciesReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = writes(cs)
-	for _, k := range []string{"delete validatingadmissionpolicybindings", "delete validatingadmissionpolicies", "delete mutatingadmissionpolicies", "delete mutatingadmissionpolicybindings"} {
-		if got[k] != 1 {
-			t.Errorf("after removing a rule: %d %s, want 1 (all writes: %v)", got[k], k, got)
+	for k, n := range map[string]int{"delete validatingadmissionpolicybindings": 2, "delete validatingadmissionpolicies": 1, "delete mutatingadmissionpolicies": 1, "delete mutatingadmissionpolicybindings": 1} {
+		if got[k] != n {
+			t.Errorf("after removing a rule: %d %s, want %d (all writes: %v)", got[k], k, n, got)
 		}
 	}
 	if len(got) != 4 {

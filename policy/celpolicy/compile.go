@@ -84,7 +84,8 @@ type Set struct {
 
 // Compile compiles the pinned rules of policies (those opts.Compiled
 // says are compiled): one
-// ValidatingAdmissionPolicy and binding per rule, and one
+// ValidatingAdmissionPolicy per rule with two bindings (pods, and every
+// other judged kind), and one
 // MutatingAdmissionPolicy and binding per datacenter label that some
 // rule's datacenterFromLabel injects. Names are stable across calls, so
 // that the caller can update in place. The error says which policy is
@@ -119,12 +120,12 @@ func Compile(policies []v1alpha1.PlacementPolicy, opts Options) (*Set, error) {
 		for i := range p.Spec.Pinned {
 			r := &p.Spec.Pinned[i]
 			c := ruleCompiler{policy: p.Name, rule: r, label: label, known: known, kinds: kinds, opts: &opts}
-			vap, binding, err := c.validating()
+			vap, bindings, err := c.validating()
 			if err != nil {
 				return nil, err
 			}
 			set.Validating = append(set.Validating, *vap)
-			set.ValidatingBindings = append(set.ValidatingBindings, *binding)
+			set.ValidatingBindings = append(set.ValidatingBindings, bindings...)
 			if r.DatacenterFromLabel != "" {
 				if _, seen := injections[label]; !seen {
 					labels = append(labels, label)
@@ -168,6 +169,17 @@ func hash32(s string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(s))
 	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+// PodBindingName returns the name of the binding, for pods, of the
+// ValidatingAdmissionPolicy named policyName; the other binding has the
+// policy's name.
+func PodBindingName(policyName string) string {
+	name := policyName + ".pods"
+	if len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return "kubectl-dc.pinned." + hash32(policyName) + ".pods"
+	}
+	return name
 }
 
 // MutatingName returns the name of the MutatingAdmissionPolicy (and its

@@ -1,6 +1,8 @@
 package celpolicy_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,8 +138,8 @@ func TestCompileBindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(set.Validating) != 6 || len(set.ValidatingBindings) != 6 {
-		t.Fatalf("%d policies and %d bindings, want one each per pinned rule (6)", len(set.Validating), len(set.ValidatingBindings))
+	if len(set.Validating) != 6 || len(set.ValidatingBindings) != 12 {
+		t.Fatalf("%d policies and %d bindings, want one policy and two bindings per pinned rule (6, 12)", len(set.Validating), len(set.ValidatingBindings))
 	}
 	if len(set.Mutating) != 2 {
 		t.Errorf("%d mutating policies, want one per datacenter label with datacenterFromLabel (2)", len(set.Mutating))
@@ -145,11 +147,35 @@ func TestCompileBindings(t *testing.T) {
 	want := map[string]string{"kubectl-dc.pinned.alpha.workers": "Deny", "kubectl-dc.pinned.beta.edge": "Warn", "kubectl-dc.pinned.beta.canary": "Audit"}
 	seen := 0
 	for i, b := range set.ValidatingBindings {
-		p := set.Validating[i]
-		if b.Name != p.Name || b.Spec.PolicyName != p.Name {
-			t.Errorf("binding %s binds %s, want %s", b.Name, b.Spec.PolicyName, p.Name)
+		p := set.Validating[i/2]
+		rules := b.Spec.MatchResources.ResourceRules
+		if i%2 == 0 {
+			// Every judged kind but pods, without an objectSelector: a
+			// workload's own labels are not its pods'.
+			if b.Name != p.Name || b.Spec.PolicyName != p.Name {
+				t.Errorf("binding %s binds %s, want %s", b.Name, b.Spec.PolicyName, p.Name)
+			}
+			if b.Spec.MatchResources.ObjectSelector != nil || len(rules) != len(p.Spec.MatchConstraints.ResourceRules)-1 {
+				t.Errorf("%s: objectSelector %v and %d resource rules, want none and every judged kind's but pods'", b.Name, b.Spec.MatchResources.ObjectSelector, len(rules))
+			}
+			for _, r := range rules {
+				if slices.Contains(r.Resources, "pods") {
+					t.Errorf("%s names pods: %v", b.Name, r.Resources)
+				}
+			}
+		} else {
+			// Pods, selected by their labels as the rule selects them.
+			if b.Name != celpolicy.PodBindingName(p.Name) || b.Spec.PolicyName != p.Name {
+				t.Errorf("binding %s binds %s, want %s binding %s", b.Name, b.Spec.PolicyName, celpolicy.PodBindingName(p.Name), p.Name)
+			}
+			if len(rules) != 1 || fmt.Sprint(rules[0].APIGroups, rules[0].Resources) != "[] [pods pods/status]" {
+				t.Errorf("%s: resource rules %v, want pods and pods/status alone", b.Name, rules)
+			}
+			if sel := b.Spec.MatchResources.ObjectSelector; sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
+				t.Errorf("%s: objectSelector %v, want the rule's selector", b.Name, sel)
+			}
 		}
-		if a, ok := want[b.Name]; ok {
+		if a, ok := want[p.Name]; ok {
 			seen++
 			if len(b.Spec.ValidationActions) != 1 || string(b.Spec.ValidationActions[0]) != a {
 				t.Errorf("%s: validationActions %v, want [%s]", b.Name, b.Spec.ValidationActions, a)
@@ -171,10 +197,10 @@ func TestCompileBindings(t *testing.T) {
 			t.Errorf("%s is not labelled as managed by dc-webhook", p.Name)
 		}
 	}
-	if seen != len(want) {
+	if seen != 2*len(want) {
 		t.Errorf("%d of the bindings %v compiled", seen, want)
 	}
-	prodSel := set.ValidatingBindings[2].Spec.MatchResources.NamespaceSelector
+	prodSel := set.ValidatingBindings[2*2].Spec.MatchResources.NamespaceSelector
 	if prodSel.MatchLabels["env"] != "prod" {
 		t.Errorf("alpha/prod's binding selects namespaces %v, want env=prod among them", prodSel)
 	}

@@ -27,8 +27,9 @@ import (
 // admission policy machinery (k8s.io/apiserver): the CEL environment new
 // expressions are checked against when a policy is created, the same
 // variable composition, match conditions, validator and JSON patcher as
-// kube-apiserver. Only the resource and namespace matching of bindings is
-// done here, with label selectors, as the API server's matcher does. It
+// kube-apiserver. Only the matching of policies and bindings (resources,
+// and namespaces and objects by their labels) is done here, as the API
+// server's matcher does it. It
 // lets dc-webhook know, without asking the API server, what the compiled
 // policies answer (--pinned-enforcement=both), and the differential tests
 // run the compiled policies without one. An Evaluator is safe for
@@ -72,15 +73,23 @@ func newMatcher(c *plugincel.CompositedCompiler, conds []admissionregistrationv1
 	return matchconditions.NewMatcher(c.CompileCondition(acc, noParams, environment.NewExpressions), fail, "policy", "validate", name)
 }
 
-// validator is one compiled ValidatingAdmissionPolicy with its binding.
+// validator is one compiled ValidatingAdmissionPolicy with its bindings.
 type validator struct {
-	name    string
-	actions []admissionregistrationv1.ValidationAction
-	binds   binding
-	v       validating.Validator
+	name string
+	// def is what the policy's matchConstraints select.
+	def   binding
+	binds []validatorBinding
+	v     validating.Validator
 }
 
-func newValidator(p *admissionregistrationv1.ValidatingAdmissionPolicy, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) (*validator, error) {
+// validatorBinding is one binding of a validator: what it selects and its
+// validation actions.
+type validatorBinding struct {
+	binding
+	actions []admissionregistrationv1.ValidationAction
+}
+
+func newValidator(p *admissionregistrationv1.ValidatingAdmissionPolicy, bs []*admissionregistrationv1.ValidatingAdmissionPolicyBinding) (*validator, error) {
 	c, err := newCompiler(p.Spec.Variables)
 	if err != nil {
 		return nil, err
@@ -99,17 +108,27 @@ func newValidator(p *admissionregistrationv1.ValidatingAdmissionPolicy, b *admis
 	if err := v.CompileError(); err != nil {
 		return nil, fmt.Errorf("ValidatingAdmissionPolicy %s does not compile: %w", p.Name, err)
 	}
-	binds, err := newBinding(b.Spec.MatchResources)
+	def, err := newBinding(p.Spec.MatchConstraints)
 	if err != nil {
-		return nil, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
+		return nil, fmt.Errorf("ValidatingAdmissionPolicy %s: matchConstraints: %w", p.Name, err)
 	}
-	return &validator{name: p.Name, actions: b.Spec.ValidationActions, binds: binds, v: v}, nil
+	out := &validator{name: p.Name, def: def, v: v}
+	for _, b := range bs {
+		binds, err := newBinding(b.Spec.MatchResources)
+		if err != nil {
+			return nil, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
+		}
+		out.binds = append(out.binds, validatorBinding{binding: binds, actions: b.Spec.ValidationActions})
+	}
+	return out, nil
 }
 
 // mutator is one compiled MutatingAdmissionPolicy with its binding.
 type mutator struct {
-	name    string
-	ops     map[string]map[admissionregistrationv1.OperationType]bool // resource -> operations
+	name string
+	ops  map[string]map[admissionregistrationv1.OperationType]bool // resource -> operations
+	// def is what the policy's matchConstraints select.
+	def     binding
 	binds   binding
 	match   matchconditions.Matcher
 	patcher patch.Patcher
@@ -142,17 +161,21 @@ func newMutator(p *admissionregistrationv1.MutatingAdmissionPolicy, b *admission
 		}
 		m.patcher = patch.NewJSONPatcher(ev)
 	}
-	binds, err := newBinding(b.Spec.MatchResources)
-	if err != nil {
+	if m.def, err = newBinding(p.Spec.MatchConstraints); err != nil {
+		return nil, fmt.Errorf("MutatingAdmissionPolicy %s: matchConstraints: %w", p.Name, err)
+	}
+	if m.binds, err = newBinding(b.Spec.MatchResources); err != nil {
 		return nil, fmt.Errorf("MutatingAdmissionPolicyBinding %s: %w", b.Name, err)
 	}
-	m.binds = binds
 	return m, nil
 }
 
-// binding is what a binding's matchResources select, beyond resources:
-// namespaces and objects by their labels.
+// binding is what a binding's matchResources select beyond the policy's:
+// resources, and namespaces and objects by their labels.
 type binding struct {
+	// resources are those the binding's resourceRules name; nil when it
+	// has none (the policy's apply).
+	resources           map[string]bool
 	namespaces, objects labels.Selector
 }
 
@@ -163,6 +186,14 @@ func newBinding(r *admissionregistrationv1.MatchResources) (binding, error) {
 	var err error
 	if r == nil {
 		return b, nil
+	}
+	for _, rule := range r.ResourceRules {
+		if b.resources == nil {
+			b.resources = map[string]bool{}
+		}
+		for _, res := range rule.Resources {
+			b.resources[res] = true
+		}
 	}
 	if r.NamespaceSelector != nil {
 		if b.namespaces, err = metav1.LabelSelectorAsSelector(r.NamespaceSelector); err != nil {
@@ -177,10 +208,14 @@ func newBinding(r *admissionregistrationv1.MatchResources) (binding, error) {
 	return b, nil
 }
 
-// matches says whether the binding applies to a request on obj (old
-// before an update) in ns: the namespace's labels match, and the object's
-// or the old object's do, as the API server's matcher decides.
-func (b binding) matches(ns *corev1.Namespace, obj, old runtime.Object) bool {
+// matches says whether the binding applies to a request on resource, on
+// obj (old before an update) in ns: the resource is among its own, the
+// namespace's labels match, and the object's or the old object's do, as
+// the API server's matcher decides.
+func (b binding) matches(resource string, ns *corev1.Namespace, obj, old runtime.Object) bool {
+	if b.resources != nil && !b.resources[resource] {
+		return false
+	}
 	if !b.namespaces.Matches(labels.Set(ns.Labels)) {
 		return false
 	}
@@ -197,8 +232,13 @@ func (b binding) matches(ns *corev1.Namespace, obj, old runtime.Object) bool {
 // one per compilation, not per request.
 func NewEvaluator(set *Set) (*Evaluator, error) {
 	e := &Evaluator{}
+	bindings := map[string][]*admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	for i := range set.ValidatingBindings {
+		b := &set.ValidatingBindings[i]
+		bindings[b.Spec.PolicyName] = append(bindings[b.Spec.PolicyName], b)
+	}
 	for i := range set.Validating {
-		v, err := newValidator(&set.Validating[i], &set.ValidatingBindings[i])
+		v, err := newValidator(&set.Validating[i], bindings[set.Validating[i].Name])
 		if err != nil {
 			return nil, err
 		}
@@ -237,7 +277,7 @@ func (e *Evaluator) Admit(ctx context.Context, op admission.Operation, obj, old 
 	obj = obj.DeepCopyObject()
 	var errs []error
 	for _, m := range e.mutators {
-		if !m.ops[kind.Resource][admissionregistrationv1.OperationType(op)] || !m.binds.matches(ns, obj, old) {
+		if !m.ops[kind.Resource][admissionregistrationv1.OperationType(op)] || !m.def.matches(kind.Resource, ns, obj, old) || !m.binds.matches(kind.Resource, ns, obj, old) {
 			continue
 		}
 		va := attributes(kind, op, obj, old, ns)
@@ -280,17 +320,24 @@ func (e *Evaluator) Validate(ctx context.Context, op admission.Operation, obj, o
 	var vs []Verdict
 	var errs []error
 	for _, v := range e.validators {
-		if !v.binds.matches(ns, obj, old) {
+		if !v.def.matches(kind.Resource, ns, obj, old) {
 			continue
 		}
-		res := v.v.Validate(ctx, kind.GVR(), attributes(kind, op, obj, old, ns), nil, ns, celconfig.RuntimeCELCostBudget, nil)
-		for _, d := range res.Decisions {
-			if d.Evaluation == validating.EvalError {
-				errs = append(errs, fmt.Errorf("%s: %s", v.name, d.Message))
+		// The API server evaluates a policy once for every binding that
+		// selects the request.
+		for _, b := range v.binds {
+			if !b.matches(kind.Resource, ns, obj, old) {
+				continue
 			}
-			if d.Action == validating.ActionDeny {
-				for _, a := range v.actions {
-					vs = append(vs, Verdict{Policy: v.name, Action: a, Message: d.Message})
+			res := v.v.Validate(ctx, kind.GVR(), attributes(kind, op, obj, old, ns), nil, ns, celconfig.RuntimeCELCostBudget, nil)
+			for _, d := range res.Decisions {
+				if d.Evaluation == validating.EvalError {
+					errs = append(errs, fmt.Errorf("%s: %s", v.name, d.Message))
+				}
+				if d.Action == validating.ActionDeny {
+					for _, a := range b.actions {
+						vs = append(vs, Verdict{Policy: v.name, Action: a, Message: d.Message})
+					}
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package celpolicy_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -16,19 +17,20 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy/testutil"
 )
 
-// TestMutatingBindingSelectsCarriers: with one datacenterFromLabel key on
+// TestMutatingPolicySelectsCarriers: with one datacenterFromLabel key on
 // a datacenter label, the API server is told to skip, by labels alone,
-// every object that does not carry it; with two keys no selector can say
-// "either", and the binding selects every object.
-func TestMutatingBindingSelectsCarriers(t *testing.T) {
+// every object that does not carry it, in the policy's own matchConstraints
+// (read before the binding's namespaceSelector); with two keys no selector
+// can say "either", and the policy selects every object.
+func TestMutatingPolicySelectsCarriers(t *testing.T) {
 	set, err := celpolicy.Compile(celtest.Policies(), celpolicy.Options{Nodes: celtest.Nodes()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range set.MutatingBindings {
-		sel := b.Spec.MatchResources.ObjectSelector
+	for _, p := range set.Mutating {
+		sel := p.Spec.MatchConstraints.ObjectSelector
 		if sel == nil || len(sel.MatchExpressions) != 1 || sel.MatchExpressions[0].Operator != metav1.LabelSelectorOpExists {
-			t.Fatalf("%s selects objects %v, want those with the datacenterFromLabel key", b.Name, sel)
+			t.Fatalf("%s selects objects %v, want those with the datacenterFromLabel key", p.Name, sel)
 		}
 	}
 
@@ -40,8 +42,8 @@ func TestMutatingBindingSelectsCarriers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(set.MutatingBindings) != 1 || set.MutatingBindings[0].Spec.MatchResources.ObjectSelector != nil {
-		t.Fatalf("two datacenterFromLabel keys on one label: bindings %+v, want one selecting every object", set.MutatingBindings)
+	if len(set.Mutating) != 1 || set.Mutating[0].Spec.MatchConstraints.ObjectSelector != nil {
+		t.Fatalf("two datacenterFromLabel keys on one label: policies %+v, want one selecting every object", set.Mutating)
 	}
 	e, err := celpolicy.NewEvaluator(set)
 	if err != nil {
@@ -61,22 +63,30 @@ func TestMutatingBindingSelectsCarriers(t *testing.T) {
 	}
 }
 
-// TestEvaluatorBindingSelectors: the Evaluator applies a binding's
-// selectors as the API server does: the namespace's labels, and the
-// object's or, on an update, the old object's labels.
+// TestEvaluatorBindingSelectors: the Evaluator applies the selectors of a
+// policy's matchConstraints and of each of its bindings as the API server
+// does: the resources, the namespace's labels, and the object's or, on an
+// update, the old object's labels; a policy is evaluated once per binding
+// that selects the request.
 func TestEvaluatorBindingSelectors(t *testing.T) {
 	fail := admissionregistrationv1.Fail
-	rules := []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-	}}}
+	rule := func(group string, resources ...string) admissionregistrationv1.NamedRuleWithOperations {
+		return admissionregistrationv1.NamedRuleWithOperations{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources},
+		}}
+	}
+	pods, deployments := rule("", "pods"), rule("apps", "deployments")
 	set := &celpolicy.Set{
 		Validating: []admissionregistrationv1.ValidatingAdmissionPolicy{{
 			ObjectMeta: metav1.ObjectMeta{Name: "refuse-all"},
 			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-				FailurePolicy:    &fail,
-				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: rules},
-				Validations:      []admissionregistrationv1.Validation{{Expression: "false", Message: "refused"}},
+				FailurePolicy: &fail,
+				MatchConstraints: &admissionregistrationv1.MatchResources{
+					ResourceRules:  []admissionregistrationv1.NamedRuleWithOperations{pods, deployments},
+					ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"skipped"}}}},
+				},
+				Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "refused"}},
 			},
 		}},
 		ValidatingBindings: []admissionregistrationv1.ValidatingAdmissionPolicyBinding{{
@@ -87,7 +97,15 @@ func TestEvaluatorBindingSelectors(t *testing.T) {
 				MatchResources: &admissionregistrationv1.MatchResources{
 					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
 					ObjectSelector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
+					ResourceRules:     []admissionregistrationv1.NamedRuleWithOperations{pods},
 				},
+			},
+		}, {
+			ObjectMeta: metav1.ObjectMeta{Name: "refuse-all.deployments"},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        "refuse-all",
+				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn},
+				MatchResources:    &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{deployments}},
 			},
 		}},
 	}
@@ -98,26 +116,34 @@ func TestEvaluatorBindingSelectors(t *testing.T) {
 	prod, dev := testutil.Namespace("prod", "env", "prod"), testutil.Namespace("dev", "env", "dev")
 	x := testutil.Pod("prod", "p").Labels("app", "x").Pod()
 	y := testutil.Pod("prod", "p").Labels("app", "y").Pod()
+	skipped := testutil.Pod("prod", "p").Labels("app", "x", "tier", "skipped").Pod()
+	d := testutil.Deployment("dev", "d").Labels("app", "y").Deployment()
 	for _, tc := range []struct {
 		name    string
 		op      admission.Operation
 		obj     runtime.Object
 		old     runtime.Object
 		ns      *corev1.Namespace
-		refused bool
+		actions string // the verdicts' actions, "" when admitted
 	}{
-		{"selected object in a selected namespace", admission.Create, x, nil, prod, true},
-		{"selected object elsewhere", admission.Create, x, nil, dev, false},
-		{"other object", admission.Create, y, nil, prod, false},
-		{"relabelled away: the old object is selected", admission.Update, y, x, prod, true},
-		{"relabelled into the selector", admission.Update, x, y, prod, true},
+		{"selected object in a selected namespace", admission.Create, x, nil, prod, "[Deny]"},
+		{"selected object elsewhere", admission.Create, x, nil, dev, ""},
+		{"other object", admission.Create, y, nil, prod, ""},
+		{"relabelled away: the old object is selected", admission.Update, y, x, prod, "[Deny]"},
+		{"relabelled into the selector", admission.Update, x, y, prod, "[Deny]"},
+		{"the policy's objectSelector skips it", admission.Create, skipped, nil, prod, ""},
+		{"a deployment: the other binding alone", admission.Create, d, nil, dev, "[Warn]"},
 	} {
 		vs, err := e.Validate(context.Background(), tc.op, tc.obj, tc.old, tc.ns)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (len(vs) > 0) != tc.refused {
-			t.Errorf("%s: verdicts %v, want refused %v", tc.name, vs, tc.refused)
+		var actions []string
+		for _, v := range vs {
+			actions = append(actions, string(v.Action))
+		}
+		if got := fmt.Sprint(actions); (len(vs) == 0 && tc.actions != "") || (len(vs) > 0 && got != tc.actions) {
+			t.Errorf("%s: verdicts %v, want actions %q", tc.name, vs, tc.actions)
 		}
 	}
 }

@@ -84,13 +84,21 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 	fail := admissionregistrationv1.Fail
 	name := MutatingName(label)
+	// With one datacenterFromLabel key, the policy itself selects the
+	// objects that carry it: the API server skips every other request
+	// (most pods, every pod binding and event) by its labels, before it
+	// reads the binding's namespaceSelector or builds any CEL input.
+	var carriers *metav1.LabelSelector
+	if len(fromKeys) == 1 {
+		carriers = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: fromKeys[0], Operator: metav1.LabelSelectorOpExists}}}
+	}
 	m := &admissionregistrationv1.MutatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicy"},
 		ObjectMeta: managedMeta(name),
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
 			FailurePolicy: &fail,
 			// A pod's nodeSelector cannot change after creation.
-			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(kinds, ops, create), MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: resourceRules(kinds, ops, create), ObjectSelector: carriers, MatchPolicy: ptr(admissionregistrationv1.Equivalent)},
 			MatchConditions: []admissionregistrationv1.MatchCondition{carries, noSelector,
 				{Name: "not-being-deleted", Expression: notDeleted}, {Name: "not-a-mirror-pod", Expression: notMirror}, changed},
 			Variables:          vars,
@@ -98,19 +106,12 @@ func mutating(label string, rules []injection, kinds []policy.Kind, opts *Option
 			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
 		},
 	}
-	// With one datacenterFromLabel key, the binding selects the objects
-	// that carry it: the API server skips every other object by its
-	// labels, without building the policy's CEL input at all.
-	var carriers *metav1.LabelSelector
-	if len(fromKeys) == 1 {
-		carriers = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: fromKeys[0], Operator: metav1.LabelSelectorOpExists}}}
-	}
 	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicyBinding"},
 		ObjectMeta: managedMeta(name),
 		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
 			PolicyName:     name,
-			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: opts.namespaceSelector(nil), ObjectSelector: carriers},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: opts.namespaceSelector(nil)},
 		},
 	}
 	return m, binding, nil

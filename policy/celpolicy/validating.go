@@ -43,8 +43,12 @@ type ruleCompiler struct {
 
 func (c *ruleCompiler) name() string { return c.policy + "/" + c.rule.Name }
 
-// validating returns the rule's ValidatingAdmissionPolicy and binding.
-func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+// policyName is the name of the rule's ValidatingAdmissionPolicy.
+func (c *ruleCompiler) policyName() string { return ValidatingName(c.policy, c.rule.Name) }
+
+// validating returns the rule's ValidatingAdmissionPolicy and its two
+// bindings (validatingBindings).
+func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissionPolicy, []admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
 	matchObj, ok1 := SelectorExpr(&c.rule.Selector, "("+objLabels+")")
 	matchTmpl, ok2 := SelectorExpr(&c.rule.Selector, "("+tmplLabels+")")
 	oldObjLabels := "oldObject.metadata.?labels.orValue({})"
@@ -127,7 +131,7 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 		fail = admissionregistrationv1.Ignore
 	}
 	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
-	name := ValidatingName(c.policy, c.rule.Name)
+	name := c.policyName()
 	vap := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: managedMeta(name),
@@ -147,16 +151,45 @@ func (c *ruleCompiler) validating() (*admissionregistrationv1.ValidatingAdmissio
 			}},
 		},
 	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
-		ObjectMeta: managedMeta(name),
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        name,
-			ValidationActions: []admissionregistrationv1.ValidationAction{validationAction(action)},
-			MatchResources:    &admissionregistrationv1.MatchResources{NamespaceSelector: c.opts.namespaceSelector(c.rule.NamespaceSelector)},
-		},
+	return vap, c.validatingBindings(name, action, ops), nil
+}
+
+// validatingBindings returns the two bindings of the rule's policy name:
+// one for every judged kind but pods, and one for pods (and pods/status)
+// whose objectSelector is the rule's selector. A pod is its own template,
+// so a pod whose labels (old or new) the rule does not select cannot be
+// refused; the API server skips it by its labels alone, before it builds
+// any CEL input, and so skips the status writes of every pod no rule
+// selects, the bulk of a cluster's pod updates.
+func (c *ruleCompiler) validatingBindings(name string, action v1alpha1.Action, ops []admissionregistrationv1.OperationType) []admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+	var pods, others []policy.Kind
+	for _, k := range c.kinds {
+		if k.Group == "" && k.Kind == "Pod" {
+			pods = append(pods, k)
+		} else {
+			others = append(others, k)
+		}
 	}
-	return vap, binding, nil
+	bind := func(name string, kinds []policy.Kind, objects *metav1.LabelSelector) admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+		return admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
+			ObjectMeta: managedMeta(name),
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        c.policyName(),
+				ValidationActions: []admissionregistrationv1.ValidationAction{validationAction(action)},
+				MatchResources: &admissionregistrationv1.MatchResources{
+					NamespaceSelector: c.opts.namespaceSelector(c.rule.NamespaceSelector),
+					ObjectSelector:    objects,
+					ResourceRules:     resourceRules(kinds, ops, ops),
+					MatchPolicy:       ptr(admissionregistrationv1.Equivalent),
+				},
+			},
+		}
+	}
+	return []admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		bind(name, others, nil),
+		bind(PodBindingName(name), pods, c.rule.Selector.DeepCopy()),
+	}
 }
 
 // podPinnedExpr returns the CEL condition that a pod, the request's

@@ -177,7 +177,13 @@ func b2i(v bool) int {
 
 // createPods creates n worker pods (pinned to pod-1, so that the pinned rule
 // really runs) with conc workers and returns each create's latency.
+// BENCH_POD_APP sets their app label instead (web: pods no rule selects,
+// as most of a cluster's are).
 func createPods(ctx context.Context, cs kubernetes.Interface, ns string, seq *int, n, conc int, errs *atomic.Int64) []time.Duration {
+	app := os.Getenv("BENCH_POD_APP")
+	if app == "" {
+		app = "worker"
+	}
 	out := make([]time.Duration, n)
 	var next atomic.Int64
 	base := *seq
@@ -192,7 +198,7 @@ func createPods(ctx context.Context, cs kubernetes.Interface, ns string, seq *in
 				if i >= n {
 					return
 				}
-				pod := tu.Pod(ns, fmt.Sprintf("worker-%d", base+i)).Labels("app", "worker").InDC("pod-1").Pod()
+				pod := tu.Pod(ns, fmt.Sprintf("worker-%d", base+i)).Labels("app", app).InDC("pod-1").Pod()
 				start := time.Now()
 				_, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 				out[i] = time.Since(start)

@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-dc/kubectl-dc/policy"
 	"github.com/kubectl-dc/kubectl-dc/policy/api/v1alpha1"
 	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy"
+	"github.com/kubectl-dc/kubectl-dc/policy/celpolicy/celtest"
 	tu "github.com/kubectl-dc/kubectl-dc/policy/testutil"
 	"github.com/kubectl-dc/kubectl-dc/test/cluster"
 )
@@ -179,33 +180,12 @@ func compileLive(ctx context.Context, b *testing.B, c *cluster.Cluster) *celpoli
 }
 
 func installCompiled(ctx context.Context, b *testing.B, cs kubernetes.Interface, set *celpolicy.Set) {
-	ar := cs.AdmissionregistrationV1()
-	for i := range set.Validating {
-		if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, &set.Validating[i], metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, &set.ValidatingBindings[i], metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for i := range set.Mutating {
-		if _, err := ar.MutatingAdmissionPolicies().Create(ctx, &set.Mutating[i], metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := ar.MutatingAdmissionPolicyBindings().Create(ctx, &set.MutatingBindings[i], metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
+	if err := celtest.Install(ctx, cs, set); err != nil {
+		b.Fatal(err)
 	}
 }
 
-func deleteCompiled(ctx context.Context, cs kubernetes.Interface) {
-	sel := metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy}
-	ar := cs.AdmissionregistrationV1()
-	_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-	_ = ar.ValidatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-	_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-	_ = ar.MutatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-}
+func deleteCompiled(ctx context.Context, cs kubernetes.Interface) { celtest.Uninstall(ctx, cs) }
 
 // step is one admission policy plugin's step for one operation.
 type step struct{ plugin, typ, op string }

@@ -55,31 +55,10 @@ const corpusSize = 1600
 // install creates the compiled policies and deletes them when t ends.
 func install(ctx context.Context, t *testing.T, cs kubernetes.Interface, set *celpolicy.Set) {
 	t.Helper()
-	ar := cs.AdmissionregistrationV1()
-	for i := range set.Validating {
-		if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, &set.Validating[i], metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating ValidatingAdmissionPolicy %s: %v", set.Validating[i].Name, err)
-		}
-		if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, &set.ValidatingBindings[i], metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating ValidatingAdmissionPolicyBinding %s: %v", set.ValidatingBindings[i].Name, err)
-		}
+	if err := celtest.Install(ctx, cs, set); err != nil {
+		t.Fatal(err)
 	}
-	for i := range set.Mutating {
-		if _, err := ar.MutatingAdmissionPolicies().Create(ctx, &set.Mutating[i], metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating MutatingAdmissionPolicy %s: %v", set.Mutating[i].Name, err)
-		}
-		if _, err := ar.MutatingAdmissionPolicyBindings().Create(ctx, &set.MutatingBindings[i], metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating MutatingAdmissionPolicyBinding %s: %v", set.MutatingBindings[i].Name, err)
-		}
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		sel := metav1.ListOptions{LabelSelector: celpolicy.LabelManagedBy + "=" + celpolicy.ManagedBy}
-		_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		_ = ar.ValidatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		_ = ar.MutatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-	})
+	t.Cleanup(func() { celtest.Uninstall(context.Background(), cs) })
 }
 
 // namespaces creates the corpus's namespaces under fresh names, with their
