@@ -396,7 +396,9 @@ func (c *Cluster) apiserverArgs(port int) []string {
 		// The endpoint reconciler refuses loopback advertise addresses; the
 		// kube-apiserver mirror pods say where each server runs instead.
 		"--endpoint-reconciler-type=none",
-		"--profiling=false",
+		// APISERVER_PROFILING=true serves /debug/pprof, for benchmarks
+		// that profile the API server (BENCH_PPROF_DIR).
+		"--profiling=" + strconv.FormatBool(os.Getenv("APISERVER_PROFILING") == "true"),
 		"--max-requests-inflight=800",
 		"--max-mutating-requests-inflight=400",
 		"--v=1",

@@ -2,7 +2,11 @@ package webhook_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -107,7 +111,13 @@ func BenchmarkPodCreateCEL(b *testing.B) {
 		for i := range modes {
 			mode := modes[(i+r)%len(modes)]
 			var before map[step]sample
-			lat[mode] = append(lat[mode], round(ctx, b, cs, ns, func() { setMode(mode); before = admissionSteps(ctx, b, c) }, &seq, pods, conc, errs[mode])...)
+			profiled := func() {}
+			lat[mode] = append(lat[mode], round(ctx, b, cs, ns, func() {
+				setMode(mode)
+				before = admissionSteps(ctx, b, c)
+				profiled = profile(ctx, b, c, fmt.Sprintf("%s-%02d", mode, r))
+			}, &seq, pods, conc, errs[mode])...)
+			profiled()
 			after := admissionSteps(ctx, b, c)
 			if steps[mode] == nil {
 				steps[mode] = map[step]sample{}
@@ -186,6 +196,39 @@ func installCompiled(ctx context.Context, b *testing.B, cs kubernetes.Interface,
 }
 
 func deleteCompiled(ctx context.Context, cs kubernetes.Interface) { celtest.Uninstall(ctx, cs) }
+
+// profile starts, when BENCH_PPROF_DIR is set (with APISERVER_PROFILING=true,
+// which makes the local control plane serve /debug/pprof), a CPU profile of the first
+// API server (the one the pods are created through) for
+// BENCH_PPROF_SECONDS (default 2), written to BENCH_PPROF_DIR/name.pb.gz,
+// and returns a function that waits for it: where the API server's CPU
+// goes while pods are created, which the plugins' own durations (wall
+// time, with every wait for a CPU in it) cannot tell. Merge a mode's
+// rounds with go tool pprof -top BENCH_PPROF_DIR/cel-*.pb.gz.
+func profile(ctx context.Context, b *testing.B, c *cluster.Cluster, name string) func() {
+	dir := os.Getenv("BENCH_PPROF_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	cfg := c.RESTConfig()
+	cfg.Host = c.APIServers[0].URL
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(envInt("BENCH_PPROF_SECONDS", 2))).DoRaw(ctx)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".pb.gz"), raw, 0o644)
+		}
+		if err != nil {
+			b.Errorf("profile %s: %v", name, err)
+		}
+	}()
+	return func() { <-done }
+}
 
 // step is one admission policy plugin's step for one operation.
 type step struct{ plugin, typ, op string }
