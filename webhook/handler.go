@@ -301,8 +301,6 @@ func notReady() admission.Response {
 	return admission.Errored(http.StatusServiceUnavailable, errors.New("dc-webhook is not ready: its PlacementPolicies are not loaded yet; retry in a moment"))
 }
 
-// cutShort is the answer when the request's context ends during the
-// evaluation: an error, never an admission.
 // unjudged is the answer to a request the engine could not judge: cut
 // short when the request's time ran out; otherwise a declared kind
 // without its pod template at the declared path, refused, as kubectl dc
@@ -314,6 +312,8 @@ func unjudged(ctx context.Context, err error, req admission.Request) admission.R
 	return admission.Errored(http.StatusUnprocessableEntity, fmt.Errorf("dc-webhook cannot judge %s: %w", subject(req), err))
 }
 
+// cutShort is the answer when the request's context ends during the
+// evaluation: an error, never an admission.
 func cutShort(err error) admission.Response {
 	return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("dc-webhook gave up judging the request: %w", err))
 }

@@ -170,11 +170,12 @@ func newMutator(p *admissionregistrationv1.MutatingAdmissionPolicy, b *admission
 	return m, nil
 }
 
-// binding is what a binding's matchResources select beyond the policy's:
-// resources, and namespaces and objects by their labels.
+// binding is what a policy's matchConstraints, or a binding's
+// matchResources, select: resources, and namespaces and objects by their
+// labels.
 type binding struct {
-	// resources are those the binding's resourceRules name; nil when it
-	// has none (the policy's apply).
+	// resources are those the resourceRules name; nil when there are
+	// none (a binding without them: the policy's apply).
 	resources           map[string]bool
 	namespaces, objects labels.Selector
 }
