@@ -198,13 +198,15 @@ func installCompiled(ctx context.Context, b *testing.B, cs kubernetes.Interface,
 func deleteCompiled(ctx context.Context, cs kubernetes.Interface) { celtest.Uninstall(ctx, cs) }
 
 // profile starts, when BENCH_PPROF_DIR is set (with APISERVER_PROFILING=true,
-// which makes the local control plane serve /debug/pprof), a CPU profile of the first
-// API server (the one the pods are created through) for
+// which makes the local control plane serve /debug/pprof), a CPU profile
+// of the first API server (the one the pods are created through) for
 // BENCH_PPROF_SECONDS (default 2), written to BENCH_PPROF_DIR/name.pb.gz,
-// and returns a function that waits for it: where the API server's CPU
-// goes while pods are created, which the plugins' own durations (wall
-// time, with every wait for a CPU in it) cannot tell. Merge a mode's
-// rounds with go tool pprof -top BENCH_PPROF_DIR/cel-*.pb.gz.
+// then its heap profile as text (name.heap.txt, which ends with the
+// runtime's MemStats), and returns a function that waits for both: where
+// the API server's CPU and memory go while pods are created, which the
+// plugins' own durations (wall time, with every wait for a CPU in it)
+// cannot tell. Merge a mode's rounds with
+// go tool pprof -top BENCH_PPROF_DIR/cel-*.pb.gz.
 func profile(ctx context.Context, b *testing.B, c *cluster.Cluster, name string) func() {
 	dir := os.Getenv("BENCH_PPROF_DIR")
 	if dir == "" {
@@ -219,13 +221,23 @@ func profile(ctx context.Context, b *testing.B, c *cluster.Cluster, name string)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(envInt("BENCH_PPROF_SECONDS", 2))).DoRaw(ctx)
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, name+".pb.gz"), raw, 0o644)
+		get := func(path, file string, params ...string) {
+			req := cs.CoreV1().RESTClient().Get().AbsPath(path)
+			for i := 0; i+1 < len(params); i += 2 {
+				req = req.Param(params[i], params[i+1])
+			}
+			raw, err := req.DoRaw(ctx)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, file), raw, 0o644)
+			}
+			if err != nil {
+				b.Errorf("profile %s: %v", file, err)
+			}
 		}
-		if err != nil {
-			b.Errorf("profile %s: %v", name, err)
-		}
+		get("/debug/pprof/profile", name+".pb.gz", "seconds", strconv.Itoa(envInt("BENCH_PPROF_SECONDS", 2)))
+		// Then the heap, with the runtime's MemStats at its end (NumGC,
+		// HeapAlloc, NextGC): how often the collector ran and why.
+		get("/debug/pprof/heap", name+".heap.txt", "debug", "1")
 	}()
 	return func() { <-done }
 }
